@@ -1,0 +1,43 @@
+use std::path::PathBuf;
+
+use crate::FetchError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The repository served metadata that the TUF rules refuse.
+    #[error("{url}: {source}")]
+    Metadata { url: String, source: packman_tuf::Error },
+
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+
+    /// The locally trusted root cannot be used (missing, corrupt or not self-signed).
+    #[error("trusted root {path}: {reason}")]
+    TrustedRoot { path: PathBuf, reason: String },
+
+    #[error("target {target:?} from {url}: {reason}")]
+    TargetMismatch { target: String, url: String, reason: String },
+
+    #[error("target {0:?} is not in the repository's signed metadata")]
+    TargetNotFound(String),
+
+    #[error("no targets URL configured")]
+    NoTargetsUrl,
+
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl Error {
+    /// The trust-core error behind this one, if the repository's metadata was refused.
+    pub fn tuf(&self) -> Option<&packman_tuf::Error> {
+        match self {
+            Error::Metadata { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

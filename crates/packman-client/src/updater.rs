@@ -1,0 +1,340 @@
+//! [`Updater`]: the client workflow of spec section 5 around a `TrustedSet`. It fetches,
+//! hands bytes to the trust core, and persists only what the core accepted.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use packman_tuf::trusted::SearchStep;
+use packman_tuf::{Limits, OffsetDateTime, TargetFile, TargetSearch, TrustedSet};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use tracing::debug;
+
+use crate::fetch::{Fetcher, FetcherConfig};
+use crate::store::{quote, MetadataStore};
+use crate::{Error, FetchError};
+
+/// Defaults follow python-tuf's `UpdaterConfig`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub max_root_rotations: u64,
+    pub max_delegations: usize,
+    pub root_max_length: u64,
+    pub timestamp_max_length: u64,
+    pub snapshot_max_length: u64,
+    pub targets_max_length: u64,
+    /// Fetch `dir/HASH.name` for targets when the root enables consistent snapshots.
+    pub prefix_targets_with_hash: bool,
+    pub fetcher: FetcherConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_root_rotations: 256,
+            max_delegations: 32,
+            root_max_length: 512_000,
+            timestamp_max_length: 16_384,
+            snapshot_max_length: 2_000_000,
+            targets_max_length: 5_000_000,
+            prefix_targets_with_hash: true,
+            fetcher: FetcherConfig::default(),
+        }
+    }
+}
+
+/// Characters that cannot stand in a URL path; everything else in a target path is sent as
+/// is (as python-tuf does), so repositories see the names they published.
+const TARGET_PATH: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}');
+
+pub struct Updater {
+    config: Config,
+    fetcher: Fetcher,
+    store: MetadataStore,
+    metadata_url: String,
+    targets_url: Option<String>,
+    trusted: TrustedSet,
+    refreshed: bool,
+}
+
+fn with_slash(url: &str) -> String {
+    if url.ends_with('/') {
+        url.to_string()
+    } else {
+        format!("{url}/")
+    }
+}
+
+impl Updater {
+    /// Writes `root` as the trusted root of a new metadata directory, after checking that it
+    /// parses and carries its own threshold of signatures.
+    pub fn bootstrap(metadata_dir: &Path, root: &[u8]) -> Result<(), Error> {
+        let store = MetadataStore::open(metadata_dir)?;
+        TrustedSet::new(root, OffsetDateTime::now_utc()).map_err(|e| Error::TrustedRoot {
+            path: store.path_of("root"),
+            reason: e.to_string(),
+        })?;
+        store.write("root", root)
+    }
+
+    /// Opens the metadata directory (which must hold a trusted `root.json`) and locks it.
+    pub fn new(metadata_dir: &Path, metadata_url: &str, targets_url: Option<&str>, config: Config) -> Result<Self, Error> {
+        Self::with_time(metadata_dir, metadata_url, targets_url, config, OffsetDateTime::now_utc())
+    }
+
+    /// As [`Updater::new`], with the update start time given (tests).
+    pub fn with_time(
+        metadata_dir: &Path,
+        metadata_url: &str,
+        targets_url: Option<&str>,
+        config: Config,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
+        let store = MetadataStore::open(metadata_dir)?;
+        let root_path = store.path_of("root");
+        let root = store.read("root").map_err(|e| Error::TrustedRoot { path: root_path.clone(), reason: e.to_string() })?;
+        let trusted = TrustedSet::new(&root, now).map_err(|e| Error::TrustedRoot { path: root_path, reason: e.to_string() })?;
+        Ok(Updater {
+            fetcher: Fetcher::new(config.fetcher.clone()),
+            config,
+            store,
+            metadata_url: with_slash(metadata_url),
+            targets_url: targets_url.map(with_slash),
+            trusted,
+            refreshed: false,
+        })
+    }
+
+    pub fn trusted(&self) -> &TrustedSet {
+        &self.trusted
+    }
+
+    pub fn metadata_dir(&self) -> &Path {
+        self.store.dir()
+    }
+
+    /// Spec 5.3-5.6: updates root, timestamp, snapshot and top-level targets.
+    pub fn refresh(&mut self) -> Result<(), Error> {
+        self.load_root()?;
+        self.load_timestamp()?;
+        self.load_snapshot()?;
+        self.load_targets("targets", "root")?;
+        self.refreshed = true;
+        Ok(())
+    }
+
+    fn metadata_url_for(&self, role: &str, version: Option<u64>) -> String {
+        match version {
+            Some(v) => format!("{}{}.{}.json", self.metadata_url, v, quote(role)),
+            None => format!("{}{}.json", self.metadata_url, quote(role)),
+        }
+    }
+
+    fn load_root(&mut self) -> Result<(), Error> {
+        let first = self.trusted.root().signed.version + 1;
+        for version in first..first.saturating_add(self.config.max_root_rotations) {
+            let url = self.metadata_url_for("root", Some(version));
+            let bytes = match self.fetcher.fetch(&url, self.config.root_max_length) {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => break,
+                Err(e) => return Err(e.into()),
+            };
+            self.trusted.update_root(&bytes).map_err(|source| Error::Metadata { url: url.clone(), source })?;
+            self.store.write("root", &bytes)?;
+            debug!(version, "trusted new root");
+        }
+        Ok(())
+    }
+
+    fn load_timestamp(&mut self) -> Result<(), Error> {
+        if let Ok(local) = self.store.read("timestamp") {
+            // An invalid or expired local copy is no reason to stop: a valid one still
+            // guards the new timestamp against rollback.
+            if let Err(e) = self.trusted.update_timestamp(&local) {
+                debug!("local timestamp not usable: {e}");
+            }
+        }
+        let url = self.metadata_url_for("timestamp", None);
+        let bytes = self.fetcher.fetch(&url, self.config.timestamp_max_length)?;
+        match self.trusted.update_timestamp(&bytes) {
+            Ok(_) => self.store.write("timestamp", &bytes),
+            Err(packman_tuf::Error::EqualVersion { .. }) => Ok(()),
+            Err(source) => Err(Error::Metadata { url, source }),
+        }
+    }
+
+    fn load_snapshot(&mut self) -> Result<(), Error> {
+        if let Ok(local) = self.store.read("snapshot") {
+            match self.trusted.update_snapshot(&local, true) {
+                Ok(_) => return Ok(()),
+                Err(e) => debug!("local snapshot not usable: {e}"),
+            }
+        }
+        let meta = self.trusted.timestamp().expect("loaded").signed.snapshot_meta().clone();
+        let max_len = meta.length.unwrap_or(self.config.snapshot_max_length);
+        let version = self.trusted.root().signed.consistent_snapshot().then_some(meta.version);
+        let url = self.metadata_url_for("snapshot", version);
+        let bytes = self.fetcher.fetch(&url, max_len)?;
+        self.trusted.update_snapshot(&bytes, false).map_err(|source| Error::Metadata { url, source })?;
+        self.store.write("snapshot", &bytes)
+    }
+
+    fn load_targets(&mut self, role: &str, delegator: &str) -> Result<(), Error> {
+        if self.trusted.is_trusted_via(role, delegator) {
+            return Ok(());
+        }
+        if self.trusted.targets(role).is_some() {
+            let local = self.store.path_of(role).display().to_string();
+            return self
+                .trusted
+                .verify_loaded_via(role, delegator)
+                .map_err(|source| Error::Metadata { url: local, source });
+        }
+        if let Ok(local) = self.store.read(role) {
+            match self.trusted.update_delegated_targets(&local, role, delegator) {
+                Ok(_) => return Ok(()),
+                Err(e) => debug!(role, "local metadata not usable: {e}"),
+            }
+        }
+        let meta = self.trusted.meta_for(role).cloned().ok_or_else(|| Error::Metadata {
+            url: self.metadata_url_for("snapshot", None),
+            source: packman_tuf::Error::Inconsistent {
+                role: role.into(),
+                reason: format!("delegated by {delegator} but the snapshot does not list {role}.json"),
+            },
+        })?;
+        let max_len = meta.length.unwrap_or(self.config.targets_max_length);
+        let version = self.trusted.root().signed.consistent_snapshot().then_some(meta.version);
+        let url = self.metadata_url_for(role, version);
+        let bytes = self.fetcher.fetch(&url, max_len)?;
+        self.trusted
+            .update_delegated_targets(&bytes, role, delegator)
+            .map_err(|source| Error::Metadata { url, source })?;
+        self.store.write(role, &bytes)
+    }
+
+    /// Spec 5.7: finds the signed description of `target`, loading only the delegated roles
+    /// the search passes through. Refreshes first if this updater has not yet.
+    pub fn get_target_info(&mut self, target: &str) -> Result<Option<TargetFile>, Error> {
+        if !self.refreshed {
+            self.refresh()?;
+        }
+        let mut search = TargetSearch::new(target, Limits { max_delegations: self.config.max_delegations });
+        loop {
+            match search.step(&self.trusted) {
+                SearchStep::Load { role, delegator } => self.load_targets(&role, &delegator)?,
+                SearchStep::Found(t) => return Ok(Some(t)),
+                SearchStep::NotFound => return Ok(None),
+            }
+        }
+    }
+
+    /// Where [`Updater::download_target`] puts `target` inside `dir`.
+    pub fn local_path(dir: &Path, target: &str) -> PathBuf {
+        dir.join(quote(target))
+    }
+
+    /// The local copy of `target` in `dir`, if one exists with the signed length and hashes.
+    pub fn find_cached_target(&self, dir: &Path, target: &str, info: &TargetFile) -> Option<PathBuf> {
+        let path = Self::local_path(dir, target);
+        let mut file = File::open(&path).ok()?;
+        let mut hasher = MultiHasher::new(info).ok()?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(_) => return None,
+            }
+        }
+        hasher.check(info).ok().map(|_| path)
+    }
+
+    /// Downloads `target` into `dir`: streamed to a temp file while hashing, refused beyond
+    /// the signed length, and renamed into place only when length and every hash match.
+    pub fn download_target(&mut self, dir: &Path, target: &str, info: &TargetFile) -> Result<PathBuf, Error> {
+        let base = self.targets_url.as_deref().ok_or(Error::NoTargetsUrl)?;
+        let mut name = target.to_string();
+        if self.trusted.root().signed.consistent_snapshot() && self.config.prefix_targets_with_hash {
+            let (_, first_hash) = info.hashes.iter().next().expect("validated non-empty");
+            let (dir_part, file) = match target.rsplit_once('/') {
+                Some((d, f)) => (format!("{d}/"), f),
+                None => (String::new(), target),
+            };
+            name = format!("{dir_part}{first_hash}.{file}");
+        }
+        let url = format!("{base}{}", utf8_percent_encode(&name, TARGET_PATH));
+        let mismatch = |reason: String| Error::TargetMismatch { target: target.into(), url: url.clone(), reason };
+        let mut hasher = MultiHasher::new(info).map_err(mismatch)?;
+
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let mut tmp = tempfile::Builder::new().prefix(".part-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+        {
+            let mut sink = HashingWriter { inner: tmp.as_file_mut(), hasher: &mut hasher };
+            self.fetcher.fetch_to(&url, info.length, &mut sink).map_err(|e| match e {
+                FetchError::TooLarge { .. } => mismatch(format!("longer than the signed length {}", info.length)),
+                other => Error::Fetch(other),
+            })?;
+        }
+        hasher.check(info).map_err(mismatch)?;
+        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+        let dest = Self::local_path(dir, target);
+        tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
+        crate::store::sync_dir(dir)?;
+        Ok(dest)
+    }
+}
+
+struct HashingWriter<'a> {
+    inner: &'a mut File,
+    hasher: &'a mut MultiHasher,
+}
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Computes every hash a TargetFile lists, in one pass.
+struct MultiHasher {
+    ctxs: Vec<(String, ring::digest::Context)>,
+    len: u64,
+}
+
+impl MultiHasher {
+    fn new(info: &TargetFile) -> Result<Self, String> {
+        let mut ctxs = Vec::new();
+        for (alg, _) in info.hashes.iter() {
+            let a = packman_tuf::digest_algorithm(alg).ok_or_else(|| format!("unsupported hash algorithm {alg:?}"))?;
+            ctxs.push((alg.to_string(), ring::digest::Context::new(a)));
+        }
+        Ok(MultiHasher { ctxs, len: 0 })
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        self.len += data.len() as u64;
+        for (_, c) in &mut self.ctxs {
+            c.update(data);
+        }
+    }
+
+    fn check(self, info: &TargetFile) -> Result<(), String> {
+        if self.len != info.length {
+            return Err(format!("length {} where the signed length is {}", self.len, info.length));
+        }
+        for (alg, ctx) in self.ctxs {
+            let got = hex::encode(ctx.finish());
+            let want = info.hashes.get(&alg).unwrap_or_default();
+            if !got.eq_ignore_ascii_case(want) {
+                return Err(format!("{alg} is {got}, the signed hash is {want}"));
+            }
+        }
+        Ok(())
+    }
+}

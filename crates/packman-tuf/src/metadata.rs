@@ -1,0 +1,596 @@
+//! TUF 1.0 metadata (specification 1.0.34): the four top-level roles, delegations with
+//! `paths`, `path_hash_prefixes` and TAP 15 `succinct_roles`. Unknown fields are kept in
+//! `extra` so a publisher can re-sign metadata it did not write without losing them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::Error;
+
+pub type Extra = BTreeMap<String, serde_json::Value>;
+
+pub const SPEC_VERSION: &str = "1.0.34";
+pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "timestamp", "snapshot", "targets"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    pub keyid: String,
+    pub sig: String,
+}
+
+/// The outer object of every metadata file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub signed: T,
+    pub signatures: Vec<Signature>,
+}
+
+/// An expiry time. Read as RFC 3339 (fractional seconds and offsets accepted); written in the
+/// `YYYY-MM-DDTHH:MM:SSZ` form the specification shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Expires(pub OffsetDateTime);
+
+impl Expires {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        OffsetDateTime::parse(s, &Rfc3339)
+            .map(Expires)
+            .map_err(|e| format!("expires {s:?} is not an RFC 3339 time: {e}"))
+    }
+
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        now >= self.0
+    }
+}
+
+impl fmt::Display for Expires {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0.to_offset(time::UtcOffset::UTC);
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            t.month() as u8,
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    }
+}
+
+impl Serialize for Expires {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Expires {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Expires::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+/// Hash algorithm -> hex digest, in the order the file lists them (the first one names
+/// hash-prefixed target files, as python-tuf does).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hashes(pub Vec<(String, String)>);
+
+impl Hashes {
+    pub fn get(&self, alg: &str) -> Option<&str> {
+        self.0.iter().find(|(a, _)| a == alg).map(|(_, h)| h.as_str())
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(a, h)| (a.as_str(), h.as_str()))
+    }
+}
+
+impl Serialize for Hashes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (a, h) in &self.0 {
+            m.serialize_entry(a, h)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Hashes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Hashes;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of hash algorithm to hex digest")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Hashes, A::Error> {
+                let mut v: Vec<(String, String)> = Vec::new();
+                while let Some((k, h)) = map.next_entry::<String, String>()? {
+                    if v.iter().any(|(a, _)| *a == k) {
+                        return Err(de::Error::custom(format_args!("duplicate hash {k:?}")));
+                    }
+                    v.push((k, h));
+                }
+                Ok(Hashes(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyVal {
+    pub public: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Key {
+    pub keytype: String,
+    pub scheme: String,
+    pub keyval: KeyVal,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Key {
+    pub fn new(keytype: &str, scheme: &str, public: String) -> Key {
+        Key {
+            keytype: keytype.into(),
+            scheme: scheme.into(),
+            keyval: KeyVal { public, extra: Extra::new() },
+            extra: Extra::new(),
+        }
+    }
+
+    /// The keyid securesystemslib would give this key: sha256 of the canonical key object.
+    /// Only used when adding keys; verification looks keys up by the declared keyid (TAP 12).
+    pub fn compute_keyid(&self) -> String {
+        let v = serde_json::json!({
+            "keytype": self.keytype, "scheme": self.scheme, "keyval": self.keyval,
+        });
+        let canon = crate::canonical::Value::from(&v).to_canonical().unwrap_or_default();
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, &canon))
+    }
+
+    pub fn verify(&self, msg: &[u8], sig_hex: &str) -> Result<(), crate::crypto::CryptoError> {
+        crate::crypto::verify(&self.keytype, &self.scheme, &self.keyval.public, msg, sig_hex)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleKeys {
+    pub keyids: Vec<String>,
+    pub threshold: u64,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Root {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: u64,
+    pub expires: Expires,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistent_snapshot: Option<bool>,
+    pub keys: BTreeMap<String, Key>,
+    pub roles: BTreeMap<String, RoleKeys>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetaFile {
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<Hashes>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl MetaFile {
+    pub fn new(version: u64) -> MetaFile {
+        MetaFile { version, length: None, hashes: None, extra: Extra::new() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timestamp {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: u64,
+    pub expires: Expires,
+    pub meta: BTreeMap<String, MetaFile>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Timestamp {
+    pub fn snapshot_meta(&self) -> &MetaFile {
+        // validate() guarantees presence.
+        &self.meta["snapshot.json"]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: u64,
+    pub expires: Expires,
+    pub meta: BTreeMap<String, MetaFile>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetFile {
+    pub length: u64,
+    pub hashes: Hashes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<serde_json::Value>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelegatedRole {
+    pub name: String,
+    pub keyids: Vec<String>,
+    pub threshold: u64,
+    #[serde(default)]
+    pub terminating: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hash_prefixes: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl DelegatedRole {
+    /// Whether this role is trusted for `target` (spec 5.6.7.2).
+    pub fn is_delegated_path(&self, target: &str) -> bool {
+        if let Some(patterns) = &self.paths {
+            return patterns.iter().any(|p| crate::pattern::path_matches(p, target));
+        }
+        if let Some(prefixes) = &self.path_hash_prefixes {
+            let h = hex::encode(ring::digest::digest(&ring::digest::SHA256, target.as_bytes()));
+            return prefixes.iter().any(|p| h.starts_with(p.as_str()));
+        }
+        false
+    }
+}
+
+/// TAP 15: `2^bit_length` bins named `{name_prefix}-{hex}`, sharing one key set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuccinctRoles {
+    pub keyids: Vec<String>,
+    pub threshold: u64,
+    pub bit_length: u32,
+    pub name_prefix: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl SuccinctRoles {
+    fn suffix_len(&self) -> usize {
+        (self.bit_length as usize).div_ceil(4)
+    }
+
+    pub fn bin_count(&self) -> u64 {
+        1u64 << self.bit_length
+    }
+
+    pub fn bin_name(&self, bin: u64) -> String {
+        format!("{}-{:0width$x}", self.name_prefix, bin, width = self.suffix_len())
+    }
+
+    /// The bin a target path belongs to: the top `bit_length` bits of sha256(path).
+    pub fn role_for_target(&self, target: &str) -> String {
+        let d = ring::digest::digest(&ring::digest::SHA256, target.as_bytes());
+        let first = u32::from_be_bytes([d.as_ref()[0], d.as_ref()[1], d.as_ref()[2], d.as_ref()[3]]);
+        let bin = if self.bit_length == 0 { 0 } else { first >> (32 - self.bit_length) };
+        self.bin_name(bin as u64)
+    }
+
+    pub fn is_delegated_role(&self, name: &str) -> bool {
+        let Some(suffix) = name.strip_prefix(self.name_prefix.as_str()).and_then(|r| r.strip_prefix('-'))
+        else {
+            return false;
+        };
+        suffix.len() == self.suffix_len()
+            && suffix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && u64::from_str_radix(suffix, 16).is_ok_and(|n| n < self.bin_count())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delegations {
+    pub keys: BTreeMap<String, Key>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<DelegatedRole>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succinct_roles: Option<SuccinctRoles>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Delegations {
+    /// Keyids and threshold that sign for delegated role `name`, if it is delegated here.
+    pub fn role_keys(&self, name: &str) -> Option<(&[String], u64)> {
+        if let Some(roles) = &self.roles {
+            return roles.iter().find(|r| r.name == name).map(|r| (&r.keyids[..], r.threshold));
+        }
+        if let Some(s) = &self.succinct_roles {
+            if s.is_delegated_role(name) {
+                return Some((&s.keyids[..], s.threshold));
+            }
+        }
+        None
+    }
+
+    /// Delegated roles trusted for `target`, in order, with their `terminating` flag.
+    pub fn roles_for_target(&self, target: &str) -> Vec<(String, bool)> {
+        if let Some(roles) = &self.roles {
+            return roles
+                .iter()
+                .filter(|r| r.is_delegated_path(target))
+                .map(|r| (r.name.clone(), r.terminating))
+                .collect();
+        }
+        if let Some(s) = &self.succinct_roles {
+            // Every target belongs to exactly one bin, which is terminating (TAP 15).
+            return vec![(s.role_for_target(target), true)];
+        }
+        Vec::new()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Targets {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: u64,
+    pub expires: Expires,
+    pub targets: BTreeMap<String, TargetFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegations: Option<Delegations>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// What every signed role has in common; `validate` holds the rules serde cannot express.
+pub trait Role: DeserializeOwned + Serialize + Clone {
+    const TYPE: &'static str;
+    fn version(&self) -> u64;
+    fn expires(&self) -> &Expires;
+    fn spec_version(&self) -> &str;
+    fn type_field(&self) -> &str;
+    fn validate_specific(&self, role: &str) -> Result<(), Error>;
+
+    fn validate(&self, role: &str) -> Result<(), Error> {
+        if self.type_field() != Self::TYPE {
+            return Err(Error::WrongType {
+                role: role.into(),
+                expected: Self::TYPE.into(),
+                found: self.type_field().into(),
+            });
+        }
+        check_spec_version(role, self.spec_version())?;
+        if self.version() == 0 {
+            return Err(Error::malformed(role, "version must be at least 1"));
+        }
+        self.validate_specific(role)
+    }
+}
+
+fn check_spec_version(role: &str, v: &str) -> Result<(), Error> {
+    let parts: Vec<&str> = v.split('.').collect();
+    let well_formed = matches!(parts.len(), 2 | 3)
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !well_formed {
+        return Err(Error::malformed(role, format_args!("spec_version {v:?} is not X.Y.Z")));
+    }
+    if parts[0] != "1" {
+        return Err(Error::malformed(role, format_args!("unsupported spec_version {v:?} (this client speaks 1.x)")));
+    }
+    Ok(())
+}
+
+fn check_role_keys(role: &str, what: &str, keyids: &[String], threshold: u64) -> Result<(), Error> {
+    if threshold < 1 {
+        return Err(Error::malformed(role, format_args!("{what}: threshold must be at least 1")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !keyids.iter().all(|k| seen.insert(k)) {
+        return Err(Error::malformed(role, format_args!("{what}: keyids are not unique")));
+    }
+    Ok(())
+}
+
+fn check_meta_file(role: &str, name: &str, m: &MetaFile) -> Result<(), Error> {
+    if m.version == 0 {
+        return Err(Error::malformed(role, format_args!("meta {name:?}: version must be at least 1")));
+    }
+    if m.hashes.as_ref().is_some_and(Hashes::is_empty) {
+        return Err(Error::malformed(role, format_args!("meta {name:?}: empty hashes")));
+    }
+    Ok(())
+}
+
+macro_rules! common_accessors {
+    () => {
+        fn version(&self) -> u64 {
+            self.version
+        }
+        fn expires(&self) -> &Expires {
+            &self.expires
+        }
+        fn spec_version(&self) -> &str {
+            &self.spec_version
+        }
+        fn type_field(&self) -> &str {
+            &self.type_
+        }
+    };
+}
+
+impl Role for Root {
+    const TYPE: &'static str = "root";
+    common_accessors!();
+    fn validate_specific(&self, role: &str) -> Result<(), Error> {
+        for name in TOP_LEVEL_ROLES {
+            let Some(r) = self.roles.get(name) else {
+                return Err(Error::malformed(role, format_args!("root does not define role {name:?}")));
+            };
+            check_role_keys(role, name, &r.keyids, r.threshold)?;
+        }
+        if self.roles.len() != TOP_LEVEL_ROLES.len() {
+            return Err(Error::malformed(role, "root defines roles other than the four top-level roles"));
+        }
+        Ok(())
+    }
+}
+
+impl Root {
+    pub fn consistent_snapshot(&self) -> bool {
+        self.consistent_snapshot.unwrap_or(false)
+    }
+    pub fn role_keys(&self, name: &str) -> Option<(&[String], u64)> {
+        self.roles.get(name).map(|r| (&r.keyids[..], r.threshold))
+    }
+}
+
+impl Role for Timestamp {
+    const TYPE: &'static str = "timestamp";
+    common_accessors!();
+    fn validate_specific(&self, role: &str) -> Result<(), Error> {
+        let Some(m) = self.meta.get("snapshot.json") else {
+            return Err(Error::malformed(role, "meta has no \"snapshot.json\""));
+        };
+        check_meta_file(role, "snapshot.json", m)
+    }
+}
+
+impl Role for Snapshot {
+    const TYPE: &'static str = "snapshot";
+    common_accessors!();
+    fn validate_specific(&self, role: &str) -> Result<(), Error> {
+        self.meta.iter().try_for_each(|(name, m)| check_meta_file(role, name, m))
+    }
+}
+
+impl Role for Targets {
+    const TYPE: &'static str = "targets";
+    common_accessors!();
+    fn validate_specific(&self, role: &str) -> Result<(), Error> {
+        for (path, t) in &self.targets {
+            if t.hashes.is_empty() {
+                return Err(Error::malformed(role, format_args!("target {path:?} has no hashes")));
+            }
+        }
+        let Some(d) = &self.delegations else { return Ok(()) };
+        match (&d.roles, &d.succinct_roles) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(Error::malformed(role, "delegations need exactly one of roles and succinct_roles"))
+            }
+            (Some(roles), None) => {
+                let mut names = std::collections::HashSet::new();
+                for r in roles {
+                    if TOP_LEVEL_ROLES.contains(&r.name.as_str()) {
+                        return Err(Error::malformed(role, format_args!("delegated role uses top-level name {:?}", r.name)));
+                    }
+                    if !names.insert(r.name.as_str()) {
+                        return Err(Error::malformed(role, format_args!("delegated role {:?} appears twice", r.name)));
+                    }
+                    check_role_keys(role, &r.name, &r.keyids, r.threshold)?;
+                    match (&r.paths, &r.path_hash_prefixes) {
+                        (Some(_), Some(_)) | (None, None) => {
+                            return Err(Error::malformed(
+                                role,
+                                format_args!("delegated role {:?} needs exactly one of paths and path_hash_prefixes", r.name),
+                            ))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            (None, Some(s)) => {
+                check_role_keys(role, "succinct_roles", &s.keyids, s.threshold)?;
+                if !(1..=32).contains(&s.bit_length) {
+                    return Err(Error::malformed(role, "succinct_roles.bit_length must be 1..=32"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Targets {
+    pub fn delegated_role_keys(&self, name: &str) -> Option<(&[String], u64)> {
+        self.delegations.as_ref().and_then(|d| d.role_keys(name))
+    }
+    pub fn delegation_keys(&self) -> Option<&BTreeMap<String, Key>> {
+        self.delegations.as_ref().map(|d| &d.keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_accepts_fractional_seconds_and_offsets() {
+        let a = Expires::parse("2030-01-01T00:00:00Z").unwrap();
+        let b = Expires::parse("2030-01-01T01:00:00.250+01:00").unwrap();
+        assert!(b > a && b.0 - a.0 == time::Duration::milliseconds(250));
+        assert_eq!(a.to_string(), "2030-01-01T00:00:00Z");
+        assert!(Expires::parse("2030-01-01").is_err());
+    }
+
+    #[test]
+    fn succinct_bins_match_python_tuf_naming() {
+        let s = SuccinctRoles {
+            keyids: vec![],
+            threshold: 1,
+            bit_length: 14,
+            name_prefix: "bins".into(),
+            extra: Extra::new(),
+        };
+        assert_eq!(s.bin_name(0), "bins-0000");
+        assert_eq!(s.bin_name(16383), "bins-3fff");
+        assert!(s.is_delegated_role("bins-3fff"));
+        assert!(!s.is_delegated_role("bins-4000"));
+        assert!(!s.is_delegated_role("bins-3FFF"));
+        assert!(!s.is_delegated_role("bins-fff"));
+        // sha256("a") = ca978112...: top 14 bits of 0xca97 are 0x32a5.
+        assert_eq!(s.role_for_target("a"), "bins-32a5");
+        let one = SuccinctRoles { bit_length: 1, ..s };
+        assert_eq!(one.role_for_target("a"), "bins-1");
+    }
+
+    #[test]
+    fn hashes_keep_file_order_and_refuse_duplicates() {
+        let h: Hashes = serde_json::from_str(r#"{"sha512": "aa", "sha256": "bb"}"#).unwrap();
+        assert_eq!(h.0[0].0, "sha512");
+        assert!(serde_json::from_str::<Hashes>(r#"{"sha256": "a", "sha256": "b"}"#).is_err());
+    }
+}

@@ -1,0 +1,425 @@
+//! [`TrustedSet`]: the TUF client workflow (specification 1.0.34, section 5) as a state
+//! machine over bytes. The caller fetches; this type decides what to believe.
+//!
+//! Loading order, enforced by every method (modelled on python-tuf's TrustedMetadataSet):
+//! 1. a trusted root, then any number of newer roots (5.3), each signed by the threshold of
+//!    both the old and the new root role, with version exactly `trusted + 1`;
+//! 2. timestamp (5.4): once loaded, no more root updates. Final root must not be expired.
+//!    Refuses rollback of the timestamp version and of the snapshot version it names;
+//! 3. snapshot (5.5): once loaded, no more timestamp updates. Must match the timestamp's
+//!    length/hashes (unless loaded from the trusted local cache), its version must equal the
+//!    one the timestamp names, and no role listed in the previous snapshot may vanish or
+//!    roll back;
+//! 4. targets and delegated targets (5.6, 5.7): length/hashes/version as the snapshot says,
+//!    signed by the keys the delegator names. A role reached through a second delegator is
+//!    verified against that delegator too.
+//!
+//! Expiry is checked against the time given at construction (the "update start time").
+//! Methods that find the new metadata expired after verifying it still keep it, so that it
+//! serves for rollback checks, and report [`Error::Expired`]; such metadata is never final.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use time::OffsetDateTime;
+
+use crate::canonical::Value;
+use crate::metadata::{Envelope, Hashes, Key, MetaFile, Role, Root, Signature, Snapshot, TargetFile, Targets, Timestamp};
+use crate::Error;
+
+/// Caps on what the search for a target may load. Defaults follow python-tuf.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most delegated roles visited while searching for one target.
+    pub max_delegations: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_delegations: 32 }
+    }
+}
+
+/// Metadata whose signatures have been checked, with the canonical bytes they cover (kept so
+/// a role can be re-verified against another delegator without fetching it again).
+#[derive(Debug, Clone)]
+pub struct Verified<T> {
+    pub signed: T,
+    pub signatures: Vec<Signature>,
+    canonical: Vec<u8>,
+}
+
+impl<T: Role> Verified<T> {
+    /// Parses and validates metadata bytes without checking signatures.
+    fn parse(role: &str, bytes: &[u8]) -> Result<Self, Error> {
+        let value = Value::from_slice(bytes)
+            .map_err(|e| Error::malformed(role, format_args!("invalid JSON: {e}")))?;
+        let signed = value
+            .get("signed")
+            .ok_or_else(|| Error::malformed(role, "no \"signed\" object"))?;
+        if let Some(found) = signed.get("_type").and_then(Value::as_str) {
+            if found != T::TYPE {
+                return Err(Error::WrongType { role: role.into(), expected: T::TYPE.into(), found: found.into() });
+            }
+        }
+        let canonical = signed
+            .to_canonical()
+            .map_err(|e| Error::malformed(role, format_args!("signed part: {e}")))?;
+        let env: Envelope<T> =
+            serde_json::from_slice(bytes).map_err(|e| Error::malformed(role, e))?;
+        env.signed.validate(role)?;
+        let mut seen = HashSet::new();
+        for s in &env.signatures {
+            if !seen.insert(s.keyid.as_str()) {
+                return Err(Error::malformed(role, format_args!("more than one signature by keyid {}", s.keyid)));
+            }
+        }
+        Ok(Verified { signed: env.signed, signatures: env.signatures, canonical })
+    }
+
+    /// Checks that `threshold` distinct keys among `keyids` signed. Signatures by keys not
+    /// listed are ignored; a keyid whose key is missing or unusable counts for nothing; the
+    /// same key material listed under two keyids counts once.
+    fn verify(&self, role: &str, keys: &BTreeMap<String, Key>, keyids: &[String], threshold: u64) -> Result<(), Error> {
+        let mut counted: HashSet<(&str, &str)> = HashSet::new();
+        for keyid in keyids {
+            let Some(key) = keys.get(keyid) else { continue };
+            let Some(sig) = self.signatures.iter().find(|s| &s.keyid == keyid) else { continue };
+            if key.verify(&self.canonical, &sig.sig).is_ok() {
+                counted.insert((key.keytype.as_str(), key.keyval.public.as_str()));
+            }
+        }
+        if (counted.len() as u64) < threshold {
+            return Err(Error::ThresholdNotMet { role: role.into(), valid: counted.len(), threshold });
+        }
+        Ok(())
+    }
+}
+
+fn verify_with_root<T: Role>(md: &Verified<T>, role: &str, root: &Root, keys_of: &str) -> Result<(), Error> {
+    let (keyids, threshold) = root
+        .role_keys(keys_of)
+        .ok_or_else(|| Error::malformed("root", format_args!("no role {keys_of}")))?;
+    md.verify(role, &root.keys, keyids, threshold)
+}
+
+/// Checks `bytes` against the length and hashes a MetaFile or TargetFile declares.
+pub fn check_length_and_hashes(role: &str, bytes: &[u8], length: Option<u64>, hashes: Option<&Hashes>) -> Result<(), Error> {
+    if let Some(len) = length {
+        if bytes.len() as u64 != len {
+            return Err(Error::LengthOrHashMismatch {
+                role: role.into(),
+                reason: format!("length {} where {} was expected", bytes.len(), len),
+            });
+        }
+    }
+    if let Some(hashes) = hashes {
+        for (alg, want) in hashes.iter() {
+            let got = digest_hex(alg, bytes).ok_or_else(|| Error::LengthOrHashMismatch {
+                role: role.into(),
+                reason: format!("unsupported hash algorithm {alg:?}"),
+            })?;
+            if !got.eq_ignore_ascii_case(want) {
+                return Err(Error::LengthOrHashMismatch { role: role.into(), reason: format!("{alg} mismatch") });
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn digest_algorithm(alg: &str) -> Option<&'static ring::digest::Algorithm> {
+    match alg {
+        "sha256" => Some(&ring::digest::SHA256),
+        "sha384" => Some(&ring::digest::SHA384),
+        "sha512" => Some(&ring::digest::SHA512),
+        _ => None,
+    }
+}
+
+fn digest_hex(alg: &str, bytes: &[u8]) -> Option<String> {
+    digest_algorithm(alg).map(|a| hex::encode(ring::digest::digest(a, bytes)))
+}
+
+struct TargetsEntry {
+    md: Verified<Targets>,
+    /// Delegators whose keys this role's signatures have been checked against.
+    verified_by: HashSet<String>,
+}
+
+pub struct TrustedSet {
+    now: OffsetDateTime,
+    root: Verified<Root>,
+    timestamp: Option<Verified<Timestamp>>,
+    snapshot: Option<Verified<Snapshot>>,
+    targets: HashMap<String, TargetsEntry>,
+}
+
+impl TrustedSet {
+    /// Starts from a root the caller trusts (from local storage or shipped with the
+    /// application). It must carry its own threshold of signatures; expiry is not checked
+    /// here (a newer root may follow).
+    pub fn new(root: &[u8], now: OffsetDateTime) -> Result<Self, Error> {
+        let md: Verified<Root> = Verified::parse("root", root)?;
+        verify_with_root(&md, "root", &md.signed, "root")?;
+        Ok(TrustedSet { now, root: md, timestamp: None, snapshot: None, targets: HashMap::new() })
+    }
+
+    pub fn reference_time(&self) -> OffsetDateTime {
+        self.now
+    }
+    pub fn root(&self) -> &Verified<Root> {
+        &self.root
+    }
+    pub fn timestamp(&self) -> Option<&Verified<Timestamp>> {
+        self.timestamp.as_ref()
+    }
+    pub fn snapshot(&self) -> Option<&Verified<Snapshot>> {
+        self.snapshot.as_ref()
+    }
+    /// A loaded targets role (top-level `targets` or delegated), whatever delegator it was
+    /// verified through.
+    pub fn targets(&self, role: &str) -> Option<&Verified<Targets>> {
+        self.targets.get(role).map(|e| &e.md)
+    }
+
+    /// Spec 5.3: one root rotation step.
+    pub fn update_root(&mut self, bytes: &[u8]) -> Result<&Verified<Root>, Error> {
+        if self.timestamp.is_some() {
+            return Err(Error::Order("root cannot change after timestamp is loaded".into()));
+        }
+        let new: Verified<Root> = Verified::parse("root", bytes)?;
+        verify_with_root(&new, "root", &self.root.signed, "root")?;
+        let expected = self.root.signed.version + 1;
+        if new.signed.version != expected {
+            return Err(Error::BadVersion { role: "root".into(), expected, offered: new.signed.version });
+        }
+        verify_with_root(&new, "root", &new.signed, "root")?;
+        self.root = new;
+        Ok(&self.root)
+    }
+
+    /// Spec 5.4. Returns [`Error::EqualVersion`] when the repository offers the timestamp
+    /// already trusted: the caller keeps what it has.
+    pub fn update_timestamp(&mut self, bytes: &[u8]) -> Result<&Verified<Timestamp>, Error> {
+        if self.snapshot.is_some() {
+            return Err(Error::Order("timestamp cannot change after snapshot is loaded".into()));
+        }
+        if self.root.signed.expires.is_expired(self.now) {
+            return Err(Error::Expired { role: "root".into(), expires: self.root.signed.expires.to_string() });
+        }
+        let new: Verified<Timestamp> = Verified::parse("timestamp", bytes)?;
+        verify_with_root(&new, "timestamp", &self.root.signed, "timestamp")?;
+        if let Some(old) = &self.timestamp {
+            let (o, n) = (old.signed.version, new.signed.version);
+            if n < o {
+                return Err(Error::Rollback { role: "timestamp".into(), trusted: o, offered: n });
+            }
+            if n == o {
+                return Err(Error::EqualVersion { role: "timestamp".into(), version: n });
+            }
+            let (os, ns) = (old.signed.snapshot_meta().version, new.signed.snapshot_meta().version);
+            if ns < os {
+                return Err(Error::Rollback { role: "snapshot".into(), trusted: os, offered: ns });
+            }
+        }
+        // Kept even if expired: it still guards against rollback (see module docs).
+        self.timestamp = Some(new);
+        self.check_final_timestamp()?;
+        Ok(self.timestamp.as_ref().expect("just set"))
+    }
+
+    fn check_final_timestamp(&self) -> Result<(), Error> {
+        let ts = self.timestamp.as_ref().ok_or_else(|| Error::Order("timestamp not loaded".into()))?;
+        if ts.signed.expires.is_expired(self.now) {
+            return Err(Error::Expired { role: "timestamp".into(), expires: ts.signed.expires.to_string() });
+        }
+        Ok(())
+    }
+
+    /// Spec 5.5. `from_trusted_cache` skips the length/hash check against the timestamp, for
+    /// a snapshot read back from local storage (it was checked when it was fetched).
+    pub fn update_snapshot(&mut self, bytes: &[u8], from_trusted_cache: bool) -> Result<&Verified<Snapshot>, Error> {
+        if self.timestamp.is_none() {
+            return Err(Error::Order("snapshot needs a timestamp first".into()));
+        }
+        if !self.targets.is_empty() {
+            return Err(Error::Order("snapshot cannot change after targets are loaded".into()));
+        }
+        self.check_final_timestamp()?;
+        let meta = self.timestamp.as_ref().expect("checked").signed.snapshot_meta().clone();
+        if !from_trusted_cache {
+            check_length_and_hashes("snapshot", bytes, meta.length, meta.hashes.as_ref())?;
+        }
+        let new: Verified<Snapshot> = Verified::parse("snapshot", bytes)?;
+        verify_with_root(&new, "snapshot", &self.root.signed, "snapshot")?;
+        if let Some(old) = &self.snapshot {
+            for (name, old_meta) in &old.signed.meta {
+                let Some(new_meta) = new.signed.meta.get(name) else {
+                    return Err(Error::Inconsistent {
+                        role: "snapshot".into(),
+                        reason: format!("{name} was listed by the trusted snapshot but is missing from the new one"),
+                    });
+                };
+                if new_meta.version < old_meta.version {
+                    return Err(Error::Rollback {
+                        role: name.trim_end_matches(".json").into(),
+                        trusted: old_meta.version,
+                        offered: new_meta.version,
+                    });
+                }
+            }
+        }
+        // Kept even if it turns out not to be final: it guards the next one against rollback.
+        self.snapshot = Some(new);
+        self.check_final_snapshot()?;
+        Ok(self.snapshot.as_ref().expect("just set"))
+    }
+
+    fn check_final_snapshot(&self) -> Result<(), Error> {
+        let snap = self.snapshot.as_ref().ok_or_else(|| Error::Order("snapshot not loaded".into()))?;
+        if snap.signed.expires.is_expired(self.now) {
+            return Err(Error::Expired { role: "snapshot".into(), expires: snap.signed.expires.to_string() });
+        }
+        let want = self.timestamp.as_ref().expect("snapshot implies timestamp").signed.snapshot_meta().version;
+        if snap.signed.version != want {
+            return Err(Error::Inconsistent {
+                role: "snapshot".into(),
+                reason: format!("version {} but the timestamp names version {}", snap.signed.version, want),
+            });
+        }
+        Ok(())
+    }
+
+    /// The snapshot's entry for a targets role.
+    pub fn meta_for(&self, role: &str) -> Option<&MetaFile> {
+        self.snapshot.as_ref()?.signed.meta.get(&format!("{role}.json"))
+    }
+
+    /// Spec 5.6 / 5.7: loads top-level targets (`delegator` = "root") or a delegated role.
+    pub fn update_delegated_targets(&mut self, bytes: &[u8], role: &str, delegator: &str) -> Result<&Verified<Targets>, Error> {
+        if self.snapshot.is_none() {
+            return Err(Error::Order("targets need a snapshot first".into()));
+        }
+        self.check_final_snapshot()?;
+        let meta = self.meta_for(role).cloned().ok_or_else(|| Error::Inconsistent {
+            role: role.into(),
+            reason: format!("snapshot does not list {role}.json"),
+        })?;
+        check_length_and_hashes(role, bytes, meta.length, meta.hashes.as_ref())?;
+        let new: Verified<Targets> = Verified::parse(role, bytes)?;
+        self.verify_delegation(&new, role, delegator)?;
+        if new.signed.version != meta.version {
+            return Err(Error::BadVersion { role: role.into(), expected: meta.version, offered: new.signed.version });
+        }
+        if new.signed.expires.is_expired(self.now) {
+            return Err(Error::Expired { role: role.into(), expires: new.signed.expires.to_string() });
+        }
+        let entry = TargetsEntry { md: new, verified_by: HashSet::from([delegator.to_string()]) };
+        self.targets.insert(role.to_string(), entry);
+        Ok(&self.targets[role].md)
+    }
+
+    fn verify_delegation(&self, md: &Verified<Targets>, role: &str, delegator: &str) -> Result<(), Error> {
+        if delegator == "root" {
+            if role != "targets" {
+                return Err(Error::NotDelegated { role: role.into(), delegator: delegator.into() });
+            }
+            return verify_with_root(md, role, &self.root.signed, "targets");
+        }
+        let parent = self
+            .targets
+            .get(delegator)
+            .ok_or_else(|| Error::Order(format!("delegator {delegator} must be loaded before {role}")))?;
+        let (keyids, threshold) = parent
+            .md
+            .signed
+            .delegated_role_keys(role)
+            .ok_or_else(|| Error::NotDelegated { role: role.into(), delegator: delegator.into() })?;
+        let keys = parent.md.signed.delegation_keys().expect("delegated role implies delegations");
+        md.verify(role, keys, keyids, threshold)
+    }
+
+    /// Whether `role` is loaded *and* verified against `delegator`'s keys.
+    pub fn is_trusted_via(&self, role: &str, delegator: &str) -> bool {
+        self.targets.get(role).is_some_and(|e| e.verified_by.contains(delegator))
+    }
+
+    /// A role loaded through one delegator and now reached through another: its signatures
+    /// must also satisfy the new delegator (a role gains no authority from an earlier path).
+    pub fn verify_loaded_via(&mut self, role: &str, delegator: &str) -> Result<(), Error> {
+        let entry = self.targets.get(role).ok_or_else(|| Error::Order(format!("{role} is not loaded")))?;
+        if entry.verified_by.contains(delegator) {
+            return Ok(());
+        }
+        self.verify_delegation(&entry.md, role, delegator)?;
+        self.targets.get_mut(role).expect("present").verified_by.insert(delegator.to_string());
+        Ok(())
+    }
+}
+
+/// What a [`TargetSearch`] needs next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchStep {
+    /// Load `role` as delegated by `delegator` (or, if already loaded, verify it against
+    /// `delegator` with [`TrustedSet::verify_loaded_via`]), then call `step` again.
+    Load { role: String, delegator: String },
+    Found(TargetFile),
+    NotFound,
+}
+
+/// Spec 5.7.3: pre-order depth-first search of the delegation graph for one target path,
+/// with a visited set, a cap on roles visited and terminating delegations. I/O-free: the
+/// caller loads what [`SearchStep::Load`] asks for.
+pub struct TargetSearch {
+    target: String,
+    stack: Vec<(String, String)>,
+    visited: HashSet<String>,
+    remaining: usize,
+}
+
+impl TargetSearch {
+    pub fn new(target: &str, limits: Limits) -> Self {
+        TargetSearch {
+            target: target.to_string(),
+            stack: vec![("targets".into(), "root".into())],
+            visited: HashSet::new(),
+            remaining: limits.max_delegations,
+        }
+    }
+
+    pub fn step(&mut self, set: &TrustedSet) -> SearchStep {
+        loop {
+            let Some((role, delegator)) = self.stack.last().cloned() else {
+                return SearchStep::NotFound;
+            };
+            if self.visited.contains(&role) {
+                self.stack.pop();
+                continue;
+            }
+            if self.remaining == 0 {
+                return SearchStep::NotFound;
+            }
+            if !set.is_trusted_via(&role, &delegator) {
+                return SearchStep::Load { role, delegator };
+            }
+            self.stack.pop();
+            let md = set.targets(&role).expect("trusted implies loaded");
+            if let Some(t) = md.signed.targets.get(&self.target) {
+                return SearchStep::Found(t.clone());
+            }
+            self.visited.insert(role.clone());
+            self.remaining -= 1;
+            if let Some(d) = &md.signed.delegations {
+                let mut children = Vec::new();
+                for (child, terminating) in d.roles_for_target(&self.target) {
+                    children.push((child, role.clone()));
+                    if terminating {
+                        // Nothing after a terminating delegation is consulted, at any level.
+                        self.stack.clear();
+                        break;
+                    }
+                }
+                self.stack.extend(children.into_iter().rev());
+            }
+        }
+    }
+}
