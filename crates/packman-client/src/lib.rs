@@ -12,4 +12,4 @@ mod updater;
 pub use error::Error;
 pub use fetch::{FetchError, Fetcher, FetcherConfig};
 pub use store::MetadataStore;
-pub use updater::{Config, Updater};
+pub use updater::{is_cached, Config, Updater};

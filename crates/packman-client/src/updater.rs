@@ -237,22 +237,20 @@ impl Updater {
     /// The local copy of `target` in `dir`, if one exists with the signed length and hashes.
     pub fn find_cached_target(&self, dir: &Path, target: &str, info: &TargetFile) -> Option<PathBuf> {
         let path = Self::local_path(dir, target);
-        let mut file = File::open(&path).ok()?;
-        let mut hasher = MultiHasher::new(info).ok()?;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => hasher.update(&buf[..n]),
-                Err(_) => return None,
-            }
-        }
-        hasher.check(info).ok().map(|_| path)
+        is_cached(&path, info).then_some(path)
     }
 
     /// Downloads `target` into `dir`: streamed to a temp file while hashing, refused beyond
     /// the signed length, and renamed into place only when length and every hash match.
     pub fn download_target(&mut self, dir: &Path, target: &str, info: &TargetFile) -> Result<PathBuf, Error> {
+        let dest = Self::local_path(dir, target);
+        self.download_target_to(&dest, target, info)?;
+        Ok(dest)
+    }
+
+    /// As [`Updater::download_target`], to a file path of the caller's choosing.
+    pub fn download_target_to(&mut self, dest: &Path, target: &str, info: &TargetFile) -> Result<(), Error> {
+        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let base = self.targets_url.as_deref().ok_or(Error::NoTargetsUrl)?;
         let mut name = target.to_string();
         if self.trusted.root().signed.consistent_snapshot() && self.config.prefix_targets_with_hash {
@@ -278,11 +276,24 @@ impl Updater {
         }
         hasher.check(info).map_err(mismatch)?;
         tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-        let dest = Self::local_path(dir, target);
-        tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
-        crate::store::sync_dir(dir)?;
-        Ok(dest)
+        tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+        crate::store::sync_dir(dir)
     }
+}
+
+/// Whether `path` holds exactly the bytes `info` describes.
+pub fn is_cached(path: &Path, info: &TargetFile) -> bool {
+    let Ok(mut file) = File::open(path) else { return false };
+    let Ok(mut hasher) = MultiHasher::new(info) else { return false };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(_) => return false,
+        }
+    }
+    hasher.check(info).is_ok()
 }
 
 struct HashingWriter<'a> {

@@ -1,0 +1,42 @@
+//! The `packman` command: a thin shell over the libraries. Parsing arguments and turning
+//! errors into messages a person can act on is all that happens here.
+#![forbid(unsafe_code)]
+
+mod demo;
+mod download;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "packman", version, about = "Secure package distribution: every byte checked against signed TUF metadata")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download targets from a TUF repository, verifying every file against signed metadata.
+    Download(download::Args),
+    /// Build a small signed repository, serve it on 127.0.0.1 and show the client verifying
+    /// a download and refusing two attacks.
+    Demo(demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Download(a) => download::run(a),
+        Command::Demo(a) => demo::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("packman: error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}

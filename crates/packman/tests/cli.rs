@@ -1,0 +1,137 @@
+//! End-to-end tests: the real `packman` binary against repositories served on 127.0.0.1.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use packman_repo::RepoBuilder;
+use packman_testkit::{Behavior, TestServer};
+use packman_tuf::OffsetDateTime;
+
+fn packman(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_packman")).args(args).output().expect("run packman")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    repo: RepoBuilder,
+    repo_dir: std::path::PathBuf,
+    server: TestServer,
+    meta_dir: String,
+    dest: String,
+    root_file: String,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("repo");
+    let mut repo = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap().with_succinct_bins(6).unwrap();
+    repo.add_target("pkgs/a/a-1.0.tar.gz", b"package a").unwrap();
+    repo.add_target("pkgs/b/b-2.0.tar.gz", b"package b, version 2").unwrap();
+    repo.publish(&repo_dir).unwrap();
+    let server = TestServer::serve_dir(&repo_dir).unwrap();
+    let p = |n: &str| tmp.path().join(n).display().to_string();
+    let (meta_dir, dest, root_file) = (p("meta"), p("dl"), repo_dir.join("metadata/1.root.json").display().to_string());
+    Fixture { _tmp: tmp, repo, repo_dir, server, meta_dir, dest, root_file }
+}
+
+impl Fixture {
+    fn download(&self, root: Option<&str>, target: &str) -> Output {
+        let url = format!("{}/metadata/", self.server.url());
+        let mut args = vec!["download", "--metadata-url", &url, "--metadata-dir", &self.meta_dir, "--dest", &self.dest];
+        if let Some(r) = root {
+            args.extend(["--root", r]);
+        }
+        args.push(target);
+        packman(&args)
+    }
+}
+
+#[test]
+fn demo_runs_the_whole_loop() {
+    let o = packman(&["demo"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("two attacks refused"), "{out}");
+    assert!(out.contains("rollback refused"), "{out}");
+}
+
+#[test]
+fn download_verifies_and_reports_what_it_trusted() {
+    let f = fixture();
+    let o = f.download(Some(&f.root_file), "pkgs/b/b-2.0.tar.gz");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("root v1"), "{out}");
+    assert!(out.contains("timestamp v1"), "{out}");
+    assert_eq!(std::fs::read(Path::new(&f.dest).join("b-2.0.tar.gz")).unwrap(), b"package b, version 2");
+    // Lazy delegation: of 64 bins only the one holding the target was fetched.
+    let bins: Vec<_> = f.server.requests().into_iter().filter(|r| r.contains("bins-")).collect();
+    assert_eq!(bins.len(), 1, "{bins:?}");
+
+    // Second run: nothing changed, the file is already there and is not fetched again.
+    f.server.clear_log();
+    let o = f.download(None, "pkgs/b/b-2.0.tar.gz");
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("already present"));
+    assert!(!f.server.requests().iter().any(|r| r.starts_with("/targets/")), "{:?}", f.server.requests());
+}
+
+#[test]
+fn a_different_root_is_refused_loudly_and_trust_is_unchanged() {
+    let f = fixture();
+    assert!(f.download(Some(&f.root_file), "pkgs/a/a-1.0.tar.gz").status.success());
+    let trusted = std::fs::read(Path::new(&f.meta_dir).join("root.json")).unwrap();
+
+    let other = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap();
+    let other_root = Path::new(&f.dest).join("other-root.json");
+    std::fs::write(&other_root, &other.signed_roots[0]).unwrap();
+    let o = f.download(Some(other_root.to_str().unwrap()), "pkgs/a/a-1.0.tar.gz");
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("refusing to replace the trusted root"), "{err}");
+    assert_eq!(std::fs::read(Path::new(&f.meta_dir).join("root.json")).unwrap(), trusted);
+}
+
+#[test]
+fn signed_root_rotation_is_followed() {
+    let mut f = fixture();
+    assert!(f.download(Some(&f.root_file), "pkgs/a/a-1.0.tar.gz").status.success());
+    f.repo.rotate_key("root").unwrap();
+    f.repo.rotate_key("timestamp").unwrap();
+    f.repo.publish(&f.repo_dir).unwrap();
+    let o = f.download(None, "pkgs/a/a-1.0.tar.gz");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("root v3"), "{out}");
+    let root: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(&f.meta_dir).join("root.json")).unwrap()).unwrap();
+    assert_eq!(root["signed"]["version"], 3);
+}
+
+#[test]
+fn unknown_target_and_hostile_server_give_clear_errors() {
+    let f = fixture();
+    let o = f.download(Some(&f.root_file), "pkgs/nope-1.0.tar.gz");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("\"pkgs/nope-1.0.tar.gz\" is not in the repository's signed metadata"), "{err}");
+
+    f.server.set_all(Behavior::Html);
+    let o = f.download(None, "pkgs/a/a-1.0.tar.gz");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("/metadata/2.root.json") && err.contains("root: malformed metadata: invalid JSON"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn missing_root_says_what_to_do() {
+    let f = fixture();
+    let o = f.download(None, "pkgs/a/a-1.0.tar.gz");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("pass --root"), "{err}");
+}

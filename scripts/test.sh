@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test packman has: Rust unit, state-machine and end-to-end tests, then the
+# interoperability tests against python-tuf (the reference implementation). Installs what
+# the Python side needs into .venv first, so it works on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+
+cargo build --release --locked -p packman -p packman-conformance
+cargo test --workspace --locked
+PACKMAN_BIN_DIR="$PWD/target/release" .venv/bin/python -m pytest tests/interop -q -p no:cacheprovider
