@@ -139,7 +139,19 @@ impl Updater {
                 Err(e) if e.is_not_found() => break,
                 Err(e) => return Err(e.into()),
             };
+            let keys_before = timestamp_snapshot_keys(&self.trusted.root().signed);
             self.trusted.update_root(&bytes).map_err(|source| Error::Metadata { url: url.clone(), source })?;
+            // Spec 5.3.11: new timestamp or snapshot keys end trust in the local timestamp and
+            // snapshot (fast-forward attack recovery). Removed before the root is persisted,
+            // so a crash in between cannot skip it.
+            if timestamp_snapshot_keys(&self.trusted.root().signed) != keys_before {
+                for path in [self.store.path_of("timestamp"), self.store.path_of("snapshot")] {
+                    match std::fs::remove_file(&path) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(path, e)),
+                        _ => {}
+                    }
+                }
+            }
             self.store.write("root", &bytes)?;
             debug!(version, "trusted new root");
         }
@@ -158,7 +170,15 @@ impl Updater {
         let bytes = self.fetcher.fetch(&url, self.config.timestamp_max_length)?;
         match self.trusted.update_timestamp(&bytes) {
             Ok(_) => self.store.write("timestamp", &bytes),
-            Err(packman_tuf::Error::EqualVersion { .. }) => Ok(()),
+            Err(packman_tuf::Error::EqualVersion { .. }) => {
+                // The trusted timestamp stays; if it has expired, stop here (spec 5.4.4).
+                let ts = &self.trusted.timestamp().expect("equal to the loaded one").signed;
+                if ts.expires.is_expired(self.trusted.reference_time()) {
+                    let source = packman_tuf::Error::Expired { role: "timestamp".into(), expires: ts.expires.to_string() };
+                    return Err(Error::Metadata { url, source });
+                }
+                Ok(())
+            }
             Err(source) => Err(Error::Metadata { url, source }),
         }
     }
@@ -279,6 +299,17 @@ impl Updater {
         tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
         crate::store::sync_dir(dir)
     }
+}
+
+/// The keys (by keyid) of the timestamp and snapshot roles, for spec 5.3.11.
+fn timestamp_snapshot_keys(root: &packman_tuf::Root) -> Vec<Vec<(String, Option<packman_tuf::Key>)>> {
+    let keys_of = |role| {
+        let ids = root.role_keys(role).map(|(ids, _)| ids).unwrap_or_default();
+        let mut keys: Vec<_> = ids.iter().map(|id| (id.clone(), root.keys.get(id).cloned())).collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        keys
+    };
+    vec![keys_of("timestamp"), keys_of("snapshot")]
 }
 
 /// Whether `path` holds exactly the bytes `info` describes.

@@ -13,7 +13,7 @@ use packman_tuf::canonical;
 use packman_tuf::crypto::Signer;
 use packman_tuf::metadata::{Extra, Role, SPEC_VERSION};
 use packman_tuf::{
-    Delegations, Envelope, Expires, Hashes, Key, MetaFile, OffsetDateTime, RoleKeys, Root, Signature, Snapshot,
+    Delegations, Expires, Hashes, Key, MetaFile, OffsetDateTime, RoleKeys, Root, Signature, Snapshot,
     SuccinctRoles, TargetFile, Targets, Timestamp,
 };
 
@@ -50,9 +50,16 @@ pub fn sign_metadata<T: Role>(signed: &T, signers: &[&Signer]) -> Result<Vec<u8>
     let err = |reason: String| Error::Signing { role: T::TYPE.into(), reason };
     let canon = canonical::to_canonical(signed).map_err(|e| err(e.to_string()))?;
     let signatures = signers.iter().map(|s| s.sign(&canon).map_err(|e| err(e.to_string()))).collect::<Result<Vec<Signature>, _>>()?;
-    let env = Envelope { signed, signatures };
-    let mut out = serde_json::to_vec_pretty(&env).map_err(|e| err(e.to_string()))?;
-    out.push(b'\n');
+    // The file is itself canonical JSON ("signatures" sorts before "signed"), so clients
+    // can check signatures over the bytes as they are.
+    let sigs = serde_json::to_value(&signatures).map_err(|e| err(e.to_string()))?;
+    let sigs = canonical::Value::from(&sigs).to_canonical().map_err(|e| err(e.to_string()))?;
+    let mut out = Vec::with_capacity(canon.len() + sigs.len() + 32);
+    out.extend_from_slice(b"{\"signatures\":");
+    out.extend_from_slice(&sigs);
+    out.extend_from_slice(b",\"signed\":");
+    out.extend_from_slice(&canon);
+    out.extend_from_slice(b"}\n");
     Ok(out)
 }
 
@@ -128,7 +135,7 @@ impl RepoBuilder {
             spec_version: SPEC_VERSION.into(),
             version: 0,
             expires: new_expiry(now, 1),
-            meta: BTreeMap::from([("snapshot.json".into(), MetaFile::new(1))]),
+            meta: [("snapshot.json".to_string(), MetaFile::new(1))].into_iter().collect(),
             extra: Extra::new(),
         };
         let snapshot = Snapshot {
@@ -136,7 +143,7 @@ impl RepoBuilder {
             spec_version: SPEC_VERSION.into(),
             version: 0,
             expires: new_expiry(now, 7),
-            meta: BTreeMap::new(),
+            meta: Default::default(),
             extra: Extra::new(),
         };
         let mut b = RepoBuilder {

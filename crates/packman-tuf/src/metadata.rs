@@ -191,7 +191,7 @@ pub struct Root {
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetaFile {
     pub version: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,6 +208,137 @@ impl MetaFile {
     }
 }
 
+// Written out rather than derived: `#[serde(flatten)]` buffers every entry, and a PyPI-sized
+// snapshot has one MetaFile per hashed bin (16384) to read on every refresh.
+impl<'de> Deserialize<'de> for MetaFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MetaFile;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a METAFILE object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MetaFile, A::Error> {
+                let (mut version, mut length, mut hashes) = (None, None, None);
+                let mut extra = Extra::new();
+                while let Some(key) = map.next_key::<crate::canonical::Str<'de>>()? {
+                    let dup = || de::Error::custom(format_args!("duplicate field {:?}", key.0));
+                    match &*key.0 {
+                        "version" if version.is_some() => return Err(dup()),
+                        "version" => version = Some(map.next_value::<u64>()?),
+                        "length" if length.is_some() => return Err(dup()),
+                        "length" => length = Some(map.next_value::<Option<u64>>()?),
+                        "hashes" if hashes.is_some() => return Err(dup()),
+                        "hashes" => hashes = Some(map.next_value::<Option<Hashes>>()?),
+                        other => {
+                            if extra.insert(other.to_string(), map.next_value()?).is_some() {
+                                return Err(dup());
+                            }
+                        }
+                    }
+                }
+                let version = version.ok_or_else(|| de::Error::missing_field("version"))?;
+                Ok(MetaFile { version, length: length.flatten(), hashes: hashes.flatten(), extra })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Role file name -> MetaFile, kept as a sorted vector: a snapshot listing 16384 bins is read
+/// on every refresh, and building a map of that size costs more than the parse itself.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetaMap(Vec<(String, MetaFile)>);
+
+impl MetaMap {
+    pub fn get(&self, name: &str) -> Option<&MetaFile> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok().map(|i| &self.0[i].1)
+    }
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+    pub fn insert(&mut self, name: String, meta: MetaFile) -> Option<MetaFile> {
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&name)) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, meta)),
+            Err(i) => {
+                self.0.insert(i, (name, meta));
+                None
+            }
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &MetaFile)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl std::ops::Index<&str> for MetaMap {
+    type Output = MetaFile;
+    fn index(&self, name: &str) -> &MetaFile {
+        self.get(name).unwrap_or_else(|| panic!("no meta for {name}"))
+    }
+}
+
+impl<'a> IntoIterator for &'a MetaMap {
+    type Item = (&'a String, &'a MetaFile);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (String, MetaFile)>, fn(&'a (String, MetaFile)) -> (&'a String, &'a MetaFile)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl FromIterator<(String, MetaFile)> for MetaMap {
+    fn from_iter<I: IntoIterator<Item = (String, MetaFile)>>(iter: I) -> Self {
+        let mut m = MetaMap::default();
+        for (k, v) in iter {
+            m.insert(k, v);
+        }
+        m
+    }
+}
+
+impl Serialize for MetaMap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for MetaMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MetaMap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of role file names to METAFILEs")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MetaMap, A::Error> {
+                let mut v: Vec<(String, MetaFile)> = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some((k, m)) = map.next_entry::<String, MetaFile>()? {
+                    v.push((k, m));
+                }
+                // Files are usually written with sorted keys, which makes this a single pass.
+                if !v.windows(2).all(|w| w[0].0 < w[1].0) {
+                    v.sort_by(|a, b| a.0.cmp(&b.0));
+                    if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
+                        return Err(de::Error::custom(format_args!("duplicate key {:?}", w[0].0)));
+                    }
+                }
+                Ok(MetaMap(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timestamp {
     #[serde(rename = "_type")]
@@ -215,7 +346,7 @@ pub struct Timestamp {
     pub spec_version: String,
     pub version: u64,
     pub expires: Expires,
-    pub meta: BTreeMap<String, MetaFile>,
+    pub meta: MetaMap,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -234,7 +365,7 @@ pub struct Snapshot {
     pub spec_version: String,
     pub version: u64,
     pub expires: Expires,
-    pub meta: BTreeMap<String, MetaFile>,
+    pub meta: MetaMap,
     #[serde(flatten)]
     pub extra: Extra,
 }

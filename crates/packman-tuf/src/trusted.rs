@@ -22,7 +22,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use time::OffsetDateTime;
 
-use crate::canonical::Value;
 use crate::metadata::{Envelope, Hashes, Key, MetaFile, Role, Root, Signature, Snapshot, TargetFile, Targets, Timestamp};
 use crate::Error;
 
@@ -51,21 +50,16 @@ pub struct Verified<T> {
 impl<T: Role> Verified<T> {
     /// Parses and validates metadata bytes without checking signatures.
     fn parse(role: &str, bytes: &[u8]) -> Result<Self, Error> {
-        let value = Value::from_slice(bytes)
-            .map_err(|e| Error::malformed(role, format_args!("invalid JSON: {e}")))?;
-        let signed = value
-            .get("signed")
-            .ok_or_else(|| Error::malformed(role, "no \"signed\" object"))?;
-        if let Some(found) = signed.get("_type").and_then(Value::as_str) {
-            if found != T::TYPE {
-                return Err(Error::WrongType { role: role.into(), expected: T::TYPE.into(), found: found.into() });
+        let canonical = crate::canonical::canonical_signed(bytes).map_err(|e| Error::malformed(role, e))?;
+        let env: Envelope<T> = serde_json::from_slice(bytes).map_err(|e| {
+            // A file of another role fails the typed parse; say so plainly.
+            match serde_json::from_slice::<TypePeek>(bytes) {
+                Ok(p) if p.signed.type_ != T::TYPE => {
+                    Error::WrongType { role: role.into(), expected: T::TYPE.into(), found: p.signed.type_ }
+                }
+                _ => Error::malformed(role, e),
             }
-        }
-        let canonical = signed
-            .to_canonical()
-            .map_err(|e| Error::malformed(role, format_args!("signed part: {e}")))?;
-        let env: Envelope<T> =
-            serde_json::from_slice(bytes).map_err(|e| Error::malformed(role, e))?;
+        })?;
         env.signed.validate(role)?;
         let mut seen = HashSet::new();
         for s in &env.signatures {
@@ -100,6 +94,17 @@ fn verify_with_root<T: Role>(md: &Verified<T>, role: &str, root: &Root, keys_of:
         .role_keys(keys_of)
         .ok_or_else(|| Error::malformed("root", format_args!("no role {keys_of}")))?;
     md.verify(role, &root.keys, keyids, threshold)
+}
+
+#[derive(serde::Deserialize)]
+struct TypePeek {
+    signed: TypePeekSigned,
+}
+
+#[derive(serde::Deserialize)]
+struct TypePeekSigned {
+    #[serde(rename = "_type")]
+    type_: String,
 }
 
 /// Checks `bytes` against the length and hashes a MetaFile or TargetFile declares.
