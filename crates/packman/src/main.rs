@@ -4,6 +4,7 @@
 
 mod demo;
 mod download;
+mod repo;
 mod report;
 
 use std::process::ExitCode;
@@ -21,6 +22,9 @@ struct Cli {
 enum Command {
     /// Download targets from a TUF repository, verifying every file against signed metadata.
     Download(download::Args),
+    /// Publish: create and maintain a signed repository.
+    #[command(subcommand)]
+    Repo(repo::Command),
     /// Build a small signed repository, serve it on 127.0.0.1 and show the client verifying
     /// a download and refusing two attacks.
     Demo(demo::Args),
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Download(a) => download::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Repo(c) => repo::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

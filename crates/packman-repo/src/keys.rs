@@ -1,0 +1,184 @@
+//! Private key files. Each key lives in its own file outside the published tree
+//! (`DIR/keys/` by default): JSON with the public key as TUF writes it and the private key
+//! as PKCS#8 PEM, encrypted with a passphrase (PBES2: scrypt + AES-256-CBC, the standard
+//! `ENCRYPTED PRIVATE KEY` form openssl reads) or, with a warning, in plain text.
+//! Which role a key signs for is decided by the metadata (keyids), not by the file.
+
+use std::path::{Path, PathBuf};
+
+use packman_tuf::crypto::Signer;
+use packman_tuf::Key;
+use pkcs8::der::pem::LineEnding;
+use pkcs8::der::Decode;
+use serde::{Deserialize, Serialize};
+
+use crate::{write_atomic, Error};
+
+#[derive(Serialize, Deserialize)]
+struct KeyFileJson {
+    /// The role the key was made for (informational).
+    role: String,
+    keyid: String,
+    public: Key,
+    private: String,
+}
+
+pub struct KeyFile {
+    pub path: PathBuf,
+    pub role: String,
+    pub keyid: String,
+    pub public: Key,
+    pub encrypted: bool,
+    private_pem: String,
+}
+
+impl KeyFile {
+    pub fn read(path: &Path) -> Result<KeyFile, Error> {
+        let bad = |reason: String| Error::Key { path: path.to_path_buf(), reason };
+        let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let j: KeyFileJson = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a packman key file: {e}")))?;
+        let encrypted = j.private.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----");
+        Ok(KeyFile { path: path.to_path_buf(), role: j.role, keyid: j.keyid, public: j.public, encrypted, private_pem: j.private })
+    }
+
+    /// Decrypts (if needed) and loads the key. `passphrase` is asked for only when the file
+    /// is encrypted.
+    pub fn signer(&self, passphrase: &mut dyn FnMut(&KeyFile) -> Result<String, Error>) -> Result<Signer, Error> {
+        let bad = |reason: String| Error::Key { path: self.path.clone(), reason };
+        let der = if self.encrypted {
+            let (_, doc) = pkcs8::SecretDocument::from_pem(&self.private_pem).map_err(|e| bad(format!("PEM: {e}")))?;
+            let enc = pkcs8::EncryptedPrivateKeyInfo::from_der(doc.as_bytes()).map_err(|e| bad(format!("DER: {e}")))?;
+            let pass = passphrase(self)?;
+            enc.decrypt(pass.as_bytes())
+                .map_err(|_| bad("wrong passphrase (or a corrupt key file)".into()))?
+                .as_bytes()
+                .to_vec()
+        } else {
+            let (_, doc) = pkcs8::SecretDocument::from_pem(&self.private_pem).map_err(|e| bad(format!("PEM: {e}")))?;
+            doc.as_bytes().to_vec()
+        };
+        let signer = match (self.public.keytype.as_str(), self.public.scheme.as_str()) {
+            ("ed25519", "ed25519") => Signer::ed25519_from_pkcs8(&der),
+            ("ecdsa", "ecdsa-sha2-nistp256") => Signer::ecdsa_p256_from_pkcs8(&der),
+            (t, s) => return Err(bad(format!("cannot sign with {t}/{s} keys"))),
+        }
+        .map_err(|e| bad(e.to_string()))?;
+        if signer.keyid() != self.keyid || signer.public_key() != &self.public {
+            return Err(bad("private key does not match the public key in the file".into()));
+        }
+        Ok(signer)
+    }
+}
+
+/// A directory of key files.
+pub struct KeyDir {
+    dir: PathBuf,
+}
+
+impl KeyDir {
+    pub fn new(dir: impl Into<PathBuf>) -> KeyDir {
+        KeyDir { dir: dir.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Generates an Ed25519 key for `role` and writes it (mode 0600), encrypted if a
+    /// passphrase is given. Returns the signer and whether it was stored in plain text.
+    pub fn generate(&self, role: &str, passphrase: Option<&str>) -> Result<Signer, Error> {
+        let (signer, pkcs8_der) = Signer::generate_ed25519().map_err(|e| Error::Signing { role: role.into(), reason: e.to_string() })?;
+        let path = self.dir.join(format!("{role}-{}.key", &signer.keyid()[..12]));
+        let bad = |reason: String| Error::Key { path: path.clone(), reason };
+        let info = pkcs8::PrivateKeyInfo::from_der(&pkcs8_der).map_err(|e| bad(e.to_string()))?;
+        let private = match passphrase {
+            Some(p) => info
+                .encrypt(pkcs8::rand_core::OsRng, p.as_bytes())
+                .map_err(|e| bad(e.to_string()))?
+                .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+                .map_err(|e| bad(e.to_string()))?
+                .to_string(),
+            None => pkcs8::SecretDocument::try_from(info)
+                .map_err(|e| bad(e.to_string()))?
+                .to_pem("PRIVATE KEY", LineEnding::LF)
+                .map_err(|e| bad(e.to_string()))?
+                .to_string(),
+        };
+        let j = KeyFileJson { role: role.into(), keyid: signer.keyid().into(), public: signer.public_key().clone(), private };
+        let bytes = serde_json::to_vec_pretty(&j).map_err(|e| bad(e.to_string()))?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| crate::io(&self.dir, e))?;
+        restrict_dir(&self.dir)?;
+        write_atomic(&path, &bytes)?;
+        Ok(signer)
+    }
+
+    /// Every key file in the directory (none if it does not exist).
+    pub fn list(&self) -> Result<Vec<KeyFile>, Error> {
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(crate::io(&self.dir, e)),
+        };
+        let mut out = Vec::new();
+        for e in rd {
+            let p = e.map_err(|e| crate::io(&self.dir, e))?.path();
+            if p.extension().is_some_and(|x| x == "key") {
+                out.push(KeyFile::read(&p)?);
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Signers for the given keyids, from the key files present (files for other keys are
+    /// ignored: they belong to other roles).
+    pub fn signers_for(
+        &self,
+        keyids: &[String],
+        passphrase: &mut dyn FnMut(&KeyFile) -> Result<String, Error>,
+    ) -> Result<Vec<Signer>, Error> {
+        let mut out = Vec::new();
+        for kf in self.list()? {
+            if keyids.contains(&kf.keyid) && !out.iter().any(|s: &Signer| s.keyid() == kf.keyid) {
+                out.push(kf.signer(passphrase)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(unix)]
+fn restrict_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| crate::io(dir, e))
+}
+
+#[cfg(not(unix))]
+fn restrict_dir(_: &Path) -> Result<(), Error> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encrypted_keys_need_the_right_passphrase() {
+        let d = tempfile::tempdir().unwrap();
+        let kd = KeyDir::new(d.path());
+        let s = kd.generate("root", Some("correct horse")).unwrap();
+        let plain = kd.generate("timestamp", None).unwrap();
+        let files = kd.list().unwrap();
+        assert_eq!(files.len(), 2);
+        let enc = files.iter().find(|f| f.keyid == s.keyid()).unwrap();
+        assert!(enc.encrypted);
+        assert!(std::fs::read_to_string(&enc.path).unwrap().contains("ENCRYPTED PRIVATE KEY"));
+        let err = enc.signer(&mut |_| Ok("wrong".into())).err().unwrap();
+        assert!(err.to_string().contains("wrong passphrase"), "{err}");
+        let again = enc.signer(&mut |_| Ok("correct horse".into())).unwrap();
+        assert_eq!(again.public_key(), s.public_key());
+        // Plain keys never ask.
+        let got = kd.signers_for(&[plain.keyid().to_string()], &mut |_| panic!("asked")).unwrap();
+        assert_eq!(got.len(), 1);
+    }
+}

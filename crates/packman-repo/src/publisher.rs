@@ -1,0 +1,713 @@
+//! [`Repository`]: a published TUF repository on disk, changed incrementally.
+//!
+//! The published metadata is the database: opening a repository reads the newest root,
+//! timestamp, snapshot and top-level targets; bins are read only when a change touches them.
+//! A change publishes in the order the client reads in reverse: target files, then new
+//! versions of the changed bins, then targets (if changed), then snapshot, then timestamp,
+//! each file written atomically, so a client mid-update always finds every file the metadata
+//! it holds names. Old versions are kept for `keep_versions` publishes, then removed.
+//!
+//! Layout of `DIR`: `metadata/` and `targets/` (the published tree, servable as static
+//! files), `keys/` (private keys, never published; `--keys` moves them elsewhere) and
+//! `packman-repo.json` (settings). Mutations hold `DIR/.packman-repo.lock`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use packman_tuf::crypto::Signer;
+use packman_tuf::metadata::{Extra, SPEC_VERSION};
+use packman_tuf::{
+    Delegations, Envelope, Expires, Hashes, MetaFile, OffsetDateTime, RoleKeys, Root, Snapshot, SuccinctRoles,
+    TargetFile, Targets, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{KeyDir, KeyFile};
+use crate::{io, sign_metadata, sync_dir, write_atomic, Error};
+
+/// The signed field by which a timestamp names the current root version. packman's client
+/// refuses a timestamp naming a root newer than the one it could fetch (a "hidden" root,
+/// theupdateframework/specification#225); other clients ignore unknown fields.
+pub const ROOT_VERSION_FIELD: &str = "x-packman-root-version";
+
+/// Settings kept in `DIR/packman-repo.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// Number of published metadata versions kept for clients mid-update.
+    pub keep_versions: u64,
+    /// Lifetimes in days.
+    pub expiry_days: ExpiryDays,
+    /// Key directory, relative to DIR unless absolute.
+    pub keys: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExpiryDays {
+    pub root: i64,
+    pub targets: i64,
+    pub bins: i64,
+    pub snapshot: i64,
+    pub timestamp: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            keep_versions: 3,
+            expiry_days: ExpiryDays { root: 365, targets: 365, bins: 90, snapshot: 30, timestamp: 1 },
+            keys: PathBuf::from("keys"),
+        }
+    }
+}
+
+pub struct InitOptions {
+    pub root_keys: usize,
+    pub root_threshold: u64,
+    /// Number of hashed bins: a power of two.
+    pub bins: u64,
+    pub keys: Option<PathBuf>,
+    /// Passphrase to encrypt new private keys with (None: plain text).
+    pub passphrase: Option<String>,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions { root_keys: 1, root_threshold: 1, bins: 256, keys: None, passphrase: None }
+    }
+}
+
+/// What a publish wrote.
+#[derive(Debug, Default, Clone)]
+pub struct PublishReport {
+    pub metadata_written: Vec<String>,
+    pub targets_written: usize,
+    pub removed: usize,
+}
+
+/// Supplies passphrases for encrypted keys.
+pub type Passphrase<'a> = &'a mut dyn FnMut(&KeyFile) -> Result<String, Error>;
+
+pub struct Repository {
+    dir: PathBuf,
+    settings: Settings,
+    _lock: File,
+    pub root: Root,
+    pub timestamp: Timestamp,
+    pub snapshot: Snapshot,
+    pub targets: Targets,
+    bins: BTreeMap<String, Targets>,
+    dirty: BTreeSet<String>,
+    new_targets: Vec<(String, PathBuf)>,
+    now: OffsetDateTime,
+}
+
+fn expiry(now: OffsetDateTime, days: i64) -> Expires {
+    crate::new_expiry(now, days)
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, Error> {
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt { path: path.into(), reason: e.to_string() })
+}
+
+fn lock(dir: &Path) -> Result<File, Error> {
+    let p = dir.join(".packman-repo.lock");
+    let f = File::options().create(true).truncate(false).write(true).open(&p).map_err(|e| io(&p, e))?;
+    f.lock().map_err(|e| io(&p, e))?;
+    Ok(f)
+}
+
+impl Repository {
+    /// Creates a new repository in `dir` (which must not already hold one): keys for every
+    /// role, root v1 signed by all root keys, targets delegating everything to `bins`
+    /// succinct hashed bins, and the first snapshot and timestamp.
+    pub fn init(dir: &Path, opts: &InitOptions, now: OffsetDateTime) -> Result<Repository, Error> {
+        if !opts.bins.is_power_of_two() || opts.bins < 2 || opts.bins > 1 << 32 {
+            return Err(Error::Invalid(format!("--bins {} must be a power of two between 2 and 2^32", opts.bins)));
+        }
+        if opts.root_threshold < 1 || opts.root_threshold as usize > opts.root_keys {
+            return Err(Error::Invalid(format!(
+                "--root-threshold {} cannot be met by {} root key(s)",
+                opts.root_threshold, opts.root_keys
+            )));
+        }
+        if dir.join("packman-repo.json").exists() || dir.join("metadata").exists() {
+            return Err(Error::Invalid(format!("{} already holds a repository", dir.display())));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let lock = lock(dir)?;
+        let mut settings = Settings::default();
+        if let Some(k) = &opts.keys {
+            settings.keys = std::path::absolute(k).map_err(|e| io(k, e))?;
+        }
+        let keydir = KeyDir::new(resolve(dir, &settings.keys));
+        let pass = opts.passphrase.as_deref();
+        let gen = |role: &str, n: usize| -> Result<Vec<Signer>, Error> { (0..n).map(|_| keydir.generate(role, pass)).collect() };
+        let root_signers = gen("root", opts.root_keys)?;
+        let mut role_signers = BTreeMap::new();
+        for role in ["targets", "snapshot", "timestamp", "bins"] {
+            role_signers.insert(role, gen(role, 1)?);
+        }
+        let mut keys = BTreeMap::new();
+        for s in root_signers.iter().chain(role_signers.values().flatten()) {
+            keys.insert(s.keyid().to_string(), s.public_key().clone());
+        }
+        let ids = |v: &[Signer]| v.iter().map(|s| s.keyid().to_string()).collect::<Vec<_>>();
+        let mut roles = BTreeMap::new();
+        roles.insert("root".into(), RoleKeys { keyids: ids(&root_signers), threshold: opts.root_threshold, extra: Extra::new() });
+        for role in ["targets", "snapshot", "timestamp"] {
+            roles.insert(role.into(), RoleKeys { keyids: ids(&role_signers[role]), threshold: 1, extra: Extra::new() });
+        }
+        keys.retain(|k, _| !role_signers["bins"].iter().any(|s| s.keyid() == k));
+        let root = Root {
+            type_: "root".into(),
+            spec_version: SPEC_VERSION.into(),
+            version: 1,
+            expires: expiry(now, settings.expiry_days.root),
+            consistent_snapshot: Some(true),
+            keys,
+            roles,
+            extra: Extra::new(),
+        };
+        let bins_signer = &role_signers["bins"][0];
+        let targets = Targets {
+            type_: "targets".into(),
+            spec_version: SPEC_VERSION.into(),
+            version: 1,
+            expires: expiry(now, settings.expiry_days.targets),
+            targets: BTreeMap::new(),
+            delegations: Some(Delegations {
+                keys: BTreeMap::from([(bins_signer.keyid().to_string(), bins_signer.public_key().clone())]),
+                roles: None,
+                succinct_roles: Some(SuccinctRoles {
+                    keyids: vec![bins_signer.keyid().to_string()],
+                    threshold: 1,
+                    bit_length: opts.bins.trailing_zeros(),
+                    name_prefix: "bins".into(),
+                    extra: Extra::new(),
+                }),
+                extra: Extra::new(),
+            }),
+            extra: Extra::new(),
+        };
+        let md = dir.join("metadata");
+        std::fs::create_dir_all(&md).map_err(|e| io(&md, e))?;
+        std::fs::create_dir_all(dir.join("targets")).map_err(|e| io(dir, e))?;
+        let root_bytes = sign_metadata(&root, &root_signers.iter().collect::<Vec<_>>())?;
+        write_atomic(&md.join("1.root.json"), &root_bytes)?;
+        write_atomic(&md.join("root.json"), &root_bytes)?;
+        let snapshot = Snapshot {
+            type_: "snapshot".into(),
+            spec_version: SPEC_VERSION.into(),
+            version: 0,
+            expires: expiry(now, settings.expiry_days.snapshot),
+            meta: Default::default(),
+            extra: Extra::new(),
+        };
+        let timestamp = Timestamp {
+            type_: "timestamp".into(),
+            spec_version: SPEC_VERSION.into(),
+            version: 0,
+            expires: expiry(now, settings.expiry_days.timestamp),
+            meta: [("snapshot.json".to_string(), MetaFile::new(1))].into_iter().collect(),
+            extra: Extra::new(),
+        };
+        let settings_bytes = serde_json::to_vec_pretty(&settings).map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut repo = Repository {
+            dir: dir.to_path_buf(),
+            settings,
+            _lock: lock,
+            root,
+            timestamp,
+            snapshot,
+            targets,
+            bins: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            new_targets: Vec::new(),
+            now,
+        };
+        // Every bin exists from the start (empty), so clients can tell "not here" from
+        // "missing".
+        let succinct = repo.succinct().clone();
+        for b in 0..succinct.bin_count() {
+            let name = succinct.bin_name(b);
+            repo.bins.insert(name.clone(), repo.empty_bin(0));
+            repo.dirty.insert(name);
+        }
+        repo.targets.version = 0;
+        repo.dirty.insert("targets".into());
+        let mut no_pass = |_: &KeyFile| -> Result<String, Error> { pass.map(str::to_string).ok_or_else(|| Error::Invalid("no passphrase".into())) };
+        repo.publish(&mut no_pass)?;
+        write_atomic(&dir.join("packman-repo.json"), &settings_bytes)?;
+        Ok(repo)
+    }
+
+    /// Opens an existing repository and takes its lock (waiting for a running command).
+    pub fn open(dir: &Path, keys: Option<&Path>, now: OffsetDateTime) -> Result<Repository, Error> {
+        let settings_path = dir.join("packman-repo.json");
+        if !settings_path.exists() {
+            return Err(Error::Invalid(format!("{} is not a packman repository (no packman-repo.json)", dir.display())));
+        }
+        let lock = lock(dir)?;
+        let mut settings: Settings = read_json(&settings_path)?;
+        if let Some(k) = keys {
+            settings.keys = std::path::absolute(k).map_err(|e| io(k, e))?;
+        }
+        let md = dir.join("metadata");
+        let root: Envelope<Root> = read_json(&md.join("root.json"))?;
+        let timestamp: Envelope<Timestamp> = read_json(&md.join("timestamp.json"))?;
+        let sv = timestamp.signed.snapshot_meta().version;
+        let snapshot: Envelope<Snapshot> = read_json(&md.join(format!("{sv}.snapshot.json")))?;
+        let tv = snapshot.signed.meta.get("targets.json").map(|m| m.version).ok_or_else(|| Error::Corrupt {
+            path: md.join(format!("{sv}.snapshot.json")),
+            reason: "snapshot does not list targets.json".into(),
+        })?;
+        let targets: Envelope<Targets> = read_json(&md.join(format!("{tv}.targets.json")))?;
+        Ok(Repository {
+            dir: dir.to_path_buf(),
+            settings,
+            _lock: lock,
+            root: root.signed,
+            timestamp: timestamp.signed,
+            snapshot: snapshot.signed,
+            targets: targets.signed,
+            bins: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            new_targets: Vec::new(),
+            now,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn key_dir(&self) -> KeyDir {
+        KeyDir::new(resolve(&self.dir, &self.settings.keys))
+    }
+
+    fn succinct(&self) -> &SuccinctRoles {
+        self.targets
+            .delegations
+            .as_ref()
+            .and_then(|d| d.succinct_roles.as_ref())
+            .expect("packman repositories delegate to succinct bins")
+    }
+
+    fn empty_bin(&self, version: u64) -> Targets {
+        Targets {
+            type_: "targets".into(),
+            spec_version: SPEC_VERSION.into(),
+            version,
+            expires: expiry(self.now, self.settings.expiry_days.bins),
+            targets: BTreeMap::new(),
+            delegations: None,
+            extra: Extra::new(),
+        }
+    }
+
+    /// The bin that lists `path`.
+    pub fn bin_for(&self, path: &str) -> String {
+        self.succinct().role_for_target(path)
+    }
+
+    /// Loads (once) and returns a bin for reading.
+    pub fn bin(&mut self, name: &str) -> Result<&Targets, Error> {
+        self.load_bin(name)?;
+        Ok(&self.bins[name])
+    }
+
+    fn load_bin(&mut self, name: &str) -> Result<(), Error> {
+        if self.bins.contains_key(name) {
+            return Ok(());
+        }
+        let v = self.snapshot.meta.get(&format!("{name}.json")).map(|m| m.version).ok_or_else(|| Error::NoRole(name.into()))?;
+        let env: Envelope<Targets> = read_json(&self.dir.join("metadata").join(format!("{v}.{name}.json")))?;
+        self.bins.insert(name.into(), env.signed);
+        Ok(())
+    }
+
+    fn bin_mut(&mut self, name: &str) -> Result<&mut Targets, Error> {
+        self.load_bin(name)?;
+        self.dirty.insert(name.to_string());
+        Ok(self.bins.get_mut(name).expect("loaded"))
+    }
+
+    /// The signed description of `path`, if listed.
+    pub fn target(&mut self, path: &str) -> Result<Option<TargetFile>, Error> {
+        let bin = self.bin_for(path);
+        Ok(self.bin(&bin)?.targets.get(path).cloned())
+    }
+
+    /// Lists `path` with the content of `file` (copied into the published tree on publish).
+    /// Returns its bin. `custom` becomes the target's custom data.
+    pub fn add_target(&mut self, path: &str, file: &Path, custom: Option<serde_json::Value>) -> Result<String, Error> {
+        check_target_path(path)?;
+        let info = hash_file(file)?;
+        let mut tf = TargetFile { length: info.0, hashes: info.1, custom, extra: Extra::new() };
+        let bin = self.bin_for(path);
+        let entry = self.bin_mut(&bin)?;
+        if let Some(old) = entry.targets.get(path) {
+            if old.custom.is_some() && tf.custom.is_none() {
+                tf.custom = old.custom.clone();
+            }
+        }
+        entry.targets.insert(path.to_string(), tf);
+        self.new_targets.push((path.to_string(), file.to_path_buf()));
+        Ok(bin)
+    }
+
+    /// Lists `path` with in-memory content (written to a temp file under the repository).
+    pub fn add_target_bytes(&mut self, path: &str, data: &[u8], custom: Option<serde_json::Value>) -> Result<String, Error> {
+        let staging = self.dir.join(".staging");
+        std::fs::create_dir_all(&staging).map_err(|e| io(&staging, e))?;
+        let tmp = tempfile::NamedTempFile::new_in(&staging).map_err(|e| io(&staging, e))?;
+        std::fs::write(tmp.path(), data).map_err(|e| io(tmp.path(), e))?;
+        let (_, p) = tmp.keep().map_err(|e| io(&staging, e.error))?;
+        self.add_target(path, &p, custom)
+    }
+
+    /// Removes `path` from its bin. Returns whether it was listed.
+    pub fn remove_target(&mut self, path: &str) -> Result<bool, Error> {
+        let bin = self.bin_for(path);
+        self.load_bin(&bin)?;
+        if !self.bins[&bin].targets.contains_key(path) {
+            return Ok(false);
+        }
+        self.bin_mut(&bin)?.targets.remove(path);
+        Ok(true)
+    }
+
+    /// Changes the custom data of a listed target.
+    pub fn set_custom(&mut self, path: &str, f: impl FnOnce(&mut serde_json::Value)) -> Result<bool, Error> {
+        let bin = self.bin_for(path);
+        self.load_bin(&bin)?;
+        if !self.bins[&bin].targets.contains_key(path) {
+            return Ok(false);
+        }
+        let t = self.bin_mut(&bin)?.targets.get_mut(path).expect("checked");
+        let c = t.custom.get_or_insert_with(|| serde_json::json!({}));
+        f(c);
+        Ok(true)
+    }
+
+    fn signers(&self, role: &str, keyids: &[String], threshold: u64, pass: Passphrase) -> Result<Vec<Signer>, Error> {
+        let s = self.key_dir().signers_for(keyids, pass)?;
+        if (s.len() as u64) < threshold {
+            return Err(Error::Threshold { role: role.into(), have: s.len(), threshold });
+        }
+        Ok(s)
+    }
+
+    fn role_signers(&self, role: &str, pass: Passphrase) -> Result<Vec<Signer>, Error> {
+        let (ids, threshold) = match role {
+            "bins" => {
+                let s = self.succinct();
+                (s.keyids.clone(), s.threshold)
+            }
+            r => {
+                let rk = self.root.roles.get(r).ok_or_else(|| Error::NoRole(r.into()))?;
+                (rk.keyids.clone(), rk.threshold)
+            }
+        };
+        self.signers(role, &ids, threshold, pass)
+    }
+
+    /// Whether anything is waiting to be published.
+    pub fn has_changes(&self) -> bool {
+        !self.dirty.is_empty() || !self.new_targets.is_empty()
+    }
+
+    /// Signs and writes every change: target files, changed bins, targets, snapshot and
+    /// timestamp, in that order. All signing keys are loaded before anything is written, so
+    /// a missing key or wrong passphrase leaves the published tree untouched.
+    pub fn publish(&mut self, pass: Passphrase) -> Result<PublishReport, Error> {
+        let mut report = PublishReport::default();
+        let bins_dirty: Vec<String> = self.dirty.iter().filter(|r| *r != "targets").cloned().collect();
+        let targets_dirty = self.dirty.contains("targets");
+        let bin_signers = if bins_dirty.is_empty() { Vec::new() } else { self.role_signers("bins", pass)? };
+        let targets_signers = if targets_dirty { self.role_signers("targets", pass)? } else { Vec::new() };
+        let snapshot_signers = self.role_signers("snapshot", pass)?;
+        let timestamp_signers = self.role_signers("timestamp", pass)?;
+
+        let md = self.dir.join("metadata");
+        let td = self.dir.join("targets");
+        // 1. Target files, under their consistent-snapshot names (dir/SHA256.name), and for
+        //    Python clients reading a static host, under their plain names too (file names of
+        //    distributions are immutable, as on PyPI).
+        let mut target_dirs = BTreeSet::new();
+        for (path, src) in std::mem::take(&mut self.new_targets) {
+            let bin = self.bin_for(&path);
+            let Some(tf) = self.bins.get(&bin).and_then(|b| b.targets.get(&path)) else { continue };
+            let sha = tf.hashes.get("sha256").unwrap_or_default().to_string();
+            let (d, f) = split_path(&path);
+            let dest_dir = td.join(d);
+            std::fs::create_dir_all(&dest_dir).map_err(|e| io(&dest_dir, e))?;
+            let dest = dest_dir.join(format!("{sha}.{f}"));
+            if !dest.exists() {
+                copy_durable(&src, &dest)?;
+                report.targets_written += 1;
+            }
+            if plain_copy_wanted(&path) {
+                copy_durable(&src, &dest_dir.join(f))?;
+            }
+            target_dirs.insert(dest_dir);
+        }
+        for d in &target_dirs {
+            sync_dir(d)?;
+        }
+        let _ = std::fs::remove_dir_all(self.dir.join(".staging"));
+
+        // 2. Bins, 3. targets: new versions, never overwriting a published one.
+        let mut written = Vec::new();
+        let expires_bins = expiry(self.now, self.settings.expiry_days.bins);
+        for name in &bins_dirty {
+            let b = self.bins.get_mut(name).expect("dirty bins are loaded");
+            b.version += 1;
+            b.expires = expires_bins;
+            let bytes = sign_metadata(&*b, &bin_signers.iter().collect::<Vec<_>>())?;
+            let v = b.version;
+            write_new(&md.join(format!("{v}.{name}.json")), &bytes)?;
+            self.snapshot.meta.insert(format!("{name}.json"), MetaFile::new(v));
+            written.push(format!("{v}.{name}.json"));
+        }
+        if targets_dirty {
+            self.targets.version += 1;
+            self.targets.expires = expiry(self.now, self.settings.expiry_days.targets);
+            let bytes = sign_metadata(&self.targets, &targets_signers.iter().collect::<Vec<_>>())?;
+            let v = self.targets.version;
+            write_new(&md.join(format!("{v}.targets.json")), &bytes)?;
+            self.snapshot.meta.insert("targets.json".into(), MetaFile::new(v));
+            written.push(format!("{v}.targets.json"));
+        }
+        if !written.is_empty() {
+            sync_dir(&md)?;
+        }
+        // 4. Snapshot, 5. timestamp (the file clients read first is written last).
+        self.snapshot.version += 1;
+        self.snapshot.expires = expiry(self.now, self.settings.expiry_days.snapshot);
+        let snap = sign_metadata(&self.snapshot, &snapshot_signers.iter().collect::<Vec<_>>())?;
+        let sv = self.snapshot.version;
+        write_new(&md.join(format!("{sv}.snapshot.json")), &snap)?;
+        written.push(format!("{sv}.snapshot.json"));
+        sync_dir(&md)?;
+        let mut meta = MetaFile::new(sv);
+        meta.length = Some(snap.len() as u64);
+        meta.hashes = Some(Hashes(vec![("sha256".into(), hex::encode(ring::digest::digest(&ring::digest::SHA256, &snap)))]));
+        self.timestamp.meta.insert("snapshot.json".into(), meta);
+        self.write_timestamp(&timestamp_signers)?;
+        written.push("timestamp.json".into());
+
+        report.removed = self.collect_garbage(&bins_dirty, targets_dirty)?;
+        self.dirty.clear();
+        report.metadata_written = written;
+        Ok(report)
+    }
+
+    fn write_timestamp(&mut self, signers: &[Signer]) -> Result<(), Error> {
+        self.timestamp.version += 1;
+        self.timestamp.expires = expiry(self.now, self.settings.expiry_days.timestamp);
+        self.timestamp.extra.insert(ROOT_VERSION_FIELD.into(), self.root.version.into());
+        let bytes = sign_metadata(&self.timestamp, &signers.iter().collect::<Vec<_>>())?;
+        let md = self.dir.join("metadata");
+        write_atomic(&md.join("timestamp.json"), &bytes)?;
+        sync_dir(&md)
+    }
+
+    /// Removes metadata versions older than the newest `keep_versions` of each role just
+    /// rewritten (clients that started an update with them have had that many publishes).
+    fn collect_garbage(&self, bins: &[String], targets: bool) -> Result<usize, Error> {
+        let keep = self.settings.keep_versions.max(1);
+        let md = self.dir.join("metadata");
+        let mut removed = 0;
+        let mut drop_old = |role: &str, current: u64| -> Result<(), Error> {
+            if current > keep {
+                let p = md.join(format!("{}.{role}.json", current - keep));
+                match std::fs::remove_file(&p) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&p, e)),
+                }
+            }
+            Ok(())
+        };
+        for b in bins {
+            drop_old(b, self.bins[b].version)?;
+        }
+        if targets {
+            drop_old("targets", self.targets.version)?;
+        }
+        drop_old("snapshot", self.snapshot.version)?;
+        Ok(removed)
+    }
+
+    /// Re-signs what expires within `margin`: the timestamp (and snapshot, targets and bins
+    /// when due). Returns the roles re-signed; nothing is written when nothing is due.
+    pub fn refresh(&mut self, margin: time::Duration, pass: Passphrase) -> Result<Vec<String>, Error> {
+        let horizon = self.now + margin;
+        let due = |e: &Expires| e.0 <= horizon;
+        let mut names: Vec<String> = Vec::new();
+        let succinct = self.succinct().clone();
+        // Bins all expire together unless changed since; check each (read lazily).
+        for b in 0..succinct.bin_count() {
+            let name = succinct.bin_name(b);
+            if self.bin(&name).map(|t| due(&t.expires))? {
+                self.dirty.insert(name.clone());
+                names.push(name);
+            } else {
+                self.bins.remove(&name);
+            }
+        }
+        if due(&self.targets.expires) {
+            self.dirty.insert("targets".into());
+            names.push("targets".into());
+        }
+        if !self.dirty.is_empty() || due(&self.snapshot.expires) {
+            names.push("snapshot".into());
+            names.push("timestamp".into());
+            self.publish(pass)?;
+        } else if due(&self.timestamp.expires) {
+            let signers = self.role_signers("timestamp", pass)?;
+            self.write_timestamp(&signers)?;
+            names.push("timestamp".into());
+        }
+        Ok(names)
+    }
+
+    /// Role status lines: version, expiry, signatures on the published file against threshold.
+    pub fn status(&mut self) -> Result<Vec<RoleStatus>, Error> {
+        let md = self.dir.join("metadata");
+        let mut out = Vec::new();
+        let keys = &self.root.keys;
+        let check = |file: &Path, role: &str, keyids: &[String], threshold: u64, keys: &BTreeMap<String, packman_tuf::Key>, expires: Expires, version: u64| -> Result<RoleStatus, Error> {
+            let bytes = std::fs::read(file).map_err(|e| io(file, e))?;
+            let canon = packman_tuf::canonical::canonical_signed(&bytes).map_err(|e| Error::Corrupt { path: file.into(), reason: e.to_string() })?;
+            let env: Envelope<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt { path: file.into(), reason: e.to_string() })?;
+            let valid = keyids
+                .iter()
+                .filter(|id| {
+                    keys.get(*id).is_some_and(|k| env.signatures.iter().any(|s| &s.keyid == *id && k.verify(&canon, &s.sig).is_ok()))
+                })
+                .count();
+            Ok(RoleStatus { role: role.into(), version, expires, valid_signatures: valid, threshold })
+        };
+        let rk = |r: &str| self.root.roles[r].clone();
+        let r = rk("root");
+        out.push(check(&md.join("root.json"), "root", &r.keyids, r.threshold, keys, self.root.expires, self.root.version)?);
+        let t = rk("targets");
+        out.push(check(&md.join(format!("{}.targets.json", self.targets.version)), "targets", &t.keyids, t.threshold, keys, self.targets.expires, self.targets.version)?);
+        let s = rk("snapshot");
+        out.push(check(&md.join(format!("{}.snapshot.json", self.snapshot.version)), "snapshot", &s.keyids, s.threshold, keys, self.snapshot.expires, self.snapshot.version)?);
+        let ts = rk("timestamp");
+        out.push(check(&md.join("timestamp.json"), "timestamp", &ts.keyids, ts.threshold, keys, self.timestamp.expires, self.timestamp.version)?);
+        Ok(out)
+    }
+
+    /// Earliest expiry among the bins (reads every bin: O(bins)).
+    pub fn bins_summary(&mut self) -> Result<(u64, Option<Expires>, usize), Error> {
+        let succinct = self.succinct().clone();
+        let mut earliest: Option<Expires> = None;
+        let mut targets = 0;
+        for b in 0..succinct.bin_count() {
+            let name = succinct.bin_name(b);
+            let t = self.bin(&name)?;
+            targets += t.targets.len();
+            earliest = Some(earliest.map_or(t.expires, |e| e.min(t.expires)));
+            self.bins.remove(&name);
+        }
+        Ok((succinct.bin_count(), earliest, targets))
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.now
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleStatus {
+    pub role: String,
+    pub version: u64,
+    pub expires: Expires,
+    pub valid_signatures: usize,
+    pub threshold: u64,
+}
+
+fn resolve(dir: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
+fn split_path(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}
+
+/// Distribution files and simple pages are also written under their plain names, so pip can
+/// use the published tree from any static host.
+fn plain_copy_wanted(path: &str) -> bool {
+    path.starts_with("packages/") || path.starts_with("simple/")
+}
+
+/// Target paths become file paths: refuse anything that could leave `targets/`.
+pub fn check_target_path(path: &str) -> Result<(), Error> {
+    let bad = |why: &str| Err(Error::Invalid(format!("target path {path:?} {why}")));
+    if path.is_empty() || path.len() > 1024 {
+        return bad("must be 1 to 1024 bytes");
+    }
+    if path.starts_with('/') || path.contains('\\') || path.contains('\0') {
+        return bad("must be relative, with '/' separators");
+    }
+    if path.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return bad("has an empty, '.' or '..' segment");
+    }
+    Ok(())
+}
+
+fn hash_file(path: &Path) -> Result<(u64, Hashes), Error> {
+    use std::io::Read;
+    let mut f = File::open(path).map_err(|e| io(path, e))?;
+    let mut a = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut b = ring::digest::Context::new(&ring::digest::SHA512);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut n_total = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        a.update(&buf[..n]);
+        b.update(&buf[..n]);
+        n_total += n as u64;
+    }
+    Ok((
+        n_total,
+        Hashes(vec![("sha256".into(), hex::encode(a.finish())), ("sha512".into(), hex::encode(b.finish()))]),
+    ))
+}
+
+fn copy_durable(src: &Path, dest: &Path) -> Result<(), Error> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| io(dir, e))?;
+    std::fs::copy(src, tmp.path()).map_err(|e| io(src, e))?;
+    tmp.as_file().sync_all().map_err(|e| io(dest, e))?;
+    tmp.persist(dest).map_err(|e| io(dest, e.error))?;
+    Ok(())
+}
+
+/// Writes a versioned metadata file that must not exist yet (published versions are
+/// immutable: clients and caches hold them by name).
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    if let Ok(existing) = std::fs::read(path) {
+        if existing != bytes {
+            return Err(Error::Corrupt { path: path.into(), reason: "a different file of this version is already published".into() });
+        }
+    }
+    write_atomic(path, bytes)
+}

@@ -1,0 +1,197 @@
+//! `packman repo …`: the publisher's commands.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use packman_repo::keys::KeyFile;
+use packman_repo::publisher::{InitOptions, PublishReport, Repository};
+use packman_tuf::OffsetDateTime;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Create a new signed repository: keys, root, targets delegating to hashed bins.
+    Init {
+        dir: PathBuf,
+        /// Number of root keys.
+        #[arg(long, default_value_t = 1)]
+        root_keys: usize,
+        /// Root signatures required (K of --root-keys N).
+        #[arg(long, default_value_t = 1)]
+        root_threshold: u64,
+        /// Hashed bins (a power of two). 256 suits up to ~100k files; raise it so each bin
+        /// lists a few hundred files at most (PyPI-sized indexes use 16384).
+        #[arg(long, default_value_t = 256)]
+        bins: u64,
+        /// Where private keys are written [default: DIR/keys]. Keep the root keys offline.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+    /// Add files as targets and publish one new snapshot and timestamp for the batch.
+    Add {
+        dir: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Target path prefix (e.g. "docs/"); the file name is appended.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+    /// Remove targets by path and publish.
+    Remove {
+        dir: PathBuf,
+        #[arg(required = true)]
+        paths: Vec<String>,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+    /// Re-sign what expires soon (timestamp; snapshot, targets, bins when due). Safe from cron.
+    Refresh {
+        dir: PathBuf,
+        /// Re-sign roles expiring within this many hours.
+        #[arg(long, default_value_t = 6)]
+        margin_hours: i64,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+    /// Versions, expiry and signatures of every role.
+    Status {
+        dir: PathBuf,
+        /// Warn about roles expiring within this many days.
+        #[arg(long, default_value_t = 7)]
+        warn_days: i64,
+    },
+}
+
+/// Passphrases come from $PACKMAN_PASSPHRASE, else a prompt when there is a terminal.
+fn passphrase(kf: &KeyFile) -> Result<String, packman_repo::Error> {
+    if let Ok(p) = std::env::var("PACKMAN_PASSPHRASE") {
+        return Ok(p);
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password(format!("passphrase for {} key {}: ", kf.role, &kf.keyid[..12]))
+            .map_err(|e| packman_repo::Error::Key { path: kf.path.clone(), reason: e.to_string() });
+    }
+    Err(packman_repo::Error::Key {
+        path: kf.path.clone(),
+        reason: "is encrypted and there is no terminal to ask for its passphrase: set PACKMAN_PASSPHRASE".into(),
+    })
+}
+
+/// The passphrase for new keys: $PACKMAN_PASSPHRASE, else asked twice on a terminal; with
+/// neither (scripts, CI) keys are written unencrypted, with a warning.
+fn new_passphrase() -> Result<Option<String>, String> {
+    if let Ok(p) = std::env::var("PACKMAN_PASSPHRASE") {
+        return Ok(Some(p));
+    }
+    if std::io::stdin().is_terminal() {
+        let a = rpassword::prompt_password("passphrase for the new private keys (empty: none): ").map_err(|e| e.to_string())?;
+        if a.is_empty() {
+            eprintln!("packman: warning: private keys are stored unencrypted");
+            return Ok(None);
+        }
+        let b = rpassword::prompt_password("again: ").map_err(|e| e.to_string())?;
+        if a != b {
+            return Err("the passphrases differ".into());
+        }
+        return Ok(Some(a));
+    }
+    eprintln!("packman: warning: no terminal and no PACKMAN_PASSPHRASE: private keys are stored unencrypted");
+    Ok(None)
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn e(err: packman_repo::Error) -> String {
+    err.to_string()
+}
+
+fn open(dir: &Path, keys: Option<&Path>) -> Result<Repository, String> {
+    Repository::open(dir, keys, now()).map_err(e)
+}
+
+fn print_report(r: &PublishReport) {
+    println!(
+        "published: {} metadata file(s) ({}), {} new target file(s), {} old version(s) removed",
+        r.metadata_written.len(),
+        r.metadata_written.join(", "),
+        r.targets_written,
+        r.removed
+    );
+}
+
+pub fn run(cmd: Command) -> Result<(), String> {
+    match cmd {
+        Command::Init { dir, root_keys, root_threshold, bins, keys } => {
+            let passphrase = new_passphrase()?;
+            let opts = InitOptions { root_keys, root_threshold, bins, keys, passphrase };
+            let repo = Repository::init(&dir, &opts, now()).map_err(e)?;
+            println!("created repository {} with {bins} hashed bins", dir.display());
+            println!("  root v1: {root_threshold} of {root_keys} root key(s)");
+            println!("  private keys in {} (move the root keys offline)", repo.key_dir().path().display());
+            println!("  publish {}/metadata and {}/targets from any static host", dir.display(), dir.display());
+            Ok(())
+        }
+        Command::Add { dir, files, prefix, keys } => {
+            let mut repo = open(&dir, keys.as_deref())?;
+            for f in &files {
+                let name = f.file_name().and_then(|n| n.to_str()).ok_or_else(|| format!("{}: not a file name", f.display()))?;
+                let path = format!("{prefix}{name}");
+                let bin = repo.add_target(&path, f, None).map_err(e)?;
+                println!("{path} -> {bin}");
+            }
+            print_report(&repo.publish(&mut passphrase).map_err(e)?);
+            Ok(())
+        }
+        Command::Remove { dir, paths, keys } => {
+            let mut repo = open(&dir, keys.as_deref())?;
+            for p in &paths {
+                if !repo.remove_target(p).map_err(e)? {
+                    return Err(format!("{p}: not a target of {}", dir.display()));
+                }
+            }
+            print_report(&repo.publish(&mut passphrase).map_err(e)?);
+            Ok(())
+        }
+        Command::Refresh { dir, margin_hours, keys } => {
+            let mut repo = open(&dir, keys.as_deref())?;
+            let done = repo.refresh(time::Duration::hours(margin_hours), &mut passphrase).map_err(e)?;
+            if done.is_empty() {
+                println!("nothing expires within {margin_hours} h: nothing re-signed");
+            } else {
+                println!("re-signed: {}", done.join(", "));
+            }
+            Ok(())
+        }
+        Command::Status { dir, warn_days } => {
+            let mut repo = open(&dir, None)?;
+            let horizon = now() + time::Duration::days(warn_days);
+            let mut warnings = Vec::new();
+            for s in repo.status().map_err(e)? {
+                let ok = if s.valid_signatures as u64 >= s.threshold { "ok" } else { "BELOW THRESHOLD" };
+                println!(
+                    "{:<9} v{:<6} expires {}  signatures {}/{} {ok}",
+                    s.role, s.version, s.expires, s.valid_signatures, s.threshold
+                );
+                // The timestamp lives a day by design: warn only when it is within hours of expiry.
+                let h = if s.role == "timestamp" { now() + time::Duration::hours(6) } else { horizon };
+                if s.expires.0 <= h {
+                    warnings.push(format!("{} expires {}: run `packman repo refresh`", s.role, s.expires));
+                }
+            }
+            let (n, earliest, targets) = repo.bins_summary().map_err(e)?;
+            if let Some(ex) = earliest {
+                println!("bins      {n} bins, {targets} targets, earliest expiry {ex}");
+                if ex.0 <= horizon {
+                    warnings.push(format!("bins expire {ex} (within {warn_days} days): run `packman repo refresh`"));
+                }
+            }
+            for w in warnings {
+                println!("warning: {w}");
+            }
+            Ok(())
+        }
+    }
+}
