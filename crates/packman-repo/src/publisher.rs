@@ -29,7 +29,7 @@ use crate::{io, sign_metadata, sync_dir, write_atomic, Error};
 /// The signed field by which a timestamp names the current root version. packman's client
 /// refuses a timestamp naming a root newer than the one it could fetch (a "hidden" root,
 /// theupdateframework/specification#225); other clients ignore unknown fields.
-pub const ROOT_VERSION_FIELD: &str = "x-packman-root-version";
+pub use packman_tuf::metadata::ROOT_VERSION_FIELD;
 
 /// Settings kept in `DIR/packman-repo.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -32,6 +32,11 @@ pub enum Error {
     #[error("{role}: {reason} (mix-and-match or inconsistent repository)")]
     Inconsistent { role: String, reason: String },
 
+    /// The timestamp names a root version the repository did not serve: someone withholds
+    /// a root rotation (theupdateframework/specification#225).
+    #[error("timestamp: names root version {named}, but the newest root the repository served is version {trusted} (withheld root rotation: freeze attack?)")]
+    HiddenRoot { named: u64, trusted: u64 },
+
     #[error("{role}: not delegated by {delegator}")]
     NotDelegated { role: String, delegator: String },
 

@@ -16,6 +16,10 @@ use crate::Error;
 pub type Extra = BTreeMap<String, serde_json::Value>;
 
 pub const SPEC_VERSION: &str = "1.0.34";
+/// A signed timestamp field naming the current root version (packman extension; other
+/// clients ignore it). See [`crate::TrustedSet::update_timestamp`].
+pub const ROOT_VERSION_FIELD: &str = "x-packman-root-version";
+
 pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "timestamp", "snapshot", "targets"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -213,6 +213,13 @@ impl TrustedSet {
         }
         let new: Verified<Timestamp> = Verified::parse("timestamp", bytes)?;
         verify_with_root(&new, "timestamp", &self.root.signed, "timestamp")?;
+        // packman extension: a timestamp naming a newer root than the one we could fetch
+        // means a root rotation is being withheld from us.
+        if let Some(named) = new.signed.extra.get(crate::metadata::ROOT_VERSION_FIELD).and_then(|v| v.as_u64()) {
+            if named > self.root.signed.version {
+                return Err(Error::HiddenRoot { named, trusted: self.root.signed.version });
+            }
+        }
         if let Some(old) = &self.timestamp {
             let (o, n) = (old.signed.version, new.signed.version);
             if n < o {
