@@ -70,14 +70,25 @@ impl KeyFile {
     }
 }
 
-/// A directory of key files.
+/// Key files in one or more directories: new keys go to the first, lookups search all
+/// (so offline root keys on removable media join the online ones for one command).
 pub struct KeyDir {
     dir: PathBuf,
+    more: Vec<PathBuf>,
 }
 
 impl KeyDir {
     pub fn new(dir: impl Into<PathBuf>) -> KeyDir {
-        KeyDir { dir: dir.into() }
+        KeyDir { dir: dir.into(), more: Vec::new() }
+    }
+
+    /// Also look for keys in `dir`.
+    pub fn also(mut self, dir: impl Into<PathBuf>) -> KeyDir {
+        let d = dir.into();
+        if d != self.dir && !self.more.contains(&d) {
+            self.more.push(d);
+        }
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -112,21 +123,25 @@ impl KeyDir {
         Ok(signer)
     }
 
-    /// Every key file in the directory (none if it does not exist).
+    /// Every key file in the directories (none for a directory that does not exist).
     pub fn list(&self) -> Result<Vec<KeyFile>, Error> {
-        let rd = match std::fs::read_dir(&self.dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(crate::io(&self.dir, e)),
-        };
         let mut out = Vec::new();
-        for e in rd {
-            let p = e.map_err(|e| crate::io(&self.dir, e))?.path();
-            if p.extension().is_some_and(|x| x == "key") {
-                out.push(KeyFile::read(&p)?);
+        for dir in std::iter::once(&self.dir).chain(&self.more) {
+            let rd = match std::fs::read_dir(dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(crate::io(dir, e)),
+            };
+            let mut here = Vec::new();
+            for e in rd {
+                let p = e.map_err(|e| crate::io(dir, e))?.path();
+                if p.extension().is_some_and(|x| x == "key") {
+                    here.push(KeyFile::read(&p)?);
+                }
             }
+            here.sort_by(|a, b| a.path.cmp(&b.path));
+            out.extend(here);
         }
-        out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 

@@ -10,7 +10,7 @@ pub mod keys;
 pub mod publisher;
 
 pub use builder::RepoBuilder;
-pub use publisher::{InitOptions, Repository};
+pub use publisher::{InitOptions, KeyChange, Repository};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -61,15 +61,20 @@ pub fn sign_metadata<T: Role>(signed: &T, signers: &[&Signer]) -> Result<Vec<u8>
     let err = |reason: String| Error::Signing { role: T::TYPE.into(), reason };
     let canon = canonical::to_canonical(signed).map_err(|e| err(e.to_string()))?;
     let signatures = signers.iter().map(|s| s.sign(&canon).map_err(|e| err(e.to_string()))).collect::<Result<Vec<Signature>, _>>()?;
-    // The file is itself canonical JSON ("signatures" sorts before "signed"), so clients
-    // can check signatures over the bytes as they are.
-    let sigs = serde_json::to_value(&signatures).map_err(|e| err(e.to_string()))?;
-    let sigs = canonical::Value::from(&sigs).to_canonical().map_err(|e| err(e.to_string()))?;
+    envelope_bytes(&canon, &signatures)
+}
+
+/// A metadata file from canonical `signed` bytes and signatures. The file is itself
+/// canonical JSON ("signatures" sorts before "signed"), so clients check signatures over the
+/// bytes as they are.
+pub fn envelope_bytes(canon: &[u8], signatures: &[Signature]) -> Result<Vec<u8>, Error> {
+    let sigs = serde_json::to_value(signatures).map_err(|e| Error::Signing { role: "envelope".into(), reason: e.to_string() })?;
+    let sigs = canonical::Value::from(&sigs).to_canonical().map_err(|e| Error::Signing { role: "envelope".into(), reason: e.to_string() })?;
     let mut out = Vec::with_capacity(canon.len() + sigs.len() + 32);
     out.extend_from_slice(b"{\"signatures\":");
     out.extend_from_slice(&sigs);
     out.extend_from_slice(b",\"signed\":");
-    out.extend_from_slice(&canon);
+    out.extend_from_slice(canon);
     out.extend_from_slice(b"}\n");
     Ok(out)
 }

@@ -54,6 +54,21 @@ pub enum Command {
         #[arg(long)]
         keys: Option<PathBuf>,
     },
+    /// Add, remove or rotate the keys of a role (root, targets, snapshot, timestamp, bins).
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+    /// Add signatures to a staged root (DIR/staged/root.json); publishes it once the old
+    /// and the new root thresholds are met.
+    Sign {
+        dir: PathBuf,
+        /// Sign with this one key file [default: every root key in the key directory].
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
     /// Versions, expiry and signatures of every role.
     Status {
         dir: PathBuf,
@@ -61,6 +76,66 @@ pub enum Command {
         #[arg(long, default_value_t = 7)]
         warn_days: i64,
     },
+}
+
+#[derive(clap::Subcommand)]
+pub enum KeyAction {
+    /// Generate a new key and add it to ROLE.
+    Add {
+        dir: PathBuf,
+        role: String,
+        #[arg(long)]
+        threshold: Option<u64>,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+    /// Remove a key (keyid or unique prefix) from ROLE.
+    Remove {
+        dir: PathBuf,
+        role: String,
+        keyid: String,
+        #[arg(long)]
+        threshold: Option<u64>,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+    /// Replace every key of ROLE with one new key (threshold 1 unless given).
+    Rotate {
+        dir: PathBuf,
+        role: String,
+        #[arg(long)]
+        threshold: Option<u64>,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+}
+
+fn print_key_change(c: &packman_repo::KeyChange) {
+    match c {
+        packman_repo::KeyChange::Published { root_version, report } => {
+            println!("root v{root_version} in force");
+            print_report(report);
+        }
+        packman_repo::KeyChange::Staged { root_version, path, old, new } => {
+            println!(
+                "root v{root_version} staged in {}: {} of {} signatures from the current root keys, {} of {} from the new ones",
+                path.display(),
+                old.0,
+                old.1,
+                new.0,
+                new.1
+            );
+            println!("  more root key holders must run: packman repo sign DIR --key THEIR-KEY-FILE");
+        }
+    }
+}
+
+fn key_change(dir: &Path, keys: Option<&Path>, role: &str, add: usize, remove: &[String], threshold: Option<u64>) -> Result<(), String> {
+    let mut repo = open(dir, keys)?;
+    let new_pass = new_passphrase()?;
+    let c = repo.change_keys(role, add, remove, threshold, new_pass.as_deref(), &mut passphrase).map_err(e)?;
+    print_key_change(&c);
+    Ok(())
 }
 
 /// Passphrases come from $PACKMAN_PASSPHRASE, else a prompt when there is a terminal.
@@ -163,6 +238,28 @@ pub fn run(cmd: Command) -> Result<(), String> {
             } else {
                 println!("re-signed: {}", done.join(", "));
             }
+            Ok(())
+        }
+        Command::Key { action } => match action {
+            KeyAction::Add { dir, role, threshold, keys } => key_change(&dir, keys.as_deref(), &role, 1, &[], threshold),
+            KeyAction::Remove { dir, role, keyid, threshold, keys } => {
+                key_change(&dir, keys.as_deref(), &role, 0, &[keyid], threshold)
+            }
+            KeyAction::Rotate { dir, role, threshold, keys } => {
+                let repo = open(&dir, keys.as_deref())?;
+                let current: Vec<String> = if role == "bins" {
+                    repo.targets.delegations.as_ref().and_then(|d| d.succinct_roles.as_ref()).map(|s| s.keyids.clone()).unwrap_or_default()
+                } else {
+                    repo.root.roles.get(&role).map(|r| r.keyids.clone()).ok_or_else(|| format!("unknown role {role:?}"))?
+                };
+                drop(repo);
+                key_change(&dir, keys.as_deref(), &role, 1, &current, Some(threshold.unwrap_or(1)))
+            }
+        },
+        Command::Sign { dir, key, keys } => {
+            let mut repo = open(&dir, keys.as_deref())?;
+            let c = repo.sign_staged_root(key.as_deref(), &mut passphrase).map_err(e)?;
+            print_key_change(&c);
             Ok(())
         }
         Command::Status { dir, warn_days } => {
