@@ -8,6 +8,7 @@
 mod builder;
 pub mod keys;
 pub mod publisher;
+pub mod python;
 
 pub use builder::RepoBuilder;
 pub use publisher::{InitOptions, KeyChange, Repository};

@@ -83,10 +83,18 @@ impl From<&serde_json::Value> for Value<'static> {
     }
 }
 
-/// Canonical bytes of any serialisable value (used when signing).
+/// Canonical bytes of any serialisable value (used when signing). Serialised with serde_json
+/// and re-emitted by the streaming canonicaliser: with fields and map keys in sorted order
+/// (packman's metadata types) no tree is built; otherwise the tree path sorts.
 pub fn to_canonical<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, CanonicalError> {
-    let v = serde_json::to_value(value).map_err(|_| CanonicalError::Float)?;
-    Value::from(&v).to_canonical()
+    let json = serde_json::to_vec(value).map_err(|_| CanonicalError::Float)?;
+    let mut out = Vec::with_capacity(json.len());
+    let mut de = serde_json::Deserializer::from_slice(&json);
+    if de::DeserializeSeed::deserialize(CanonSeed { out: &mut out }, &mut de).is_ok() {
+        return Ok(out);
+    }
+    let v: Value = serde_json::from_slice(&json).map_err(|_| CanonicalError::Float)?;
+    v.to_canonical()
 }
 
 fn write_canonical(v: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {

@@ -131,6 +131,9 @@ impl<'de> Deserialize<'de> for Hashes {
     }
 }
 
+// Field order in these structs is alphabetical (as serialised), so that serde_json's
+// output is already canonical JSON and signing takes the fast path.
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyVal {
     pub public: String,
@@ -141,8 +144,8 @@ pub struct KeyVal {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Key {
     pub keytype: String,
-    pub scheme: String,
     pub keyval: KeyVal,
+    pub scheme: String,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -184,24 +187,24 @@ pub struct RoleKeys {
 pub struct Root {
     #[serde(rename = "_type")]
     pub type_: String,
-    pub spec_version: String,
-    pub version: u64,
-    pub expires: Expires,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistent_snapshot: Option<bool>,
+    pub expires: Expires,
     pub keys: BTreeMap<String, Key>,
     pub roles: BTreeMap<String, RoleKeys>,
+    pub spec_version: String,
+    pub version: u64,
     #[serde(flatten)]
     pub extra: Extra,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetaFile {
-    pub version: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub length: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashes: Option<Hashes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    pub version: u64,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -347,10 +350,10 @@ impl<'de> Deserialize<'de> for MetaMap {
 pub struct Timestamp {
     #[serde(rename = "_type")]
     pub type_: String,
-    pub spec_version: String,
-    pub version: u64,
     pub expires: Expires,
     pub meta: MetaMap,
+    pub spec_version: String,
+    pub version: u64,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -366,35 +369,35 @@ impl Timestamp {
 pub struct Snapshot {
     #[serde(rename = "_type")]
     pub type_: String,
-    pub spec_version: String,
-    pub version: u64,
     pub expires: Expires,
     pub meta: MetaMap,
+    pub spec_version: String,
+    pub version: u64,
     #[serde(flatten)]
     pub extra: Extra,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetFile {
-    pub length: u64,
-    pub hashes: Hashes,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom: Option<serde_json::Value>,
+    pub hashes: Hashes,
+    pub length: u64,
     #[serde(flatten)]
     pub extra: Extra,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DelegatedRole {
-    pub name: String,
     pub keyids: Vec<String>,
-    pub threshold: u64,
-    #[serde(default)]
-    pub terminating: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paths: Option<Vec<String>>,
+    pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_hash_prefixes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    #[serde(default)]
+    pub terminating: bool,
+    pub threshold: u64,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -416,10 +419,10 @@ impl DelegatedRole {
 /// TAP 15: `2^bit_length` bins named `{name_prefix}-{hex}`, sharing one key set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuccinctRoles {
-    pub keyids: Vec<String>,
-    pub threshold: u64,
     pub bit_length: u32,
+    pub keyids: Vec<String>,
     pub name_prefix: String,
+    pub threshold: u64,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -502,12 +505,12 @@ impl Delegations {
 pub struct Targets {
     #[serde(rename = "_type")]
     pub type_: String,
-    pub spec_version: String,
-    pub version: u64,
-    pub expires: Expires,
-    pub targets: BTreeMap<String, TargetFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Delegations>,
+    pub expires: Expires,
+    pub spec_version: String,
+    pub targets: BTreeMap<String, TargetFile>,
+    pub version: u64,
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use packman_repo::keys::KeyFile;
 use packman_repo::publisher::{InitOptions, PublishReport, Repository};
+use packman_repo::python;
 use packman_tuf::OffsetDateTime;
 
 #[derive(clap::Subcommand)]
@@ -26,22 +27,40 @@ pub enum Command {
         #[arg(long)]
         keys: Option<PathBuf>,
     },
-    /// Add files as targets and publish one new snapshot and timestamp for the batch.
+    /// Add files and publish one new snapshot and timestamp for the batch. Wheels and sdists
+    /// are read (name, version, core metadata) and listed under packages/<project>/ with their
+    /// project's simple API pages; other files (or all, with --raw) under --prefix.
     Add {
         dir: PathBuf,
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Target path prefix (e.g. "docs/"); the file name is appended.
+        /// Target path prefix for plain files (e.g. "docs/"); the file name is appended.
         #[arg(long, default_value = "")]
         prefix: String,
+        /// Treat every file as a plain file, not as a Python distribution.
+        #[arg(long)]
+        raw: bool,
         #[arg(long)]
         keys: Option<PathBuf>,
     },
-    /// Remove targets by path and publish.
+    /// Remove targets and publish: distribution file names (with their metadata and page
+    /// entries) or plain target paths.
     Remove {
         dir: PathBuf,
         #[arg(required = true)]
-        paths: Vec<String>,
+        names: Vec<String>,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+    /// Mark distributions yanked (PEP 592), or un-yank them with --undo.
+    Yank {
+        dir: PathBuf,
+        #[arg(required = true)]
+        filenames: Vec<String>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        undo: bool,
         #[arg(long)]
         keys: Option<PathBuf>,
     },
@@ -209,24 +228,62 @@ pub fn run(cmd: Command) -> Result<(), String> {
             println!("  publish {}/metadata and {}/targets from any static host", dir.display(), dir.display());
             Ok(())
         }
-        Command::Add { dir, files, prefix, keys } => {
+        Command::Add { dir, files, prefix, raw, keys } => {
             let mut repo = open(&dir, keys.as_deref())?;
+            let mut pages = python::Pages::default();
+            let mut changed = false;
             for f in &files {
-                let name = f.file_name().and_then(|n| n.to_str()).ok_or_else(|| format!("{}: not a file name", f.display()))?;
-                let path = format!("{prefix}{name}");
-                let bin = repo.add_target(&path, f, None).map_err(e)?;
-                println!("{path} -> {bin}");
+                if !raw && python::is_distribution(f) {
+                    let a = python::add_distribution(&mut repo, &mut pages, f).map_err(e)?;
+                    if a.unchanged {
+                        println!("{}: already published, unchanged", a.path);
+                    } else {
+                        println!("{} {} -> {} ({})", a.project, a.version, a.path, a.bin);
+                        changed = true;
+                    }
+                } else {
+                    let name = f.file_name().and_then(|n| n.to_str()).ok_or_else(|| format!("{}: not a file name", f.display()))?;
+                    let path = format!("{prefix}{name}");
+                    let bin = repo.add_target(&path, f, None).map_err(e)?;
+                    println!("{path} -> {bin}");
+                    changed = true;
+                }
             }
+            if !changed {
+                println!("nothing to publish");
+                return Ok(());
+            }
+            pages.stage(&mut repo).map_err(e)?;
             print_report(&repo.publish(&mut passphrase).map_err(e)?);
             Ok(())
         }
-        Command::Remove { dir, paths, keys } => {
+        Command::Remove { dir, names, keys } => {
             let mut repo = open(&dir, keys.as_deref())?;
-            for p in &paths {
-                if !repo.remove_target(p).map_err(e)? {
-                    return Err(format!("{p}: not a target of {}", dir.display()));
+            let mut pages = python::Pages::default();
+            for n in &names {
+                let found = if !n.contains('/') && packman_index::parse_filename(n).is_ok() {
+                    python::remove_distribution(&mut repo, &mut pages, n).map_err(e)?
+                } else {
+                    repo.remove_target(n).map_err(e)?
+                };
+                if !found {
+                    return Err(format!("{n}: not a target of {}", dir.display()));
                 }
             }
+            pages.stage(&mut repo).map_err(e)?;
+            print_report(&repo.publish(&mut passphrase).map_err(e)?);
+            Ok(())
+        }
+        Command::Yank { dir, filenames, reason, undo, keys } => {
+            let mut repo = open(&dir, keys.as_deref())?;
+            let mut pages = python::Pages::default();
+            let flag = if undo { None } else { Some(reason.as_deref().unwrap_or("")) };
+            for n in &filenames {
+                if !python::set_yanked(&mut repo, &mut pages, n, flag).map_err(e)? {
+                    return Err(format!("{n}: not a distribution in {}", dir.display()));
+                }
+            }
+            pages.stage(&mut repo).map_err(e)?;
             print_report(&repo.publish(&mut passphrase).map_err(e)?);
             Ok(())
         }
