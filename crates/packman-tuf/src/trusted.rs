@@ -50,16 +50,21 @@ pub struct Verified<T> {
 impl<T: Role> Verified<T> {
     /// Parses and validates metadata bytes without checking signatures.
     fn parse(role: &str, bytes: &[u8]) -> Result<Self, Error> {
-        let canonical = crate::canonical::canonical_signed(bytes).map_err(|e| Error::malformed(role, e))?;
-        let env: Envelope<T> = serde_json::from_slice(bytes).map_err(|e| {
-            // A file of another role fails the typed parse; say so plainly.
-            match serde_json::from_slice::<TypePeek>(bytes) {
-                Ok(p) if p.signed.type_ != T::TYPE => {
-                    Error::WrongType { role: role.into(), expected: T::TYPE.into(), found: p.signed.type_ }
-                }
-                _ => Error::malformed(role, e),
-            }
-        })?;
+        // Large files (a PyPI-sized snapshot) are canonicalised on a second thread while this
+        // one builds the typed value: the two passes are independent and each is milliseconds.
+        const PARALLEL_ABOVE: usize = 128 * 1024;
+        let (canonical, env) = if bytes.len() > PARALLEL_ABOVE {
+            std::thread::scope(|s| {
+                let c = s.spawn(|| crate::canonical::canonical_signed(bytes));
+                let env = Self::parse_typed(role, bytes);
+                let canonical = c.join().unwrap_or_else(|_| Err(crate::canonical::SignedError::NoSigned));
+                (canonical, env)
+            })
+        } else {
+            (crate::canonical::canonical_signed(bytes), Self::parse_typed(role, bytes))
+        };
+        let canonical = canonical.map_err(|e| Error::malformed(role, e))?;
+        let env = env?;
         env.signed.validate(role)?;
         let mut seen = HashSet::new();
         for s in &env.signatures {
@@ -68,6 +73,18 @@ impl<T: Role> Verified<T> {
             }
         }
         Ok(Verified { signed: env.signed, signatures: env.signatures, canonical })
+    }
+
+    fn parse_typed(role: &str, bytes: &[u8]) -> Result<Envelope<T>, Error> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            // A file of another role fails the typed parse; say so plainly.
+            match serde_json::from_slice::<TypePeek>(bytes) {
+                Ok(p) if p.signed.type_ != T::TYPE => {
+                    Error::WrongType { role: role.into(), expected: T::TYPE.into(), found: p.signed.type_ }
+                }
+                _ => Error::malformed(role, e),
+            }
+        })
     }
 
     /// Checks that `threshold` distinct keys among `keyids` signed. Signatures by keys not
