@@ -30,17 +30,8 @@ const CONTENT: &[u8] = b"hello from the packman repository\n";
 
 type DirState = BTreeMap<String, Vec<u8>>;
 
-/// Every file of the trusted metadata directory (but the lock file), by name.
 fn dir_state(dir: &Path) -> DirState {
-    let mut m = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name != ".lock" {
-            m.insert(name, std::fs::read(e.path()).unwrap());
-        }
-    }
-    m
+    packman_testkit::dir_state(dir)
 }
 
 fn differences(want: &DirState, got: &DirState) -> Vec<String> {

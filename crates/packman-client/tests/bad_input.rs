@@ -31,15 +31,7 @@ const HTML: &[u8] = b"<!DOCTYPE html><html><body><h1>Welcome!</h1></body></html>
 type DirState = BTreeMap<String, Vec<u8>>;
 
 fn dir_state(dir: &Path) -> DirState {
-    let mut m = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name != ".lock" {
-            m.insert(name, std::fs::read(e.path()).unwrap());
-        }
-    }
-    m
+    packman_testkit::dir_state(dir)
 }
 
 /// The directory equals `before` except for `changes`, which hold exactly the given bytes.
@@ -69,19 +61,7 @@ fn meta_file(version: u64, bytes: &[u8]) -> MetaFile {
 
 /// The role a trust-core error is about.
 fn role_of(e: &TufError) -> &str {
-    match e {
-        TufError::Malformed { role, .. }
-        | TufError::WrongType { role, .. }
-        | TufError::ThresholdNotMet { role, .. }
-        | TufError::Rollback { role, .. }
-        | TufError::BadVersion { role, .. }
-        | TufError::EqualVersion { role, .. }
-        | TufError::Expired { role, .. }
-        | TufError::LengthOrHashMismatch { role, .. }
-        | TufError::Inconsistent { role, .. }
-        | TufError::NotDelegated { role, .. } => role,
-        TufError::Order(_) => "<loading order>",
-    }
+    e.role()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

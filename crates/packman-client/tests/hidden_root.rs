@@ -7,16 +7,7 @@ use packman_testkit::TestServer;
 use packman_tuf::metadata::ROOT_VERSION_FIELD;
 use packman_tuf::OffsetDateTime;
 
-fn snapshot_dir(d: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<_> = std::fs::read_dir(d)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_name() != ".lock")
-        .map(|e| (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap()))
-        .collect();
-    v.sort();
-    v
-}
+use packman_testkit::dir_state as snapshot_dir;
 
 #[test]
 fn withheld_root_rotation_is_refused() {

@@ -46,6 +46,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// The role the error is about.
+    pub fn role(&self) -> &str {
+        match self {
+            Error::Malformed { role, .. }
+            | Error::WrongType { role, .. }
+            | Error::ThresholdNotMet { role, .. }
+            | Error::Rollback { role, .. }
+            | Error::BadVersion { role, .. }
+            | Error::EqualVersion { role, .. }
+            | Error::Expired { role, .. }
+            | Error::LengthOrHashMismatch { role, .. }
+            | Error::Inconsistent { role, .. }
+            | Error::NotDelegated { role, .. } => role,
+            Error::HiddenRoot { .. } => "timestamp",
+            Error::Order(_) => "<loading order>",
+        }
+    }
+
     pub(crate) fn malformed(role: &str, reason: impl std::fmt::Display) -> Self {
         Error::Malformed { role: role.to_string(), reason: reason.to_string() }
     }

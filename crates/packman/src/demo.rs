@@ -77,7 +77,7 @@ pub fn run(a: Args) -> Result<(), String> {
     }
 
     println!("== the mirror turns malicious");
-    let trusted_before = snapshot_dir(&client_dir)?;
+    let trusted_before = packman_testkit::dir_state(&client_dir);
     // The mirror swaps the package's bytes (consistent snapshots: dir/SHA256.name).
     let (subdir, file) = target.rsplit_once('/').unwrap_or(("", target));
     let url_path = format!("/targets/{subdir}/{}.{file}", hash_of(&repo, target));
@@ -100,7 +100,7 @@ pub fn run(a: Args) -> Result<(), String> {
             Ok(_) => return Err("the client accepted a rolled-back timestamp".into()),
         }
     }
-    if snapshot_dir(&client_dir)? != trusted_before {
+    if packman_testkit::dir_state(&client_dir) != trusted_before {
         return Err("trusted metadata changed during the attacks".into());
     }
     println!("== done: one verified download, two attacks refused, trusted metadata byte-for-byte unchanged");
@@ -112,15 +112,3 @@ fn hash_of(repo: &RepoBuilder, target: &str) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
 }
 
-/// Every trusted metadata file with its bytes, to show attacks leave them untouched.
-fn snapshot_dir(dir: &std::path::Path) -> Result<Vec<(std::ffi::OsString, Vec<u8>)>, String> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-        let e = e.map_err(|e| e.to_string())?;
-        if e.file_name() != ".lock" {
-            v.push((e.file_name(), std::fs::read(e.path()).map_err(|e| e.to_string())?));
-        }
-    }
-    v.sort();
-    Ok(v)
-}
