@@ -28,6 +28,8 @@ pub(crate) fn quote(s: &str) -> String {
 pub struct MetadataStore {
     dir: PathBuf,
     _lock: File,
+    /// Files were renamed into the directory since it was last fsynced.
+    unsynced: std::cell::Cell<bool>,
 }
 
 impl MetadataStore {
@@ -42,7 +44,7 @@ impl MetadataStore {
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
         lock.lock().map_err(|e| Error::io(&lock_path, e))?;
-        Ok(MetadataStore { dir: dir.to_path_buf(), _lock: lock })
+        Ok(MetadataStore { dir: dir.to_path_buf(), _lock: lock, unsynced: std::cell::Cell::new(false) })
     }
 
     pub fn dir(&self) -> &Path {
@@ -57,13 +59,32 @@ impl MetadataStore {
         fs::read(self.path_of(role))
     }
 
+    /// Replaces a role's file atomically (its content fsynced before the rename). The
+    /// directory itself is fsynced once per batch by [`MetadataStore::flush`]: until then a
+    /// crash may keep the previous file, which is itself a complete, verified file.
     pub fn write(&self, role: &str, bytes: &[u8]) -> Result<(), Error> {
-        write_atomic(&self.path_of(role), bytes)
+        write_file(&self.path_of(role), bytes)?;
+        self.unsynced.set(true);
+        Ok(())
+    }
+
+    /// Makes the renames of earlier writes durable.
+    pub fn flush(&self) -> Result<(), Error> {
+        if self.unsynced.replace(false) {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 }
 
-/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+impl Drop for MetadataStore {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// Temp file in the same directory, fsync, rename (the directory is not fsynced).
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
@@ -72,7 +93,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    sync_dir(dir)
+    Ok(())
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {

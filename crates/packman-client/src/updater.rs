@@ -120,7 +120,7 @@ impl Updater {
         self.load_snapshot()?;
         self.load_targets("targets", "root")?;
         self.refreshed = true;
-        Ok(())
+        self.store.flush()
     }
 
     fn metadata_url_for(&self, role: &str, version: Option<u64>) -> String {
@@ -243,8 +243,14 @@ impl Updater {
         loop {
             match search.step(&self.trusted) {
                 SearchStep::Load { role, delegator } => self.load_targets(&role, &delegator)?,
-                SearchStep::Found(t) => return Ok(Some(t)),
-                SearchStep::NotFound => return Ok(None),
+                SearchStep::Found(t) => {
+                    self.store.flush()?;
+                    return Ok(Some(t));
+                }
+                SearchStep::NotFound => {
+                    self.store.flush()?;
+                    return Ok(None);
+                }
             }
         }
     }

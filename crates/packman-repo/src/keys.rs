@@ -95,6 +95,11 @@ impl KeyDir {
         &self.dir
     }
 
+    /// Every directory searched, in order.
+    pub fn dirs(&self) -> Vec<&Path> {
+        std::iter::once(self.dir.as_path()).chain(self.more.iter().map(PathBuf::as_path)).collect()
+    }
+
     /// Generates an Ed25519 key for `role` and writes it (mode 0600), encrypted if a
     /// passphrase is given. Returns the signer and whether it was stored in plain text.
     pub fn generate(&self, role: &str, passphrase: Option<&str>) -> Result<Signer, Error> {

@@ -29,6 +29,8 @@ pub enum Error {
     Key { path: PathBuf, reason: String },
     #[error("{role}: {have} usable signing key(s) where the threshold is {threshold}")]
     Threshold { role: String, have: usize, threshold: u64 },
+    #[error("{role}: {have} usable signing key(s) where the threshold is {threshold}; missing key(s) {missing} (searched {searched}; pass --keys DIR for keys kept elsewhere)")]
+    MissingKeys { role: String, have: usize, threshold: u64, missing: String, searched: String },
     #[error("{path}: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("{path}: {source}")]

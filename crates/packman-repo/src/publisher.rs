@@ -418,9 +418,21 @@ impl Repository {
     }
 
     fn signers(&self, role: &str, keyids: &[String], threshold: u64, pass: Passphrase) -> Result<Vec<Signer>, Error> {
-        let s = self.key_dir().signers_for(keyids, pass)?;
+        let kd = self.key_dir();
+        let s = kd.signers_for(keyids, pass)?;
         if (s.len() as u64) < threshold {
-            return Err(Error::Threshold { role: role.into(), have: s.len(), threshold });
+            let missing: Vec<String> = keyids
+                .iter()
+                .filter(|k| !s.iter().any(|x| x.keyid() == k.as_str()))
+                .map(|k| k[..k.len().min(12)].to_string())
+                .collect();
+            return Err(Error::MissingKeys {
+                role: role.into(),
+                have: s.len(),
+                threshold,
+                missing: missing.join(", "),
+                searched: kd.dirs().iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+            });
         }
         Ok(s)
     }
@@ -636,6 +648,13 @@ impl Repository {
         Ok(out)
     }
 
+    /// A root change waiting for signatures, if any: (version, path).
+    pub fn staged_root(&self) -> Option<(u64, PathBuf)> {
+        let p = self.dir.join("staged/root.json");
+        let env: Envelope<Root> = read_json(&p).ok()?;
+        Some((env.signed.version, p))
+    }
+
     /// Earliest expiry among the bins (reads every bin: O(bins)).
     pub fn bins_summary(&mut self) -> Result<(u64, Option<Expires>, usize), Error> {
         let succinct = self.succinct().clone();
@@ -705,9 +724,12 @@ impl Repository {
             return Err(Error::Invalid(format!("threshold {new_threshold} cannot be met by the {total} key(s) {role} would have")));
         }
         // Every check passed: only now generate keys (files outside the published tree).
+        // New root keys go where --keys points (offline media); online roles' keys go to the
+        // repository's own key directory, where unattended refreshes will look for them.
+        let gen_dir = if role == "root" { keydir } else { KeyDir::new(resolve(&self.dir, &self.settings.keys)) };
         let mut new_keys = Vec::new();
         for _ in 0..add {
-            new_keys.push(keydir.generate(role, new_passphrase)?);
+            new_keys.push(gen_dir.generate(role, new_passphrase)?);
         }
         let keyids: Vec<String> = kept.iter().cloned().chain(new_keys.iter().map(|s| s.keyid().to_string())).collect();
         if role == "bins" {

@@ -100,15 +100,23 @@ pub fn add_distribution(repo: &mut Repository, pages: &mut Pages, file: &Path) -
     let dist: Distribution = packman_index::inspect(file).map_err(idx)?;
     let path = package_path(&dist.project, &dist.filename);
     let bytes_sha = file_sha256(file)?;
+    let reused = || {
+        Error::Invalid(format!(
+            "{}: {} is already published with other content; a file name is never reused (upload a new version instead)",
+            file.display(),
+            dist.filename
+        ))
+    };
     if let Some(existing) = repo.target(&path)? {
         if existing.hashes.get("sha256") == Some(bytes_sha.as_str()) {
             return Ok(Added { project: dist.project, version: dist.version, bin: repo.bin_for(&path), path, unchanged: true });
         }
-        return Err(Error::Invalid(format!(
-            "{}: {} is already published with other content; a file name is never reused (upload a new version instead)",
-            file.display(),
-            dist.filename
-        )));
+        return Err(reused());
+    }
+    // A removed file keeps its plain copy in targets/, which binds its name to its bytes.
+    let plain = repo.dir().join("targets").join(&path);
+    if plain.is_file() && file_sha256(&plain)? != bytes_sha {
+        return Err(reused());
     }
     let upload_time = rfc3339(repo.now());
     let custom = serde_json::json!({

@@ -262,7 +262,8 @@ pub fn run(cmd: Command) -> Result<(), String> {
             let mut pages = python::Pages::default();
             for n in &names {
                 let found = if !n.contains('/') && packman_index::parse_filename(n).is_ok() {
-                    python::remove_distribution(&mut repo, &mut pages, n).map_err(e)?
+                    // Or a plain target (`add --raw`) that happens to be named like one.
+                    python::remove_distribution(&mut repo, &mut pages, n).map_err(e)? || repo.remove_target(n).map_err(e)?
                 } else {
                     repo.remove_target(n).map_err(e)?
                 };
@@ -341,6 +342,9 @@ pub fn run(cmd: Command) -> Result<(), String> {
                 if ex.0 <= horizon {
                     warnings.push(format!("bins expire {ex} (within {warn_days} days): run `packman repo refresh`"));
                 }
+            }
+            if let Some((v, p)) = repo.staged_root() {
+                warnings.push(format!("root v{v} is staged in {} waiting for signatures: packman repo sign", p.display()));
             }
             for w in warnings {
                 println!("warning: {w}");
