@@ -31,6 +31,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `packman … | head`: stdout closing early is not an error worth a panic message. Rust
+    // ignores SIGPIPE, so println! panics instead; end quietly as a SIGPIPE'd tool would.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or("");
+        if msg.starts_with("failed printing to stdout") {
+            std::process::exit(141);
+        }
+        default_hook(info)
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Download(a) => download::run(a),
