@@ -70,6 +70,10 @@ pub enum Command {
         /// Re-sign roles expiring within this many hours.
         #[arg(long, default_value_t = 6)]
         margin_hours: i64,
+        /// Also renew the root (a new root version with a new expiry and the same keys:
+        /// needs the root keys, see --keys; staged if fewer than the threshold are at hand).
+        #[arg(long)]
+        root: bool,
         #[arg(long)]
         keys: Option<PathBuf>,
     },
@@ -288,7 +292,12 @@ pub fn run(cmd: Command) -> Result<(), String> {
             print_report(&repo.publish(&mut passphrase).map_err(e)?);
             Ok(())
         }
-        Command::Refresh { dir, margin_hours, keys } => {
+        Command::Refresh { dir, margin_hours, root, keys } => {
+            if root {
+                let mut repo = open(&dir, keys.as_deref())?;
+                let c = repo.change_keys("root", 0, &[], None, None, &mut passphrase).map_err(e)?;
+                print_key_change(&c);
+            }
             let mut repo = open(&dir, keys.as_deref())?;
             let done = repo.refresh(time::Duration::hours(margin_hours), &mut passphrase).map_err(e)?;
             if done.is_empty() {
@@ -332,7 +341,9 @@ pub fn run(cmd: Command) -> Result<(), String> {
                 );
                 // The timestamp lives a day by design: warn only when it is within hours of expiry.
                 let h = if s.role == "timestamp" { now() + time::Duration::hours(6) } else { horizon };
-                if s.expires.0 <= h {
+                if s.role == "root" && s.expires.0 <= h {
+                    warnings.push(format!("root expires {}: renew it with `packman repo refresh --root --keys ROOT-KEYS`", s.expires));
+                } else if s.expires.0 <= h {
                     warnings.push(format!("{} expires {}: run `packman repo refresh`", s.role, s.expires));
                 }
             }

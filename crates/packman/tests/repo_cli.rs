@@ -864,3 +864,22 @@ fn a_removed_file_name_is_not_reused_with_other_content() {
     assert!(r.page_entry("hello", first.name()).is_some());
     assert_eq!(std::fs::read(r.dir.join("targets/packages/hello").join(first.name())).unwrap(), first.bytes());
 }
+
+#[test]
+fn refresh_root_renews_the_root_and_the_client_follows() {
+    let r = Repo::init(&[]);
+    let file = r.p("notes.txt");
+    std::fs::write(&file, b"release notes").unwrap();
+    ok(r.repo("add", &[s(&file)]));
+    let c = Client::file(&r);
+    ok(c.get(&["notes.txt"]));
+    let before = r.signed("root.json");
+    let out = ok(r.repo("refresh", &["--root"]));
+    assert!(out.contains("root v2 in force"), "{out}");
+    let after = r.signed("root.json");
+    assert_eq!(after["version"], 2);
+    assert_eq!(after["keys"], before["keys"], "renewal keeps the keys");
+    assert!(after["expires"].as_str() >= before["expires"].as_str());
+    let out = ok(c.get(&["notes.txt"]));
+    assert!(out.contains("root v2"), "{out}");
+}
