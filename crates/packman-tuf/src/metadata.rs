@@ -252,35 +252,61 @@ impl<'de> Deserialize<'de> for MetaFile {
     }
 }
 
-/// Role file name -> MetaFile, kept as a sorted vector: a snapshot listing 16384 bins is read
-/// on every refresh, and building a map of that size costs more than the parse itself.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct MetaMap(Vec<(String, MetaFile)>);
+/// Role file name -> MetaFile, kept as a sorted vector with every name in one string: a
+/// snapshot listing 16384 bins is read on every refresh, and a map (or a vector of owned
+/// names) of that size costs more to build and free than parsing the file.
+#[derive(Debug, Clone, Default)]
+pub struct MetaMap {
+    names: String,
+    /// (start, end) of the name in `names`, and the entry; sorted by name, names unique.
+    entries: Vec<(u32, u32, MetaFile)>,
+}
+
+impl PartialEq for MetaMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries.len() == other.entries.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
+}
 
 impl MetaMap {
+    fn name(&self, i: usize) -> &str {
+        let (s, e, _) = self.entries[i];
+        &self.names[s as usize..e as usize]
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(s, e, _)| self.names[*s as usize..*e as usize].cmp(name))
+    }
+
     pub fn get(&self, name: &str) -> Option<&MetaFile> {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok().map(|i| &self.0[i].1)
+        self.find(name).ok().map(|i| &self.entries[i].2)
     }
     pub fn contains_key(&self, name: &str) -> bool {
-        self.get(name).is_some()
+        self.find(name).is_ok()
     }
     pub fn insert(&mut self, name: String, meta: MetaFile) -> Option<MetaFile> {
-        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&name)) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, meta)),
+        match self.find(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].2, meta)),
             Err(i) => {
-                self.0.insert(i, (name, meta));
+                let (s, e) = self.push_name(&name);
+                self.entries.insert(i, (s, e, meta));
                 None
             }
         }
     }
+    fn push_name(&mut self, name: &str) -> (u32, u32) {
+        let s = self.names.len() as u32;
+        self.names.push_str(name);
+        (s, self.names.len() as u32)
+    }
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.entries.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.is_empty()
     }
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &MetaFile)> {
-        self.0.iter().map(|(k, v)| (k, v))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &MetaFile)> {
+        (0..self.entries.len()).map(move |i| (self.name(i), &self.entries[i].2))
     }
 }
 
@@ -288,14 +314,6 @@ impl std::ops::Index<&str> for MetaMap {
     type Output = MetaFile;
     fn index(&self, name: &str) -> &MetaFile {
         self.get(name).unwrap_or_else(|| panic!("no meta for {name}"))
-    }
-}
-
-impl<'a> IntoIterator for &'a MetaMap {
-    type Item = (&'a String, &'a MetaFile);
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, (String, MetaFile)>, fn(&'a (String, MetaFile)) -> (&'a String, &'a MetaFile)>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
     }
 }
 
@@ -311,8 +329,8 @@ impl FromIterator<(String, MetaFile)> for MetaMap {
 
 impl Serialize for MetaMap {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
+        let mut m = s.serialize_map(Some(self.entries.len()))?;
+        for (k, v) in self.iter() {
             m.serialize_entry(k, v)?;
         }
         m.end()
@@ -328,18 +346,28 @@ impl<'de> Deserialize<'de> for MetaMap {
                 f.write_str("an object of role file names to METAFILEs")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MetaMap, A::Error> {
-                let mut v: Vec<(String, MetaFile)> = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1 << 16));
-                while let Some((k, m)) = map.next_entry::<String, MetaFile>()? {
-                    v.push((k, m));
+                let mut m = MetaMap { names: String::new(), entries: Vec::with_capacity(64) };
+                let mut sorted = true;
+                while let Some(crate::canonical::Str(k)) = map.next_key::<crate::canonical::Str<'de>>()? {
+                    let meta: MetaFile = map.next_value()?;
+                    if let Some(last) = m.entries.len().checked_sub(1) {
+                        if m.name(last) >= &*k {
+                            sorted = false;
+                        }
+                    }
+                    let (s, e) = m.push_name(&k);
+                    m.entries.push((s, e, meta));
                 }
                 // Files are usually written with sorted keys, which makes this a single pass.
-                if !v.windows(2).all(|w| w[0].0 < w[1].0) {
-                    v.sort_by(|a, b| a.0.cmp(&b.0));
-                    if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
-                        return Err(de::Error::custom(format_args!("duplicate key {:?}", w[0].0)));
+                if !sorted {
+                    let names = std::mem::take(&mut m.names);
+                    m.entries.sort_by(|a, b| names[a.0 as usize..a.1 as usize].cmp(&names[b.0 as usize..b.1 as usize]));
+                    m.names = names;
+                    if let Some(i) = (1..m.entries.len()).find(|&i| m.name(i - 1) == m.name(i)) {
+                        return Err(de::Error::custom(format_args!("duplicate key {:?}", m.name(i))));
                     }
                 }
-                Ok(MetaMap(v))
+                Ok(m)
             }
         }
         d.deserialize_map(V)

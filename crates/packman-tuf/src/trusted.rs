@@ -281,7 +281,7 @@ impl TrustedSet {
         let new: Verified<Snapshot> = Verified::parse("snapshot", bytes)?;
         verify_with_root(&new, "snapshot", &self.root.signed, "snapshot")?;
         if let Some(old) = &self.snapshot {
-            for (name, old_meta) in &old.signed.meta {
+            for (name, old_meta) in old.signed.meta.iter() {
                 let Some(new_meta) = new.signed.meta.get(name) else {
                     return Err(Error::Inconsistent {
                         role: "snapshot".into(),
