@@ -169,6 +169,146 @@ pub fn canonical_signed(bytes: &[u8]) -> Result<Vec<u8>, SignedError> {
     signed.to_canonical().map_err(SignedError::Canonical)
 }
 
+/// The canonical bytes of the top-level `"signed"` value, when the file is canonical JSON up
+/// to whitespace: keys strictly increasing in every object, no escapes but `\"` and `\\`,
+/// integers only, no `-0`. That holds for what python-tuf (sorted keys, indented) and
+/// packman write, and lets a byte scan replace a full parse. `None` means "canonicalise
+/// properly" ([`canonical_signed`]), never "invalid": the input's JSON syntax is checked by
+/// the caller's typed parse of the same bytes, and this scan only accepts what it fully
+/// understands.
+pub fn signed_if_canonical(bytes: &[u8]) -> Option<Vec<u8>> {
+    struct Frame {
+        object: bool,
+        expect_key: bool,
+        last_key: Option<(usize, usize)>,
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut stack: Vec<Frame> = Vec::new();
+    let (mut signed_start, mut signed_end) = (None, None);
+    let mut pending_signed = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'"' => {
+                let start = out.len();
+                out.push(b'"');
+                i += 1;
+                let mut has_escape = false;
+                loop {
+                    let b = *bytes.get(i)?;
+                    if b == b'"' {
+                        break;
+                    }
+                    if b < 0x20 {
+                        return None;
+                    }
+                    if b == b'\\' {
+                        let n = *bytes.get(i + 1)?;
+                        if n != b'"' && n != b'\\' {
+                            return None;
+                        }
+                        has_escape = true;
+                        out.push(b);
+                        i += 1;
+                        out.push(n);
+                        i += 1;
+                        continue;
+                    }
+                    out.push(b);
+                    i += 1;
+                }
+                out.push(b'"');
+                i += 1;
+                if let Some(f) = stack.last_mut() {
+                    if f.object && f.expect_key {
+                        if has_escape {
+                            return None;
+                        }
+                        let key = (start + 1, out.len() - 1);
+                        if let Some((a, b)) = f.last_key {
+                            if out[a..b] >= out[key.0..key.1] {
+                                return None;
+                            }
+                        }
+                        f.last_key = Some(key);
+                        f.expect_key = false;
+                        if stack.len() == 1 && &out[key.0..key.1] == b"signed" {
+                            pending_signed = true;
+                        }
+                    }
+                }
+                continue;
+            }
+            b'{' | b'[' => {
+                stack.push(Frame { object: c == b'{', expect_key: c == b'{', last_key: None });
+                out.push(c);
+            }
+            b'}' | b']' => {
+                stack.pop()?;
+                out.push(c);
+            }
+            b':' => {
+                out.push(c);
+                if pending_signed {
+                    signed_start = Some(out.len());
+                    pending_signed = false;
+                }
+            }
+            b',' => {
+                if stack.len() == 1 && signed_start.is_some() && signed_end.is_none() {
+                    signed_end = Some(out.len());
+                }
+                if let Some(f) = stack.last_mut() {
+                    f.expect_key = f.object;
+                }
+                out.push(c);
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len() && matches!(bytes[i], b'-' | b'0'..=b'9' | b'.' | b'e' | b'E' | b'+') {
+                    i += 1;
+                }
+                let num = &bytes[start..i];
+                // Integers only, and in the form Python prints them.
+                if num.iter().any(|b| matches!(b, b'.' | b'e' | b'E' | b'+')) || num == b"-0" || num.len() > 19 {
+                    return None;
+                }
+                out.extend_from_slice(num);
+                continue;
+            }
+            b't' | b'f' | b'n' => {
+                let lit: &[u8] = match c {
+                    b't' => b"true",
+                    b'f' => b"false",
+                    _ => b"null",
+                };
+                if !bytes[i..].starts_with(lit) {
+                    return None;
+                }
+                out.extend_from_slice(lit);
+                i += lit.len();
+                continue;
+            }
+            _ => return None,
+        }
+        i += 1;
+        if stack.is_empty() && signed_start.is_some() && signed_end.is_none() {
+            // The top-level object just closed: "signed" was its last member.
+            signed_end = Some(out.len() - 1);
+        }
+    }
+    let (a, b) = (signed_start?, signed_end?);
+    if !stack.is_empty() || a >= b {
+        return None;
+    }
+    Some(out[a..b].to_vec())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SignedError {
     #[error("invalid JSON: {0}")]
@@ -414,6 +554,34 @@ mod tests {
             let tree = Value::from_slice(c).unwrap().get("signed").unwrap().to_canonical().unwrap();
             assert_eq!(canonical_signed(c).unwrap(), tree, "{}", String::from_utf8_lossy(c));
         }
+    }
+
+    #[test]
+    fn byte_scan_agrees_with_the_canonicaliser_or_declines() {
+        let cases: [&[u8]; 14] = [
+            br#"{"signatures":[],"signed":{"a":[1,{"x":null,"y":false}],"b":"q\"\\z"}}"#,
+            b"{\n \"signatures\": [\n  {\"keyid\": \"k\", \"sig\": \"s\"}\n ],\n \"signed\": {\n  \"_type\": \"snapshot\",\n  \"meta\": {\"a.json\": {\"version\": 12}}\n }\n}",
+            br#"{"signed": {"b": 1, "a": 2}, "signatures": []}"#,
+            br#"{"signatures": [], "signed": {"a": 1.5}}"#,
+            br#"{"signatures": [], "signed": {"a": -0}}"#,
+            br#"{"signatures": [], "signed": {"a": "\u00e9"}}"#,
+            br#"{"signatures": [], "signed": {"a": "\n"}}"#,
+            br#"{"signatures": [], "signed": {"a": 1, "a": 1}}"#,
+            br#"{"signatures": [], "signed": {"a\"b": 1}}"#,
+            br#"{"signatures": [], "signed": {"k": -12, "l": true, "m": null, "n": [[], {}]}}"#,
+            br#"{"signed": {"x": 1}}"#,
+            br#"{"a": {"signed": 1}, "signed": {"x": [1, 2]}}"#,
+            "{\"signatures\": [], \"signed\": \"\u{e9}, raw UTF-8\"}".as_bytes(),
+            br#"{"signatures": [], "signed": {"big": 123456789012345678901234567890}}"#,
+        ];
+        let mut fast = 0;
+        for c in cases {
+            if let Some(got) = signed_if_canonical(c) {
+                fast += 1;
+                assert_eq!(got, canonical_signed(c).unwrap(), "{}", String::from_utf8_lossy(c));
+            }
+        }
+        assert_eq!(fast, 6, "the scan should take the canonical-up-to-whitespace cases");
     }
 
     #[test]
