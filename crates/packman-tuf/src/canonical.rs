@@ -200,27 +200,25 @@ pub fn signed_if_canonical(bytes: &[u8]) -> Option<Vec<u8>> {
                 i += 1;
                 let mut has_escape = false;
                 loop {
-                    let b = *bytes.get(i)?;
+                    // Copy the run up to the next quote, backslash or control byte at once.
+                    let run = bytes[i..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+                    out.extend_from_slice(&bytes[i..i + run]);
+                    i += run;
+                    let b = bytes[i];
                     if b == b'"' {
                         break;
                     }
                     if b < 0x20 {
                         return None;
                     }
-                    if b == b'\\' {
-                        let n = *bytes.get(i + 1)?;
-                        if n != b'"' && n != b'\\' {
-                            return None;
-                        }
-                        has_escape = true;
-                        out.push(b);
-                        i += 1;
-                        out.push(n);
-                        i += 1;
-                        continue;
+                    let n = *bytes.get(i + 1)?;
+                    if n != b'"' && n != b'\\' {
+                        return None;
                     }
+                    has_escape = true;
                     out.push(b);
-                    i += 1;
+                    out.push(n);
+                    i += 2;
                 }
                 out.push(b'"');
                 i += 1;

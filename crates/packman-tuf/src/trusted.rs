@@ -53,18 +53,21 @@ impl<T: Role> Verified<T> {
         // Large files (a PyPI-sized snapshot) are canonicalised on a second thread while this
         // one builds the typed value: the two passes are independent and each is milliseconds.
         const PARALLEL_ABOVE: usize = 128 * 1024;
-        let (canonical, env) = if let Some(c) = crate::canonical::signed_if_canonical(bytes) {
-            // Canonical up to whitespace (what python-tuf and packman write): a byte scan.
-            (Ok(c), Self::parse_typed(role, bytes))
-        } else if bytes.len() > PARALLEL_ABOVE {
+        // Canonical up to whitespace (what python-tuf and packman write): a byte scan;
+        // otherwise the full canonicaliser.
+        let canonicalise = || match crate::canonical::signed_if_canonical(bytes) {
+            Some(c) => Ok(c),
+            None => crate::canonical::canonical_signed(bytes),
+        };
+        let (canonical, env) = if bytes.len() > PARALLEL_ABOVE {
             std::thread::scope(|s| {
-                let c = s.spawn(|| crate::canonical::canonical_signed(bytes));
+                let c = s.spawn(canonicalise);
                 let env = Self::parse_typed(role, bytes);
                 let canonical = c.join().unwrap_or_else(|_| Err(crate::canonical::SignedError::NoSigned));
                 (canonical, env)
             })
         } else {
-            (crate::canonical::canonical_signed(bytes), Self::parse_typed(role, bytes))
+            (canonicalise(), Self::parse_typed(role, bytes))
         };
         let canonical = canonical.map_err(|e| Error::malformed(role, e))?;
         let env = env?;
