@@ -64,20 +64,21 @@ pub fn sign_metadata<T: Role>(signed: &T, signers: &[&Signer]) -> Result<Vec<u8>
     let err = |reason: String| Error::Signing { role: T::TYPE.into(), reason };
     let canon = canonical::to_canonical(signed).map_err(|e| err(e.to_string()))?;
     let signatures = signers.iter().map(|s| s.sign(&canon).map_err(|e| err(e.to_string()))).collect::<Result<Vec<Signature>, _>>()?;
-    envelope_bytes(&canon, &signatures)
+    let json = serde_json::to_vec(signed).map_err(|e| err(e.to_string()))?;
+    envelope_bytes(&json, &signatures)
 }
 
-/// A metadata file from canonical `signed` bytes and signatures. The file is itself
-/// canonical JSON ("signatures" sorts before "signed"), so clients check signatures over the
-/// bytes as they are.
-pub fn envelope_bytes(canon: &[u8], signatures: &[Signature]) -> Result<Vec<u8>, Error> {
-    let sigs = serde_json::to_value(signatures).map_err(|e| Error::Signing { role: "envelope".into(), reason: e.to_string() })?;
-    let sigs = canonical::Value::from(&sigs).to_canonical().map_err(|e| Error::Signing { role: "envelope".into(), reason: e.to_string() })?;
-    let mut out = Vec::with_capacity(canon.len() + sigs.len() + 32);
+/// A metadata file from the JSON of `signed` and its signatures: compact, keys in sorted
+/// order ("signatures" before "signed", and packman's types serialise their fields sorted).
+/// Unless a string holds a control character (a PEM key's newlines, which valid JSON must
+/// escape), the file is canonical JSON up to nothing, and clients verify it with a byte scan.
+pub fn envelope_bytes(signed_json: &[u8], signatures: &[Signature]) -> Result<Vec<u8>, Error> {
+    let sigs = serde_json::to_vec(signatures).map_err(|e| Error::Signing { role: "envelope".into(), reason: e.to_string() })?;
+    let mut out = Vec::with_capacity(signed_json.len() + sigs.len() + 32);
     out.extend_from_slice(b"{\"signatures\":");
     out.extend_from_slice(&sigs);
     out.extend_from_slice(b",\"signed\":");
-    out.extend_from_slice(canon);
+    out.extend_from_slice(signed_json);
     out.extend_from_slice(b"}\n");
     Ok(out)
 }

@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use packman_tuf::crypto::Signer;
 use packman_tuf::metadata::{Extra, SPEC_VERSION};
@@ -93,6 +94,8 @@ pub struct Repository {
     settings: Settings,
     /// A key directory given for this command (offline keys), searched first.
     extra_keys: Option<PathBuf>,
+    /// Signers loaded so far in this command, by keyid (each key file read and decrypted once).
+    signer_cache: BTreeMap<String, Rc<Signer>>,
     _lock: File,
     pub root: Root,
     pub timestamp: Timestamp,
@@ -222,6 +225,7 @@ impl Repository {
             dir: dir.to_path_buf(),
             settings,
             extra_keys: None,
+            signer_cache: BTreeMap::new(),
             _lock: lock,
             root,
             timestamp,
@@ -272,6 +276,7 @@ impl Repository {
             dir: dir.to_path_buf(),
             settings,
             extra_keys,
+            signer_cache: BTreeMap::new(),
             _lock: lock,
             root: root.signed,
             timestamp: timestamp.signed,
@@ -417,9 +422,15 @@ impl Repository {
         Ok(true)
     }
 
-    fn signers(&self, role: &str, keyids: &[String], threshold: u64, pass: Passphrase) -> Result<Vec<Signer>, Error> {
+    fn signers(&mut self, role: &str, keyids: &[String], threshold: u64, pass: Passphrase) -> Result<Vec<Rc<Signer>>, Error> {
         let kd = self.key_dir();
-        let s = kd.signers_for(keyids, pass)?;
+        let wanted: Vec<String> = keyids.iter().filter(|k| !self.signer_cache.contains_key(*k)).cloned().collect();
+        if !wanted.is_empty() {
+            for signer in kd.signers_for(&wanted, pass)? {
+                self.signer_cache.insert(signer.keyid().to_string(), Rc::new(signer));
+            }
+        }
+        let s: Vec<Rc<Signer>> = keyids.iter().filter_map(|k| self.signer_cache.get(k).cloned()).collect();
         if (s.len() as u64) < threshold {
             let missing: Vec<String> = keyids
                 .iter()
@@ -437,7 +448,7 @@ impl Repository {
         Ok(s)
     }
 
-    fn role_signers(&self, role: &str, pass: Passphrase) -> Result<Vec<Signer>, Error> {
+    fn role_signers(&mut self, role: &str, pass: Passphrase) -> Result<Vec<Rc<Signer>>, Error> {
         let (ids, threshold) = match role {
             "bins" => {
                 let s = self.succinct();
@@ -506,12 +517,21 @@ impl Repository {
 
         let mut written = Vec::new();
         let expires_bins = expiry(self.now, self.settings.expiry_days.bins);
-        let bin_signer_refs: Vec<&Signer> = bin_signers.iter().collect();
+        let bin_signer_refs: Vec<&Signer> = bin_signers.iter().map(|s| &**s).collect();
+        // Bins with identical content (all the empty ones at init) are signed once.
+        let mut last: Option<(Targets, Vec<u8>)> = None;
         for name in &bins_dirty {
             let b = self.bins.get_mut(name).expect("dirty bins are loaded");
             b.version += 1;
             b.expires = expires_bins;
-            let bytes = sign_metadata(&*b, &bin_signer_refs)?;
+            let bytes = match &last {
+                Some((t, bytes)) if t == &*b => bytes.clone(),
+                _ => {
+                    let bytes = sign_metadata(&*b, &bin_signer_refs)?;
+                    last = Some((b.clone(), bytes.clone()));
+                    bytes
+                }
+            };
             let v = b.version;
             batch.write(&md.join(format!("{v}.{name}.json")), &bytes)?;
             self.snapshot.meta.insert(format!("{name}.json"), MetaFile::new(v));
@@ -520,22 +540,22 @@ impl Repository {
         if targets_dirty {
             self.targets.version += 1;
             self.targets.expires = expiry(self.now, self.settings.expiry_days.targets);
-            let bytes = sign_metadata(&self.targets, &targets_signers.iter().collect::<Vec<_>>())?;
+            let bytes = sign_metadata(&self.targets, &targets_signers.iter().map(|s| &**s).collect::<Vec<_>>())?;
             let v = self.targets.version;
             batch.write(&md.join(format!("{v}.targets.json")), &bytes)?;
             self.snapshot.meta.insert("targets.json".into(), MetaFile::new(v));
             written.push(format!("{v}.targets.json"));
         }
-        batch.commit()?;
-        let _ = std::fs::remove_dir_all(self.dir.join(".staging"));
-        // 4. Snapshot, 5. timestamp (the file clients read first is written last).
+        // 4. Snapshot: in the same batch, since only the timestamp names it.
         self.snapshot.version += 1;
         self.snapshot.expires = expiry(self.now, self.settings.expiry_days.snapshot);
-        let snap = sign_metadata(&self.snapshot, &snapshot_signers.iter().collect::<Vec<_>>())?;
+        let snap = sign_metadata(&self.snapshot, &snapshot_signers.iter().map(|s| &**s).collect::<Vec<_>>())?;
         let sv = self.snapshot.version;
-        write_new(&md.join(format!("{sv}.snapshot.json")), &snap)?;
+        batch.write(&md.join(format!("{sv}.snapshot.json")), &snap)?;
         written.push(format!("{sv}.snapshot.json"));
-        sync_dir(&md)?;
+        batch.commit()?;
+        let _ = std::fs::remove_dir_all(self.dir.join(".staging"));
+        // 5. Timestamp, the file clients read first, written last.
         let mut meta = MetaFile::new(sv);
         meta.length = Some(snap.len() as u64);
         meta.hashes = Some(Hashes(vec![("sha256".into(), hex::encode(ring::digest::digest(&ring::digest::SHA256, &snap)))]));
@@ -549,11 +569,11 @@ impl Repository {
         Ok(report)
     }
 
-    fn write_timestamp(&mut self, signers: &[Signer]) -> Result<(), Error> {
+    fn write_timestamp(&mut self, signers: &[Rc<Signer>]) -> Result<(), Error> {
         self.timestamp.version += 1;
         self.timestamp.expires = expiry(self.now, self.settings.expiry_days.timestamp);
         self.timestamp.extra.insert(ROOT_VERSION_FIELD.into(), self.root.version.into());
-        let bytes = sign_metadata(&self.timestamp, &signers.iter().collect::<Vec<_>>())?;
+        let bytes = sign_metadata(&self.timestamp, &signers.iter().map(|s| &**s).collect::<Vec<_>>())?;
         let md = self.dir.join("metadata");
         write_atomic(&md.join("timestamp.json"), &bytes)?;
         sync_dir(&md)
@@ -808,7 +828,8 @@ impl Repository {
         };
         let old = (count(&old_ids, &self.root.keys), self.root.roles["root"].threshold);
         let new = (count(&new_ids, &staged.signed.keys), staged.signed.roles["root"].threshold);
-        let bytes = crate::envelope_bytes(&canon, &staged.signatures)?;
+        let json = serde_json::to_vec(&staged.signed).map_err(|e| Error::Signing { role: "root".into(), reason: e.to_string() })?;
+        let bytes = crate::envelope_bytes(&json, &staged.signatures)?;
         if (old.0 as u64) < old.1 || (new.0 as u64) < new.1 {
             let p = self.dir.join("staged/root.json");
             write_atomic(&p, &bytes)?;

@@ -25,6 +25,8 @@ use crate::Error;
 pub struct Pages {
     projects: BTreeMap<String, Vec<FileEntry>>,
     index: Option<Vec<String>>,
+    /// The project list gained or lost a project (it is rewritten only then).
+    index_changed: bool,
 }
 
 pub struct Added {
@@ -81,12 +83,19 @@ impl Pages {
 
     /// Lists the pages of every project changed in this batch (and the project index) as
     /// targets.
-    pub fn stage(self, repo: &mut Repository) -> Result<(), Error> {
+    pub fn stage(mut self, repo: &mut Repository) -> Result<(), Error> {
+        // A project whose last file went leaves the project list.
+        let emptied: Vec<String> = self.projects.iter().filter(|(_, f)| f.is_empty()).map(|(p, _)| p.clone()).collect();
+        if !emptied.is_empty() {
+            let index = self.load_index(repo)?;
+            index.retain(|p| !emptied.contains(p));
+            self.index_changed = true;
+        }
         for (project, files) in &self.projects {
             repo.add_target_bytes(&format!("simple/{project}/index.json"), &packman_index::project_json(project, files), None)?;
             repo.add_target_bytes(&format!("simple/{project}/index.html"), &packman_index::project_html(project, files), None)?;
         }
-        if let Some(index) = &self.index {
+        if let (Some(index), true) = (&self.index, self.index_changed) {
             repo.add_target_bytes("simple/index.json", &packman_index::index_json(index), None)?;
             repo.add_target_bytes("simple/index.html", &packman_index::index_html(index), None)?;
         }
@@ -148,9 +157,13 @@ pub fn add_distribution(repo: &mut Repository, pages: &mut Pages, file: &Path) -
     let files = pages.load(repo, &dist.project)?;
     files.retain(|f| f.filename != entry.filename);
     files.push(entry);
-    let index = pages.load_index(repo)?;
-    if !index.contains(&dist.project) {
-        index.push(dist.project.clone());
+    // The project list changes only when a project appears (its page exists otherwise).
+    if !pages.projects.get(&dist.project).is_some_and(|f| f.len() > 1) && !page_exists(repo, &dist.project) {
+        let index = pages.load_index(repo)?;
+        if !index.contains(&dist.project) {
+            index.push(dist.project.clone());
+            pages.index_changed = true;
+        }
     }
     Ok(Added { project: dist.project, version: dist.version, path, bin, unchanged: false })
 }
@@ -183,6 +196,10 @@ pub fn set_yanked(repo: &mut Repository, pages: &mut Pages, filename: &str, yank
         f.yanked = yanked.map(str::to_string);
     }
     Ok(true)
+}
+
+fn page_exists(repo: &Repository, project: &str) -> bool {
+    repo.dir().join("targets/simple").join(project).join("index.json").exists()
 }
 
 /// Whether a file looks like a Python distribution (by name).
