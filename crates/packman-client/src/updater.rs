@@ -292,7 +292,15 @@ impl Updater {
         let mut hasher = MultiHasher::new(info).map_err(mismatch)?;
 
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut tmp = tempfile::Builder::new().prefix(".part-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+        let mut b = tempfile::Builder::new();
+        b.prefix(".part-");
+        // A downloaded file is an ordinary file for its user (tempfile's default is 0600).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            b.permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        let mut tmp = b.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
         {
             let mut sink = HashingWriter { inner: tmp.as_file_mut(), hasher: &mut hasher };
             self.fetcher.fetch_to(&url, info.length, &mut sink).map_err(|e| match e {

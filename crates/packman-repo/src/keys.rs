@@ -12,7 +12,7 @@ use pkcs8::der::pem::LineEnding;
 use pkcs8::der::Decode;
 use serde::{Deserialize, Serialize};
 
-use crate::{write_atomic, Error};
+use crate::Error;
 
 #[derive(Serialize, Deserialize)]
 struct KeyFileJson {
@@ -131,7 +131,7 @@ impl KeyDir {
         let bytes = serde_json::to_vec_pretty(&j).map_err(|e| bad(e.to_string()))?;
         std::fs::create_dir_all(&self.dir).map_err(|e| crate::io(&self.dir, e))?;
         restrict_dir(&self.dir)?;
-        write_atomic(&path, &bytes)?;
+        write_private(&path, &bytes)?;
         Ok(signer)
     }
 
@@ -183,6 +183,18 @@ fn restrict_dir(dir: &Path) -> Result<(), Error> {
 #[cfg(not(unix))]
 fn restrict_dir(_: &Path) -> Result<(), Error> {
     Ok(())
+}
+
+/// Writes a key file atomically, readable by its owner only from the moment it exists
+/// (tempfile creates files 0600).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| crate::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| crate::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| crate::io(path, e))?;
+    tmp.persist(path).map_err(|e| crate::io(path, e.error))?;
+    crate::sync_dir(dir)
 }
 
 #[cfg(test)]

@@ -91,11 +91,24 @@ pub(crate) fn new_expiry(now: OffsetDateTime, days: i64) -> Expires {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| io(dir, e))?;
+    let mut tmp = published_tempfile(dir)?;
     tmp.write_all(bytes).map_err(|e| io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| io(path, e))?;
     tmp.persist(path).map_err(|e| io(path, e.error))?;
     Ok(())
+}
+
+/// A temp file for the published tree: readable by everyone (static hosts serve it as
+/// another user), unlike tempfile's private default.
+pub(crate) fn published_tempfile(dir: &Path) -> Result<tempfile::NamedTempFile, Error> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(".tmp-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    b.tempfile_in(dir).map_err(|e| io(dir, e))
 }
 
 /// fsync a directory, making renames inside it durable.

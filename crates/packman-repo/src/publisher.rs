@@ -960,14 +960,14 @@ impl Batch {
     fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
         use std::io::Write;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| io(dir, e))?;
+        let mut tmp = crate::published_tempfile(dir)?;
         tmp.write_all(bytes).map_err(|e| io(path, e))?;
         self.push(tmp, path)
     }
 
     fn copy(&mut self, src: &Path, path: &Path) -> Result<(), Error> {
         let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| io(dir, e))?;
+        let tmp = crate::published_tempfile(dir)?;
         std::fs::copy(src, tmp.path()).map_err(|e| io(src, e))?;
         self.push(tmp, path)
     }

@@ -883,3 +883,36 @@ fn refresh_root_renews_the_root_and_the_client_follows() {
     let out = ok(c.get(&["notes.txt"]));
     assert!(out.contains("root v2"), "{out}");
 }
+
+#[cfg(unix)]
+#[test]
+fn published_files_are_world_readable_and_keys_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = Repo::init(&[]);
+    let file = r.p("notes.txt");
+    std::fs::write(&file, b"release notes").unwrap();
+    ok(r.repo("add", &[s(&file)]));
+    // A static host (nginx as www-data) must be able to read every published file.
+    let mut checked = 0;
+    for sub in ["metadata", "targets"] {
+        let mut stack = vec![r.dir.join(sub)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                    assert_eq!(mode & 0o044, 0o044, "{} is {mode:o}", p.display());
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 5);
+    for e in std::fs::read_dir(r.dir.join("keys")).unwrap() {
+        let p = e.unwrap().path();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", p.display());
+    }
+}
