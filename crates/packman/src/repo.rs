@@ -42,6 +42,9 @@ pub enum Command {
         raw: bool,
         #[arg(long)]
         keys: Option<PathBuf>,
+        /// After publishing, mirror the tree to object storage (e.g. s3://bucket/prefix).
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Remove targets and publish: distribution file names (with their metadata and page
     /// entries) or plain target paths.
@@ -51,6 +54,9 @@ pub enum Command {
         names: Vec<String>,
         #[arg(long)]
         keys: Option<PathBuf>,
+        /// After publishing, mirror the tree to object storage (e.g. s3://bucket/prefix).
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Mark distributions yanked (PEP 592), or un-yank them with --undo.
     Yank {
@@ -63,6 +69,9 @@ pub enum Command {
         undo: bool,
         #[arg(long)]
         keys: Option<PathBuf>,
+        /// After publishing, mirror the tree to object storage (e.g. s3://bucket/prefix).
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Re-sign what expires soon (timestamp; snapshot, targets, bins when due). Safe from cron.
     Refresh {
@@ -76,6 +85,9 @@ pub enum Command {
         root: bool,
         #[arg(long)]
         keys: Option<PathBuf>,
+        /// After publishing, mirror the tree to object storage (e.g. s3://bucket/prefix).
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Add, remove or rotate the keys of a role (root, targets, snapshot, timestamp, bins).
     Key {
@@ -91,6 +103,14 @@ pub enum Command {
         key: Option<PathBuf>,
         #[arg(long)]
         keys: Option<PathBuf>,
+    },
+    /// Mirror the published tree to object storage (S3-compatible: credentials and endpoint
+    /// from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT,
+    /// AWS_ALLOW_HTTP): targets first, timestamp last, then removals.
+    Push {
+        dir: PathBuf,
+        #[arg(long)]
+        store: String,
     },
     /// Versions, expiry and signatures of every role.
     Status {
@@ -210,6 +230,14 @@ fn open(dir: &Path, keys: Option<&Path>) -> Result<Repository, String> {
     Repository::open(dir, keys, now()).map_err(e)
 }
 
+fn push(dir: &Path, store: Option<&str>) -> Result<(), String> {
+    let Some(url) = store else { return Ok(()) };
+    let remote = packman_store::Remote::from_url(url).map_err(|e| e.to_string())?;
+    let r = remote.push(dir).map_err(|e| e.to_string())?;
+    println!("pushed to {url}: {} uploaded, {} unchanged, {} deleted", r.uploaded, r.unchanged, r.deleted);
+    Ok(())
+}
+
 fn print_report(r: &PublishReport) {
     println!(
         "published: {} metadata file(s) ({}), {} new target file(s), {} old version(s) removed",
@@ -232,7 +260,7 @@ pub fn run(cmd: Command) -> Result<(), String> {
             println!("  publish {}/metadata and {}/targets from any static host", dir.display(), dir.display());
             Ok(())
         }
-        Command::Add { dir, files, prefix, raw, keys } => {
+        Command::Add { dir, files, prefix, raw, keys, store } => {
             let mut repo = open(&dir, keys.as_deref())?;
             let mut pages = python::Pages::default();
             let mut changed = false;
@@ -259,9 +287,10 @@ pub fn run(cmd: Command) -> Result<(), String> {
             }
             pages.stage(&mut repo).map_err(e)?;
             print_report(&repo.publish(&mut passphrase).map_err(e)?);
-            Ok(())
+            // Still holding the repository lock: no publish interleaves with the push.
+            push(&dir, store.as_deref())
         }
-        Command::Remove { dir, names, keys } => {
+        Command::Remove { dir, names, keys, store } => {
             let mut repo = open(&dir, keys.as_deref())?;
             let mut pages = python::Pages::default();
             for n in &names {
@@ -277,9 +306,10 @@ pub fn run(cmd: Command) -> Result<(), String> {
             }
             pages.stage(&mut repo).map_err(e)?;
             print_report(&repo.publish(&mut passphrase).map_err(e)?);
-            Ok(())
+            // Still holding the repository lock: no publish interleaves with the push.
+            push(&dir, store.as_deref())
         }
-        Command::Yank { dir, filenames, reason, undo, keys } => {
+        Command::Yank { dir, filenames, reason, undo, keys, store } => {
             let mut repo = open(&dir, keys.as_deref())?;
             let mut pages = python::Pages::default();
             let flag = if undo { None } else { Some(reason.as_deref().unwrap_or("")) };
@@ -290,9 +320,10 @@ pub fn run(cmd: Command) -> Result<(), String> {
             }
             pages.stage(&mut repo).map_err(e)?;
             print_report(&repo.publish(&mut passphrase).map_err(e)?);
-            Ok(())
+            // Still holding the repository lock: no publish interleaves with the push.
+            push(&dir, store.as_deref())
         }
-        Command::Refresh { dir, margin_hours, root, keys } => {
+        Command::Refresh { dir, margin_hours, root, keys, store } => {
             if root {
                 let mut repo = open(&dir, keys.as_deref())?;
                 let c = repo.change_keys("root", 0, &[], None, None, &mut passphrase).map_err(e)?;
@@ -305,7 +336,15 @@ pub fn run(cmd: Command) -> Result<(), String> {
             } else {
                 println!("re-signed: {}", done.join(", "));
             }
-            Ok(())
+            // Still holding the repository lock: no publish interleaves with the push.
+            push(&dir, store.as_deref())
+        }
+        Command::Push { dir, store } => {
+            // Hold the repository lock so no publish runs while the tree is mirrored.
+            let repo = open(&dir, None)?;
+            let r = push(&dir, Some(&store));
+            drop(repo);
+            r
         }
         Command::Key { action } => match action {
             KeyAction::Add { dir, role, threshold, keys } => key_change(&dir, keys.as_deref(), &role, 1, &[], threshold),
