@@ -36,6 +36,12 @@ pub fn run(a: Args) -> Result<(), String> {
         }
     };
     let repo_dir = dir.join("repository");
+    if repo_dir.exists() {
+        return Err(format!(
+            "{} already holds a demo repository (its keys are gone): remove it or choose another --dir",
+            dir.display()
+        ));
+    }
     let client_dir = dir.join("client-metadata");
     let downloads = dir.join("downloads");
     let now = OffsetDateTime::now_utc();
