@@ -916,3 +916,58 @@ fn published_files_are_world_readable_and_keys_are_private() {
         assert_eq!(mode, 0o600, "{} is {mode:o}", p.display());
     }
 }
+
+/// `repo add --store s3://…` and `repo push` against a real S3-compatible server (s3s-fs on
+/// 127.0.0.1; CI installs it, elsewhere the test is skipped when it is missing).
+#[test]
+fn add_with_store_mirrors_the_tree_to_s3() {
+    use std::process::Stdio;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("bucket")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new("s3s-fs")
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "pm", "--secret-key", "pm-secret"])
+        .arg(root.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: s3s-fs not available ({e})");
+            return;
+        }
+        Err(e) => panic!("s3s-fs is needed in CI: {e}"),
+    };
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "s3s-fs did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let r = Repo::init(&[]);
+    let file = r.p("notes.txt");
+    std::fs::write(&file, b"release notes").unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let run_s3 = |args: &[&str]| {
+        let mut c = command(args, None);
+        c.env("AWS_ACCESS_KEY_ID", "pm")
+            .env("AWS_SECRET_ACCESS_KEY", "pm-secret")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT", &endpoint)
+            .env("AWS_ALLOW_HTTP", "true");
+        c.output().unwrap()
+    };
+    let out = ok(run_s3(&["repo", "add", r.d(), s(&file), "--store", "s3://bucket/repo"]));
+    assert!(out.contains("pushed to s3://bucket/repo:"), "{out}");
+    let stored = root.path().join("bucket/repo");
+    assert_eq!(std::fs::read(stored.join("metadata/timestamp.json")).unwrap(), std::fs::read(r.dir.join("metadata/timestamp.json")).unwrap());
+    assert!(stored.join("metadata/1.root.json").exists());
+    // Nothing changed since: a push uploads nothing.
+    let out = ok(run_s3(&["repo", "push", r.d(), "--store", "s3://bucket/repo"]));
+    assert!(out.contains(" 0 uploaded"), "{out}");
+    // A bad store URL is refused by name.
+    let err = fails(run_s3(&["repo", "push", r.d(), "--store", "gs://x"]));
+    assert!(err.contains("gs://x") && err.contains("only s3://"), "{err}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
