@@ -364,9 +364,14 @@ impl Repository {
     /// Lists `path` with the content of `file` (copied into the published tree on publish).
     /// Returns its bin. `custom` becomes the target's custom data.
     pub fn add_target(&mut self, path: &str, file: &Path, custom: Option<serde_json::Value>) -> Result<String, Error> {
+        let mut tf = describe_file(file)?;
+        tf.custom = custom;
+        self.add_described_target(path, file, tf)
+    }
+
+    /// As [`Repository::add_target`], with the file already hashed by [`describe_file`].
+    pub fn add_described_target(&mut self, path: &str, file: &Path, mut tf: TargetFile) -> Result<String, Error> {
         check_target_path(path)?;
-        let info = hash_file(file)?;
-        let mut tf = TargetFile { length: info.0, hashes: info.1, custom, extra: Extra::new() };
         let bin = self.bin_for(path);
         let entry = self.bin_mut(&bin)?;
         if let Some(old) = entry.targets.get(path) {
@@ -905,7 +910,8 @@ pub fn check_target_path(path: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn hash_file(path: &Path) -> Result<(u64, Hashes), Error> {
+/// Length, sha256 and sha512 of a file, read once: its TUF target description.
+pub fn describe_file(path: &Path) -> Result<TargetFile, Error> {
     use std::io::Read;
     let mut f = File::open(path).map_err(|e| io(path, e))?;
     let mut a = ring::digest::Context::new(&ring::digest::SHA256);
@@ -921,10 +927,12 @@ fn hash_file(path: &Path) -> Result<(u64, Hashes), Error> {
         b.update(&buf[..n]);
         n_total += n as u64;
     }
-    Ok((
-        n_total,
-        Hashes(vec![("sha256".into(), hex::encode(a.finish())), ("sha512".into(), hex::encode(b.finish()))]),
-    ))
+    Ok(TargetFile {
+        length: n_total,
+        hashes: Hashes(vec![("sha256".into(), hex::encode(a.finish())), ("sha512".into(), hex::encode(b.finish()))]),
+        custom: None,
+        extra: Extra::new(),
+    })
 }
 
 

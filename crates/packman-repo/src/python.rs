@@ -108,7 +108,9 @@ impl Pages {
 pub fn add_distribution(repo: &mut Repository, pages: &mut Pages, file: &Path) -> Result<Added, Error> {
     let dist: Distribution = packman_index::inspect(file).map_err(idx)?;
     let path = package_path(&dist.project, &dist.filename);
-    let bytes_sha = file_sha256(file)?;
+    // Read and hashed once: the sha256 checks below, the page entry and the target itself.
+    let mut tf = crate::publisher::describe_file(file)?;
+    let bytes_sha = tf.hashes.get("sha256").unwrap_or_default().to_string();
     let reused = || {
         Error::Invalid(format!(
             "{}: {} is already published with other content; a file name is never reused (upload a new version instead)",
@@ -135,7 +137,9 @@ pub fn add_distribution(repo: &mut Repository, pages: &mut Pages, file: &Path) -
         "upload-time": upload_time,
         "yanked": false,
     });
-    let bin = repo.add_target(&path, file, Some(custom))?;
+    tf.custom = Some(custom);
+    let size = tf.length;
+    let bin = repo.add_described_target(&path, file, tf)?;
     let is_wheel = matches!(dist.kind, packman_index::DistKind::Wheel);
     let core_sha = if is_wheel {
         repo.add_target_bytes(&format!("{path}.metadata"), &dist.core_metadata, None)?;
@@ -143,7 +147,6 @@ pub fn add_distribution(repo: &mut Repository, pages: &mut Pages, file: &Path) -
     } else {
         None
     };
-    let size = std::fs::metadata(file).map_err(|e| crate::io(file, e))?.len();
     let entry = FileEntry {
         filename: dist.filename.clone(),
         url: format!("../../packages/{}/{}", dist.project, percent_encode_segment(&dist.filename)),
