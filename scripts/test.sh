@@ -10,6 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 
+cargo fmt --all --check
 cargo build --release --locked -p packman -p packman-conformance
 cargo test --workspace --locked
 PACKMAN_BIN_DIR="$PWD/target/release" .venv/bin/python -m pytest tests/interop -q -p no:cacheprovider

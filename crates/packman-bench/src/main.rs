@@ -237,7 +237,11 @@ fn profile(dir: &Path, json: bool, write_test: bool) -> Result<(), Error> {
     println!("packman-bench profile: {} bins, {entries} targets, {}", names.len(), dir.display());
     println!("  open repository:                     {:8.3} s", secs(open));
     println!("  read + parse every bin:              {:8.3} s", secs(read));
-    println!("  canonical JSON of every bin:         {:8.3} s  ({:.1} MiB)", secs(canon_t), bytes_total as f64 / 1048576.0);
+    println!(
+        "  canonical JSON of every bin:         {:8.3} s  ({:.1} MiB)",
+        secs(canon_t),
+        bytes_total as f64 / 1048576.0
+    );
     println!("  ed25519 signatures:                  {:8.3} s", secs(sign_t));
     println!("  envelopes:                           {:8.3} s", secs(env_t));
     println!("  canonical snapshot:                  {:8.3} s  ({} bytes)", secs(snap_canon), snap.len());
@@ -306,15 +310,24 @@ fn profile_add(dir: &Path, file: &Path, prefix: &str) -> Result<(), Error> {
     let keydir = repo.key_dir();
     let snap_ids = repo.root.roles["snapshot"].keyids.clone();
     let mut all_ids: Vec<String> = repo.root.keys.keys().cloned().collect();
-    all_ids.extend(repo.targets.delegations.as_ref().map(|d| d.keys.keys().cloned().collect::<Vec<_>>()).unwrap_or_default());
-    let signer = keydir.signers_for(&snap_ids, &mut no_passphrase)?.pop().ok_or_else(|| Error::Invalid("no snapshot key".into()))?;
+    all_ids.extend(
+        repo.targets.delegations.as_ref().map(|d| d.keys.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+    );
+    let signer = keydir
+        .signers_for(&snap_ids, &mut no_passphrase)?
+        .pop()
+        .ok_or_else(|| Error::Invalid("no snapshot key".into()))?;
     let reps = 9;
     let read = median_of(reps, || std::fs::read(&snap_path).map(drop).map_err(|e| Error::Invalid(e.to_string())))?;
     let parse = median_of(reps, || {
-        serde_json::from_slice::<packman_tuf::Envelope<packman_tuf::Snapshot>>(&bytes).map(drop).map_err(|e| Error::Invalid(e.to_string()))
+        serde_json::from_slice::<packman_tuf::Envelope<packman_tuf::Snapshot>>(&bytes)
+            .map(drop)
+            .map_err(|e| Error::Invalid(e.to_string()))
     })?;
     let canon = packman_tuf::canonical::to_canonical(&repo.snapshot).map_err(|e| Error::Invalid(e.to_string()))?;
-    let canon_t = median_of(reps, || packman_tuf::canonical::to_canonical(&repo.snapshot).map(drop).map_err(|e| Error::Invalid(e.to_string())))?;
+    let canon_t = median_of(reps, || {
+        packman_tuf::canonical::to_canonical(&repo.snapshot).map(drop).map_err(|e| Error::Invalid(e.to_string()))
+    })?;
     let sign_t = median_of(reps, || signer.sign(&canon).map(drop).map_err(|e| Error::Invalid(e.to_string())))?;
     let (ecdsa, _) = packman_tuf::crypto::Signer::generate_ecdsa_p256().map_err(|e| Error::Invalid(e.to_string()))?;
     let ecdsa_t = median_of(reps, || ecdsa.sign(&canon).map(drop).map_err(|e| Error::Invalid(e.to_string())))?;

@@ -14,7 +14,9 @@ pub enum FetchError {
     Status { url: String, status: u16 },
     #[error("{url}: more than the allowed {limit} bytes (endless data attack?)")]
     TooLarge { url: String, limit: u64 },
-    #[error("{url}: {received} bytes in {secs:.1} s is below the minimum {min_bytes_per_sec} B/s (slow retrieval attack?)")]
+    #[error(
+        "{url}: {received} bytes in {secs:.1} s is below the minimum {min_bytes_per_sec} B/s (slow retrieval attack?)"
+    )]
     TooSlow { url: String, received: u64, secs: f64, min_bytes_per_sec: u64 },
     #[error("{url}: {message}")]
     Transport { url: String, message: String },

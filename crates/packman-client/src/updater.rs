@@ -45,7 +45,8 @@ impl Default for Config {
 
 /// Characters that cannot stand in a URL path; everything else in a target path is sent as
 /// is (as python-tuf does), so repositories see the names they published.
-const TARGET_PATH: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}');
+const TARGET_PATH: &AsciiSet =
+    &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}');
 
 pub struct Updater {
     config: Config,
@@ -70,15 +71,18 @@ impl Updater {
     /// parses and carries its own threshold of signatures.
     pub fn bootstrap(metadata_dir: &Path, root: &[u8]) -> Result<(), Error> {
         let store = MetadataStore::open(metadata_dir)?;
-        TrustedSet::new(root, OffsetDateTime::now_utc()).map_err(|e| Error::TrustedRoot {
-            path: store.path_of("root"),
-            reason: e.to_string(),
-        })?;
+        TrustedSet::new(root, OffsetDateTime::now_utc())
+            .map_err(|e| Error::TrustedRoot { path: store.path_of("root"), reason: e.to_string() })?;
         store.write("root", root)
     }
 
     /// Opens the metadata directory (which must hold a trusted `root.json`) and locks it.
-    pub fn new(metadata_dir: &Path, metadata_url: &str, targets_url: Option<&str>, config: Config) -> Result<Self, Error> {
+    pub fn new(
+        metadata_dir: &Path,
+        metadata_url: &str,
+        targets_url: Option<&str>,
+        config: Config,
+    ) -> Result<Self, Error> {
         Self::with_time(metadata_dir, metadata_url, targets_url, config, OffsetDateTime::now_utc())
     }
 
@@ -92,8 +96,10 @@ impl Updater {
     ) -> Result<Self, Error> {
         let store = MetadataStore::open(metadata_dir)?;
         let root_path = store.path_of("root");
-        let root = store.read("root").map_err(|e| Error::TrustedRoot { path: root_path.clone(), reason: e.to_string() })?;
-        let trusted = TrustedSet::new(&root, now).map_err(|e| Error::TrustedRoot { path: root_path, reason: e.to_string() })?;
+        let root =
+            store.read("root").map_err(|e| Error::TrustedRoot { path: root_path.clone(), reason: e.to_string() })?;
+        let trusted =
+            TrustedSet::new(&root, now).map_err(|e| Error::TrustedRoot { path: root_path, reason: e.to_string() })?;
         Ok(Updater {
             fetcher: Fetcher::new(config.fetcher.clone()),
             config,
@@ -174,7 +180,8 @@ impl Updater {
                 // The trusted timestamp stays; if it has expired, stop here (spec 5.4.4).
                 let ts = &self.trusted.timestamp().expect("equal to the loaded one").signed;
                 if ts.expires.is_expired(self.trusted.reference_time()) {
-                    let source = packman_tuf::Error::Expired { role: "timestamp".into(), expires: ts.expires.to_string() };
+                    let source =
+                        packman_tuf::Error::Expired { role: "timestamp".into(), expires: ts.expires.to_string() };
                     return Err(Error::Metadata { url, source });
                 }
                 Ok(())

@@ -93,10 +93,7 @@ fn refused(r: Result<(), Error>) -> (String, TufError) {
 fn meta_file(version: u64, bytes: &[u8]) -> MetaFile {
     let mut m = MetaFile::new(version);
     m.length = Some(bytes.len() as u64);
-    m.hashes = Some(Hashes(vec![(
-        "sha256".into(),
-        hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)),
-    )]));
+    m.hashes = Some(Hashes(vec![("sha256".into(), hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)))]));
     m
 }
 
@@ -487,7 +484,8 @@ fn mix_and_match_snapshot_not_matching_timestamp_is_refused() {
     let same_length = sign_metadata(&other, &[&env.repo.signers["snapshot"][0]]).unwrap();
     assert_eq!(same_length.len(), env.published("2.snapshot.json").len());
 
-    for (what, bytes, reason) in [("older snapshot", old_snapshot, ""), ("same length", same_length, "sha256 mismatch")] {
+    for (what, bytes, reason) in [("older snapshot", old_snapshot, ""), ("same length", same_length, "sha256 mismatch")]
+    {
         env.serve("2.snapshot.json", &bytes);
         let (url, err) = refused(env.refresh());
         match &err {

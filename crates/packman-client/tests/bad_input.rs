@@ -52,10 +52,7 @@ fn assert_changed_only(before: &DirState, dir: &Path, changes: &[(String, Vec<u8
 fn meta_file(version: u64, bytes: &[u8]) -> MetaFile {
     let mut m = MetaFile::new(version);
     m.length = Some(bytes.len() as u64);
-    m.hashes = Some(Hashes(vec![(
-        "sha256".into(),
-        hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)),
-    )]));
+    m.hashes = Some(Hashes(vec![("sha256".into(), hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)))]));
     m
 }
 
@@ -142,7 +139,13 @@ impl Env {
         let mut config = Config::default();
         config.fetcher.read_timeout = Duration::from_secs(5);
         let base = self.server.url();
-        Updater::with_time(&self.meta_dir(), &format!("{base}/metadata"), Some(&format!("{base}/targets")), config, self.now)
+        Updater::with_time(
+            &self.meta_dir(),
+            &format!("{base}/metadata"),
+            Some(&format!("{base}/targets")),
+            config,
+            self.now,
+        )
     }
 
     fn refresh(&self) -> Result<(), Error> {
@@ -298,7 +301,9 @@ fn invalid_json_is_refused() {
         case("leading zero in a number", Expect::Malformed, |d| Doc::envelope(&d.with_version("02"))),
         case("not JSON at all", Expect::Malformed, |_| b"this is not metadata\n".to_vec()),
         case("trailing garbage", Expect::Malformed, |d| [d.valid.as_slice(), b"}garbage"].concat()),
-        case("single-quoted strings", Expect::Malformed, |d| String::from_utf8_lossy(&d.valid).replace('"', "'").into_bytes()),
+        case("single-quoted strings", Expect::Malformed, |d| {
+            String::from_utf8_lossy(&d.valid).replace('"', "'").into_bytes()
+        }),
         case("top level is an array", Expect::Malformed, |d| format!("[{}]", d.canonical).into_bytes()),
         case("no signed object", Expect::Malformed, |_| b"{\"signatures\":[]}".to_vec()),
         case("deeply nested", Expect::Malformed, |_| vec![b'['; 10_000]),
@@ -320,7 +325,8 @@ fn wrong_types_are_refused() {
         case("signed is a string", Expect::Malformed, |_| b"{\"signed\":\"yes\",\"signatures\":[]}".to_vec()),
         case("_type of another role", Expect::WrongType, |d| {
             let other = if d.type_name == "timestamp" { "snapshot" } else { "timestamp" };
-            let c = d.canonical.replacen(&format!("\"_type\":\"{}\"", d.type_name), &format!("\"_type\":\"{other}\""), 1);
+            let c =
+                d.canonical.replacen(&format!("\"_type\":\"{}\"", d.type_name), &format!("\"_type\":\"{other}\""), 1);
             Doc::envelope(&c)
         }),
     ]);
@@ -330,7 +336,9 @@ fn wrong_types_are_refused() {
 fn huge_numbers_are_refused() {
     check_cases(vec![
         case("1e400", Expect::Malformed, |d| Doc::envelope(&d.with_version("1e400"))),
-        case("99999999999999999999999", Expect::Malformed, |d| Doc::envelope(&d.with_version("99999999999999999999999"))),
+        case("99999999999999999999999", Expect::Malformed, |d| {
+            Doc::envelope(&d.with_version("99999999999999999999999"))
+        }),
         case("u64::MAX + 1", Expect::Malformed, |d| Doc::envelope(&d.with_version("18446744073709551616"))),
         case("a thousand digits", Expect::Malformed, |d| Doc::envelope(&d.with_version(&"9".repeat(1000)))),
     ]);

@@ -28,7 +28,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Trust the given root (copied as is; checked on first use).
-    Init { trusted_root: PathBuf },
+    Init {
+        trusted_root: PathBuf,
+    },
     Refresh,
     Download,
 }
@@ -59,10 +61,12 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Download => {
             let dir = cli.target_dir.as_ref().ok_or("--target-dir is required")?;
-            let mut up = Updater::new(&cli.metadata_dir, &metadata_url()?, cli.target_base_url.as_deref(), Config::default())
-                .map_err(s)?;
+            let mut up =
+                Updater::new(&cli.metadata_dir, &metadata_url()?, cli.target_base_url.as_deref(), Config::default())
+                    .map_err(s)?;
             for name in &cli.target_names {
-                let info = up.get_target_info(name).map_err(s)?.ok_or_else(|| s(Error::TargetNotFound(name.clone())))?;
+                let info =
+                    up.get_target_info(name).map_err(s)?.ok_or_else(|| s(Error::TargetNotFound(name.clone())))?;
                 if up.find_cached_target(dir, name, &info).is_none() {
                     up.download_target(dir, name, &info).map_err(s)?;
                 }

@@ -25,11 +25,7 @@ pub enum IndexError {
     InvalidName { file: String, name: String },
     /// A version that is not valid PEP 440.
     #[error("{file}: invalid version {version:?} (PEP 440): {reason}")]
-    InvalidVersion {
-        file: String,
-        version: String,
-        reason: String,
-    },
+    InvalidVersion { file: String, version: String, reason: String },
     /// The archive itself is damaged or uses a feature this crate refuses.
     #[error("{file}: corrupt or unsupported archive: {detail}")]
     CorruptArchive { file: String, detail: String },
@@ -44,34 +40,20 @@ pub enum IndexError {
     #[error("{file}: wheel has no top-level .dist-info directory (PEP 427)")]
     NoDistInfo { file: String },
     /// A wheel has more than one top-level `*.dist-info` directory.
-    #[error(
-        "{file}: wheel has several top-level .dist-info directories: {dirs:?} (PEP 427 allows one)"
-    )]
+    #[error("{file}: wheel has several top-level .dist-info directories: {dirs:?} (PEP 427 allows one)")]
     SeveralDistInfo { file: String, dirs: Vec<String> },
     /// The `.dist-info` directory's name and version disagree with the file name.
     #[error("{file}: .dist-info directory {dir:?} does not match the file name's {expected:?}")]
-    DistInfoMismatch {
-        file: String,
-        dir: String,
-        expected: String,
-    },
+    DistInfoMismatch { file: String, dir: String, expected: String },
     /// `METADATA` (wheel) or `PKG-INFO` (sdist) is missing or not a regular file.
     #[error("{file}: core metadata {member:?} not found in the archive")]
     MissingMetadata { file: String, member: String },
     /// Several candidate `PKG-INFO` files and none at `{name}-{version}/PKG-INFO`.
     #[error("{file}: several top-level PKG-INFO files {members:?}, none at {expected:?}")]
-    AmbiguousMetadata {
-        file: String,
-        members: Vec<String>,
-        expected: String,
-    },
+    AmbiguousMetadata { file: String, members: Vec<String>, expected: String },
     /// The core metadata file is larger than [`crate::MAX_CORE_METADATA_SIZE`].
     #[error("{file}: core metadata {member:?} is larger than the limit of {limit} bytes")]
-    MetadataTooLarge {
-        file: String,
-        member: String,
-        limit: u64,
-    },
+    MetadataTooLarge { file: String, member: String, limit: u64 },
     /// The archive took more than [`crate::MAX_SDIST_SCAN`] uncompressed bytes to search.
     #[error("{file}: gave up after {limit} uncompressed bytes without finding PKG-INFO")]
     ArchiveTooLarge { file: String, limit: u64 },
@@ -89,27 +71,11 @@ pub enum IndexError {
     UnsupportedMetadataVersion { file: String, version: String },
     /// `Requires-Python` is not a valid PEP 440 specifier set.
     #[error("{file}: invalid Requires-Python {value:?} (PEP 440 specifiers): {reason}")]
-    InvalidRequiresPython {
-        file: String,
-        value: String,
-        reason: String,
-    },
+    InvalidRequiresPython { file: String, value: String, reason: String },
     /// The metadata `Name` normalises to another project than the file name.
-    #[error(
-        "{file}: metadata Name {metadata:?} does not match the file name's project {filename:?}"
-    )]
-    NameMismatch {
-        file: String,
-        filename: String,
-        metadata: String,
-    },
+    #[error("{file}: metadata Name {metadata:?} does not match the file name's project {filename:?}")]
+    NameMismatch { file: String, filename: String, metadata: String },
     /// The metadata `Version` normalises to another version than the file name.
-    #[error(
-        "{file}: metadata Version {metadata:?} does not match the file name's version {filename:?}"
-    )]
-    VersionMismatch {
-        file: String,
-        filename: String,
-        metadata: String,
-    },
+    #[error("{file}: metadata Version {metadata:?} does not match the file name's version {filename:?}")]
+    VersionMismatch { file: String, filename: String, metadata: String },
 }

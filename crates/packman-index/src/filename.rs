@@ -77,16 +77,11 @@ pub(crate) fn parse_version(file: &str, version: &str) -> Result<Version, IndexE
 }
 
 fn bad(file: &str, rule: impl Into<String>) -> IndexError {
-    IndexError::BadFilename {
-        file: file.to_string(),
-        rule: rule.into(),
-    }
+    IndexError::BadFilename { file: file.to_string(), rule: rule.into() }
 }
 
 fn is_tag(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
 }
 
 /// Parse a distribution file name (no directory part).
@@ -96,14 +91,9 @@ fn is_tag(s: &str) -> bool {
 ///   is at the last `-`, so legacy sdists whose name contains `-` still parse.
 pub fn parse_filename(filename: &str) -> Result<DistFilename, IndexError> {
     if filename.is_empty()
-        || filename
-            .bytes()
-            .any(|b| b == b'/' || b == b'\\' || b.is_ascii_whitespace() || b.is_ascii_control())
+        || filename.bytes().any(|b| b == b'/' || b == b'\\' || b.is_ascii_whitespace() || b.is_ascii_control())
     {
-        return Err(bad(
-            filename,
-            "must be a bare file name without separators, whitespace or control characters",
-        ));
+        return Err(bad(filename, "must be a bare file name without separators, whitespace or control characters"));
     }
     if let Some(stem) = filename.strip_suffix(".whl") {
         parse_wheel(filename, stem)
@@ -112,9 +102,7 @@ pub fn parse_filename(filename: &str) -> Result<DistFilename, IndexError> {
     } else if let Some(stem) = filename.strip_suffix(".zip") {
         parse_sdist(filename, stem, ArchiveFormat::Zip)
     } else {
-        Err(IndexError::UnsupportedExtension {
-            file: filename.to_string(),
-        })
+        Err(IndexError::UnsupportedExtension { file: filename.to_string() })
     }
 }
 
@@ -122,25 +110,21 @@ fn check_name(file: &str, name: &str) -> Result<(), IndexError> {
     if is_valid_name(name) {
         Ok(())
     } else {
-        Err(IndexError::InvalidName {
-            file: file.to_string(),
-            name: name.to_string(),
-        })
+        Err(IndexError::InvalidName { file: file.to_string(), name: name.to_string() })
     }
 }
 
 fn parse_wheel(file: &str, stem: &str) -> Result<DistFilename, IndexError> {
     let parts: Vec<&str> = stem.split('-').collect();
-    let (name, version, build, tags) = match parts.as_slice() {
-        [n, v, py, abi, plat] => (*n, *v, None, [*py, *abi, *plat]),
-        [n, v, b, py, abi, plat] => (*n, *v, Some(*b), [*py, *abi, *plat]),
-        _ => {
-            return Err(bad(
+    let (name, version, build, tags) =
+        match parts.as_slice() {
+            [n, v, py, abi, plat] => (*n, *v, None, [*py, *abi, *plat]),
+            [n, v, b, py, abi, plat] => (*n, *v, Some(*b), [*py, *abi, *plat]),
+            _ => return Err(bad(
                 file,
                 "a wheel name has 5 or 6 '-'-separated parts: name-version(-build)?-python-abi-platform.whl (PEP 427)",
-            ))
-        }
-    };
+            )),
+        };
     if name.is_empty() || version.is_empty() {
         return Err(bad(file, "empty name or version part"));
     }
@@ -157,9 +141,7 @@ fn parse_wheel(file: &str, stem: &str) -> Result<DistFilename, IndexError> {
     if let Some(t) = tags.iter().find(|t| !is_tag(t)) {
         return Err(bad(
             file,
-            format!(
-                "compatibility tag {t:?} must be non-empty letters, digits, '_' and '.' (PEP 425)"
-            ),
+            format!("compatibility tag {t:?} must be non-empty letters, digits, '_' and '.' (PEP 425)"),
         ));
     }
     Ok(DistFilename {
@@ -179,10 +161,7 @@ fn parse_wheel(file: &str, stem: &str) -> Result<DistFilename, IndexError> {
 
 fn parse_sdist(file: &str, stem: &str, format: ArchiveFormat) -> Result<DistFilename, IndexError> {
     let Some((name, version)) = stem.rsplit_once('-') else {
-        return Err(bad(
-            file,
-            "an sdist name is {name}-{version}.tar.gz (PEP 625)",
-        ));
+        return Err(bad(file, "an sdist name is {name}-{version}.tar.gz (PEP 625)"));
     };
     if name.is_empty() || version.is_empty() {
         return Err(bad(file, "empty name or version part"));
@@ -213,15 +192,10 @@ mod tests {
         assert_eq!(f.version, "1.0");
         let t = f.wheel_tags.unwrap();
         assert_eq!(t.build, None);
-        assert_eq!(
-            (t.python.as_str(), t.abi.as_str(), t.platform.as_str()),
-            ("py3", "none", "any")
-        );
+        assert_eq!((t.python.as_str(), t.abi.as_str(), t.platform.as_str()), ("py3", "none", "any"));
 
-        let f = parse_filename(
-            "zope.interface-5.4.0-1bld-cp39-cp39-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-        )
-        .unwrap();
+        let f = parse_filename("zope.interface-5.4.0-1bld-cp39-cp39-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
+            .unwrap();
         assert_eq!(f.project, "zope-interface");
         let t = f.wheel_tags.unwrap();
         assert_eq!(t.build.as_deref(), Some("1bld"));
@@ -277,21 +251,10 @@ mod tests {
         for c in cases {
             assert!(parse_filename(c).is_err(), "{c:?} should not parse");
         }
-        assert!(matches!(
-            parse_filename("foo-1.0.egg"),
-            Err(IndexError::UnsupportedExtension { .. })
-        ));
-        assert!(matches!(
-            parse_filename("foo-x.y-py3-none-any.whl"),
-            Err(IndexError::InvalidVersion { .. })
-        ));
-        assert!(matches!(
-            parse_filename("foo.-1.0.tar.gz"),
-            Err(IndexError::InvalidName { .. })
-        ));
-        let msg = parse_filename("foo-1.0-py3-none.whl")
-            .unwrap_err()
-            .to_string();
+        assert!(matches!(parse_filename("foo-1.0.egg"), Err(IndexError::UnsupportedExtension { .. })));
+        assert!(matches!(parse_filename("foo-x.y-py3-none-any.whl"), Err(IndexError::InvalidVersion { .. })));
+        assert!(matches!(parse_filename("foo.-1.0.tar.gz"), Err(IndexError::InvalidName { .. })));
+        let msg = parse_filename("foo-1.0-py3-none.whl").unwrap_err().to_string();
         assert!(msg.starts_with("foo-1.0-py3-none.whl: "), "{msg}");
         assert!(msg.contains("PEP 427"), "{msg}");
     }

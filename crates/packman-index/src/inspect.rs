@@ -55,51 +55,29 @@ pub fn inspect(path: &Path) -> Result<Distribution, IndexError> {
         .file_name()
         .and_then(|n| n.to_str())
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| IndexError::BadPath {
-            file: path.display().to_string(),
-        })?
+        .ok_or_else(|| IndexError::BadPath { file: path.display().to_string() })?
         .to_string();
     let parsed = parse_filename(&filename)?;
-    let file = File::open(path).map_err(|source| IndexError::Io {
-        file: filename.clone(),
-        source,
-    })?;
+    let file = File::open(path).map_err(|source| IndexError::Io { file: filename.clone(), source })?;
     let core_metadata = match (parsed.kind, parsed.format) {
         (DistKind::Wheel, _) => wheel_metadata(&filename, &parsed, file)?,
         (DistKind::Sdist, ArchiveFormat::Zip) => zip_sdist_metadata(&filename, file)?,
-        (DistKind::Sdist, ArchiveFormat::TarGz) => {
-            tar_sdist_metadata(&filename, file, MAX_SDIST_SCAN)?
-        }
+        (DistKind::Sdist, ArchiveFormat::TarGz) => tar_sdist_metadata(&filename, file, MAX_SDIST_SCAN)?,
     };
     check(filename, parsed, core_metadata)
 }
 
-fn check(
-    filename: String,
-    parsed: DistFilename,
-    core_metadata: Vec<u8>,
-) -> Result<Distribution, IndexError> {
+fn check(filename: String, parsed: DistFilename, core_metadata: Vec<u8>) -> Result<Distribution, IndexError> {
     let meta = parse_core_metadata(&filename, &core_metadata)?;
     if !is_valid_name(&meta.name) {
-        return Err(IndexError::InvalidName {
-            file: filename,
-            name: meta.name,
-        });
+        return Err(IndexError::InvalidName { file: filename, name: meta.name });
     }
     if normalize_name(&meta.name) != parsed.project {
-        return Err(IndexError::NameMismatch {
-            file: filename,
-            filename: parsed.project,
-            metadata: meta.name,
-        });
+        return Err(IndexError::NameMismatch { file: filename, filename: parsed.project, metadata: meta.name });
     }
     let version = parse_version(&filename, &meta.version)?.to_string();
     if version != parsed.version {
-        return Err(IndexError::VersionMismatch {
-            file: filename,
-            filename: parsed.version,
-            metadata: meta.version,
-        });
+        return Err(IndexError::VersionMismatch { file: filename, filename: parsed.version, metadata: meta.version });
     }
     Ok(Distribution {
         filename,
@@ -117,12 +95,7 @@ fn check(
 
 /// Read at most [`MAX_CORE_METADATA_SIZE`] bytes; more is an error, whatever a header
 /// claimed the size to be.
-fn read_bounded(
-    file: &str,
-    member: &str,
-    declared: u64,
-    reader: impl Read,
-) -> Result<Vec<u8>, IndexError> {
+fn read_bounded(file: &str, member: &str, declared: u64, reader: impl Read) -> Result<Vec<u8>, IndexError> {
     let too_large = || IndexError::MetadataTooLarge {
         file: file.to_string(),
         member: member.to_string(),
@@ -135,10 +108,7 @@ fn read_bounded(
     reader
         .take(MAX_CORE_METADATA_SIZE + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| IndexError::CorruptArchive {
-            file: file.to_string(),
-            detail: format!("reading {member}: {e}"),
-        })?;
+        .map_err(|e| IndexError::CorruptArchive { file: file.to_string(), detail: format!("reading {member}: {e}") })?;
     if buf.len() as u64 > MAX_CORE_METADATA_SIZE {
         return Err(too_large());
     }
@@ -146,40 +116,26 @@ fn read_bounded(
 }
 
 fn open_zip(file: &str, f: File) -> Result<ZipArchive<BufReader<File>>, IndexError> {
-    let mut archive =
-        ZipArchive::new(BufReader::new(f)).map_err(|e| IndexError::CorruptArchive {
-            file: file.to_string(),
-            detail: e.to_string(),
-        })?;
+    let mut archive = ZipArchive::new(BufReader::new(f))
+        .map_err(|e| IndexError::CorruptArchive { file: file.to_string(), detail: e.to_string() })?;
     if archive.has_duplicate_names() {
-        return Err(IndexError::DuplicateNames {
-            file: file.to_string(),
-        });
+        return Err(IndexError::DuplicateNames { file: file.to_string() });
     }
     // Local headers must agree with the central directory, entries must not overlap (the
     // classic zip-bomb layout) and no local header may hide outside it: readers that
     // stream local headers and readers that trust the directory then see the same files.
     archive
         .validate_header_consistency()
-        .map_err(|e| IndexError::CorruptArchive {
-            file: file.to_string(),
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| IndexError::CorruptArchive { file: file.to_string(), detail: e.to_string() })?;
     Ok(archive)
 }
 
-fn zip_names<R: Read + Seek>(
-    file: &str,
-    archive: &ZipArchive<R>,
-) -> Result<Vec<String>, IndexError> {
+fn zip_names<R: Read + Seek>(file: &str, archive: &ZipArchive<R>) -> Result<Vec<String>, IndexError> {
     archive
         .file_names()
         .map(|n| {
             n.map(|n| n.into_owned())
-                .map_err(|e| IndexError::CorruptArchive {
-                    file: file.to_string(),
-                    detail: e.to_string(),
-                })
+                .map_err(|e| IndexError::CorruptArchive { file: file.to_string(), detail: e.to_string() })
         })
         .collect()
 }
@@ -189,17 +145,11 @@ fn read_zip_member<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     member: &str,
 ) -> Result<Vec<u8>, IndexError> {
-    let missing = || IndexError::MissingMetadata {
-        file: file.to_string(),
-        member: member.to_string(),
-    };
+    let missing = || IndexError::MissingMetadata { file: file.to_string(), member: member.to_string() };
     let index = archive.index_for_name(member).ok_or_else(missing)?;
     let entry = archive
         .by_index(index)
-        .map_err(|e| IndexError::CorruptArchive {
-            file: file.to_string(),
-            detail: format!("{member}: {e}"),
-        })?;
+        .map_err(|e| IndexError::CorruptArchive { file: file.to_string(), detail: format!("{member}: {e}") })?;
     if !entry.is_file() || entry.is_symlink() {
         return Err(missing());
     }
@@ -216,11 +166,7 @@ fn wheel_metadata(file: &str, parsed: &DistFilename, f: File) -> Result<Vec<u8>,
         .filter(|top| top.ends_with(".dist-info"))
         .collect();
     let dir = match dirs.len() {
-        0 => {
-            return Err(IndexError::NoDistInfo {
-                file: file.to_string(),
-            })
-        }
+        0 => return Err(IndexError::NoDistInfo { file: file.to_string() }),
         1 => dirs.first().copied().unwrap_or_default().to_string(),
         _ => {
             return Err(IndexError::SeveralDistInfo {
@@ -230,13 +176,9 @@ fn wheel_metadata(file: &str, parsed: &DistFilename, f: File) -> Result<Vec<u8>,
         }
     };
     // `{name}-{version}.dist-info`, compared after normalisation, as installers do.
-    let matches = dir
-        .strip_suffix(".dist-info")
-        .and_then(|s| s.rsplit_once('-'))
-        .is_some_and(|(n, v)| {
-            normalize_name(n) == parsed.project
-                && parse_version(file, v).is_ok_and(|v| v.to_string() == parsed.version)
-        });
+    let matches = dir.strip_suffix(".dist-info").and_then(|s| s.rsplit_once('-')).is_some_and(|(n, v)| {
+        normalize_name(n) == parsed.project && parse_version(file, v).is_ok_and(|v| v.to_string() == parsed.version)
+    });
     if !matches {
         return Err(IndexError::DistInfoMismatch {
             file: file.to_string(),
@@ -260,36 +202,22 @@ fn choose_pkg_info<'a>(file: &str, candidates: &'a [String]) -> Result<&'a str, 
     let stem = DistFilename::stem(file);
     let expected = format!("{stem}/PKG-INFO");
     let normal = |c: &str| c.strip_prefix("./").unwrap_or(c).to_string();
-    let exact: Vec<&String> = candidates
-        .iter()
-        .filter(|c| normal(c) == expected)
-        .collect();
+    let exact: Vec<&String> = candidates.iter().filter(|c| normal(c) == expected).collect();
     match (exact.as_slice(), candidates) {
         ([one], _) => Ok(one.as_str()),
-        ([_, ..], _) => Err(IndexError::DuplicateEntry {
-            file: file.to_string(),
-            entry: expected,
-        }),
+        ([_, ..], _) => Err(IndexError::DuplicateEntry { file: file.to_string(), entry: expected }),
         ([], [one]) => Ok(one.as_str()),
-        ([], []) => Err(IndexError::MissingMetadata {
-            file: file.to_string(),
-            member: expected,
-        }),
-        ([], _) => Err(IndexError::AmbiguousMetadata {
-            file: file.to_string(),
-            members: candidates.to_vec(),
-            expected,
-        }),
+        ([], []) => Err(IndexError::MissingMetadata { file: file.to_string(), member: expected }),
+        ([], _) => {
+            Err(IndexError::AmbiguousMetadata { file: file.to_string(), members: candidates.to_vec(), expected })
+        }
     }
 }
 
 fn zip_sdist_metadata(file: &str, f: File) -> Result<Vec<u8>, IndexError> {
     let mut archive = open_zip(file, f)?;
     let names = zip_names(file, &archive)?;
-    let candidates: Vec<String> = names
-        .into_iter()
-        .filter(|n| top_level_pkg_info(n).is_some())
-        .collect();
+    let candidates: Vec<String> = names.into_iter().filter(|n| top_level_pkg_info(n).is_some()).collect();
     let member = choose_pkg_info(file, &candidates)?.to_string();
     read_zip_member(file, &mut archive, &member)
 }
@@ -312,9 +240,7 @@ impl<R: Read> Read for ScanLimit<R> {
             self.hit.set(true);
             return Err(io::Error::other("scan limit reached"));
         }
-        let want = buf
-            .len()
-            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         self.remaining -= n as u64;
         Ok(n)
@@ -333,15 +259,9 @@ fn tar_sdist_metadata(file: &str, f: File, scan_limit: u64) -> Result<Vec<u8>, I
     let expected = format!("{stem}/PKG-INFO");
     let fail = |e: io::Error| {
         if hit.get() {
-            IndexError::ArchiveTooLarge {
-                file: file.to_string(),
-                limit: scan_limit,
-            }
+            IndexError::ArchiveTooLarge { file: file.to_string(), limit: scan_limit }
         } else {
-            IndexError::CorruptArchive {
-                file: file.to_string(),
-                detail: e.to_string(),
-            }
+            IndexError::CorruptArchive { file: file.to_string(), detail: e.to_string() }
         }
     };
 
@@ -372,10 +292,7 @@ fn tar_sdist_metadata(file: &str, f: File, scan_limit: u64) -> Result<Vec<u8>, I
             let declared = entry.size();
             let bytes = read_bounded(file, &path, declared, entry).map_err(|e| {
                 if hit.get() {
-                    IndexError::ArchiveTooLarge {
-                        file: file.to_string(),
-                        limit: scan_limit,
-                    }
+                    IndexError::ArchiveTooLarge { file: file.to_string(), limit: scan_limit }
                 } else {
                     e
                 }
@@ -387,10 +304,7 @@ fn tar_sdist_metadata(file: &str, f: File, scan_limit: u64) -> Result<Vec<u8>, I
     let chosen = choose_pkg_info(file, &candidates)?;
     match kept {
         Some((path, bytes)) if path == chosen => Ok(bytes),
-        _ => Err(IndexError::MissingMetadata {
-            file: file.to_string(),
-            member: expected,
-        }),
+        _ => Err(IndexError::MissingMetadata { file: file.to_string(), member: expected }),
     }
 }
 
@@ -414,8 +328,7 @@ pub(crate) mod tests {
 
     pub(crate) fn write_zip(path: &Path, entries: &[(&str, &[u8])]) {
         let mut w = zip::ZipWriter::new(File::create(path).unwrap());
-        let opts =
-            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
         for (name, data) in entries {
             w.start_file(*name, opts).unwrap();
             w.write_all(data).unwrap();
@@ -458,12 +371,7 @@ pub(crate) mod tests {
     fn wheel_is_inspected() {
         let tmp = tempfile::tempdir().unwrap();
         let meta = metadata("Foo_Bar", "1.0");
-        let p = make_wheel(
-            tmp.path(),
-            "Foo_Bar-1.0-py3-none-any.whl",
-            "Foo_Bar-1.0.dist-info",
-            &meta,
-        );
+        let p = make_wheel(tmp.path(), "Foo_Bar-1.0-py3-none-any.whl", "Foo_Bar-1.0.dist-info", &meta);
         let d = inspect(&p).unwrap();
         assert_eq!(d.filename, "Foo_Bar-1.0-py3-none-any.whl");
         assert_eq!(d.kind, DistKind::Wheel);
@@ -472,10 +380,7 @@ pub(crate) mod tests {
         assert_eq!(d.version, "1.0");
         assert_eq!(d.metadata_version, "2.1");
         assert_eq!(d.requires_python.as_deref(), Some(">=3.8,<4"));
-        assert_eq!(
-            d.requires_dist,
-            vec!["requests>=2", "tomli; python_version<\"3.11\""]
-        );
+        assert_eq!(d.requires_dist, vec!["requests>=2", "tomli; python_version<\"3.11\""]);
         assert_eq!(d.summary.as_deref(), Some("A test package"));
         assert_eq!(d.core_metadata, meta.as_bytes());
     }
@@ -491,10 +396,7 @@ pub(crate) mod tests {
             &metadata("Foo.Bar", "1.0-RC1"),
         );
         let d = inspect(&p).unwrap();
-        assert_eq!(
-            (d.project.as_str(), d.version.as_str()),
-            ("foo-bar", "1.0rc1")
-        );
+        assert_eq!((d.project.as_str(), d.version.as_str()), ("foo-bar", "1.0rc1"));
     }
 
     #[test]
@@ -523,22 +425,13 @@ pub(crate) mod tests {
         let tmp = tempfile::tempdir().unwrap();
         // top-level directory spelled differently from the file name: the only candidate wins
         let p = tmp.path().join("Foo-3.0.tar.gz");
-        write_targz(
-            &p,
-            &[("./foo-3.0/PKG-INFO", metadata("foo", "3.0").as_bytes())],
-        );
+        write_targz(&p, &[("./foo-3.0/PKG-INFO", metadata("foo", "3.0").as_bytes())]);
         assert_eq!(inspect(&p).unwrap().version, "3.0");
 
         let p = tmp.path().join("foo-3.1.zip");
-        write_zip(
-            &p,
-            &[("foo-3.1/PKG-INFO", metadata("Foo", "3.1").as_bytes())],
-        );
+        write_zip(&p, &[("foo-3.1/PKG-INFO", metadata("Foo", "3.1").as_bytes())]);
         let d = inspect(&p).unwrap();
-        assert_eq!(
-            (d.kind, d.project.as_str(), d.version.as_str()),
-            (DistKind::Sdist, "foo", "3.1")
-        );
+        assert_eq!((d.kind, d.project.as_str(), d.version.as_str()), (DistKind::Sdist, "foo", "3.1"));
     }
 
     #[test]
@@ -546,38 +439,16 @@ pub(crate) mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let m = metadata("foo", "1.0");
         let p = tmp.path().join("foo-1.0.tar.gz");
-        write_targz(
-            &p,
-            &[
-                ("foo-1.0/PKG-INFO", m.as_bytes()),
-                ("foo-1.0/PKG-INFO", b"evil"),
-            ],
-        );
-        assert!(
-            matches!(inspect(&p), Err(IndexError::DuplicateEntry { .. })),
-            "{:?}",
-            inspect(&p)
-        );
+        write_targz(&p, &[("foo-1.0/PKG-INFO", m.as_bytes()), ("foo-1.0/PKG-INFO", b"evil")]);
+        assert!(matches!(inspect(&p), Err(IndexError::DuplicateEntry { .. })), "{:?}", inspect(&p));
 
         let p = tmp.path().join("foo-1.1.tar.gz");
-        write_targz(
-            &p,
-            &[("a/PKG-INFO", m.as_bytes()), ("b/PKG-INFO", m.as_bytes())],
-        );
-        assert!(matches!(
-            inspect(&p),
-            Err(IndexError::AmbiguousMetadata { .. })
-        ));
+        write_targz(&p, &[("a/PKG-INFO", m.as_bytes()), ("b/PKG-INFO", m.as_bytes())]);
+        assert!(matches!(inspect(&p), Err(IndexError::AmbiguousMetadata { .. })));
 
         // the preferred location wins over other top-level candidates
         let p = tmp.path().join("foo-1.0.zip");
-        write_zip(
-            &p,
-            &[
-                ("other/PKG-INFO", b"junk"),
-                ("foo-1.0/PKG-INFO", m.as_bytes()),
-            ],
-        );
+        write_zip(&p, &[("other/PKG-INFO", b"junk"), ("foo-1.0/PKG-INFO", m.as_bytes())]);
         assert_eq!(inspect(&p).unwrap().version, "1.0");
     }
 
@@ -587,10 +458,7 @@ pub(crate) mod tests {
         let p = tmp.path().join("foo-1.0.tar.gz");
         write_targz(&p, &[("foo-1.0/setup.py", b"pass\n")]);
         let e = inspect(&p).unwrap_err();
-        assert!(
-            matches!(e, IndexError::MissingMetadata { ref member, .. } if member == "foo-1.0/PKG-INFO"),
-            "{e}"
-        );
+        assert!(matches!(e, IndexError::MissingMetadata { ref member, .. } if member == "foo-1.0/PKG-INFO"), "{e}");
     }
 
     #[test]
@@ -598,45 +466,24 @@ pub(crate) mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("foo-1.0-py3-none-any.whl");
         std::fs::write(&p, b"this is not a zip file at all").unwrap();
-        assert!(matches!(
-            inspect(&p),
-            Err(IndexError::CorruptArchive { .. })
-        ));
+        assert!(matches!(inspect(&p), Err(IndexError::CorruptArchive { .. })));
 
         let p = tmp.path().join("foo-1.0.tar.gz");
         std::fs::write(&p, b"not gzip").unwrap();
-        assert!(matches!(
-            inspect(&p),
-            Err(IndexError::CorruptArchive { .. })
-        ));
+        assert!(matches!(inspect(&p), Err(IndexError::CorruptArchive { .. })));
 
         // a valid wheel cut short
-        let good = make_wheel(
-            tmp.path(),
-            "bar-1.0-py3-none-any.whl",
-            "bar-1.0.dist-info",
-            &metadata("bar", "1.0"),
-        );
+        let good = make_wheel(tmp.path(), "bar-1.0-py3-none-any.whl", "bar-1.0.dist-info", &metadata("bar", "1.0"));
         let bytes = std::fs::read(&good).unwrap();
         std::fs::write(&good, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(matches!(
-            inspect(&good),
-            Err(IndexError::CorruptArchive { .. })
-        ));
+        assert!(matches!(inspect(&good), Err(IndexError::CorruptArchive { .. })));
 
         // a truncated tar.gz
         let p = tmp.path().join("baz-1.0.tar.gz");
-        write_targz(
-            &p,
-            &[("baz-1.0/PKG-INFO", metadata("baz", "1.0").as_bytes())],
-        );
+        write_targz(&p, &[("baz-1.0/PKG-INFO", metadata("baz", "1.0").as_bytes())]);
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(
-            matches!(inspect(&p), Err(IndexError::CorruptArchive { .. })),
-            "{:?}",
-            inspect(&p)
-        );
+        assert!(matches!(inspect(&p), Err(IndexError::CorruptArchive { .. })), "{:?}", inspect(&p));
 
         let missing = tmp.path().join("nothere-1.0.tar.gz");
         assert!(matches!(inspect(&missing), Err(IndexError::Io { .. })));
@@ -651,18 +498,9 @@ pub(crate) mod tests {
         write_zip(&p, &[("foo/__init__.py", b"")]);
         assert!(matches!(inspect(&p), Err(IndexError::NoDistInfo { .. })));
 
-        write_zip(
-            &p,
-            &[
-                ("foo-1.0.dist-info/METADATA", m.as_bytes()),
-                ("bar-1.0.dist-info/METADATA", m.as_bytes()),
-            ],
-        );
+        write_zip(&p, &[("foo-1.0.dist-info/METADATA", m.as_bytes()), ("bar-1.0.dist-info/METADATA", m.as_bytes())]);
         let e = inspect(&p).unwrap_err();
-        assert!(
-            matches!(e, IndexError::SeveralDistInfo { ref dirs, .. } if dirs.len() == 2),
-            "{e}"
-        );
+        assert!(matches!(e, IndexError::SeveralDistInfo { ref dirs, .. } if dirs.len() == 2), "{e}");
 
         write_zip(&p, &[("foo-1.0.dist-info/WHEEL", b"")]);
         let e = inspect(&p).unwrap_err();
@@ -672,62 +510,29 @@ pub(crate) mod tests {
         );
 
         write_zip(&p, &[("foo-2.0.dist-info/METADATA", m.as_bytes())]);
-        assert!(matches!(
-            inspect(&p),
-            Err(IndexError::DistInfoMismatch { .. })
-        ));
+        assert!(matches!(inspect(&p), Err(IndexError::DistInfoMismatch { .. })));
 
         // a nested dist-info directory does not count
-        write_zip(
-            &p,
-            &[
-                ("foo-1.0.dist-info/METADATA", m.as_bytes()),
-                ("vendored/x-1.0.dist-info/METADATA", b""),
-            ],
-        );
+        write_zip(&p, &[("foo-1.0.dist-info/METADATA", m.as_bytes()), ("vendored/x-1.0.dist-info/METADATA", b"")]);
         assert!(inspect(&p).is_ok());
     }
 
     #[test]
     fn name_and_version_mismatch() {
         let tmp = tempfile::tempdir().unwrap();
-        let p = make_wheel(
-            tmp.path(),
-            "foo-1.0-py3-none-any.whl",
-            "foo-1.0.dist-info",
-            &metadata("bar", "1.0"),
-        );
+        let p = make_wheel(tmp.path(), "foo-1.0-py3-none-any.whl", "foo-1.0.dist-info", &metadata("bar", "1.0"));
         let e = inspect(&p).unwrap_err();
         assert!(matches!(e, IndexError::NameMismatch { .. }), "{e}");
         assert!(e.to_string().starts_with("foo-1.0-py3-none-any.whl: "));
 
-        let p = make_wheel(
-            tmp.path(),
-            "foo-1.0-py3-none-any.whl",
-            "foo-1.0.dist-info",
-            &metadata("foo", "1.0.1"),
-        );
-        assert!(matches!(
-            inspect(&p),
-            Err(IndexError::VersionMismatch { .. })
-        ));
+        let p = make_wheel(tmp.path(), "foo-1.0-py3-none-any.whl", "foo-1.0.dist-info", &metadata("foo", "1.0.1"));
+        assert!(matches!(inspect(&p), Err(IndexError::VersionMismatch { .. })));
 
         let p = tmp.path().join("foo-1.0.tar.gz");
-        write_targz(
-            &p,
-            &[("foo-1.0/PKG-INFO", metadata("foo", "2.0").as_bytes())],
-        );
-        assert!(matches!(
-            inspect(&p),
-            Err(IndexError::VersionMismatch { .. })
-        ));
+        write_targz(&p, &[("foo-1.0/PKG-INFO", metadata("foo", "2.0").as_bytes())]);
+        assert!(matches!(inspect(&p), Err(IndexError::VersionMismatch { .. })));
 
-        let p = make_wheel(
-            tmp.path(),
-            "foo-1.0-py3-none-any.whl",
-            "foo-1.0.dist-info",
-            &metadata("foo bar", "1.0"),
-        );
+        let p = make_wheel(tmp.path(), "foo-1.0-py3-none-any.whl", "foo-1.0.dist-info", &metadata("foo bar", "1.0"));
         assert!(matches!(inspect(&p), Err(IndexError::InvalidName { .. })));
     }
 
@@ -739,10 +544,7 @@ pub(crate) mod tests {
         assert!(matches!(inspect(&p), Err(IndexError::BadFilename { .. })));
         let p = tmp.path().join("foo-1.0.egg");
         std::fs::write(&p, b"").unwrap();
-        assert!(matches!(
-            inspect(&p),
-            Err(IndexError::UnsupportedExtension { .. })
-        ));
+        assert!(matches!(inspect(&p), Err(IndexError::UnsupportedExtension { .. })));
     }
 
     #[test]
@@ -750,12 +552,7 @@ pub(crate) mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mut big = metadata("foo", "1.0");
         big.push_str(&"x".repeat(MAX_CORE_METADATA_SIZE as usize));
-        let p = make_wheel(
-            tmp.path(),
-            "foo-1.0-py3-none-any.whl",
-            "foo-1.0.dist-info",
-            &big,
-        );
+        let p = make_wheel(tmp.path(), "foo-1.0-py3-none-any.whl", "foo-1.0.dist-info", &big);
         // highly compressible: the archive is small, the entry is not
         assert!(std::fs::metadata(&p).unwrap().len() < 64 * 1024);
         let e = inspect(&p).unwrap_err();
@@ -763,24 +560,13 @@ pub(crate) mod tests {
 
         let p = tmp.path().join("foo-1.0.tar.gz");
         write_targz(&p, &[("foo-1.0/PKG-INFO", big.as_bytes())]);
-        assert!(matches!(
-            inspect(&p),
-            Err(IndexError::MetadataTooLarge { .. })
-        ));
+        assert!(matches!(inspect(&p), Err(IndexError::MetadataTooLarge { .. })));
 
         // exactly at the limit is fine
         let mut edge = metadata("foo", "1.0");
         edge.push_str(&"y".repeat(MAX_CORE_METADATA_SIZE as usize - edge.len()));
-        let p = make_wheel(
-            tmp.path(),
-            "foo-1.0-py3-none-any.whl",
-            "foo-1.0.dist-info",
-            &edge,
-        );
-        assert_eq!(
-            inspect(&p).unwrap().core_metadata.len() as u64,
-            MAX_CORE_METADATA_SIZE
-        );
+        let p = make_wheel(tmp.path(), "foo-1.0-py3-none-any.whl", "foo-1.0.dist-info", &edge);
+        assert_eq!(inspect(&p).unwrap().core_metadata.len() as u64, MAX_CORE_METADATA_SIZE);
     }
 
     #[test]
@@ -790,13 +576,7 @@ pub(crate) mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("foo-1.0-py3-none-any.whl");
         let m = metadata("foo", "1.0");
-        write_zip(
-            &p,
-            &[
-                ("foo-1.0.dist-info/METADATA", m.as_bytes()),
-                ("foo-1.0.dist-info/METADATX", b"evil"),
-            ],
-        );
+        write_zip(&p, &[("foo-1.0.dist-info/METADATA", m.as_bytes()), ("foo-1.0.dist-info/METADATX", b"evil")]);
         let mut bytes = std::fs::read(&p).unwrap();
         let needle = b"METADATX";
         let mut i = 0;
@@ -817,19 +597,10 @@ pub(crate) mod tests {
         let p = tmp.path().join("foo-1.0.tar.gz");
         let filler = vec![0u8; 256 * 1024];
         // PKG-INFO last, behind more data than the scan allows
-        write_targz(
-            &p,
-            &[
-                ("foo-1.0/big.bin", &filler),
-                ("foo-1.0/PKG-INFO", metadata("foo", "1.0").as_bytes()),
-            ],
-        );
+        write_targz(&p, &[("foo-1.0/big.bin", &filler), ("foo-1.0/PKG-INFO", metadata("foo", "1.0").as_bytes())]);
         let open = || File::open(&p).unwrap();
         let e = tar_sdist_metadata("foo-1.0.tar.gz", open(), 64 * 1024).unwrap_err();
-        assert!(
-            matches!(e, IndexError::ArchiveTooLarge { limit: 65536, .. }),
-            "{e}"
-        );
+        assert!(matches!(e, IndexError::ArchiveTooLarge { limit: 65536, .. }), "{e}");
         assert!(tar_sdist_metadata("foo-1.0.tar.gz", open(), 1024 * 1024).is_ok());
     }
 
@@ -854,32 +625,18 @@ pub(crate) mod tests {
         assert!(patched >= 2, "local and central sizes patched");
         std::fs::write(&p, &bytes).unwrap();
         let e = inspect(&p).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                IndexError::MetadataTooLarge { .. } | IndexError::CorruptArchive { .. }
-            ),
-            "{e}"
-        );
+        assert!(matches!(e, IndexError::MetadataTooLarge { .. } | IndexError::CorruptArchive { .. }), "{e}");
     }
 
     #[test]
     fn scan_limit_reader() {
         let hit = Rc::new(Cell::new(false));
-        let mut r = ScanLimit {
-            inner: &[1u8, 2, 3, 4][..],
-            remaining: 4,
-            hit: hit.clone(),
-        };
+        let mut r = ScanLimit { inner: &[1u8, 2, 3, 4][..], remaining: 4, hit: hit.clone() };
         let mut out = Vec::new();
         r.read_to_end(&mut out).unwrap();
         assert_eq!(out.len(), 4);
         assert!(!hit.get());
-        let mut r = ScanLimit {
-            inner: &[1u8, 2, 3, 4, 5][..],
-            remaining: 4,
-            hit: hit.clone(),
-        };
+        let mut r = ScanLimit { inner: &[1u8, 2, 3, 4, 5][..], remaining: 4, hit: hit.clone() };
         assert!(r.read_to_end(&mut Vec::new()).is_err());
         assert!(hit.get());
     }

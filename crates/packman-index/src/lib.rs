@@ -18,13 +18,11 @@ pub mod name;
 pub mod simple;
 
 pub use error::IndexError;
-pub use filename::{
-    normalize_version, parse_filename, ArchiveFormat, DistFilename, DistKind, WheelTags,
-};
+pub use filename::{normalize_version, parse_filename, ArchiveFormat, DistFilename, DistKind, WheelTags};
 pub use inspect::{inspect, Distribution, MAX_CORE_METADATA_SIZE, MAX_SDIST_SCAN};
 pub use metadata::{parse_core_metadata, CoreMetadata};
 pub use name::{is_normalized, is_valid_name, normalize_name};
 pub use simple::{
-    escape_html, index_html, index_json, project_html, project_json, FileEntry, API_VERSION,
-    HTML_CONTENT_TYPE, JSON_CONTENT_TYPE,
+    escape_html, index_html, index_json, project_html, project_json, FileEntry, API_VERSION, HTML_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
 };

@@ -21,10 +21,7 @@ pub struct CoreMetadata {
 }
 
 fn malformed(file: &str, rule: impl Into<String>) -> IndexError {
-    IndexError::MalformedMetadata {
-        file: file.to_string(),
-        rule: rule.into(),
-    }
+    IndexError::MalformedMetadata { file: file.to_string(), rule: rule.into() }
 }
 
 /// Split the header block into `(field name, unfolded value)` pairs, in order.
@@ -36,8 +33,8 @@ fn headers<'a>(file: &str, bytes: &'a [u8]) -> Result<Vec<(&'a str, String)>, In
         if raw.is_empty() {
             break; // end of headers; the body follows
         }
-        let line = std::str::from_utf8(raw)
-            .map_err(|_| malformed(file, format!("header line {line_no} is not UTF-8")))?;
+        let line =
+            std::str::from_utf8(raw).map_err(|_| malformed(file, format!("header line {line_no} is not UTF-8")))?;
         if line.starts_with([' ', '\t']) {
             // RFC 5322 unfolding: drop the line break, keep the whitespace.
             let Some((_, value)) = out.last_mut() else {
@@ -47,16 +44,10 @@ fn headers<'a>(file: &str, bytes: &'a [u8]) -> Result<Vec<(&'a str, String)>, In
             continue;
         }
         let Some((name, value)) = line.split_once(':') else {
-            return Err(malformed(
-                file,
-                format!("header line {line_no} is neither 'Field: value' nor a continuation"),
-            ));
+            return Err(malformed(file, format!("header line {line_no} is neither 'Field: value' nor a continuation")));
         };
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(malformed(
-                file,
-                format!("header line {line_no} has an invalid field name {name:?}"),
-            ));
+            return Err(malformed(file, format!("header line {line_no} has an invalid field name {name:?}")));
         }
         out.push((name, value.to_string()));
     }
@@ -82,17 +73,9 @@ pub fn parse_core_metadata(file: &str, bytes: &[u8]) -> Result<CoreMetadata, Ind
     let mut requires_python = None;
     let mut requires_dist = Vec::new();
 
-    fn single(
-        file: &str,
-        slot: &mut Option<String>,
-        field: &'static str,
-        value: String,
-    ) -> Result<(), IndexError> {
+    fn single(file: &str, slot: &mut Option<String>, field: &'static str, value: String) -> Result<(), IndexError> {
         if slot.is_some() {
-            return Err(IndexError::DuplicateField {
-                file: file.to_string(),
-                field,
-            });
+            return Err(IndexError::DuplicateField { file: file.to_string(), field });
         }
         *slot = Some(value);
         Ok(())
@@ -110,32 +93,16 @@ pub fn parse_core_metadata(file: &str, bytes: &[u8]) -> Result<CoreMetadata, Ind
         }
     }
 
-    let missing = |field| IndexError::MissingField {
-        file: file.to_string(),
-        field,
-    };
-    let metadata_version = metadata_version
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| missing("Metadata-Version"))?;
-    let name = name
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| missing("Name"))?;
-    let version = version
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| missing("Version"))?;
+    let missing = |field| IndexError::MissingField { file: file.to_string(), field };
+    let metadata_version = metadata_version.filter(|v| !v.is_empty()).ok_or_else(|| missing("Metadata-Version"))?;
+    let name = name.filter(|v| !v.is_empty()).ok_or_else(|| missing("Name"))?;
+    let version = version.filter(|v| !v.is_empty()).ok_or_else(|| missing("Version"))?;
 
-    let supported = metadata_version
-        .split_once('.')
-        .is_some_and(|(major, minor)| {
-            matches!(major, "1" | "2")
-                && !minor.is_empty()
-                && minor.bytes().all(|b| b.is_ascii_digit())
-        });
+    let supported = metadata_version.split_once('.').is_some_and(|(major, minor)| {
+        matches!(major, "1" | "2") && !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit())
+    });
     if !supported {
-        return Err(IndexError::UnsupportedMetadataVersion {
-            file: file.to_string(),
-            version: metadata_version,
-        });
+        return Err(IndexError::UnsupportedMetadataVersion { file: file.to_string(), version: metadata_version });
     }
 
     let requires_python = requires_python.filter(|v| !v.is_empty());
@@ -180,10 +147,7 @@ Name: Not a header, this is the body\n";
         assert_eq!(m.version, "1.0");
         assert_eq!(m.summary.as_deref(), Some("A folded  summary"));
         assert_eq!(m.requires_python.as_deref(), Some(">=3.8,<4"));
-        assert_eq!(
-            m.requires_dist,
-            vec!["requests (>=2.0)", "tomli; python_version < \"3.11\""]
-        );
+        assert_eq!(m.requires_dist, vec!["requests (>=2.0)", "tomli; python_version < \"3.11\""]);
     }
 
     #[test]
@@ -196,24 +160,9 @@ Name: Not a header, this is the body\n";
     #[test]
     fn rule_violations() {
         let err = |s: &[u8]| parse_core_metadata("pkg.whl", s).unwrap_err();
-        assert!(matches!(
-            err(b"Metadata-Version: 2.1\nVersion: 1\n"),
-            IndexError::MissingField { field: "Name", .. }
-        ));
-        assert!(matches!(
-            err(b"Metadata-Version: 2.1\nName: a\n"),
-            IndexError::MissingField {
-                field: "Version",
-                ..
-            }
-        ));
-        assert!(matches!(
-            err(b"Name: a\nVersion: 1\n"),
-            IndexError::MissingField {
-                field: "Metadata-Version",
-                ..
-            }
-        ));
+        assert!(matches!(err(b"Metadata-Version: 2.1\nVersion: 1\n"), IndexError::MissingField { field: "Name", .. }));
+        assert!(matches!(err(b"Metadata-Version: 2.1\nName: a\n"), IndexError::MissingField { field: "Version", .. }));
+        assert!(matches!(err(b"Name: a\nVersion: 1\n"), IndexError::MissingField { field: "Metadata-Version", .. }));
         assert!(matches!(
             err(b"Metadata-Version: 2.1\nName: a\nName: b\nVersion: 1\n"),
             IndexError::DuplicateField { field: "Name", .. }
@@ -230,18 +179,9 @@ Name: Not a header, this is the body\n";
             err(b"Metadata-Version: 2.1\nName: a\nthis is not a header\n"),
             IndexError::MalformedMetadata { .. }
         ));
-        assert!(matches!(
-            err(b" leading continuation\n"),
-            IndexError::MalformedMetadata { .. }
-        ));
-        assert!(matches!(
-            err(b"Metadata-Version: 2.1\nName: \xff\n"),
-            IndexError::MalformedMetadata { .. }
-        ));
+        assert!(matches!(err(b" leading continuation\n"), IndexError::MalformedMetadata { .. }));
+        assert!(matches!(err(b"Metadata-Version: 2.1\nName: \xff\n"), IndexError::MalformedMetadata { .. }));
         let msg = err(b"Metadata-Version: 2.1\nName: a\n").to_string();
-        assert_eq!(
-            msg,
-            "pkg.whl: core metadata lacks the required field Version"
-        );
+        assert_eq!(msg, "pkg.whl: core metadata lacks the required field Version");
     }
 }

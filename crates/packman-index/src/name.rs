@@ -29,9 +29,7 @@ pub fn is_valid_name(name: &str) -> bool {
     };
     first.is_ascii_alphanumeric()
         && last.is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// True when `name` is already in PEP 503 normal form and valid.
@@ -60,9 +58,7 @@ mod tests {
         for ok in ["a", "A1", "foo-bar", "foo_bar", "foo.bar", "Foo_Bar.9", "0"] {
             assert!(is_valid_name(ok), "{ok} should be valid");
         }
-        for bad in [
-            "", "-foo", "foo-", "_foo", "foo.", "foo bar", "föö", "foo/bar", "foo+1", ".",
-        ] {
+        for bad in ["", "-foo", "foo-", "_foo", "foo.", "foo bar", "föö", "foo/bar", "foo+1", "."] {
             assert!(!is_valid_name(bad), "{bad:?} should be invalid");
         }
     }

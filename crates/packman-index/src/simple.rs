@@ -43,9 +43,7 @@ struct Meta {
     api_version: &'static str,
 }
 
-const META: Meta = Meta {
-    api_version: API_VERSION,
-};
+const META: Meta = Meta { api_version: API_VERSION };
 
 #[derive(Serialize)]
 struct Hashes<'a> {
@@ -150,12 +148,7 @@ pub fn project_json(project: &str, files: &[FileEntry]) -> Vec<u8> {
             }
         })
         .collect();
-    to_json(&JsonProject {
-        meta: META,
-        name: normalize_name(project),
-        files: files_json,
-        versions: versions(files),
-    })
+    to_json(&JsonProject { meta: META, name: normalize_name(project), files: files_json, versions: versions(files) })
 }
 
 /// Escape text for an HTML attribute value or element content.
@@ -199,9 +192,7 @@ pub fn project_html(project: &str, files: &[FileEntry]) -> Vec<u8> {
         }
         if let Some(h) = &f.core_metadata_sha256 {
             let h = escape_html(h);
-            links.push_str(&format!(
-                " data-core-metadata=\"sha256={h}\" data-dist-info-metadata=\"sha256={h}\""
-            ));
+            links.push_str(&format!(" data-core-metadata=\"sha256={h}\" data-dist-info-metadata=\"sha256={h}\""));
         }
         links.push('>');
         links.push_str(&escape_html(&f.filename));
@@ -212,10 +203,7 @@ pub fn project_html(project: &str, files: &[FileEntry]) -> Vec<u8> {
 
 /// Projects sorted by normalised name, one per normalised name (the first in that order).
 fn unique_projects(projects: &[String]) -> Vec<(String, &str)> {
-    let mut v: Vec<(String, &str)> = projects
-        .iter()
-        .map(|p| (normalize_name(p), p.as_str()))
-        .collect();
+    let mut v: Vec<(String, &str)> = projects.iter().map(|p| (normalize_name(p), p.as_str())).collect();
     v.sort();
     v.dedup_by(|a, b| a.0 == b.0);
     v
@@ -224,24 +212,14 @@ fn unique_projects(projects: &[String]) -> Vec<(String, &str)> {
 /// PEP 691 JSON root index (`/simple/`): `{"meta":{"api-version":"1.1"},"projects":[{"name":..}]}`.
 pub fn index_json(projects: &[String]) -> Vec<u8> {
     let unique = unique_projects(projects);
-    to_json(&JsonIndex {
-        meta: META,
-        projects: unique
-            .iter()
-            .map(|(_, name)| JsonIndexEntry { name })
-            .collect(),
-    })
+    to_json(&JsonIndex { meta: META, projects: unique.iter().map(|(_, name)| JsonIndexEntry { name }).collect() })
 }
 
 /// PEP 503 HTML root index (`/simple/`), linking each project as `{normalised}/`.
 pub fn index_html(projects: &[String]) -> Vec<u8> {
     let mut links = String::new();
     for (normal, name) in unique_projects(projects) {
-        links.push_str(&format!(
-            "    <a href=\"{}/\">{}</a><br>\n",
-            escape_html(&normal),
-            escape_html(name)
-        ));
+        links.push_str(&format!("    <a href=\"{}/\">{}</a><br>\n", escape_html(&normal), escape_html(name)));
     }
     html_page("Simple index", &links)
 }
@@ -288,31 +266,15 @@ mod tests {
         let v: Value = serde_json::from_slice(&project_json("Foo_Bar", &sample())).unwrap();
         assert_eq!(v["meta"], json!({"api-version": "1.1"}));
         assert_eq!(v["name"], "foo-bar");
-        let names: Vec<&str> = v["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["filename"].as_str().unwrap())
-            .collect();
+        let names: Vec<&str> = v["files"].as_array().unwrap().iter().map(|f| f["filename"].as_str().unwrap()).collect();
         let mut expected = names.clone();
         expected.sort();
         assert_eq!(names, expected, "files sorted by filename");
         assert_eq!(names.len(), 6);
         // PEP 440 order, unique, normalised; 1.0 and 1.0.0 are distinct strings
-        assert_eq!(
-            v["versions"],
-            json!(["0.9", "1.0", "1.0.0", "2.0rc1", "10.0"])
-        );
+        assert_eq!(v["versions"], json!(["0.9", "1.0", "1.0.0", "2.0rc1", "10.0"]));
 
-        let by = |name: &str| {
-            v["files"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|f| f["filename"] == name)
-                .unwrap()
-                .clone()
-        };
+        let by = |name: &str| v["files"].as_array().unwrap().iter().find(|f| f["filename"] == name).unwrap().clone();
         let wheel = by("foo_bar-1.0-py3-none-any.whl");
         assert_eq!(wheel["url"], "../../files/foo_bar-1.0-py3-none-any.whl");
         assert_eq!(wheel["hashes"], json!({"sha256": "ab".repeat(32)}));
@@ -329,10 +291,7 @@ mod tests {
         assert_eq!(sdist["core-metadata"], false);
         assert_eq!(sdist["dist-info-metadata"], false);
 
-        assert_eq!(
-            by("foo_bar-2.0rc1-py3-none-any.whl")["yanked"],
-            "broken \"build\""
-        );
+        assert_eq!(by("foo_bar-2.0rc1-py3-none-any.whl")["yanked"], "broken \"build\"");
         assert_eq!(by("foo_bar-0.9-py3-none-any.whl")["yanked"], true);
     }
 
@@ -382,13 +341,8 @@ mod tests {
         assert!(html.contains(&line), "{html}");
         assert!(html.contains("data-yanked=\"broken &quot;build&quot;\""));
         assert!(html.contains("data-yanked=\"\" data-core-metadata="));
-        assert!(html.contains(&format!(
-            "<a href=\"../../files/foo_bar-1.0.tar.gz#sha256={h}\">foo_bar-1.0.tar.gz</a>"
-        )));
-        assert!(
-            !html.contains(">=3.8"),
-            "raw '>' must not appear in attributes"
-        );
+        assert!(html.contains(&format!("<a href=\"../../files/foo_bar-1.0.tar.gz#sha256={h}\">foo_bar-1.0.tar.gz</a>")));
+        assert!(!html.contains(">=3.8"), "raw '>' must not appear in attributes");
         // the links appear sorted
         let a = html.find(">Foo.Bar-1.0.0").unwrap();
         let b = html.find(">foo_bar-0.9").unwrap();
@@ -398,10 +352,7 @@ mod tests {
 
     #[test]
     fn html_escaping_of_everything() {
-        assert_eq!(
-            escape_html(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#x27;"
-        );
+        assert_eq!(escape_html(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#x27;");
         let mut e = entry("x-1.0.tar.gz");
         e.url = "x?a=1&b=\"2\"".into();
         let html = String::from_utf8(project_html("<x>", &[e])).unwrap();
@@ -411,25 +362,15 @@ mod tests {
 
     #[test]
     fn index_pages() {
-        let projects = vec![
-            "Foo_Bar".to_string(),
-            "zope.interface".to_string(),
-            "foo-bar".to_string(),
-            "a".to_string(),
-        ];
+        let projects =
+            vec!["Foo_Bar".to_string(), "zope.interface".to_string(), "foo-bar".to_string(), "a".to_string()];
         let v: Value = serde_json::from_slice(&index_json(&projects)).unwrap();
         assert_eq!(v["meta"]["api-version"], "1.1");
-        assert_eq!(
-            v["projects"],
-            json!([{"name": "a"}, {"name": "Foo_Bar"}, {"name": "zope.interface"}])
-        );
+        assert_eq!(v["projects"], json!([{"name": "a"}, {"name": "Foo_Bar"}, {"name": "zope.interface"}]));
         let html = String::from_utf8(index_html(&projects)).unwrap();
         assert!(html.contains("<meta name=\"pypi:repository-version\" content=\"1.1\">"));
         assert!(html.contains("    <a href=\"a/\">a</a><br>\n    <a href=\"foo-bar/\">Foo_Bar</a><br>\n    <a href=\"zope-interface/\">zope.interface</a><br>\n"), "{html}");
-        assert_eq!(
-            index_json(&[]),
-            br#"{"meta":{"api-version":"1.1"},"projects":[]}"#
-        );
+        assert_eq!(index_json(&[]), br#"{"meta":{"api-version":"1.1"},"projects":[]}"#);
     }
 
     fn sha256_files(paths: &[&std::path::Path]) -> Vec<String> {
@@ -440,11 +381,7 @@ mod tests {
             .output()
             .unwrap();
         assert!(out.status.success());
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
     }
 
     /// pip (if present) reads the HTML pages: it skips the yanked and the incompatible
@@ -453,10 +390,8 @@ mod tests {
     fn pip_downloads_from_html_pages() {
         use crate::inspect::tests::{make_wheel, metadata};
         use std::process::Command;
-        let pip_ok = Command::new("python3")
-            .args(["-m", "pip", "--version"])
-            .output()
-            .is_ok_and(|o| o.status.success());
+        let pip_ok =
+            Command::new("python3").args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success());
         if !pip_ok {
             eprintln!("skipped: python3 -m pip is not available");
             return;
@@ -464,12 +399,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let files = tmp.path().join("files");
         std::fs::create_dir_all(&files).unwrap();
-        let wheel = make_wheel(
-            &files,
-            "foo_bar-1.0-py3-none-any.whl",
-            "foo_bar-1.0.dist-info",
-            &metadata("Foo_Bar", "1.0"),
-        );
+        let wheel =
+            make_wheel(&files, "foo_bar-1.0-py3-none-any.whl", "foo_bar-1.0.dist-info", &metadata("Foo_Bar", "1.0"));
         let dist = crate::inspect(&wheel).unwrap();
         let md_path = files.join("foo_bar-1.0-py3-none-any.whl.metadata");
         std::fs::write(&md_path, &dist.core_metadata).unwrap();
@@ -501,16 +432,8 @@ mod tests {
             };
             let dir = tmp.path().join("simple").join("foo-bar");
             std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(
-                dir.join("index.html"),
-                project_html("foo-bar", &[good, yanked, too_new]),
-            )
-            .unwrap();
-            std::fs::write(
-                tmp.path().join("simple").join("index.html"),
-                index_html(&["Foo_Bar".into()]),
-            )
-            .unwrap();
+            std::fs::write(dir.join("index.html"), project_html("foo-bar", &[good, yanked, too_new])).unwrap();
+            std::fs::write(tmp.path().join("simple").join("index.html"), index_html(&["Foo_Bar".into()])).unwrap();
         };
         let pip = |out: &str| {
             Command::new("python3")
@@ -537,34 +460,17 @@ mod tests {
 
         page(&hashes[1]);
         let out = pip("out");
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "{log}");
-        assert!(
-            tmp.path()
-                .join("out")
-                .join("foo_bar-1.0-py3-none-any.whl")
-                .is_file(),
-            "{log}"
-        );
+        assert!(tmp.path().join("out").join("foo_bar-1.0-py3-none-any.whl").is_file(), "{log}");
         // the escaped data-requires-python came back intact, and the .metadata was used
         assert!(log.contains("not in: '>=4,<5'"), "{log}");
-        assert!(
-            log.contains("foo_bar-1.0-py3-none-any.whl.metadata"),
-            "{log}"
-        );
+        assert!(log.contains("foo_bar-1.0-py3-none-any.whl.metadata"), "{log}");
 
         // a wrong metadata hash is noticed: pip reads data-core-metadata / data-dist-info-metadata
         page(&"0".repeat(64));
         let out = pip("out2");
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(!out.status.success(), "{log}");
         assert!(log.to_lowercase().contains("hash"), "{log}");
     }

@@ -52,7 +52,11 @@ impl RepoBuilder {
     /// consistent snapshots on. Expiry: root 1 year, targets 90 days, snapshot 7 days,
     /// timestamp 1 day, from `now`.
     pub fn new(now: OffsetDateTime) -> Result<Self, Error> {
-        let gen = || Signer::generate_ed25519().map(|(s, _)| s).map_err(|e| Error::Signing { role: "new".into(), reason: e.to_string() });
+        let gen = || {
+            Signer::generate_ed25519()
+                .map(|(s, _)| s)
+                .map_err(|e| Error::Signing { role: "new".into(), reason: e.to_string() })
+        };
         let mut signers = BTreeMap::new();
         for role in ["root", "timestamp", "snapshot", "targets"] {
             signers.insert(role.to_string(), vec![gen()?]);
@@ -115,7 +119,8 @@ impl RepoBuilder {
     /// Delegates all targets from `targets` to `2^bit_length` succinct hashed bins named
     /// `bins-XXXX`, signed by one fresh "bins" key.
     pub fn with_succinct_bins(mut self, bit_length: u32) -> Result<Self, Error> {
-        let (s, _) = Signer::generate_ed25519().map_err(|e| Error::Signing { role: "bins".into(), reason: e.to_string() })?;
+        let (s, _) =
+            Signer::generate_ed25519().map_err(|e| Error::Signing { role: "bins".into(), reason: e.to_string() })?;
         let succinct = SuccinctRoles {
             keyids: vec![s.keyid().to_string()],
             threshold: 1,
@@ -142,8 +147,15 @@ impl RepoBuilder {
     }
 
     /// Adds a delegated role `name` under `parent` for `paths`, with a fresh key.
-    pub fn add_delegation(&mut self, parent: &str, name: &str, paths: Vec<String>, terminating: bool) -> Result<(), Error> {
-        let (s, _) = Signer::generate_ed25519().map_err(|e| Error::Signing { role: name.into(), reason: e.to_string() })?;
+    pub fn add_delegation(
+        &mut self,
+        parent: &str,
+        name: &str,
+        paths: Vec<String>,
+        terminating: bool,
+    ) -> Result<(), Error> {
+        let (s, _) =
+            Signer::generate_ed25519().map_err(|e| Error::Signing { role: name.into(), reason: e.to_string() })?;
         let role = packman_tuf::DelegatedRole {
             name: name.into(),
             keyids: vec![s.keyid().to_string()],
@@ -208,9 +220,11 @@ impl RepoBuilder {
     /// Replaces the keys of a top-level role with one fresh key and signs a new root (with
     /// the old root keys too, as a rotation must be). Returns the new signer's keyid.
     pub fn rotate_key(&mut self, role: &str) -> Result<String, Error> {
-        let (s, _) = Signer::generate_ed25519().map_err(|e| Error::Signing { role: role.into(), reason: e.to_string() })?;
+        let (s, _) =
+            Signer::generate_ed25519().map_err(|e| Error::Signing { role: role.into(), reason: e.to_string() })?;
         let keyid = s.keyid().to_string();
-        let old_root_signers = std::mem::take(self.signers.get_mut("root").ok_or_else(|| Error::NoRole("root".into()))?);
+        let old_root_signers =
+            std::mem::take(self.signers.get_mut("root").ok_or_else(|| Error::NoRole("root".into()))?);
         self.root.keys.insert(keyid.clone(), s.public_key().clone());
         self.root.roles.insert(role.into(), role_keys(std::slice::from_ref(&s)));
         let new = vec![s];
@@ -242,7 +256,11 @@ impl RepoBuilder {
 
     /// Signed bytes of a targets role as it stands (version not changed).
     pub fn signed_targets(&self, role: &str) -> Result<Vec<u8>, Error> {
-        let t = if role == "targets" { &self.targets } else { self.delegated.get(role).ok_or_else(|| Error::NoRole(role.into()))? };
+        let t = if role == "targets" {
+            &self.targets
+        } else {
+            self.delegated.get(role).ok_or_else(|| Error::NoRole(role.into()))?
+        };
         sign_metadata(t, &self.signers_for(role))
     }
 
@@ -296,10 +314,8 @@ impl RepoBuilder {
         write_atomic(&md.join(format!("{}.snapshot.json", self.snapshot.version)), &snap)?;
         let mut meta = MetaFile::new(self.snapshot.version);
         meta.length = Some(snap.len() as u64);
-        meta.hashes = Some(Hashes(vec![(
-            "sha256".into(),
-            hex::encode(ring::digest::digest(&ring::digest::SHA256, &snap)),
-        )]));
+        meta.hashes =
+            Some(Hashes(vec![("sha256".into(), hex::encode(ring::digest::digest(&ring::digest::SHA256, &snap)))]));
         self.timestamp.meta.insert("snapshot.json".into(), meta);
         self.timestamp.version += 1;
         self.timestamp.expires = new_expiry(self.now, 1);

@@ -38,7 +38,14 @@ impl KeyFile {
         let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
         let j: KeyFileJson = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a packman key file: {e}")))?;
         let encrypted = j.private.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----");
-        Ok(KeyFile { path: path.to_path_buf(), role: j.role, keyid: j.keyid, public: j.public, encrypted, private_pem: j.private })
+        Ok(KeyFile {
+            path: path.to_path_buf(),
+            role: j.role,
+            keyid: j.keyid,
+            public: j.public,
+            encrypted,
+            private_pem: j.private,
+        })
     }
 
     /// Decrypts (if needed) and loads the key. `passphrase` is asked for only when the file
@@ -127,7 +134,12 @@ impl KeyDir {
                 .map_err(|e| bad(e.to_string()))?
                 .to_string(),
         };
-        let j = KeyFileJson { role: role.into(), keyid: signer.keyid().into(), public: signer.public_key().clone(), private };
+        let j = KeyFileJson {
+            role: role.into(),
+            keyid: signer.keyid().into(),
+            public: signer.public_key().clone(),
+            private,
+        };
         let bytes = serde_json::to_vec_pretty(&j).map_err(|e| bad(e.to_string()))?;
         std::fs::create_dir_all(&self.dir).map_err(|e| crate::io(&self.dir, e))?;
         restrict_dir(&self.dir)?;

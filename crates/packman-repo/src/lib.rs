@@ -50,10 +50,7 @@ pub fn target_file(data: &[u8]) -> TargetFile {
     let h = |a| hex::encode(ring::digest::digest(a, data));
     TargetFile {
         length: data.len() as u64,
-        hashes: Hashes(vec![
-            ("sha256".into(), h(&ring::digest::SHA256)),
-            ("sha512".into(), h(&ring::digest::SHA512)),
-        ]),
+        hashes: Hashes(vec![("sha256".into(), h(&ring::digest::SHA256)), ("sha512".into(), h(&ring::digest::SHA512))]),
         custom: None,
         extra: Extra::new(),
     }
@@ -63,7 +60,10 @@ pub fn target_file(data: &[u8]) -> TargetFile {
 pub fn sign_metadata<T: Role>(signed: &T, signers: &[&Signer]) -> Result<Vec<u8>, Error> {
     let err = |reason: String| Error::Signing { role: T::TYPE.into(), reason };
     let canon = canonical::to_canonical(signed).map_err(|e| err(e.to_string()))?;
-    let signatures = signers.iter().map(|s| s.sign(&canon).map_err(|e| err(e.to_string()))).collect::<Result<Vec<Signature>, _>>()?;
+    let signatures = signers
+        .iter()
+        .map(|s| s.sign(&canon).map_err(|e| err(e.to_string())))
+        .collect::<Result<Vec<Signature>, _>>()?;
     let json = serde_json::to_vec(signed).map_err(|e| err(e.to_string()))?;
     envelope_bytes(&json, &signatures)
 }
@@ -73,7 +73,8 @@ pub fn sign_metadata<T: Role>(signed: &T, signers: &[&Signer]) -> Result<Vec<u8>
 /// Unless a string holds a control character (a PEM key's newlines, which valid JSON must
 /// escape), the file is canonical JSON up to nothing, and clients verify it with a byte scan.
 pub fn envelope_bytes(signed_json: &[u8], signatures: &[Signature]) -> Result<Vec<u8>, Error> {
-    let sigs = serde_json::to_vec(signatures).map_err(|e| Error::Signing { role: "envelope".into(), reason: e.to_string() })?;
+    let sigs = serde_json::to_vec(signatures)
+        .map_err(|e| Error::Signing { role: "envelope".into(), reason: e.to_string() })?;
     let mut out = Vec::with_capacity(signed_json.len() + sigs.len() + 32);
     out.extend_from_slice(b"{\"signatures\":");
     out.extend_from_slice(&sigs);
@@ -115,4 +116,3 @@ pub(crate) fn published_tempfile(dir: &Path) -> Result<tempfile::NamedTempFile, 
 pub fn sync_dir(dir: &Path) -> Result<(), Error> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(dir, e))
 }
-

@@ -150,7 +150,9 @@ impl Repository {
         }
         let keydir = KeyDir::new(resolve(dir, &settings.keys));
         let pass = opts.passphrase.as_deref();
-        let gen = |role: &str, n: usize| -> Result<Vec<Signer>, Error> { (0..n).map(|_| keydir.generate(role, pass)).collect() };
+        let gen = |role: &str, n: usize| -> Result<Vec<Signer>, Error> {
+            (0..n).map(|_| keydir.generate(role, pass)).collect()
+        };
         let root_signers = gen("root", opts.root_keys)?;
         let mut role_signers = BTreeMap::new();
         for role in ["targets", "snapshot", "timestamp", "bins"] {
@@ -162,7 +164,10 @@ impl Repository {
         }
         let ids = |v: &[Signer]| v.iter().map(|s| s.keyid().to_string()).collect::<Vec<_>>();
         let mut roles = BTreeMap::new();
-        roles.insert("root".into(), RoleKeys { keyids: ids(&root_signers), threshold: opts.root_threshold, extra: Extra::new() });
+        roles.insert(
+            "root".into(),
+            RoleKeys { keyids: ids(&root_signers), threshold: opts.root_threshold, extra: Extra::new() },
+        );
         for role in ["targets", "snapshot", "timestamp"] {
             roles.insert(role.into(), RoleKeys { keyids: ids(&role_signers[role]), threshold: 1, extra: Extra::new() });
         }
@@ -247,7 +252,9 @@ impl Repository {
         }
         repo.targets.version = 0;
         repo.dirty.insert("targets".into());
-        let mut no_pass = |_: &KeyFile| -> Result<String, Error> { pass.map(str::to_string).ok_or_else(|| Error::Invalid("no passphrase".into())) };
+        let mut no_pass = |_: &KeyFile| -> Result<String, Error> {
+            pass.map(str::to_string).ok_or_else(|| Error::Invalid("no passphrase".into()))
+        };
         repo.publish(&mut no_pass)?;
         write_atomic(&dir.join("packman-repo.json"), &settings_bytes)?;
         Ok(repo)
@@ -257,7 +264,10 @@ impl Repository {
     pub fn open(dir: &Path, keys: Option<&Path>, now: OffsetDateTime) -> Result<Repository, Error> {
         let settings_path = dir.join("packman-repo.json");
         if !settings_path.exists() {
-            return Err(Error::Invalid(format!("{} is not a packman repository (no packman-repo.json)", dir.display())));
+            return Err(Error::Invalid(format!(
+                "{} is not a packman repository (no packman-repo.json)",
+                dir.display()
+            )));
         }
         let lock = lock(dir)?;
         let settings: Settings = read_json(&settings_path)?;
@@ -343,7 +353,12 @@ impl Repository {
         if self.bins.contains_key(name) {
             return Ok(());
         }
-        let v = self.snapshot.meta.get(&format!("{name}.json")).map(|m| m.version).ok_or_else(|| Error::NoRole(name.into()))?;
+        let v = self
+            .snapshot
+            .meta
+            .get(&format!("{name}.json"))
+            .map(|m| m.version)
+            .ok_or_else(|| Error::NoRole(name.into()))?;
         let env: Envelope<Targets> = read_json(&self.dir.join("metadata").join(format!("{v}.{name}.json")))?;
         self.bins.insert(name.into(), env.signed);
         Ok(())
@@ -394,7 +409,12 @@ impl Repository {
     }
 
     /// Lists `path` with in-memory content (written to a temp file under the repository).
-    pub fn add_target_bytes(&mut self, path: &str, data: &[u8], custom: Option<serde_json::Value>) -> Result<String, Error> {
+    pub fn add_target_bytes(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        custom: Option<serde_json::Value>,
+    ) -> Result<String, Error> {
         let staging = self.dir.join(".staging");
         std::fs::create_dir_all(&staging).map_err(|e| io(&staging, e))?;
         let tmp = tempfile::NamedTempFile::new_in(&staging).map_err(|e| io(&staging, e))?;
@@ -427,7 +447,13 @@ impl Repository {
         Ok(true)
     }
 
-    fn signers(&mut self, role: &str, keyids: &[String], threshold: u64, pass: Passphrase) -> Result<Vec<Rc<Signer>>, Error> {
+    fn signers(
+        &mut self,
+        role: &str,
+        keyids: &[String],
+        threshold: u64,
+        pass: Passphrase,
+    ) -> Result<Vec<Rc<Signer>>, Error> {
         let kd = self.key_dir();
         let wanted: Vec<String> = keyids.iter().filter(|k| !self.signer_cache.contains_key(*k)).cloned().collect();
         if !wanted.is_empty() {
@@ -563,7 +589,8 @@ impl Repository {
         // 5. Timestamp, the file clients read first, written last.
         let mut meta = MetaFile::new(sv);
         meta.length = Some(snap.len() as u64);
-        meta.hashes = Some(Hashes(vec![("sha256".into(), hex::encode(ring::digest::digest(&ring::digest::SHA256, &snap)))]));
+        meta.hashes =
+            Some(Hashes(vec![("sha256".into(), hex::encode(ring::digest::digest(&ring::digest::SHA256, &snap)))]));
         self.timestamp.meta.insert("snapshot.json".into(), meta);
         self.write_timestamp(&timestamp_signers)?;
         written.push("timestamp.json".into());
@@ -649,27 +676,70 @@ impl Repository {
         let md = self.dir.join("metadata");
         let mut out = Vec::new();
         let keys = &self.root.keys;
-        let check = |file: &Path, role: &str, keyids: &[String], threshold: u64, keys: &BTreeMap<String, packman_tuf::Key>, expires: Expires, version: u64| -> Result<RoleStatus, Error> {
+        let check = |file: &Path,
+                     role: &str,
+                     keyids: &[String],
+                     threshold: u64,
+                     keys: &BTreeMap<String, packman_tuf::Key>,
+                     expires: Expires,
+                     version: u64|
+         -> Result<RoleStatus, Error> {
             let bytes = std::fs::read(file).map_err(|e| io(file, e))?;
-            let canon = packman_tuf::canonical::canonical_signed(&bytes).map_err(|e| Error::Corrupt { path: file.into(), reason: e.to_string() })?;
-            let env: Envelope<serde_json::Value> = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt { path: file.into(), reason: e.to_string() })?;
+            let canon = packman_tuf::canonical::canonical_signed(&bytes)
+                .map_err(|e| Error::Corrupt { path: file.into(), reason: e.to_string() })?;
+            let env: Envelope<serde_json::Value> = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Corrupt { path: file.into(), reason: e.to_string() })?;
             let valid = keyids
                 .iter()
                 .filter(|id| {
-                    keys.get(*id).is_some_and(|k| env.signatures.iter().any(|s| &s.keyid == *id && k.verify(&canon, &s.sig).is_ok()))
+                    keys.get(*id).is_some_and(|k| {
+                        env.signatures.iter().any(|s| &s.keyid == *id && k.verify(&canon, &s.sig).is_ok())
+                    })
                 })
                 .count();
             Ok(RoleStatus { role: role.into(), version, expires, valid_signatures: valid, threshold })
         };
         let rk = |r: &str| self.root.roles[r].clone();
         let r = rk("root");
-        out.push(check(&md.join("root.json"), "root", &r.keyids, r.threshold, keys, self.root.expires, self.root.version)?);
+        out.push(check(
+            &md.join("root.json"),
+            "root",
+            &r.keyids,
+            r.threshold,
+            keys,
+            self.root.expires,
+            self.root.version,
+        )?);
         let t = rk("targets");
-        out.push(check(&md.join(format!("{}.targets.json", self.targets.version)), "targets", &t.keyids, t.threshold, keys, self.targets.expires, self.targets.version)?);
+        out.push(check(
+            &md.join(format!("{}.targets.json", self.targets.version)),
+            "targets",
+            &t.keyids,
+            t.threshold,
+            keys,
+            self.targets.expires,
+            self.targets.version,
+        )?);
         let s = rk("snapshot");
-        out.push(check(&md.join(format!("{}.snapshot.json", self.snapshot.version)), "snapshot", &s.keyids, s.threshold, keys, self.snapshot.expires, self.snapshot.version)?);
+        out.push(check(
+            &md.join(format!("{}.snapshot.json", self.snapshot.version)),
+            "snapshot",
+            &s.keyids,
+            s.threshold,
+            keys,
+            self.snapshot.expires,
+            self.snapshot.version,
+        )?);
         let ts = rk("timestamp");
-        out.push(check(&md.join("timestamp.json"), "timestamp", &ts.keyids, ts.threshold, keys, self.timestamp.expires, self.timestamp.version)?);
+        out.push(check(
+            &md.join("timestamp.json"),
+            "timestamp",
+            &ts.keyids,
+            ts.threshold,
+            keys,
+            self.timestamp.expires,
+            self.timestamp.version,
+        )?);
         Ok(out)
     }
 
@@ -727,7 +797,11 @@ impl Repository {
         let current: Vec<String> = match role {
             "bins" => self.succinct().keyids.clone(),
             r if packman_tuf::metadata::TOP_LEVEL_ROLES.contains(&r) => self.root.roles[r].keyids.clone(),
-            r => return Err(Error::Invalid(format!("unknown role {r:?}: use root, targets, snapshot, timestamp or bins"))),
+            r => {
+                return Err(Error::Invalid(format!(
+                    "unknown role {r:?}: use root, targets, snapshot, timestamp or bins"
+                )))
+            }
         };
         let mut removed = Vec::new();
         for pat in remove {
@@ -746,7 +820,9 @@ impl Repository {
         let new_threshold = threshold.unwrap_or(old_threshold);
         let total = kept.len() + add;
         if new_threshold < 1 || new_threshold as usize > total {
-            return Err(Error::Invalid(format!("threshold {new_threshold} cannot be met by the {total} key(s) {role} would have")));
+            return Err(Error::Invalid(format!(
+                "threshold {new_threshold} cannot be met by the {total} key(s) {role} would have"
+            )));
         }
         // Every check passed: only now generate keys (files outside the published tree).
         // New root keys go where --keys points (offline media); online roles' keys go to the
@@ -800,26 +876,42 @@ impl Repository {
         }
         let staged: Envelope<Root> = read_json(&path)?;
         if staged.signed.version != self.root.version + 1 {
-            return Err(Error::Corrupt { path, reason: format!("stages root v{} but the published root is v{}", staged.signed.version, self.root.version) });
+            return Err(Error::Corrupt {
+                path,
+                reason: format!(
+                    "stages root v{} but the published root is v{}",
+                    staged.signed.version, self.root.version
+                ),
+            });
         }
         self.sign_and_try_root(staged, key_file, pass)
     }
 
-    fn sign_and_try_root(&mut self, mut staged: Envelope<Root>, key_file: Option<&Path>, pass: Passphrase) -> Result<KeyChange, Error> {
+    fn sign_and_try_root(
+        &mut self,
+        mut staged: Envelope<Root>,
+        key_file: Option<&Path>,
+        pass: Passphrase,
+    ) -> Result<KeyChange, Error> {
         let old_ids = self.root.roles["root"].keyids.clone();
         let new_ids = staged.signed.roles["root"].keyids.clone();
-        let all: Vec<String> = old_ids.iter().chain(new_ids.iter()).cloned().collect::<BTreeSet<_>>().into_iter().collect();
+        let all: Vec<String> =
+            old_ids.iter().chain(new_ids.iter()).cloned().collect::<BTreeSet<_>>().into_iter().collect();
         let signers = match key_file {
             Some(f) => {
                 let kf = KeyFile::read(f)?;
                 if !all.contains(&kf.keyid) {
-                    return Err(Error::Key { path: f.into(), reason: format!("key {} is not a key of the current or the new root role", &kf.keyid[..12]) });
+                    return Err(Error::Key {
+                        path: f.into(),
+                        reason: format!("key {} is not a key of the current or the new root role", &kf.keyid[..12]),
+                    });
                 }
                 vec![kf.signer(pass)?]
             }
             None => self.key_dir().signers_for(&all, pass)?,
         };
-        let canon = packman_tuf::canonical::to_canonical(&staged.signed).map_err(|e| Error::Signing { role: "root".into(), reason: e.to_string() })?;
+        let canon = packman_tuf::canonical::to_canonical(&staged.signed)
+            .map_err(|e| Error::Signing { role: "root".into(), reason: e.to_string() })?;
         for s in &signers {
             let sig = s.sign(&canon).map_err(|e| Error::Signing { role: "root".into(), reason: e.to_string() })?;
             staged.signatures.retain(|x| x.keyid != sig.keyid);
@@ -828,12 +920,17 @@ impl Repository {
         staged.signatures.sort_by(|a, b| a.keyid.cmp(&b.keyid));
         let count = |ids: &[String], keys: &BTreeMap<String, packman_tuf::Key>| {
             ids.iter()
-                .filter(|id| keys.get(*id).is_some_and(|k| staged.signatures.iter().any(|s| &s.keyid == *id && k.verify(&canon, &s.sig).is_ok())))
+                .filter(|id| {
+                    keys.get(*id).is_some_and(|k| {
+                        staged.signatures.iter().any(|s| &s.keyid == *id && k.verify(&canon, &s.sig).is_ok())
+                    })
+                })
                 .count()
         };
         let old = (count(&old_ids, &self.root.keys), self.root.roles["root"].threshold);
         let new = (count(&new_ids, &staged.signed.keys), staged.signed.roles["root"].threshold);
-        let json = serde_json::to_vec(&staged.signed).map_err(|e| Error::Signing { role: "root".into(), reason: e.to_string() })?;
+        let json = serde_json::to_vec(&staged.signed)
+            .map_err(|e| Error::Signing { role: "root".into(), reason: e.to_string() })?;
         let bytes = crate::envelope_bytes(&json, &staged.signatures)?;
         if (old.0 as u64) < old.1 || (new.0 as u64) < new.1 {
             let p = self.dir.join("staged/root.json");
@@ -863,9 +960,17 @@ impl Repository {
 /// The outcome of a key change.
 #[derive(Debug)]
 pub enum KeyChange {
-    Published { root_version: u64, report: PublishReport },
+    Published {
+        root_version: u64,
+        report: PublishReport,
+    },
     /// Waiting for more root signatures: (valid, threshold) for the current and new root role.
-    Staged { root_version: u64, path: PathBuf, old: (usize, u64), new: (usize, u64) },
+    Staged {
+        root_version: u64,
+        path: PathBuf,
+        old: (usize, u64),
+        new: (usize, u64),
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -934,7 +1039,6 @@ pub fn describe_file(path: &Path) -> Result<TargetFile, Error> {
         extra: Extra::new(),
     })
 }
-
 
 /// Writes a new versioned metadata file. Versions are always one past what the current
 /// snapshot names, so a file already there is a leftover of a publish that crashed before
@@ -1019,7 +1123,8 @@ impl Batch {
             return Ok(());
         }
         let dirs: Vec<&PathBuf> = self.dirs.iter().collect();
-        parallel_try(&dirs, |d| File::open(d).and_then(|f| f.sync_all())).map_err(|e| io(&self.dirs.iter().next().cloned().unwrap_or_default(), e))
+        parallel_try(&dirs, |d| File::open(d).and_then(|f| f.sync_all()))
+            .map_err(|e| io(&self.dirs.iter().next().cloned().unwrap_or_default(), e))
     }
 }
 
@@ -1032,6 +1137,8 @@ fn parallel_try<T: Sync>(items: &[T], f: impl Fn(&T) -> std::io::Result<()> + Sy
     let per = items.len().div_ceil(workers);
     std::thread::scope(|s| {
         let handles: Vec<_> = items.chunks(per).map(|c| s.spawn(|| c.iter().try_for_each(&f))).collect();
-        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("sync thread panicked"))))
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("sync thread panicked"))))
     })
 }

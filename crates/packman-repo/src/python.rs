@@ -70,8 +70,12 @@ impl Pages {
             let p = repo.dir().join("targets/simple/index.json");
             let names = match std::fs::read(&p) {
                 Ok(bytes) => {
-                    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt { path: p.clone(), reason: e.to_string() })?;
-                    v["projects"].as_array().map(|a| a.iter().filter_map(|p| p["name"].as_str().map(String::from)).collect()).unwrap_or_default()
+                    let v: serde_json::Value = serde_json::from_slice(&bytes)
+                        .map_err(|e| Error::Corrupt { path: p.clone(), reason: e.to_string() })?;
+                    v["projects"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|p| p["name"].as_str().map(String::from)).collect())
+                        .unwrap_or_default()
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
                 Err(e) => return Err(crate::io(&p, e)),
@@ -92,8 +96,16 @@ impl Pages {
             self.index_changed = true;
         }
         for (project, files) in &self.projects {
-            repo.add_target_bytes(&format!("simple/{project}/index.json"), &packman_index::project_json(project, files), None)?;
-            repo.add_target_bytes(&format!("simple/{project}/index.html"), &packman_index::project_html(project, files), None)?;
+            repo.add_target_bytes(
+                &format!("simple/{project}/index.json"),
+                &packman_index::project_json(project, files),
+                None,
+            )?;
+            repo.add_target_bytes(
+                &format!("simple/{project}/index.html"),
+                &packman_index::project_html(project, files),
+                None,
+            )?;
         }
         if let (Some(index), true) = (&self.index, self.index_changed) {
             repo.add_target_bytes("simple/index.json", &packman_index::index_json(index), None)?;
@@ -120,7 +132,13 @@ pub fn add_distribution(repo: &mut Repository, pages: &mut Pages, file: &Path) -
     };
     if let Some(existing) = repo.target(&path)? {
         if existing.hashes.get("sha256") == Some(bytes_sha.as_str()) {
-            return Ok(Added { project: dist.project, version: dist.version, bin: repo.bin_for(&path), path, unchanged: true });
+            return Ok(Added {
+                project: dist.project,
+                version: dist.version,
+                bin: repo.bin_for(&path),
+                path,
+                unchanged: true,
+            });
         }
         return Err(reused());
     }
@@ -184,7 +202,12 @@ pub fn remove_distribution(repo: &mut Repository, pages: &mut Pages, filename: &
 }
 
 /// Marks a distribution yanked (PEP 592) with an optional reason, or un-yanks it.
-pub fn set_yanked(repo: &mut Repository, pages: &mut Pages, filename: &str, yanked: Option<&str>) -> Result<bool, Error> {
+pub fn set_yanked(
+    repo: &mut Repository,
+    pages: &mut Pages,
+    filename: &str,
+    yanked: Option<&str>,
+) -> Result<bool, Error> {
     let parsed = packman_index::parse_filename(filename).map_err(idx)?;
     let path = package_path(&parsed.project, filename);
     let flag = match yanked {
@@ -250,7 +273,10 @@ fn parse_page(path: &Path, bytes: &[u8]) -> Result<Vec<FileEntry>, Error> {
             Ok(FileEntry {
                 filename: s("filename").ok_or_else(|| corrupt("file without filename"))?,
                 url: s("url").ok_or_else(|| corrupt("file without url"))?,
-                sha256: f["hashes"]["sha256"].as_str().map(String::from).ok_or_else(|| corrupt("file without sha256"))?,
+                sha256: f["hashes"]["sha256"]
+                    .as_str()
+                    .map(String::from)
+                    .ok_or_else(|| corrupt("file without sha256"))?,
                 size: f["size"].as_u64().unwrap_or(0),
                 upload_time: s("upload-time"),
                 requires_python: s("requires-python"),

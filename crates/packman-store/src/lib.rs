@@ -64,10 +64,7 @@ impl Remote {
             .with_bucket_name(bucket)
             .build()
             .map_err(|e| bad(e.to_string()))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(e.to_string()))?;
         Ok(Remote { url: url.to_string(), store: Arc::new(store), prefix: prefix.trim_matches('/').to_string(), rt })
     }
 
@@ -86,10 +83,8 @@ impl Remote {
     /// Remote objects under the prefix, relative key -> size.
     pub fn list(&self) -> Result<BTreeMap<String, u64>, Error> {
         let prefix = if self.prefix.is_empty() { None } else { Some(ObjectPath::from(self.prefix.as_str())) };
-        let metas: Vec<object_store::ObjectMeta> = self
-            .rt
-            .block_on(self.store.list(prefix.as_ref()).try_collect())
-            .map_err(|e| self.err(&self.prefix, e))?;
+        let metas: Vec<object_store::ObjectMeta> =
+            self.rt.block_on(self.store.list(prefix.as_ref()).try_collect()).map_err(|e| self.err(&self.prefix, e))?;
         let strip = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };
         Ok(metas
             .into_iter()
@@ -185,7 +180,8 @@ fn published_files(dir: &Path) -> Result<BTreeMap<String, (PathBuf, u64, u128)>,
                     stack.push(p);
                 } else if md.is_file() {
                     let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().replace('\\', "/");
-                    let mtime = md.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+                    let mtime =
+                        md.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
                     out.insert(rel, (p, md.len(), mtime));
                 }
             }

@@ -31,7 +31,16 @@ fn start_s3() -> Option<S3> {
     std::fs::create_dir(root.path().join("bucket")).unwrap();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(&bin)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "packman", "--secret-key", "packman-secret"])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            "packman",
+            "--secret-key",
+            "packman-secret",
+        ])
         .arg(root.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -526,8 +526,7 @@ mod tests {
 
     #[test]
     fn sorts_keys_and_escapes_like_securesystemslib() {
-        let v = Value::from_slice(br#"{"b": [1, "x\"y\\z", null], "a": true, "\u00e9": "\n"}"#)
-            .unwrap();
+        let v = Value::from_slice(br#"{"b": [1, "x\"y\\z", null], "a": true, "\u00e9": "\n"}"#).unwrap();
         let c = v.to_canonical().unwrap();
         // Newline stays raw: securesystemslib escapes only backslash and quote.
         assert_eq!(c, "{\"a\":true,\"b\":[1,\"x\\\"y\\\\z\",null],\"\u{e9}\":\"\n\"}".as_bytes());

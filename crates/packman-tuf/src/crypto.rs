@@ -27,13 +27,7 @@ const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// Verifies `sig_hex` over `msg` with the public key described by (keytype, scheme, public).
-pub fn verify(
-    keytype: &str,
-    scheme: &str,
-    public: &str,
-    msg: &[u8],
-    sig_hex: &str,
-) -> Result<(), CryptoError> {
+pub fn verify(keytype: &str, scheme: &str, public: &str, msg: &[u8], sig_hex: &str) -> Result<(), CryptoError> {
     let (alg, key) = verifier(keytype, scheme, public)?;
     let sig = hex::decode(sig_hex).map_err(|_| CryptoError::BadSignatureEncoding)?;
     UnparsedPublicKey::new(alg, key).verify(msg, &sig).map_err(|_| CryptoError::BadSignature)
@@ -49,8 +43,7 @@ fn verifier(
     scheme: &str,
     public: &str,
 ) -> Result<(&'static dyn VerificationAlgorithm, Vec<u8>), CryptoError> {
-    let unsupported =
-        || CryptoError::Unsupported { keytype: keytype.to_string(), scheme: scheme.to_string() };
+    let unsupported = || CryptoError::Unsupported { keytype: keytype.to_string(), scheme: scheme.to_string() };
     match (keytype, scheme) {
         ("ed25519", "ed25519") => {
             let key = decode_public(public, Expect::Ed25519)?;
@@ -104,8 +97,9 @@ fn decode_public(public: &str, expect: Expect) -> Result<Vec<u8>, CryptoError> {
             Expect::Ed25519 if raw.len() == 32 => return Ok(raw),
             // An uncompressed point, as older ecdsa-sha2-nistp256 keys are written.
             Expect::Ec(_) if raw.first() == Some(&0x04) => return Ok(raw),
-            _ => SubjectPublicKeyInfoOwned::from_der(&raw)
-                .map_err(|e| CryptoError::BadPublicKey(format!("DER: {e}")))?,
+            _ => {
+                SubjectPublicKeyInfoOwned::from_der(&raw).map_err(|e| CryptoError::BadPublicKey(format!("DER: {e}")))?
+            }
         }
     };
     let alg = &spki.algorithm;
@@ -124,10 +118,7 @@ fn decode_public(public: &str, expect: Expect) -> Result<Vec<u8>, CryptoError> {
     if !ok {
         return Err(bad("key algorithm does not match keytype/scheme"));
     }
-    spki.subject_public_key
-        .as_bytes()
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| bad("public key bit string has unused bits"))
+    spki.subject_public_key.as_bytes().map(<[u8]>::to_vec).ok_or_else(|| bad("public key bit string has unused bits"))
 }
 
 /// A private key that can sign metadata. The publisher keeps these in key files; tests and
@@ -147,8 +138,7 @@ impl Signer {
     /// A fresh Ed25519 key; returns the signer and its PKCS#8 private key document.
     pub fn generate_ed25519() -> Result<(Signer, Vec<u8>), CryptoError> {
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = signature::Ed25519KeyPair::generate_pkcs8(&rng)
-            .map_err(|e| CryptoError::Signing(e.to_string()))?;
+        let pkcs8 = signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| CryptoError::Signing(e.to_string()))?;
         let signer = Self::ed25519_from_pkcs8(pkcs8.as_ref())?;
         Ok((signer, pkcs8.as_ref().to_vec()))
     }
@@ -164,8 +154,8 @@ impl Signer {
     pub fn generate_ecdsa_p256() -> Result<(Signer, Vec<u8>), CryptoError> {
         let rng = ring::rand::SystemRandom::new();
         let alg = &signature::ECDSA_P256_SHA256_ASN1_SIGNING;
-        let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(alg, &rng)
-            .map_err(|e| CryptoError::Signing(e.to_string()))?;
+        let pkcs8 =
+            signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).map_err(|e| CryptoError::Signing(e.to_string()))?;
         let signer = Self::ecdsa_p256_from_pkcs8(pkcs8.as_ref())?;
         Ok((signer, pkcs8.as_ref().to_vec()))
     }
@@ -173,8 +163,8 @@ impl Signer {
     pub fn ecdsa_p256_from_pkcs8(pkcs8: &[u8]) -> Result<Signer, CryptoError> {
         let rng = ring::rand::SystemRandom::new();
         let alg = &signature::ECDSA_P256_SHA256_ASN1_SIGNING;
-        let kp = signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8, &rng)
-            .map_err(|e| CryptoError::Signing(e.to_string()))?;
+        let kp =
+            signature::EcdsaKeyPair::from_pkcs8(alg, pkcs8, &rng).map_err(|e| CryptoError::Signing(e.to_string()))?;
         let pem = p256_spki_pem(kp.public_key().as_ref());
         let public = crate::Key::new("ecdsa", "ecdsa-sha2-nistp256", pem);
         Ok(Self::with(SignerKind::EcdsaP256(kp), public))
@@ -209,13 +199,12 @@ impl Signer {
 fn p256_spki_pem(point: &[u8]) -> String {
     // SubjectPublicKeyInfo prefix for id-ecPublicKey + prime256v1 with a 65-byte point.
     const PREFIX: [u8; 26] = [
-        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
-        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+        0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
     ];
     let mut der = PREFIX.to_vec();
     der.extend_from_slice(point);
-    spki::der::pem::encode_string("PUBLIC KEY", spki::der::pem::LineEnding::LF, &der)
-        .unwrap_or_default()
+    spki::der::pem::encode_string("PUBLIC KEY", spki::der::pem::LineEnding::LF, &der).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -259,13 +248,7 @@ mod tests {
 
     #[test]
     fn unknown_scheme_is_unsupported_not_a_panic() {
-        assert!(matches!(
-            verify("dsa", "dsa-sha1", "00", b"m", "00"),
-            Err(CryptoError::Unsupported { .. })
-        ));
-        assert!(matches!(
-            verify("ed25519", "ed25519", "not hex", b"m", "00"),
-            Err(CryptoError::BadPublicKey(_))
-        ));
+        assert!(matches!(verify("dsa", "dsa-sha1", "00", b"m", "00"), Err(CryptoError::Unsupported { .. })));
+        assert!(matches!(verify("ed25519", "ed25519", "not hex", b"m", "00"), Err(CryptoError::BadPublicKey(_))));
     }
 }

@@ -12,8 +12,8 @@ pub mod trusted;
 
 pub use error::Error;
 pub use metadata::{
-    DelegatedRole, Delegations, Envelope, Expires, Hashes, Key, MetaFile, MetaMap, Role, RoleKeys, Root,
-    Signature, Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp,
+    DelegatedRole, Delegations, Envelope, Expires, Hashes, Key, MetaFile, MetaMap, Role, RoleKeys, Root, Signature,
+    Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp,
 };
 pub use trusted::{check_length_and_hashes, digest_algorithm, Limits, SearchStep, TargetSearch, TrustedSet, Verified};
 

@@ -477,8 +477,7 @@ impl SuccinctRoles {
     }
 
     pub fn is_delegated_role(&self, name: &str) -> bool {
-        let Some(suffix) = name.strip_prefix(self.name_prefix.as_str()).and_then(|r| r.strip_prefix('-'))
-        else {
+        let Some(suffix) = name.strip_prefix(self.name_prefix.as_str()).and_then(|r| r.strip_prefix('-')) else {
             return false;
         };
         suffix.len() == self.suffix_len()
@@ -570,8 +569,8 @@ pub trait Role: DeserializeOwned + Serialize + Clone {
 
 fn check_spec_version(role: &str, v: &str) -> Result<(), Error> {
     let parts: Vec<&str> = v.split('.').collect();
-    let well_formed = matches!(parts.len(), 2 | 3)
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let well_formed =
+        matches!(parts.len(), 2 | 3) && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     if !well_formed {
         return Err(Error::malformed(role, format_args!("spec_version {v:?} is not X.Y.Z")));
     }
@@ -682,7 +681,10 @@ impl Role for Targets {
                 let mut names = std::collections::HashSet::new();
                 for r in roles {
                     if TOP_LEVEL_ROLES.contains(&r.name.as_str()) {
-                        return Err(Error::malformed(role, format_args!("delegated role uses top-level name {:?}", r.name)));
+                        return Err(Error::malformed(
+                            role,
+                            format_args!("delegated role uses top-level name {:?}", r.name),
+                        ));
                     }
                     if !names.insert(r.name.as_str()) {
                         return Err(Error::malformed(role, format_args!("delegated role {:?} appears twice", r.name)));
@@ -692,7 +694,10 @@ impl Role for Targets {
                         (Some(_), Some(_)) | (None, None) => {
                             return Err(Error::malformed(
                                 role,
-                                format_args!("delegated role {:?} needs exactly one of paths and path_hash_prefixes", r.name),
+                                format_args!(
+                                    "delegated role {:?} needs exactly one of paths and path_hash_prefixes",
+                                    r.name
+                                ),
                             ))
                         }
                         _ => {}

@@ -22,7 +22,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use time::OffsetDateTime;
 
-use crate::metadata::{Envelope, Hashes, Key, MetaFile, Role, Root, Signature, Snapshot, TargetFile, Targets, Timestamp};
+use crate::metadata::{
+    Envelope, Hashes, Key, MetaFile, Role, Root, Signature, Snapshot, TargetFile, Targets, Timestamp,
+};
 use crate::Error;
 
 /// Caps on what the search for a target may load. Defaults follow python-tuf.
@@ -113,9 +115,8 @@ impl<T: Role> Verified<T> {
 }
 
 fn verify_with_root<T: Role>(md: &Verified<T>, role: &str, root: &Root, keys_of: &str) -> Result<(), Error> {
-    let (keyids, threshold) = root
-        .role_keys(keys_of)
-        .ok_or_else(|| Error::malformed("root", format_args!("no role {keys_of}")))?;
+    let (keyids, threshold) =
+        root.role_keys(keys_of).ok_or_else(|| Error::malformed("root", format_args!("no role {keys_of}")))?;
     md.verify(role, &root.keys, keyids, threshold)
 }
 
@@ -131,7 +132,12 @@ struct TypePeekSigned {
 }
 
 /// Checks `bytes` against the length and hashes a MetaFile or TargetFile declares.
-pub fn check_length_and_hashes(role: &str, bytes: &[u8], length: Option<u64>, hashes: Option<&Hashes>) -> Result<(), Error> {
+pub fn check_length_and_hashes(
+    role: &str,
+    bytes: &[u8],
+    length: Option<u64>,
+    hashes: Option<&Hashes>,
+) -> Result<(), Error> {
     if let Some(len) = length {
         if bytes.len() as u64 != len {
             return Err(Error::LengthOrHashMismatch {
@@ -330,7 +336,12 @@ impl TrustedSet {
     }
 
     /// Spec 5.6 / 5.7: loads top-level targets (`delegator` = "root") or a delegated role.
-    pub fn update_delegated_targets(&mut self, bytes: &[u8], role: &str, delegator: &str) -> Result<&Verified<Targets>, Error> {
+    pub fn update_delegated_targets(
+        &mut self,
+        bytes: &[u8],
+        role: &str,
+        delegator: &str,
+    ) -> Result<&Verified<Targets>, Error> {
         if self.snapshot.is_none() {
             return Err(Error::Order("targets need a snapshot first".into()));
         }
@@ -396,7 +407,10 @@ impl TrustedSet {
 pub enum SearchStep {
     /// Load `role` as delegated by `delegator` (or, if already loaded, verify it against
     /// `delegator` with [`TrustedSet::verify_loaded_via`]), then call `step` again.
-    Load { role: String, delegator: String },
+    Load {
+        role: String,
+        delegator: String,
+    },
     Found(TargetFile),
     NotFound,
 }

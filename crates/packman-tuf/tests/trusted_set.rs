@@ -29,7 +29,12 @@ impl Repo {
         let mut set = TrustedSet::new(&self.read("1.root.json"), now()).unwrap();
         set.update_timestamp(&self.read("timestamp.json")).unwrap();
         set.update_snapshot(&self.read(&format!("{}.snapshot.json", self.b.snapshot.version)), false).unwrap();
-        set.update_delegated_targets(&self.read(&format!("{}.targets.json", self.b.targets.version)), "targets", "root").unwrap();
+        set.update_delegated_targets(
+            &self.read(&format!("{}.targets.json", self.b.targets.version)),
+            "targets",
+            "root",
+        )
+        .unwrap();
         set
     }
 }
@@ -57,7 +62,9 @@ fn root_must_be_signed_by_old_and_new_threshold_and_be_the_next_version() {
     root.roles.get_mut("root").unwrap().keyids = vec![intruder.keyid().into()];
     let forged = sign_metadata(&root, &[&intruder]).unwrap();
     let mut set = TrustedSet::new(&r.read("1.root.json"), now()).unwrap();
-    assert!(matches!(set.update_root(&forged), Err(Error::ThresholdNotMet { ref role, valid: 0, threshold: 1 }) if role == "root"));
+    assert!(
+        matches!(set.update_root(&forged), Err(Error::ThresholdNotMet { ref role, valid: 0, threshold: 1 }) if role == "root")
+    );
 
     // Properly rotated v2 and v3; offering v3 first skips a version.
     r.b.rotate_key("root").unwrap();
@@ -173,7 +180,8 @@ fn search_is_preorder_depth_first_with_terminating_and_cycles() {
     // A path only 'b' may hold is found there.
     r.b.targets_mut("b").unwrap().targets.clear();
     r.b.add_target_to("b", "y", b"y").unwrap();
-    r.b.targets_mut("targets").unwrap().delegations.as_mut().unwrap().roles.as_mut().unwrap()[1].paths = Some(vec!["*".into()]);
+    r.b.targets_mut("targets").unwrap().delegations.as_mut().unwrap().roles.as_mut().unwrap()[1].paths =
+        Some(vec!["*".into()]);
     r.b.publish(r.dir.path()).unwrap();
     let mut set = r.loaded();
     let (step, loaded) = search(&mut set, &r, "y", 32);
@@ -221,8 +229,12 @@ fn freeze_is_refused_at_every_level() {
     let r = Repo::new();
     let late = now() + time::Duration::days(2); // timestamp lives 1 day
     let mut set = TrustedSet::new(&r.read("1.root.json"), late).unwrap();
-    assert!(matches!(set.update_timestamp(&r.read("timestamp.json")), Err(Error::Expired { ref role, .. }) if role == "timestamp"));
+    assert!(
+        matches!(set.update_timestamp(&r.read("timestamp.json")), Err(Error::Expired { ref role, .. }) if role == "timestamp")
+    );
     let later = now() + time::Duration::days(400); // root lives a year
     let mut set = TrustedSet::new(&r.read("1.root.json"), later).unwrap();
-    assert!(matches!(set.update_timestamp(&r.read("timestamp.json")), Err(Error::Expired { ref role, .. }) if role == "root"));
+    assert!(
+        matches!(set.update_timestamp(&r.read("timestamp.json")), Err(Error::Expired { ref role, .. }) if role == "root")
+    );
 }

@@ -68,7 +68,8 @@ pub fn run(a: Args) -> Result<(), String> {
     Updater::bootstrap(&client_dir, &root).map_err(|e| explain(&e))?;
     let target = PACKAGES[1].0;
     {
-        let mut up = Updater::new(&client_dir, &metadata_url, Some(&targets_url), Config::default()).map_err(|e| explain(&e))?;
+        let mut up =
+            Updater::new(&client_dir, &metadata_url, Some(&targets_url), Config::default()).map_err(|e| explain(&e))?;
         up.refresh().map_err(|e| explain(&e))?;
         print_trusted(&up);
         let info = up.get_target_info(target).map_err(|e| explain(&e))?.ok_or("demo target missing")?;
@@ -90,7 +91,8 @@ pub fn run(a: Args) -> Result<(), String> {
     server.set(&url_path, Behavior::Body(b"malware".to_vec()));
     let attack_dir = dir.join("attack-downloads");
     {
-        let mut up = Updater::new(&client_dir, &metadata_url, Some(&targets_url), Config::default()).map_err(|e| explain(&e))?;
+        let mut up =
+            Updater::new(&client_dir, &metadata_url, Some(&targets_url), Config::default()).map_err(|e| explain(&e))?;
         let info = up.get_target_info(target).map_err(|e| explain(&e))?.ok_or("demo target missing")?;
         match up.download_target(&attack_dir, target, &info) {
             Err(e) => println!("   tampered package: refused: {e}"),
@@ -100,7 +102,8 @@ pub fn run(a: Args) -> Result<(), String> {
     server.reset();
     server.set("/metadata/timestamp.json", Behavior::Body(old_timestamp));
     {
-        let mut up = Updater::new(&client_dir, &metadata_url, Some(&targets_url), Config::default()).map_err(|e| explain(&e))?;
+        let mut up =
+            Updater::new(&client_dir, &metadata_url, Some(&targets_url), Config::default()).map_err(|e| explain(&e))?;
         match up.refresh() {
             Err(e) => println!("   replayed old timestamp: refused: {e}"),
             Ok(_) => return Err("the client accepted a rolled-back timestamp".into()),
@@ -117,4 +120,3 @@ fn hash_of(repo: &RepoBuilder, target: &str) -> String {
     let data = &repo.target_data[target];
     hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
 }
-

@@ -56,7 +56,10 @@ fn ensure_trust(dir: &Path, root: Option<&Path>) -> Result<(), String> {
     let trusted = dir.join("root.json");
     let given = root.map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))).transpose()?;
     match (trusted.exists(), given) {
-        (false, None) => Err(format!("{} holds no trusted root yet: pass --root with a root.json from a trusted place", dir.display())),
+        (false, None) => Err(format!(
+            "{} holds no trusted root yet: pass --root with a root.json from a trusted place",
+            dir.display()
+        )),
         (false, Some(bytes)) => Updater::bootstrap(dir, &bytes).map_err(|e| explain(&e)),
         (true, Some(bytes)) => {
             let current = std::fs::read(&trusted).map_err(|e| format!("{}: {e}", trusted.display()))?;
@@ -64,7 +67,9 @@ fn ensure_trust(dir: &Path, root: Option<&Path>) -> Result<(), String> {
                 return Ok(());
             }
             // An older root we already moved past through signed rotations is fine too.
-            let first = |b: &[u8]| packman_tuf::TrustedSet::new(b, packman_tuf::OffsetDateTime::now_utc()).map(|s| s.root().signed.version);
+            let first = |b: &[u8]| {
+                packman_tuf::TrustedSet::new(b, packman_tuf::OffsetDateTime::now_utc()).map(|s| s.root().signed.version)
+            };
             match (first(&bytes), first(&current)) {
                 (Ok(g), Ok(c)) if g < c => Ok(()),
                 _ => Err(format!(
@@ -83,7 +88,8 @@ pub fn run(a: Args) -> Result<(), String> {
     let dir = a.metadata_dir.clone().unwrap_or_else(|| default_metadata_dir(&a.metadata_url));
     ensure_trust(&dir, a.root.as_deref())?;
     let targets_url = a.targets_url.clone().or_else(|| default_targets_url(&a.metadata_url));
-    let mut up = Updater::new(&dir, &a.metadata_url, targets_url.as_deref(), Config::default()).map_err(|e| explain(&e))?;
+    let mut up =
+        Updater::new(&dir, &a.metadata_url, targets_url.as_deref(), Config::default()).map_err(|e| explain(&e))?;
     up.refresh().map_err(|e| explain(&e))?;
     println!("verified metadata from {} (trusted state in {})", a.metadata_url, dir.display());
     print_trusted(&up);
@@ -93,7 +99,10 @@ pub fn run(a: Args) -> Result<(), String> {
             .get_target_info(target)
             .map_err(|e| explain(&e))?
             .ok_or_else(|| format!("target {target:?} is not in the repository's signed metadata"))?;
-        let name = target.rsplit('/').next().filter(|n| !n.is_empty() && *n != "." && *n != "..")
+        let name = target
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
             .ok_or_else(|| format!("target {target:?} has no usable file name"))?;
         let dest = a.dest.join(name);
         let sha = info.hashes.get("sha256").or_else(|| info.hashes.iter().next().map(|(_, h)| h)).unwrap_or("");

@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "packman", version, about = "Secure package distribution: every byte checked against signed TUF metadata")]
+#[command(
+    name = "packman",
+    version,
+    about = "Secure package distribution: every byte checked against signed TUF metadata"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

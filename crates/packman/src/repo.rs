@@ -173,7 +173,14 @@ fn print_key_change(c: &packman_repo::KeyChange) {
     }
 }
 
-fn key_change(dir: &Path, keys: Option<&Path>, role: &str, add: usize, remove: &[String], threshold: Option<u64>) -> Result<(), String> {
+fn key_change(
+    dir: &Path,
+    keys: Option<&Path>,
+    role: &str,
+    add: usize,
+    remove: &[String],
+    threshold: Option<u64>,
+) -> Result<(), String> {
     let mut repo = open(dir, keys)?;
     let new_pass = new_passphrase()?;
     let c = repo.change_keys(role, add, remove, threshold, new_pass.as_deref(), &mut passphrase).map_err(e)?;
@@ -203,7 +210,8 @@ fn new_passphrase() -> Result<Option<String>, String> {
         return Ok(Some(p));
     }
     if std::io::stdin().is_terminal() {
-        let a = rpassword::prompt_password("passphrase for the new private keys (empty: none): ").map_err(|e| e.to_string())?;
+        let a = rpassword::prompt_password("passphrase for the new private keys (empty: none): ")
+            .map_err(|e| e.to_string())?;
         if a.is_empty() {
             eprintln!("packman: warning: private keys are stored unencrypted");
             return Ok(None);
@@ -274,7 +282,10 @@ pub fn run(cmd: Command) -> Result<(), String> {
                         changed = true;
                     }
                 } else {
-                    let name = f.file_name().and_then(|n| n.to_str()).ok_or_else(|| format!("{}: not a file name", f.display()))?;
+                    let name = f
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .ok_or_else(|| format!("{}: not a file name", f.display()))?;
                     let path = format!("{prefix}{name}");
                     let bin = repo.add_target(&path, f, None).map_err(e)?;
                     println!("{path} -> {bin}");
@@ -296,7 +307,8 @@ pub fn run(cmd: Command) -> Result<(), String> {
             for n in &names {
                 let found = if !n.contains('/') && packman_index::parse_filename(n).is_ok() {
                     // Or a plain target (`add --raw`) that happens to be named like one.
-                    python::remove_distribution(&mut repo, &mut pages, n).map_err(e)? || repo.remove_target(n).map_err(e)?
+                    python::remove_distribution(&mut repo, &mut pages, n).map_err(e)?
+                        || repo.remove_target(n).map_err(e)?
                 } else {
                     repo.remove_target(n).map_err(e)?
                 };
@@ -347,16 +359,27 @@ pub fn run(cmd: Command) -> Result<(), String> {
             r
         }
         Command::Key { action } => match action {
-            KeyAction::Add { dir, role, threshold, keys } => key_change(&dir, keys.as_deref(), &role, 1, &[], threshold),
+            KeyAction::Add { dir, role, threshold, keys } => {
+                key_change(&dir, keys.as_deref(), &role, 1, &[], threshold)
+            }
             KeyAction::Remove { dir, role, keyid, threshold, keys } => {
                 key_change(&dir, keys.as_deref(), &role, 0, &[keyid], threshold)
             }
             KeyAction::Rotate { dir, role, threshold, keys } => {
                 let repo = open(&dir, keys.as_deref())?;
                 let current: Vec<String> = if role == "bins" {
-                    repo.targets.delegations.as_ref().and_then(|d| d.succinct_roles.as_ref()).map(|s| s.keyids.clone()).unwrap_or_default()
+                    repo.targets
+                        .delegations
+                        .as_ref()
+                        .and_then(|d| d.succinct_roles.as_ref())
+                        .map(|s| s.keyids.clone())
+                        .unwrap_or_default()
                 } else {
-                    repo.root.roles.get(&role).map(|r| r.keyids.clone()).ok_or_else(|| format!("unknown role {role:?}"))?
+                    repo.root
+                        .roles
+                        .get(&role)
+                        .map(|r| r.keyids.clone())
+                        .ok_or_else(|| format!("unknown role {role:?}"))?
                 };
                 drop(repo);
                 key_change(&dir, keys.as_deref(), &role, 1, &current, Some(threshold.unwrap_or(1)))
@@ -381,7 +404,10 @@ pub fn run(cmd: Command) -> Result<(), String> {
                 // The timestamp lives a day by design: warn only when it is within hours of expiry.
                 let h = if s.role == "timestamp" { now() + time::Duration::hours(6) } else { horizon };
                 if s.role == "root" && s.expires.0 <= h {
-                    warnings.push(format!("root expires {}: renew it with `packman repo refresh --root --keys ROOT-KEYS`", s.expires));
+                    warnings.push(format!(
+                        "root expires {}: renew it with `packman repo refresh --root --keys ROOT-KEYS`",
+                        s.expires
+                    ));
                 } else if s.expires.0 <= h {
                     warnings.push(format!("{} expires {}: run `packman repo refresh`", s.role, s.expires));
                 }
@@ -394,7 +420,8 @@ pub fn run(cmd: Command) -> Result<(), String> {
                 }
             }
             if let Some((v, p)) = repo.staged_root() {
-                warnings.push(format!("root v{v} is staged in {} waiting for signatures: packman repo sign", p.display()));
+                warnings
+                    .push(format!("root v{v} is staged in {} waiting for signatures: packman repo sign", p.display()));
             }
             for w in warnings {
                 println!("warning: {w}");

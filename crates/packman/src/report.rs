@@ -15,7 +15,13 @@ pub fn print_trusted(up: &Updater) {
     for (name, r) in &root.roles {
         let ids: Vec<String> = r.keyids.iter().map(|k| k.chars().take(8).collect()).collect();
         let types: Vec<&str> = r.keyids.iter().filter_map(|k| root.keys.get(k)).map(|k| k.keytype.as_str()).collect();
-        println!("  {name:<9} threshold {} of {} key(s): {} [{}]", r.threshold, r.keyids.len(), ids.join(", "), types.join(", "));
+        println!(
+            "  {name:<9} threshold {} of {} key(s): {} [{}]",
+            r.threshold,
+            r.keyids.len(),
+            ids.join(", "),
+            types.join(", ")
+        );
     }
     if let Some(t) = set.timestamp() {
         println!("timestamp v{} (expires {})", t.signed.version, t.signed.expires);

@@ -107,7 +107,8 @@ fn signed_root_rotation_is_followed() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert!(out.contains("root v3"), "{out}");
-    let root: serde_json::Value = serde_json::from_slice(&std::fs::read(Path::new(&f.meta_dir).join("root.json")).unwrap()).unwrap();
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&f.meta_dir).join("root.json")).unwrap()).unwrap();
     assert_eq!(root["signed"]["version"], 3);
 }
 

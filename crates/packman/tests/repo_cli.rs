@@ -100,11 +100,19 @@ impl Built {
 }
 
 /// A pure-Python wheel `{dist}-{version}-py3-none-any.whl` whose METADATA says `Name: {meta_name}`.
-fn wheel(dir: &Path, dist: &str, version: &str, meta_name: &str, requires_python: Option<&str>, payload: &str) -> Built {
+fn wheel(
+    dir: &Path,
+    dist: &str,
+    version: &str,
+    meta_name: &str,
+    requires_python: Option<&str>,
+    payload: &str,
+) -> Built {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join(format!("{dist}-{version}-py3-none-any.whl"));
     let di = format!("{dist}-{version}.dist-info");
-    let mut metadata = format!("Metadata-Version: 2.1\nName: {meta_name}\nVersion: {version}\nSummary: a test package\n");
+    let mut metadata =
+        format!("Metadata-Version: 2.1\nName: {meta_name}\nVersion: {version}\nSummary: a test package\n");
     if let Some(rp) = requires_python {
         metadata.push_str(&format!("Requires-Python: {rp}\n"));
     }
@@ -113,7 +121,10 @@ fn wheel(dir: &Path, dist: &str, version: &str, meta_name: &str, requires_python
     let mut files: Vec<(String, Vec<u8>)> = vec![
         (format!("{module}/__init__.py"), payload.as_bytes().to_vec()),
         (format!("{di}/METADATA"), metadata.clone().into_bytes()),
-        (format!("{di}/WHEEL"), b"Wheel-Version: 1.0\nGenerator: packman-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec()),
+        (
+            format!("{di}/WHEEL"),
+            b"Wheel-Version: 1.0\nGenerator: packman-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec(),
+        ),
     ];
     let mut record = String::new();
     for (n, b) in &files {
@@ -330,7 +341,17 @@ impl Client {
     }
 
     fn get_to(&self, dest: &Path, targets: &[&str]) -> Output {
-        let mut a = vec!["download", "--root", s(&self.root), "--metadata-url", &self.url, "--metadata-dir", s(&self.meta), "--dest", s(dest)];
+        let mut a = vec![
+            "download",
+            "--root",
+            s(&self.root),
+            "--metadata-url",
+            &self.url,
+            "--metadata-dir",
+            s(&self.meta),
+            "--dest",
+            s(dest),
+        ];
         a.extend_from_slice(targets);
         run(&a, None)
     }
@@ -358,12 +379,15 @@ fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_clie
     let sd = sdist(&src, "hello", "1.0");
     let foo = wheel(&src, "foo_bar", "2.0", "Foo.Bar", None, "y = 2\n");
     let out = ok(r.repo("add", &[whl.p(), sd.p(), foo.p()]));
-    has_all(&out, &[
-        "hello 1.0 -> packages/hello/hello-1.0-py3-none-any.whl (bins-",
-        "hello 1.0 -> packages/hello/hello-1.0.tar.gz (bins-",
-        "foo-bar 2.0 -> packages/foo-bar/foo_bar-2.0-py3-none-any.whl (bins-",
-        "published: ",
-    ]);
+    has_all(
+        &out,
+        &[
+            "hello 1.0 -> packages/hello/hello-1.0-py3-none-any.whl (bins-",
+            "hello 1.0 -> packages/hello/hello-1.0.tar.gz (bins-",
+            "foo-bar 2.0 -> packages/foo-bar/foo_bar-2.0-py3-none-any.whl (bins-",
+            "published: ",
+        ],
+    );
     let notes = r.p("dist/notes.txt");
     std::fs::write(&notes, b"release notes\n").unwrap();
     has_all(&ok(r.repo("add", &["--prefix", "docs/", s(&notes)])), &["docs/notes.txt -> bins-"]);
@@ -382,7 +406,10 @@ fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_clie
     let md_hashed = format!("packages/hello/{}.hello-1.0-py3-none-any.whl.metadata", sha256(&whl.metadata));
     assert_eq!(std::fs::read(t.join(&md_hashed)).unwrap(), whl.metadata);
     assert!(!t.join("packages/hello/hello-1.0.tar.gz.metadata").exists());
-    assert_eq!(std::fs::read(t.join(format!("docs/{}.notes.txt", sha256(b"release notes\n")))).unwrap(), b"release notes\n");
+    assert_eq!(
+        std::fs::read(t.join(format!("docs/{}.notes.txt", sha256(b"release notes\n")))).unwrap(),
+        b"release notes\n"
+    );
 
     // The project's JSON page (PEP 691/700, PEP 658).
     let page = r.page("hello");
@@ -398,15 +425,21 @@ fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_clie
     let sde = r.page_entry("hello", sd.name()).unwrap();
     assert_eq!(sde["url"], "../../packages/hello/hello-1.0.tar.gz");
     assert_eq!(sde["core-metadata"], false);
-    assert_eq!(r.page_entry("foo-bar", foo.name()).unwrap()["url"], "../../packages/foo-bar/foo_bar-2.0-py3-none-any.whl");
+    assert_eq!(
+        r.page_entry("foo-bar", foo.name()).unwrap()["url"],
+        "../../packages/foo-bar/foo_bar-2.0-py3-none-any.whl"
+    );
     // The HTML page (PEP 503) and both pages' hash-prefixed copies.
     let html = std::fs::read_to_string(t.join("simple/hello/index.html")).unwrap();
-    has_all(&html, &[
-        &format!("href=\"../../packages/hello/hello-1.0-py3-none-any.whl#sha256={}\"", sha256(&whl.bytes())),
-        "data-requires-python=\"&gt;=3.8\"",
-        &format!("data-core-metadata=\"sha256={}\"", sha256(&whl.metadata)),
-        &format!("href=\"../../packages/hello/hello-1.0.tar.gz#sha256={}\"", sha256(&sd.bytes())),
-    ]);
+    has_all(
+        &html,
+        &[
+            &format!("href=\"../../packages/hello/hello-1.0-py3-none-any.whl#sha256={}\"", sha256(&whl.bytes())),
+            "data-requires-python=\"&gt;=3.8\"",
+            &format!("data-core-metadata=\"sha256={}\"", sha256(&whl.metadata)),
+            &format!("href=\"../../packages/hello/hello-1.0.tar.gz#sha256={}\"", sha256(&sd.bytes())),
+        ],
+    );
     for page in ["simple/hello/index.json", "simple/hello/index.html", "simple/index.json", "simple/index.html"] {
         let bytes = std::fs::read(t.join(page)).unwrap();
         let (d, f) = page.rsplit_once('/').unwrap();
@@ -461,7 +494,10 @@ fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_clie
     assert_eq!(client.saved("notes.txt"), b"release notes\n");
     let pages = r.p("pages");
     ok(client.get_to(&pages, &["simple/hello/index.json"]));
-    assert_eq!(std::fs::read(pages.join("index.json")).unwrap(), std::fs::read(t.join("simple/hello/index.json")).unwrap());
+    assert_eq!(
+        std::fs::read(pages.join("index.json")).unwrap(),
+        std::fs::read(t.join("simple/hello/index.json")).unwrap()
+    );
     // It went to the hash-prefixed names.
     let wanted = format!("/targets/packages/hello/{}.hello-1.0-py3-none-any.whl", sha256(&whl.bytes()));
     assert!(server.requests().contains(&wanted), "{:?}", server.requests());
@@ -501,7 +537,10 @@ fn yank_and_remove_show_in_pages_custom_data_and_the_client() {
     let pages = r.p("pages");
     ok(client.get_to(&pages, &["simple/hello/index.json"]));
     let page: Value = serde_json::from_slice(&std::fs::read(pages.join("index.json")).unwrap()).unwrap();
-    assert!(page["files"].as_array().unwrap().iter().any(|f| f["filename"] == w10.name() && f["yanked"] == "broken build"), "{page}");
+    assert!(
+        page["files"].as_array().unwrap().iter().any(|f| f["filename"] == w10.name() && f["yanked"] == "broken build"),
+        "{page}"
+    );
     ok(client.get(&["packages/hello/hello-1.0.tar.gz"]));
 
     ok(r.repo("yank", &[w10.name(), "--undo"]));
@@ -570,7 +609,10 @@ fn offline_threshold_root_keys_rotate_and_the_client_follows() {
     assert_eq!(r.tree(), before);
     let other = Repo::init(&[]);
     let foreign = other.key_files(&other.dir.join("keys"), "root")[0].clone();
-    has_all(&fails(r.repo("sign", &["--key", s(&foreign)])), &[s(&foreign), "is not a key of the current or the new root role"]);
+    has_all(
+        &fails(r.repo("sign", &["--key", s(&foreign)])),
+        &[s(&foreign), "is not a key of the current or the new root role"],
+    );
     assert_eq!(r.tree(), before);
 
     // The second root key holder signs: root v2 is published.
@@ -621,7 +663,8 @@ fn offline_threshold_root_keys_rotate_and_the_client_follows() {
         assert_eq!(env["signatures"][0]["keyid"], new_bins_key[0], "{bin}");
     }
     let fresh = Client::file(&r);
-    let out = ok(fresh.get(&["packages/hello/hello-1.0-py3-none-any.whl", "packages/hello/hello-2.0-py3-none-any.whl"]));
+    let out =
+        ok(fresh.get(&["packages/hello/hello-1.0-py3-none-any.whl", "packages/hello/hello-2.0-py3-none-any.whl"]));
     assert!(out.contains("root v3"), "{out}");
     ok(client.get(&["simple/hello/index.json"]));
 }
@@ -650,18 +693,36 @@ fn bad_input_is_refused_by_name_and_changes_nothing() {
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (vec!["repo", "add", &d, s(&corrupt)], vec!["x-1.0-py3-none-any.whl", "corrupt or unsupported archive"]),
         (vec!["repo", "add", &d, s(&notawheel)], vec!["notawheel.whl", "invalid file name", "PEP 427"]),
-        (vec!["repo", "add", &d, mismatch.p()], vec!["other-1.0-py3-none-any.whl", "\"different\"", "does not match the file name"]),
-        (vec!["repo", "add", &d, reused.p()], vec!["hello-1.0-py3-none-any.whl", "already published with other content"]),
+        (
+            vec!["repo", "add", &d, mismatch.p()],
+            vec!["other-1.0-py3-none-any.whl", "\"different\"", "does not match the file name"],
+        ),
+        (
+            vec!["repo", "add", &d, reused.p()],
+            vec!["hello-1.0-py3-none-any.whl", "already published with other content"],
+        ),
         // A batch is all or nothing: the good file before the bad one is not published either.
-        (vec!["repo", "add", &d, new_ok.p(), s(&corrupt)], vec!["x-1.0-py3-none-any.whl", "corrupt or unsupported archive"]),
+        (
+            vec!["repo", "add", &d, new_ok.p(), s(&corrupt)],
+            vec!["x-1.0-py3-none-any.whl", "corrupt or unsupported archive"],
+        ),
         (vec!["repo", "add", &d, s(&missing)], vec!["missing-1.0.tar.gz"]),
         (vec!["repo", "remove", &d, "nothere-1.0.tar.gz"], vec!["nothere-1.0.tar.gz", "not a target of"]),
         (vec!["repo", "remove", &d, "docs/nothere.txt"], vec!["docs/nothere.txt", "not a target of"]),
         (vec!["repo", "remove", &d, good.name(), "nothere-1.0.tar.gz"], vec!["nothere-1.0.tar.gz", "not a target of"]),
-        (vec!["repo", "yank", &d, "nothere-1.0-py3-none-any.whl"], vec!["nothere-1.0-py3-none-any.whl", "not a distribution in"]),
+        (
+            vec!["repo", "yank", &d, "nothere-1.0-py3-none-any.whl"],
+            vec!["nothere-1.0-py3-none-any.whl", "not a distribution in"],
+        ),
         (vec!["repo", "sign", &d], vec!["nothing to sign", "staged/root.json"]),
-        (vec!["repo", "key", "remove", &d, "root", &root_key], vec!["threshold 1 cannot be met by the 0 key(s) root would have"]),
-        (vec!["repo", "key", "add", &d, "timestamp", "--threshold", "3"], vec!["threshold 3 cannot be met by the 2 key(s) timestamp would have"]),
+        (
+            vec!["repo", "key", "remove", &d, "root", &root_key],
+            vec!["threshold 1 cannot be met by the 0 key(s) root would have"],
+        ),
+        (
+            vec!["repo", "key", "add", &d, "timestamp", "--threshold", "3"],
+            vec!["threshold 3 cannot be met by the 2 key(s) timestamp would have"],
+        ),
         (vec!["repo", "key", "remove", &d, "timestamp", "deadbeef"], vec!["timestamp has no key deadbeef"]),
         (vec!["repo", "key", "rotate", &d, "mirror"], vec!["unknown role \"mirror\""]),
         (vec!["repo", "init", &d], vec!["already holds a repository"]),
@@ -703,7 +764,10 @@ fn encrypted_keys_need_the_right_passphrase() {
 
     let before = r.tree();
     let err = fails(r.repo("add", &[w.p()]));
-    has_all(&err, &[&keys, ".key", "is encrypted and there is no terminal to ask for its passphrase", "PACKMAN_PASSPHRASE"]);
+    has_all(
+        &err,
+        &[&keys, ".key", "is encrypted and there is no terminal to ask for its passphrase", "PACKMAN_PASSPHRASE"],
+    );
     assert_eq!(r.tree(), before);
     let err = fails(r.repo_with("add", &[w.p()], Some("not the secret")));
     has_all(&err, &[&keys, ".key", "wrong passphrase"]);
@@ -729,7 +793,10 @@ fn concurrent_commands_are_serialised_and_leave_a_readable_repository() {
 
     let spawn = |args: &[&str]| command(args, None).spawn().expect("spawn packman");
     let d = r.d();
-    let two = [spawn(&["repo", "refresh", d, "--margin-hours", "48"]), spawn(&["repo", "refresh", d, "--margin-hours", "48"])];
+    let two = [
+        spawn(&["repo", "refresh", d, "--margin-hours", "48"]),
+        spawn(&["repo", "refresh", d, "--margin-hours", "48"]),
+    ];
     for c in two {
         let out = ok(c.wait_with_output().unwrap());
         assert!(out.contains("re-signed: timestamp"), "{out}");
@@ -792,7 +859,8 @@ fn refresh_re_signs_only_what_is_due() {
     assert!(ts2["expires"].as_str() >= ts["expires"].as_str());
     assert_eq!(ts2["meta"]["snapshot.json"], ts["meta"]["snapshot.json"]);
     assert_eq!(r.version("snapshot"), snap);
-    assert!(ok(client.get(&["simple/hello/index.json"])).contains(&format!("timestamp v{}", ts["version"].as_u64().unwrap() + 1)));
+    assert!(ok(client.get(&["simple/hello/index.json"]))
+        .contains(&format!("timestamp v{}", ts["version"].as_u64().unwrap() + 1)));
 
     // A margin beyond every expiry re-signs everything, bins included.
     let bins = r.bins();
@@ -822,7 +890,9 @@ fn status_lists_every_role_with_version_and_signatures() {
             .map(String::from)
             .collect()
     };
-    for (role, version, sigs) in [("root", 1, "3/2"), ("targets", 1, "1/1"), ("snapshot", 2, "1/1"), ("timestamp", 2, "1/1")] {
+    for (role, version, sigs) in
+        [("root", 1, "3/2"), ("targets", 1, "1/1"), ("snapshot", 2, "1/1"), ("timestamp", 2, "1/1")]
+    {
         let l = line(role);
         assert_eq!(l[1], format!("v{version}"), "{out}");
         assert_eq!(l[2], "expires", "{out}");
@@ -960,7 +1030,10 @@ fn add_with_store_mirrors_the_tree_to_s3() {
     let out = ok(run_s3(&["repo", "add", r.d(), s(&file), "--store", "s3://bucket/repo"]));
     assert!(out.contains("pushed to s3://bucket/repo:"), "{out}");
     let stored = root.path().join("bucket/repo");
-    assert_eq!(std::fs::read(stored.join("metadata/timestamp.json")).unwrap(), std::fs::read(r.dir.join("metadata/timestamp.json")).unwrap());
+    assert_eq!(
+        std::fs::read(stored.join("metadata/timestamp.json")).unwrap(),
+        std::fs::read(r.dir.join("metadata/timestamp.json")).unwrap()
+    );
     assert!(stored.join("metadata/1.root.json").exists());
     // Nothing changed since: a push uploads nothing.
     let out = ok(run_s3(&["repo", "push", r.d(), "--store", "s3://bucket/repo"]));
