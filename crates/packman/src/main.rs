@@ -6,6 +6,7 @@ mod demo;
 mod download;
 mod repo;
 mod report;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,9 @@ enum Command {
     /// Build a small signed repository, serve it on 127.0.0.1 and show the client verifying
     /// a download and refusing two attacks.
     Demo(demo::Args),
+    /// Serve a repository or mirror directory over HTTP: the TUF layout and the Python simple
+    /// API (PEP 691), read-only, until SIGINT/SIGTERM.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Download(a) => download::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Repo(c) => repo::run(c),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,343 @@
+//! One request -> one response: resolution, negotiation, caching headers, conditionals, ranges.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::files::{Body, FileCache, Source};
+use crate::negotiate::{accepts_gzip, page_format, ACCEPTABLE};
+use crate::resolve::{resolve, Resolved};
+
+/// Versioned metadata and hash-prefixed targets never change: a CDN may keep them for a year.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// The timestamp is what tells clients about everything new: cache it only briefly.
+const TIMESTAMP: &str = "public, max-age=10";
+/// Plain copies of distribution files: the publisher never reuses a name for other bytes.
+const DISTRIBUTION: &str = "public, max-age=86400";
+/// Everything else (simple pages, unversioned metadata).
+const SHORT: &str = "public, max-age=60";
+
+pub struct Handler {
+    root: std::path::PathBuf,
+    cache: FileCache,
+}
+
+impl Handler {
+    pub fn new(root: std::path::PathBuf, cache: FileCache) -> Handler {
+        Handler { root, cache }
+    }
+
+    pub async fn handle<B>(self: Arc<Self>, req: &Request<B>) -> Response<Body> {
+        let head = *req.method() == Method::HEAD;
+        if *req.method() != Method::GET && !head {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let mut response = match resolve(req.uri().path()) {
+            Resolved::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
+            Resolved::BadRequest(rule) => text(StatusCode::BAD_REQUEST, &format!("bad request: {rule}\n")),
+            Resolved::Redirect(location) => {
+                let mut r = text(StatusCode::MOVED_PERMANENTLY, "moved\n");
+                if let Ok(v) = HeaderValue::from_str(&location) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                r
+            }
+            Resolved::SimplePage(dir) => {
+                let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+                match page_format(accept) {
+                    None => {
+                        let mut r = text(StatusCode::NOT_ACCEPTABLE, &format!("acceptable: {ACCEPTABLE}\n"));
+                        r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+                        r
+                    }
+                    Some(format) => {
+                        let rel = dir.join(format.file_name());
+                        let mut r = self.file(req.headers(), &rel, format.content_type(), SHORT, true).await;
+                        r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+                        r
+                    }
+                }
+            }
+            Resolved::File(rel) => {
+                let (content_type, compressible) = content_type(&rel);
+                let cache_control = cache_control(&rel);
+                let mut r = self.file(req.headers(), &rel, content_type, cache_control, compressible).await;
+                if compressible {
+                    r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+                }
+                r
+            }
+        };
+        response.headers_mut().insert(header::SERVER, HeaderValue::from_static("packman"));
+        response.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+        if head {
+            // Headers as for GET (Content-Length included), no body.
+            *response.body_mut() = Body::empty();
+        }
+        response
+    }
+
+    async fn open(&self, rel: &Path) -> io::Result<Source> {
+        let path = self.root.join(rel);
+        if let Some(hit) = self.cache.lookup(&path)? {
+            return Ok(Source::Memory(hit));
+        }
+        // A miss reads the file: keep that off the async workers' queue (needs the
+        // multi-threaded runtime, which the server always uses).
+        tokio::task::block_in_place(|| self.cache.open(&path))
+    }
+
+    async fn file(
+        &self,
+        headers: &HeaderMap,
+        rel: &Path,
+        content_type: &'static str,
+        cache_control: &'static str,
+        compressible: bool,
+    ) -> Response<Body> {
+        let source = match self.open(rel).await {
+            Ok(s) => s,
+            Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                return text(StatusCode::NOT_FOUND, "not found\n");
+            }
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return text(StatusCode::FORBIDDEN, "forbidden\n");
+            }
+            Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read file\n"),
+        };
+        let key = source.key();
+        let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+        let gzip = match &source {
+            Source::Memory(c) if compressible && range_header.is_none() && wants_gzip(headers) => c.gzip().cloned(),
+            _ => None,
+        };
+        let etag = match gzip {
+            Some(_) => format!("{}-gzip\"", key.etag().trim_end_matches('"')),
+            None => key.etag(),
+        };
+        let last_modified = key.last_modified();
+
+        let mut builder = Response::builder()
+            .header(header::CACHE_CONTROL, cache_control)
+            .header(header::ETAG, &etag)
+            .header(header::LAST_MODIFIED, httpdate::fmt_http_date(last_modified))
+            .header(header::ACCEPT_RANGES, "bytes");
+
+        if not_modified(headers, &etag, last_modified) {
+            return builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).expect("valid response");
+        }
+        builder = builder.header(header::CONTENT_TYPE, content_type);
+        if let Some(gz) = gzip {
+            return builder
+                .header(header::CONTENT_ENCODING, "gzip")
+                .header(header::CONTENT_LENGTH, gz.len())
+                .body(Body::bytes(gz))
+                .expect("valid response");
+        }
+        let range = match range_header {
+            Some(r) if if_range_holds(headers, &etag, last_modified) => parse_range(r, key.len),
+            _ => RangeRequest::Whole,
+        };
+        let (status, start, len) = match range {
+            RangeRequest::Whole => (StatusCode::OK, 0, key.len),
+            RangeRequest::Part(start, end) => {
+                builder = builder.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{}", key.len));
+                (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+            }
+            RangeRequest::Unsatisfiable => {
+                return builder
+                    .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .header(header::CONTENT_RANGE, format!("bytes */{}", key.len))
+                    .header(header::CONTENT_LENGTH, 0)
+                    .body(Body::empty())
+                    .expect("valid response");
+            }
+        };
+        let body = match source {
+            Source::Memory(c) => Body::bytes(c.body.slice(start as usize..(start + len) as usize)),
+            Source::Disk(file, _) => Body::stream(file, start, len),
+        };
+        builder.status(status).header(header::CONTENT_LENGTH, len).body(body).expect("valid response")
+    }
+}
+
+pub fn text(status: StatusCode, body: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(header::CONTENT_LENGTH, body.len())
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::bytes(Bytes::copy_from_slice(body.as_bytes())))
+        .expect("valid response")
+}
+
+fn wants_gzip(headers: &HeaderMap) -> bool {
+    accepts_gzip(headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()))
+}
+
+fn content_type(rel: &Path) -> (&'static str, bool) {
+    let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name.ends_with(".json") {
+        ("application/json", true)
+    } else if name.ends_with(".html") {
+        ("text/html; charset=utf-8", true)
+    } else if name.ends_with(".metadata") {
+        // PEP 658 core metadata: RFC 822 text, though clients treat it as bytes.
+        ("text/plain; charset=utf-8", false)
+    } else {
+        ("application/octet-stream", false)
+    }
+}
+
+fn cache_control(rel: &Path) -> &'static str {
+    let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let prefix = name.split('.').next().unwrap_or("");
+    if rel.starts_with("metadata") {
+        if name == "timestamp.json" {
+            TIMESTAMP
+        } else if !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()) {
+            IMMUTABLE
+        } else {
+            SHORT
+        }
+    } else if matches!(prefix.len(), 64 | 128) && prefix.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        IMMUTABLE
+    } else if rel.starts_with("targets/packages") {
+        DISTRIBUTION
+    } else {
+        SHORT
+    }
+}
+
+/// RFC 9110 13.2.2: If-None-Match first (weak comparison), else If-Modified-Since.
+fn not_modified(headers: &HeaderMap, etag: &str, last_modified: SystemTime) -> bool {
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
+        let Ok(inm) = inm.to_str() else { return false };
+        return inm.split(',').take(64).map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag);
+    }
+    headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+        .is_some_and(|since| last_modified <= since)
+}
+
+/// If-Range: the range applies only if the validator still matches (strong ETag or exact date).
+fn if_range_holds(headers: &HeaderMap, etag: &str, last_modified: SystemTime) -> bool {
+    let Some(v) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) else { return true };
+    let v = v.trim();
+    if v.starts_with('"') {
+        return v == etag;
+    }
+    httpdate::parse_http_date(v).is_ok_and(|d| d == last_modified)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    Whole,
+    /// Inclusive byte positions.
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range. Several ranges, or a header that does not parse, are ignored and the
+/// whole file is sent (RFC 9110 14.2 allows that), which also takes the sting out of
+/// overlapping-range amplification.
+fn parse_range(header: &str, len: u64) -> RangeRequest {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else { return RangeRequest::Whole };
+    if spec.contains(',') {
+        return RangeRequest::Whole;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else { return RangeRequest::Whole };
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    match (first.trim(), last.trim()) {
+        ("", suffix) => match num(suffix) {
+            None => RangeRequest::Whole,
+            Some(0) => RangeRequest::Unsatisfiable,
+            Some(_) if len == 0 => RangeRequest::Unsatisfiable,
+            Some(n) => RangeRequest::Part(len.saturating_sub(n), len - 1),
+        },
+        (first, last) => {
+            let Some(start) = num(first) else { return RangeRequest::Whole };
+            let end = if last.is_empty() {
+                u64::MAX
+            } else {
+                match num(last) {
+                    Some(e) if e >= start => e,
+                    _ => return RangeRequest::Whole,
+                }
+            };
+            if start >= len {
+                RangeRequest::Unsatisfiable
+            } else {
+                RangeRequest::Part(start, end.min(len - 1))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeRequest::*;
+        assert_eq!(parse_range("bytes=0-9", 100), Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Part(90, 99));
+        assert_eq!(parse_range("bytes=90-1000", 100), Part(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), Part(90, 99));
+        assert_eq!(parse_range("bytes=-1000", 100), Part(0, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-0,5-5", 100), Whole);
+        assert_eq!(parse_range("bytes=9-1", 100), Whole);
+        assert_eq!(parse_range("bytes=a-b", 100), Whole);
+        assert_eq!(parse_range("bytes=99999999999999999999-", 100), Whole);
+        assert_eq!(parse_range("items=0-1", 100), Whole);
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+    }
+
+    #[test]
+    fn cache_classes() {
+        let cc = |p: &str| cache_control(Path::new(p));
+        assert_eq!(cc("metadata/timestamp.json"), TIMESTAMP);
+        assert_eq!(cc("metadata/12.snapshot.json"), IMMUTABLE);
+        assert_eq!(cc("metadata/3.bins-0a.json"), IMMUTABLE);
+        assert_eq!(cc("metadata/root.json"), SHORT);
+        let h = "ab".repeat(32);
+        assert_eq!(cc(&format!("targets/packages/x/{h}.x-1.0.tar.gz")), IMMUTABLE);
+        assert_eq!(cc("targets/packages/x/x-1.0.tar.gz"), DISTRIBUTION);
+        assert_eq!(cc("targets/simple/x/index.json"), SHORT);
+    }
+
+    #[test]
+    fn conditionals() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"x\", W/\"e\""));
+        assert!(not_modified(&h, "\"e\"", t));
+        assert!(!not_modified(&h, "\"f\"", t));
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_MODIFIED_SINCE, HeaderValue::from_str(&httpdate::fmt_http_date(t)).unwrap());
+        assert!(not_modified(&h, "\"e\"", t));
+        assert!(!not_modified(&h, "\"e\"", t + std::time::Duration::from_secs(1)));
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_RANGE, HeaderValue::from_static("\"e\""));
+        assert!(if_range_holds(&h, "\"e\"", t));
+        assert!(!if_range_holds(&h, "\"f\"", t));
+    }
+}

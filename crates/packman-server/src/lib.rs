@@ -1,0 +1,254 @@
+//! `packman serve`: a read-only HTTP server for a repository or mirror directory.
+//!
+//! It serves `metadata/` and `targets/` as the TUF layout says, and the Python simple API
+//! (`/simple/`, PEP 691 content negotiation) from the signed pages the publisher wrote; it
+//! never makes up a page. Clients verify everything they get, so the server's job is to be
+//! fast, cache-friendly and hard to abuse: bounded connections, header size and read timeouts,
+//! a write timeout for clients that stop reading, no directory listings, nothing outside
+//! `metadata/` and `targets/`.
+
+mod access_log;
+mod files;
+mod handler;
+mod negotiate;
+mod resolve;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Sleep;
+
+pub use access_log::AccessLog;
+pub use negotiate::{accepts_gzip, page_format, PageFormat};
+pub use resolve::{resolve, Resolved};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{dir}: not a repository or mirror directory (it has neither metadata/ nor targets/)")]
+    NotARepository { dir: PathBuf },
+    #[error("{dir}: {source}")]
+    Dir { dir: PathBuf, source: io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: io::Error },
+    #[error("server failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Limits and knobs; `Config::new(dir)` gives the defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub root: PathBuf,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this (slowloris); also the keep-alive idle limit.
+    pub header_timeout: Duration,
+    /// A write to a client that stops reading fails after this.
+    pub write_timeout: Duration,
+    /// Longest time a request may spend before its response starts.
+    pub request_timeout: Duration,
+    /// Request head size limit (the request is refused with 431 beyond it).
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// Memory for cached file contents, and the largest file cached.
+    pub cache_bytes: u64,
+    pub max_cached_file: u64,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    pub fn new(root: impl Into<PathBuf>) -> Config {
+        Config {
+            root: root.into(),
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            cache_bytes: 256 << 20,
+            max_cached_file: 16 << 20,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Checks that `dir` looks like a repository or mirror before serving it.
+pub fn check_root(dir: &std::path::Path) -> Result<PathBuf, ServeError> {
+    let dir = dir.canonicalize().map_err(|source| ServeError::Dir { dir: dir.into(), source })?;
+    if !dir.join("metadata").is_dir() && !dir.join("targets").is_dir() {
+        return Err(ServeError::NotARepository { dir });
+    }
+    Ok(dir)
+}
+
+/// Serves until `shutdown` completes, then stops accepting and waits up to
+/// `config.shutdown_grace` for requests in flight. Must run on a multi-threaded runtime.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    log: AccessLog,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let handler = Arc::new(handler::Handler::new(
+        config.root.clone(),
+        files::FileCache::new(config.cache_bytes, config.max_cached_file),
+    ));
+    let log = Arc::new(log);
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .max_buf_size(config.max_header_bytes.max(8192))
+        .max_headers(config.max_headers)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    log.error(&format!("accept failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(WriteTimeout::new(stream, config.write_timeout));
+        let handler = handler.clone();
+        let log = log.clone();
+        let request_timeout = config.request_timeout;
+        let service = service_fn(move |req| {
+            let handler = handler.clone();
+            let log = log.clone();
+            async move {
+                let started = Instant::now();
+                let response = match tokio::time::timeout(request_timeout, handler.handle(&req)).await {
+                    Ok(r) => r,
+                    Err(_) => handler::text(hyper::StatusCode::SERVICE_UNAVAILABLE, "request took too long\n"),
+                };
+                log.request(peer, &req, &response, started.elapsed());
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let conn = graceful.watch(builder.serve_connection(io, service));
+        tokio::spawn(async move {
+            // Errors here are clients misbehaving or leaving (timeouts, resets, bad requests
+            // hyper already answered): nothing to do but drop the connection.
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(config.shutdown_grace) => {
+            log.error("shutdown: connections still open after the grace period, closing them");
+        }
+    }
+    Ok(())
+}
+
+/// Binds `addr`, serves until SIGINT or SIGTERM. `on_ready` gets the bound address (port 0
+/// picks a free port) once the server accepts connections.
+pub fn run(addr: &str, config: Config, log: AccessLog, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener =
+            TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr: addr.to_string(), source })?;
+        on_ready(listener.local_addr()?);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        serve(listener, config, log, shutdown).await
+    })
+}
+
+/// A TCP stream whose writes fail after `timeout` without progress, so a client that stops
+/// reading cannot pin a connection (and its buffers) forever.
+struct WriteTimeout {
+    inner: TcpStream,
+    timeout: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl WriteTimeout {
+    fn new(inner: TcpStream, timeout: Duration) -> WriteTimeout {
+        WriteTimeout { inner, timeout, stalled: None }
+    }
+
+    fn check<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let sleep = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for WriteTimeout {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteTimeout {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.check(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,174 @@
+//! Request path -> file under the served directory, or a refusal.
+//!
+//! Only `metadata/` and `targets/` are ever served (a publisher's `keys/` and `staged/` live in
+//! the same directory); `/simple/…` and `/packages/…` are the Python layout's names for
+//! `targets/simple/…` and `targets/packages/…`, so the relative links in the signed pages work.
+//! Every segment is percent-decoded once and must then be a plain file name: no `.`/`..`, no
+//! slash or backslash smuggled in encoded, no NUL, no hidden names (temp files being written
+//! start with a dot).
+
+use std::path::PathBuf;
+
+use percent_encoding::percent_decode_str;
+
+/// Longest request path accepted, in bytes (nginx and most proxies stop around here too).
+pub const MAX_PATH: usize = 4096;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// A plain file, relative to the served directory.
+    File(PathBuf),
+    /// A simple API page: the directory (relative to the served one) holding `index.json` and
+    /// `index.html`, chosen between by `Accept`.
+    SimplePage(PathBuf),
+    /// Moved: the canonical URL path (normalised project name, trailing slash).
+    Redirect(String),
+    NotFound,
+    /// The path breaks a rule; the text says which.
+    BadRequest(&'static str),
+}
+
+pub fn resolve(raw: &str) -> Resolved {
+    if raw.len() > MAX_PATH {
+        return Resolved::BadRequest("path too long");
+    }
+    let Some(rest) = raw.strip_prefix('/') else {
+        return Resolved::BadRequest("path must start with /");
+    };
+    let trailing_slash = rest.ends_with('/') || rest.is_empty();
+    let raw_segments: Vec<&str> = rest.split('/').collect();
+    let raw_segments = if trailing_slash { &raw_segments[..raw_segments.len() - 1] } else { &raw_segments[..] };
+    let mut segments = Vec::with_capacity(raw_segments.len());
+    for raw_segment in raw_segments {
+        match decode_segment(raw_segment) {
+            Ok(s) => segments.push(s),
+            Err(rule) => return Resolved::BadRequest(rule),
+        }
+    }
+    let (base, url_prefix, tail) = match segments.first().map(String::as_str) {
+        Some("metadata") => ("metadata", None, &segments[1..]),
+        Some("targets") if segments.get(1).map(String::as_str) == Some("simple") => {
+            ("targets/simple", Some("/targets/simple"), &segments[2..])
+        }
+        Some("targets") => ("targets", None, &segments[1..]),
+        Some("simple") => ("targets/simple", Some("/simple"), &segments[1..]),
+        Some("packages") => ("targets/packages", None, &segments[1..]),
+        _ => return Resolved::NotFound,
+    };
+    let mut path = PathBuf::from(base);
+    if let Some(prefix) = url_prefix {
+        return simple(path, prefix, tail, trailing_slash);
+    }
+    if trailing_slash || tail.is_empty() {
+        // Directories are never listed.
+        return Resolved::NotFound;
+    }
+    path.extend(tail);
+    Resolved::File(path)
+}
+
+/// `/simple/` (the project list), `/simple/<project>/`, and the page files themselves.
+fn simple(mut path: PathBuf, prefix: &str, tail: &[String], trailing_slash: bool) -> Resolved {
+    match tail {
+        [] if trailing_slash => Resolved::SimplePage(path),
+        [] => Resolved::Redirect(format!("{prefix}/")),
+        [project] => {
+            let normal = packman_index::normalize_name(project);
+            if !packman_index::is_valid_name(project) {
+                return Resolved::NotFound;
+            }
+            if normal != *project || !trailing_slash {
+                return Resolved::Redirect(format!("{prefix}/{normal}/"));
+            }
+            path.push(project);
+            Resolved::SimplePage(path)
+        }
+        _ if trailing_slash => Resolved::NotFound,
+        _ => {
+            path.extend(tail);
+            Resolved::File(path)
+        }
+    }
+}
+
+fn decode_segment(raw: &str) -> Result<String, &'static str> {
+    if raw.is_empty() {
+        return Err("empty path segment");
+    }
+    let decoded = percent_decode_str(raw).decode_utf8().map_err(|_| "path is not UTF-8 once decoded")?;
+    if decoded == "." || decoded == ".." {
+        return Err("dot segment in path");
+    }
+    if decoded.contains(['/', '\\', '\0']) {
+        return Err("encoded slash, backslash or NUL in path");
+    }
+    if decoded.starts_with('.') {
+        // Hidden files: the publisher's temp files and lock are dot files.
+        return Err("hidden file name");
+    }
+    Ok(decoded.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(p: &str) -> Resolved {
+        Resolved::File(PathBuf::from(p))
+    }
+
+    #[test]
+    fn tuf_layout() {
+        assert_eq!(resolve("/metadata/timestamp.json"), file("metadata/timestamp.json"));
+        assert_eq!(resolve("/targets/packages/a/x.whl"), file("targets/packages/a/x.whl"));
+        assert_eq!(resolve("/packages/a/x.whl"), file("targets/packages/a/x.whl"));
+        assert_eq!(resolve("/targets/a%20b.txt"), file("targets/a b.txt"));
+        assert_eq!(resolve("/targets/sub/"), Resolved::NotFound);
+        assert_eq!(resolve("/metadata/"), Resolved::NotFound);
+        assert_eq!(resolve("/metadata"), Resolved::NotFound);
+        assert_eq!(resolve("/"), Resolved::NotFound);
+    }
+
+    #[test]
+    fn only_published_trees() {
+        assert_eq!(resolve("/keys/root-1.key"), Resolved::NotFound);
+        assert_eq!(resolve("/staged/root.json"), Resolved::NotFound);
+        assert_eq!(resolve("/etc/passwd"), Resolved::NotFound);
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        for p in [
+            "/targets/../keys/root.key",
+            "/targets/%2e%2e/keys/root.key",
+            "/targets/%2E%2E/keys/root.key",
+            "/targets/a%2f..%2f..%2fkeys",
+            "/targets/a%5c..%5ckeys",
+            "/metadata/./root.json",
+            "/metadata//root.json",
+            "/metadata/.lock",
+            "/targets/.tmpAbc123",
+            "/targets/a%00b",
+            "/targets/%ff",
+            "metadata/root.json",
+        ] {
+            assert!(matches!(resolve(p), Resolved::BadRequest(_)), "{p} -> {:?}", resolve(p));
+        }
+        assert!(matches!(resolve(&format!("/targets/{}", "a".repeat(MAX_PATH))), Resolved::BadRequest(_)));
+    }
+
+    #[test]
+    fn simple_api() {
+        assert_eq!(resolve("/simple/"), Resolved::SimplePage("targets/simple".into()));
+        assert_eq!(resolve("/simple"), Resolved::Redirect("/simple/".into()));
+        assert_eq!(resolve("/simple/foo-bar/"), Resolved::SimplePage("targets/simple/foo-bar".into()));
+        assert_eq!(resolve("/simple/Foo_Bar/"), Resolved::Redirect("/simple/foo-bar/".into()));
+        assert_eq!(resolve("/simple/Foo.Bar"), Resolved::Redirect("/simple/foo-bar/".into()));
+        assert_eq!(resolve("/simple/foo-bar"), Resolved::Redirect("/simple/foo-bar/".into()));
+        assert_eq!(resolve("/targets/simple/Foo/"), Resolved::Redirect("/targets/simple/foo/".into()));
+        assert_eq!(resolve("/targets/simple/foo/"), Resolved::SimplePage("targets/simple/foo".into()));
+        assert_eq!(resolve("/simple/foo/index.json"), file("targets/simple/foo/index.json"));
+        assert_eq!(resolve("/simple/-bad-/"), Resolved::NotFound);
+        assert_eq!(resolve("/simple/foo/bar/"), Resolved::NotFound);
+    }
+}
