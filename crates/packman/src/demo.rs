@@ -1,12 +1,15 @@
-//! `packman demo`: the whole trust story on loopback in a few seconds. A publisher signs a
-//! small repository (TAP 15 hashed bins, consistent snapshots), a built-in server on
-//! 127.0.0.1 plays the untrusted mirror, and the client downloads a verified package; then
-//! the mirror turns malicious twice and is refused both times.
+//! `packman demo`: the whole loop on loopback in a few seconds. A publisher creates a
+//! repository and adds three real (tiny, installable) wheels, one depending on another;
+//! `packman serve` serves it on 127.0.0.1; packman's client downloads a wheel verified against
+//! the signed metadata; pip installs the app and its dependency from the server's simple
+//! index and runs it; then a second, malicious mirror of the same files is refused twice.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use packman_client::{Config, Updater};
-use packman_repo::RepoBuilder;
+use packman_repo::{python, InitOptions, Repository};
 use packman_testkit::{Behavior, TestServer};
 use packman_tuf::OffsetDateTime;
 
@@ -20,10 +23,21 @@ pub struct Args {
     dir: Option<PathBuf>,
 }
 
-const PACKAGES: [(&str, &str); 3] = [
-    ("packages/hello/hello-1.0.tar.gz", "hello 1.0: the first release\n"),
-    ("packages/hello/hello-1.1.tar.gz", "hello 1.1: a better release\n"),
-    ("packages/world/world-0.3.tar.gz", "world 0.3\n"),
+/// (project, version, requirement, module source)
+const WHEELS: [(&str, &str, Option<&str>, &str); 3] = [
+    ("demo-greeting", "1.0", None, "def greeting(name):\n    return f\"hello, {name}\"\n"),
+    (
+        "demo-greeting",
+        "1.1",
+        None,
+        "def greeting(name):\n    return f\"Hello, {name}: installed by pip from a packman index.\"\n",
+    ),
+    (
+        "demo-app",
+        "1.0",
+        Some("demo-greeting>=1.1"),
+        "from demo_greeting import greeting\n\n\ndef main():\n    print(greeting(\"world\"))\n",
+    ),
 ];
 
 pub fn run(a: Args) -> Result<(), String> {
@@ -38,43 +52,61 @@ pub fn run(a: Args) -> Result<(), String> {
     let repo_dir = dir.join("repository");
     if repo_dir.exists() {
         return Err(format!(
-            "{} already holds a demo repository (its keys are gone): remove it or choose another --dir",
+            "{} already holds a demo repository: remove it or choose another --dir",
             dir.display()
         ));
     }
-    let client_dir = dir.join("client-metadata");
-    let downloads = dir.join("downloads");
-    let now = OffsetDateTime::now_utc();
-
-    println!("== publisher: signing a repository in {}", repo_dir.display());
-    let mut repo = RepoBuilder::new(now).and_then(|r| r.with_succinct_bins(4)).map_err(|e| e.to_string())?;
-    for (path, body) in PACKAGES {
-        let bin = repo.add_target(path, body.as_bytes()).map_err(|e| e.to_string())?;
-        println!("   {path} -> {bin}");
+    let wheel_dir = dir.join("wheels");
+    std::fs::create_dir_all(&wheel_dir).map_err(|e| format!("{}: {e}", wheel_dir.display()))?;
+    let mut wheels = Vec::new();
+    for (project, version, requires, source) in WHEELS {
+        wheels.push(write_wheel(&wheel_dir, project, version, requires, source)?);
     }
-    repo.publish(&repo_dir).map_err(|e| e.to_string())?;
-    let old_timestamp = std::fs::read(repo_dir.join("metadata/timestamp.json")).map_err(|e| e.to_string())?;
-    // A second release, so that the mirror has an older timestamp to replay later.
-    repo.add_target("packages/world/world-0.4.tar.gz", b"world 0.4\n").map_err(|e| e.to_string())?;
-    repo.publish(&repo_dir).map_err(|e| e.to_string())?;
 
-    let server = TestServer::serve_dir(&repo_dir).map_err(|e| format!("starting the loopback server: {e}"))?;
-    let metadata_url = format!("{}/metadata/", server.url());
-    let targets_url = format!("{}/targets/", server.url());
-    println!("== mirror: serving it at {} (untrusted)", server.url());
+    println!("== publisher: packman repo init + add, in {}", repo_dir.display());
+    let opts = InitOptions { bins: 16, keys: Some(dir.join("keys")), ..InitOptions::default() };
+    let now = OffsetDateTime::now_utc();
+    let mut no_passphrase = |_: &packman_repo::keys::KeyFile| -> Result<String, packman_repo::Error> {
+        unreachable!("demo keys are not encrypted")
+    };
+    Repository::init(&repo_dir, &opts, now).map_err(|e| e.to_string())?;
+    // Two releases, so that a mirror has an older timestamp to replay later.
+    let mut old_timestamp = Vec::new();
+    for batch in [&wheels[..1], &wheels[1..]] {
+        let mut repo = Repository::open(&repo_dir, None, now).map_err(|e| e.to_string())?;
+        let mut pages = python::Pages::default();
+        for w in batch {
+            let added = python::add_distribution(&mut repo, &mut pages, w).map_err(|e| e.to_string())?;
+            println!("   {} {} -> {} ({})", added.project, added.version, added.path, added.bin);
+        }
+        pages.stage(&mut repo).map_err(|e| e.to_string())?;
+        let report = repo.publish(&mut no_passphrase).map_err(|e| e.to_string())?;
+        println!("   signed and published {} metadata file(s)", report.metadata_written.len());
+        if old_timestamp.is_empty() {
+            old_timestamp = read(&repo_dir.join("metadata/timestamp.json"))?;
+        }
+    }
 
-    println!("== client: trusting root v1 from the publisher, then updating from the mirror");
-    let root = std::fs::read(repo_dir.join("metadata/1.root.json")).map_err(|e| e.to_string())?;
+    let server = Server::start(&repo_dir)?;
+    let base = format!("http://{}", server.addr);
+    println!("== packman serve: {base}/  (TUF metadata under /metadata/, simple index at /simple/)");
+
+    println!("== packman client: trusting root v1 from the publisher, verifying everything else");
+    let client_dir = dir.join("client-metadata");
+    let root = read(&repo_dir.join("metadata/1.root.json"))?;
     Updater::bootstrap(&client_dir, &root).map_err(|e| explain(&e))?;
-    let target = PACKAGES[1].0;
+    let app_wheel = wheels[2].file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let target = python::package_path("demo-app", &app_wheel);
+    let metadata_url = format!("{base}/metadata/");
+    let targets_url = format!("{base}/targets/");
     {
         let mut up =
             Updater::new(&client_dir, &metadata_url, Some(&targets_url), Config::default()).map_err(|e| explain(&e))?;
         up.refresh().map_err(|e| explain(&e))?;
         print_trusted(&up);
-        let info = up.get_target_info(target).map_err(|e| explain(&e))?.ok_or("demo target missing")?;
-        let path = downloads.join(target.rsplit('/').next().unwrap_or(target));
-        up.download_target_to(&path, target, &info).map_err(|e| explain(&e))?;
+        let info = up.get_target_info(&target).map_err(|e| explain(&e))?.ok_or("demo target missing")?;
+        let path = dir.join("downloads").join(&app_wheel);
+        up.download_target_to(&path, &target, &info).map_err(|e| explain(&e))?;
         println!(
             "   {target}: {} bytes, sha256 {} verified -> {}",
             info.length,
@@ -83,24 +115,28 @@ pub fn run(a: Args) -> Result<(), String> {
         );
     }
 
-    println!("== the mirror turns malicious");
+    pip_install(&dir, &base)?;
+    drop(server);
+
+    println!("== a malicious mirror of the same files");
+    let mirror = TestServer::serve_dir(&repo_dir).map_err(|e| format!("starting the loopback server: {e}"))?;
+    let metadata_url = format!("{}/metadata/", mirror.url());
+    let targets_url = format!("{}/targets/", mirror.url());
     let trusted_before = packman_testkit::dir_state(&client_dir);
-    // The mirror swaps the package's bytes (consistent snapshots: dir/SHA256.name).
-    let (subdir, file) = target.rsplit_once('/').unwrap_or(("", target));
-    let url_path = format!("/targets/{subdir}/{}.{file}", hash_of(&repo, target));
-    server.set(&url_path, Behavior::Body(b"malware".to_vec()));
-    let attack_dir = dir.join("attack-downloads");
+    // It swaps the wheel's bytes (consistent snapshots: dir/SHA256.name).
+    let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &read(&wheels[2])?));
+    mirror.set(&format!("/targets/packages/demo-app/{sha}.{app_wheel}"), Behavior::Body(b"malware".to_vec()));
     {
         let mut up =
             Updater::new(&client_dir, &metadata_url, Some(&targets_url), Config::default()).map_err(|e| explain(&e))?;
-        let info = up.get_target_info(target).map_err(|e| explain(&e))?.ok_or("demo target missing")?;
-        match up.download_target(&attack_dir, target, &info) {
-            Err(e) => println!("   tampered package: refused: {e}"),
-            Ok(_) => return Err("the client accepted a tampered package".into()),
+        let info = up.get_target_info(&target).map_err(|e| explain(&e))?.ok_or("demo target missing")?;
+        match up.download_target(&dir.join("attack-downloads"), &target, &info) {
+            Err(e) => println!("   tampered wheel: refused: {e}"),
+            Ok(_) => return Err("the client accepted a tampered wheel".into()),
         }
     }
-    server.reset();
-    server.set("/metadata/timestamp.json", Behavior::Body(old_timestamp));
+    mirror.reset();
+    mirror.set("/metadata/timestamp.json", Behavior::Body(old_timestamp));
     {
         let mut up =
             Updater::new(&client_dir, &metadata_url, Some(&targets_url), Config::default()).map_err(|e| explain(&e))?;
@@ -112,11 +148,142 @@ pub fn run(a: Args) -> Result<(), String> {
     if packman_testkit::dir_state(&client_dir) != trusted_before {
         return Err("trusted metadata changed during the attacks".into());
     }
-    println!("== done: one verified download, two attacks refused, trusted metadata byte-for-byte unchanged");
+    println!("== done: published, served, verified, installed by pip; two attacks refused, trusted state unchanged");
     Ok(())
 }
 
-fn hash_of(repo: &RepoBuilder, target: &str) -> String {
-    let data = &repo.target_data[target];
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
+fn read(p: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// `pip install demo-app` from the server's simple index into DIR/site, then runs it.
+fn pip_install(dir: &Path, base: &str) -> Result<(), String> {
+    let index = format!("{base}/simple/");
+    let site = dir.join("site");
+    println!("== pip: pip install --index-url {index} demo-app");
+    let mut pip = Command::new("python3");
+    pip.args(["-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--no-input", "--index-url"])
+        .arg(&index)
+        .arg("--target")
+        .arg(&site)
+        .arg("demo-app");
+    clean_pip_env(&mut pip);
+    let out = match pip.output() {
+        Ok(o) => o,
+        Err(e) => {
+            println!("   skipped: cannot run python3 -m pip ({e})");
+            return Ok(());
+        }
+    };
+    if !out.status.success() {
+        return Err(format!("pip install failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()) {
+        println!("   pip: {}", line.trim());
+    }
+    let mut run = Command::new("python3");
+    run.args(["-m", "demo_app"]).env("PYTHONPATH", &site);
+    clean_pip_env(&mut run);
+    let out = run.output().map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("the installed app failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    println!("   $ python3 -m demo_app\n   {}", String::from_utf8_lossy(&out.stdout).trim());
+    Ok(())
+}
+
+fn clean_pip_env(c: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("PIP_") {
+            c.env_remove(&k);
+        }
+    }
+    c.env("PIP_CONFIG_FILE", "/dev/null");
+}
+
+/// `packman serve` in-process on a free loopback port, stopped on drop.
+struct Server {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Result<Server, String> {
+        let root = packman_server::check_root(dir).map_err(|e| e.to_string())?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("127.0.0.1:0: {e}"))?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+                let shutdown = async {
+                    let _ = stopped.await;
+                };
+                let config = packman_server::Config::new(root);
+                if let Err(e) = packman_server::serve(listener, config, packman_server::AccessLog::off(), shutdown).await
+                {
+                    eprintln!("packman serve: {e}");
+                }
+            });
+        });
+        Ok(Server { addr, stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A minimal, valid, installable pure-Python wheel: the module, METADATA, WHEEL, RECORD.
+fn write_wheel(dir: &Path, project: &str, version: &str, requires: Option<&str>, source: &str) -> Result<PathBuf, String> {
+    let module = project.replace('-', "_");
+    let dist_info = format!("{module}-{version}.dist-info");
+    let mut metadata = format!(
+        "Metadata-Version: 2.1\nName: {project}\nVersion: {version}\nSummary: packman demo package\nRequires-Python: >=3.8\n"
+    );
+    if let Some(r) = requires {
+        metadata.push_str(&format!("Requires-Dist: {r}\n"));
+    }
+    let mut files: Vec<(String, Vec<u8>)> = vec![(format!("{module}/__init__.py"), source.as_bytes().to_vec())];
+    if project == "demo-app" {
+        files.push((format!("{module}/__main__.py"), b"from demo_app import main\n\nmain()\n".to_vec()));
+    }
+    files.push((format!("{dist_info}/METADATA"), metadata.into_bytes()));
+    files.push((
+        format!("{dist_info}/WHEEL"),
+        b"Wheel-Version: 1.0\nGenerator: packman-demo\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec(),
+    ));
+    let mut record = String::new();
+    for (name, bytes) in &files {
+        let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let b64 = <base64ct::Base64UrlUnpadded as base64ct::Encoding>::encode_string(digest.as_ref());
+        record.push_str(&format!("{name},sha256={b64},{}\n", bytes.len()));
+    }
+    record.push_str(&format!("{dist_info}/RECORD,,\n"));
+    files.push((format!("{dist_info}/RECORD"), record.into_bytes()));
+
+    let path = dir.join(format!("{module}-{version}-py3-none-any.whl"));
+    let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in &files {
+        zip.start_file(name.as_str(), options).map_err(|e| e.to_string())?;
+        zip.write_all(bytes).map_err(|e| e.to_string())?;
+    }
+    zip.finish().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
 }
