@@ -57,6 +57,10 @@ fn demo_runs_the_whole_loop() {
     assert!(o.status.success(), "{out}\n{err}");
     assert!(out.contains("two attacks refused"), "{out}");
     assert!(out.contains("rollback refused"), "{out}");
+    assert!(out.contains("tampered wheel: refused"), "{out}");
+    // pip really installed the app and its dependency from `packman serve`, and it ran.
+    assert!(out.contains("Successfully installed demo-app-1.0 demo-greeting-1.1"), "{out}");
+    assert!(out.contains("Hello, world: installed by pip from a packman index."), "{out}");
 }
 
 #[test]
