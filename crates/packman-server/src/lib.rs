@@ -179,11 +179,14 @@ pub fn run(addr: &str, config: Config, log: AccessLog, on_ready: impl FnOnce(Soc
     runtime.block_on(async move {
         let listener =
             TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr: addr.to_string(), source })?;
+        // Handlers first, so a signal sent as soon as the address is printed is not fatal.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
         on_ready(listener.local_addr()?);
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let shutdown = async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
         };

@@ -51,10 +51,7 @@ pub fn run(a: Args) -> Result<(), String> {
     };
     let repo_dir = dir.join("repository");
     if repo_dir.exists() {
-        return Err(format!(
-            "{} already holds a demo repository: remove it or choose another --dir",
-            dir.display()
-        ));
+        return Err(format!("{} already holds a demo repository: remove it or choose another --dir", dir.display()));
     }
     let wheel_dir = dir.join("wheels");
     std::fs::create_dir_all(&wheel_dir).map_err(|e| format!("{}: {e}", wheel_dir.display()))?;
@@ -227,7 +224,8 @@ impl Server {
                     let _ = stopped.await;
                 };
                 let config = packman_server::Config::new(root);
-                if let Err(e) = packman_server::serve(listener, config, packman_server::AccessLog::off(), shutdown).await
+                if let Err(e) =
+                    packman_server::serve(listener, config, packman_server::AccessLog::off(), shutdown).await
                 {
                     eprintln!("packman serve: {e}");
                 }
@@ -249,7 +247,13 @@ impl Drop for Server {
 }
 
 /// A minimal, valid, installable pure-Python wheel: the module, METADATA, WHEEL, RECORD.
-fn write_wheel(dir: &Path, project: &str, version: &str, requires: Option<&str>, source: &str) -> Result<PathBuf, String> {
+fn write_wheel(
+    dir: &Path,
+    project: &str,
+    version: &str,
+    requires: Option<&str>,
+    source: &str,
+) -> Result<PathBuf, String> {
     let module = project.replace('-', "_");
     let dist_info = format!("{module}-{version}.dist-info");
     let mut metadata = format!(
