@@ -111,6 +111,7 @@ pub async fn serve(
     let log = Arc::new(log);
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -137,7 +138,6 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(WriteTimeout::new(stream, config.write_timeout));
         let handler = handler.clone();
         let log = log.clone();
         let request_timeout = config.request_timeout;
@@ -154,15 +154,29 @@ pub async fn serve(
                 Ok::<_, Infallible>(response)
             }
         });
-        let conn = graceful.watch(builder.serve_connection(io, service));
+        let watcher = graceful.watcher();
+        let mut closing = closing_rx.clone();
+        let builder = builder.clone();
+        let (header_timeout, write_timeout) = (config.header_timeout, config.write_timeout);
         tokio::spawn(async move {
+            let _permit = permit;
+            // hyper allocates its buffers (~16 KiB) as soon as it polls a connection: wait
+            // until the client sends something, so that a flood of silent connections costs
+            // little memory. Silence past the header timeout ends the connection as hyper would.
+            let mut first = [0u8; 1];
+            tokio::select! {
+                r = stream.peek(&mut first) => if !matches!(r, Ok(n) if n > 0) { return },
+                () = tokio::time::sleep(header_timeout) => return,
+                _ = closing.changed() => return,
+            }
+            let io = TokioIo::new(WriteTimeout::new(stream, write_timeout));
             // Errors here are clients misbehaving or leaving (timeouts, resets, bad requests
             // hyper already answered): nothing to do but drop the connection.
-            let _ = conn.await;
-            drop(permit);
+            let _ = Box::pin(watcher.watch(builder.serve_connection(io, service))).await;
         });
     }
     drop(listener);
+    let _ = closing_tx.send(true);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(config.shutdown_grace) => {
