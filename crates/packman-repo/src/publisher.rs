@@ -106,8 +106,25 @@ pub struct Repository {
     new_targets: Vec<(String, PathBuf)>,
     /// A new root version ready to publish (bytes signed by both thresholds).
     pending_root: Option<Vec<u8>>,
+    /// Consistent-snapshot target files no longer listed, awaiting removal (persisted in
+    /// `DIR/retired-targets.json`).
+    retired: Vec<Retired>,
+    retired_changed: bool,
     now: OffsetDateTime,
 }
+
+/// A target file replaced by new content or removed: `targets/<dir>/<sha256>.<name>`
+/// stays published while a snapshot that may lead a client to it is kept, then goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Retired {
+    path: String,
+    sha256: String,
+    /// The newest snapshot version that still (possibly) listed it; `None` until the
+    /// publish that unlists it.
+    last_snapshot: Option<u64>,
+}
+
+const RETIRED_FILE: &str = "retired-targets.json";
 
 fn expiry(now: OffsetDateTime, days: i64) -> Expires {
     crate::new_expiry(now, days)
@@ -240,6 +257,8 @@ impl Repository {
             dirty: BTreeSet::new(),
             new_targets: Vec::new(),
             pending_root: None,
+            retired: Vec::new(),
+            retired_changed: false,
             now,
         };
         // Every bin exists from the start (empty), so clients can tell "not here" from
@@ -282,6 +301,8 @@ impl Repository {
             reason: "snapshot does not list targets.json".into(),
         })?;
         let targets: Envelope<Targets> = read_json(&md.join(format!("{tv}.targets.json")))?;
+        let retired_path = dir.join(RETIRED_FILE);
+        let retired = if retired_path.exists() { read_json(&retired_path)? } else { Vec::new() };
         Ok(Repository {
             dir: dir.to_path_buf(),
             settings,
@@ -296,6 +317,8 @@ impl Repository {
             dirty: BTreeSet::new(),
             new_targets: Vec::new(),
             pending_root: None,
+            retired,
+            retired_changed: false,
             now,
         })
     }
@@ -389,12 +412,17 @@ impl Repository {
         check_target_path(path)?;
         let bin = self.bin_for(path);
         let entry = self.bin_mut(&bin)?;
+        let mut replaced = None;
         if let Some(old) = entry.targets.get(path) {
             if old.custom.is_some() && tf.custom.is_none() {
                 tf.custom = old.custom.clone();
             }
+            replaced = old.hashes.get("sha256").filter(|h| Some(*h) != tf.hashes.get("sha256")).map(str::to_string);
         }
         entry.targets.insert(path.to_string(), tf);
+        if let Some(sha256) = replaced {
+            self.retire(path, sha256);
+        }
         self.new_targets.push((path.to_string(), file.to_path_buf()));
         Ok(bin)
     }
@@ -430,8 +458,16 @@ impl Repository {
         if !self.bins[&bin].targets.contains_key(path) {
             return Ok(false);
         }
-        self.bin_mut(&bin)?.targets.remove(path);
+        let old = self.bin_mut(&bin)?.targets.remove(path);
+        if let Some(sha256) = old.as_ref().and_then(|t| t.hashes.get("sha256")) {
+            self.retire(path, sha256.to_string());
+        }
         Ok(true)
+    }
+
+    fn retire(&mut self, path: &str, sha256: String) {
+        self.retired.push(Retired { path: path.to_string(), sha256, last_snapshot: None });
+        self.retired_changed = true;
     }
 
     /// Changes the custom data of a listed target.
@@ -578,6 +614,9 @@ impl Repository {
             written.push(format!("{v}.targets.json"));
         }
         // 4. Snapshot: in the same batch, since only the timestamp names it.
+        for r in self.retired.iter_mut().filter(|r| r.last_snapshot.is_none()) {
+            r.last_snapshot = Some(self.snapshot.version);
+        }
         self.snapshot.version += 1;
         self.snapshot.expires = expiry(self.now, self.settings.expiry_days.snapshot);
         let snap = sign_metadata(&self.snapshot, &snapshot_signers.iter().map(|s| &**s).collect::<Vec<_>>())?;
@@ -596,6 +635,7 @@ impl Repository {
         written.push("timestamp.json".into());
 
         report.removed = self.collect_garbage(&bins_dirty, targets_dirty)?;
+        report.removed += self.collect_retired_targets()?;
         self.dirty.clear();
         report.metadata_written.extend(written);
         Ok(report)
@@ -609,6 +649,44 @@ impl Repository {
         let md = self.dir.join("metadata");
         write_atomic(&md.join("timestamp.json"), &bytes)?;
         sync_dir(&md)
+    }
+
+    /// Removes retired target files that no kept snapshot can lead to (snapshots older than
+    /// the newest `keep_versions` are gone), unless the same content is listed again.
+    fn collect_retired_targets(&mut self) -> Result<usize, Error> {
+        let keep = self.settings.keep_versions.max(1);
+        let current = self.snapshot.version;
+        let mut removed = 0;
+        let mut kept = Vec::with_capacity(self.retired.len());
+        for r in std::mem::take(&mut self.retired) {
+            let due = r.last_snapshot.is_some_and(|last| last + keep <= current);
+            if !due {
+                kept.push(r);
+                continue;
+            }
+            self.retired_changed = true;
+            let listed_again = self.target(&r.path)?.is_some_and(|t| t.hashes.get("sha256") == Some(&r.sha256));
+            if listed_again {
+                continue;
+            }
+            let (d, f) = split_path(&r.path);
+            let p = self.dir.join("targets").join(d).join(format!("{}.{f}", r.sha256));
+            match std::fs::remove_file(&p) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&p, e)),
+            }
+        }
+        self.retired = kept;
+        if self.retired_changed {
+            // Losing this file (a crash before it is written) only leaves files behind.
+            write_atomic(
+                &self.dir.join(RETIRED_FILE),
+                &serde_json::to_vec_pretty(&self.retired).expect("serialisable"),
+            )?;
+            self.retired_changed = false;
+        }
+        Ok(removed)
     }
 
     /// Removes metadata versions older than the newest `keep_versions` of each role just

@@ -3,7 +3,7 @@
 //! (`packman download`) over file:// and over HTTP on 127.0.0.1. Wheels and sdists are built
 //! here, real-shaped (dist-info with METADATA, WHEEL and RECORD; PKG-INFO in an sdist).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -1043,4 +1043,57 @@ fn add_with_store_mirrors_the_tree_to_s3() {
     assert!(err.contains("gs://x") && err.contains("only s3://"), "{err}");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Hash-prefixed target files that are no longer listed (old page versions, removed
+/// distributions) are removed once no kept snapshot can lead a client to them; the current
+/// ones, and old content listed again (yank then unyank), stay.
+#[test]
+fn old_target_versions_are_collected() {
+    let r = Repo::init(&[]);
+    let src = r.p("src");
+    let hashed = |dir: &str, name: &str| -> BTreeSet<String> {
+        std::fs::read_dir(r.dir.join("targets").join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.len() > 65 && n.ends_with(&format!(".{name}")) && n.as_bytes()[64] == b'.')
+            .map(|n| n[..64].to_string())
+            .collect()
+    };
+    let listed_sha = |path: &str| r.listed()[path]["hashes"]["sha256"].as_str().unwrap().to_string();
+
+    let first = wheel(&src, "gc_demo", "1.0", "gc-demo", None, "v1");
+    ok(r.repo("add", &[first.p()]));
+    let page_v1 = listed_sha("simple/gc-demo/index.json");
+    // Yank and unyank: the page goes back to its first content.
+    ok(r.repo("yank", &[first.name()]));
+    ok(r.repo("yank", &[first.name(), "--undo"]));
+    assert_eq!(listed_sha("simple/gc-demo/index.json"), page_v1);
+    for v in 2..=6 {
+        let w = wheel(&src, "gc_demo", &format!("{v}.0"), "gc-demo", None, &format!("v{v}"));
+        ok(r.repo("add", &[w.p()]));
+    }
+    // keep_versions = 3: three snapshots are kept (the current one and two before it), so
+    // the current page and the two it replaced.
+    let pages = hashed("simple/gc-demo", "index.json");
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(pages.contains(&listed_sha("simple/gc-demo/index.json")));
+    assert!(!pages.contains(&page_v1));
+    // Every listed target's file is still there.
+    for (path, info) in r.listed() {
+        let (d, f) = path.rsplit_once('/').unwrap();
+        let sha = info["hashes"]["sha256"].as_str().unwrap();
+        assert!(r.dir.join("targets").join(d).join(format!("{sha}.{f}")).is_file(), "{path} lost its file");
+    }
+
+    // A removed wheel's hash-prefixed copy goes three publishes later; its plain copy stays.
+    let wheel_sha = listed_sha(&format!("packages/gc-demo/{}", first.name()));
+    ok(r.repo("remove", &[first.name()]));
+    assert!(hashed("packages/gc-demo", first.name()).contains(&wheel_sha));
+    for v in 7..=9 {
+        let w = wheel(&src, "gc_demo", &format!("{v}.0"), "gc-demo", None, &format!("v{v}"));
+        ok(r.repo("add", &[w.p()]));
+    }
+    assert!(hashed("packages/gc-demo", first.name()).is_empty());
+    assert!(r.dir.join("targets/packages/gc-demo").join(first.name()).is_file());
 }
