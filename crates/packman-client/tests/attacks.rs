@@ -9,7 +9,6 @@
 //! soon as it verifies (spec 5.4.5, 5.5.7); those tests assert that exactly those files, and
 //! nothing else, changed, and that they hold exactly the bytes served.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,8 +16,11 @@ use packman_client::{Config, Error, FetchError, Updater};
 use packman_repo::{sign_metadata, RepoBuilder};
 use packman_testkit::{Behavior, TestServer};
 use packman_tuf::crypto::Signer;
-use packman_tuf::{Error as TufError, Expires, Hashes, MetaFile, OffsetDateTime, Signature};
+use packman_tuf::{Error as TufError, Expires, MetaFile, OffsetDateTime, Signature};
 use tempfile::TempDir;
+
+mod common;
+use common::{assert_changed_only as changed_only, assert_unchanged, dir_state, meta_file, DirState};
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 const TARGET: &str = "pkg/hello.txt";
@@ -28,42 +30,10 @@ const CONTENT: &[u8] = b"hello from the packman repository\n";
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-type DirState = BTreeMap<String, Vec<u8>>;
-
-fn dir_state(dir: &Path) -> DirState {
-    packman_testkit::dir_state(dir)
-}
-
-fn differences(want: &DirState, got: &DirState) -> Vec<String> {
-    let mut names: Vec<&String> = want.keys().chain(got.keys()).collect();
-    names.sort();
-    names.dedup();
-    names
-        .into_iter()
-        .filter(|n| want.get(*n) != got.get(*n))
-        .map(|n| match (want.get(n), got.get(n)) {
-            (Some(_), None) => format!("{n} removed"),
-            (None, Some(_)) => format!("{n} added"),
-            _ => format!("{n} changed"),
-        })
-        .collect()
-}
-
-#[track_caller]
-fn assert_unchanged(before: &DirState, dir: &Path) {
-    let diff = differences(before, &dir_state(dir));
-    assert!(diff.is_empty(), "trusted metadata directory changed: {diff:?}");
-}
-
 /// The directory equals `before` except for `changes`, which hold exactly the given bytes.
 #[track_caller]
 fn assert_changed_only(before: &DirState, dir: &Path, changes: &[(&str, &[u8])]) {
-    let mut want = before.clone();
-    for (name, bytes) in changes {
-        want.insert(name.to_string(), bytes.to_vec());
-    }
-    let diff = differences(&want, &dir_state(dir));
-    assert!(diff.is_empty(), "trusted metadata directory: unexpected {diff:?}");
+    changed_only(before, dir, changes, "after the refusal");
 }
 
 /// Files (recursively) under `dir`; used to prove no target or `.part-` file was left.
@@ -88,13 +58,6 @@ fn refused(r: Result<(), Error>) -> (String, TufError) {
         Err(Error::Metadata { url, source }) => (url, source),
         other => panic!("expected the repository's metadata to be refused, got {other:?}"),
     }
-}
-
-fn meta_file(version: u64, bytes: &[u8]) -> MetaFile {
-    let mut m = MetaFile::new(version);
-    m.length = Some(bytes.len() as u64);
-    m.hashes = Some(Hashes(vec![("sha256".into(), hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)))]));
-    m
 }
 
 fn expires(t: OffsetDateTime) -> Expires {

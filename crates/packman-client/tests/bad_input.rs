@@ -9,8 +9,7 @@
 //! not a forgery. The client rightly keeps those valid files (spec 5.4.5, 5.5.7); the tests
 //! check that they, and nothing else, changed.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use packman_client::{Config, Error, Updater};
@@ -18,8 +17,11 @@ use packman_repo::{sign_metadata, RepoBuilder};
 use packman_testkit::{Behavior, TestServer};
 use packman_tuf::canonical::to_canonical;
 use packman_tuf::crypto::Signer;
-use packman_tuf::{Error as TufError, Hashes, MetaFile, OffsetDateTime};
+use packman_tuf::{Error as TufError, OffsetDateTime};
 use tempfile::TempDir;
+
+mod common;
+use common::{assert_changed_only, assert_unchanged, dir_state, meta_file};
 
 const TARGET: &str = "pkg/hello.txt";
 const HTML: &[u8] = b"<!DOCTYPE html><html><body><h1>Welcome!</h1></body></html>";
@@ -27,34 +29,6 @@ const HTML: &[u8] = b"<!DOCTYPE html><html><body><h1>Welcome!</h1></body></html>
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-type DirState = BTreeMap<String, Vec<u8>>;
-
-fn dir_state(dir: &Path) -> DirState {
-    packman_testkit::dir_state(dir)
-}
-
-/// The directory equals `before` except for `changes`, which hold exactly the given bytes.
-#[track_caller]
-fn assert_changed_only(before: &DirState, dir: &Path, changes: &[(String, Vec<u8>)], what: &str) {
-    let mut want = before.clone();
-    for (name, bytes) in changes {
-        want.insert(name.clone(), bytes.clone());
-    }
-    let got = dir_state(dir);
-    let mut names: Vec<&String> = want.keys().chain(got.keys()).collect();
-    names.sort();
-    names.dedup();
-    let diff: Vec<&String> = names.into_iter().filter(|n| want.get(*n) != got.get(*n)).collect();
-    assert!(diff.is_empty(), "{what}: trusted metadata directory: unexpected change to {diff:?}");
-}
-
-fn meta_file(version: u64, bytes: &[u8]) -> MetaFile {
-    let mut m = MetaFile::new(version);
-    m.length = Some(bytes.len() as u64);
-    m.hashes = Some(Hashes(vec![("sha256".into(), hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)))]));
-    m
-}
 
 /// The role a trust-core error is about.
 fn role_of(e: &TufError) -> &str {
@@ -404,7 +378,7 @@ fn html_page_for_every_request_is_refused() {
     assert!(msg.contains("root") && msg.contains(&url), "{msg}");
     assert!(matches!(err.tuf(), Some(TufError::Malformed { role, .. }) if role == "root"), "{err:?}");
     assert_eq!(env.server.requests().last().map(String::as_str), Some("/metadata/2.root.json"));
-    assert_changed_only(&before, &env.meta_dir(), &[], "html everywhere");
+    assert_unchanged(&before, &env.meta_dir());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -444,7 +418,7 @@ fn corrupt_local_trusted_root_is_reported_with_its_file() {
         }
         let err = env.open().err().unwrap();
         assert!(err.to_string().contains(&root_path.display().to_string()), "{what}: {err}");
-        assert_changed_only(&before, &env.meta_dir(), &[], what);
+        assert_unchanged(&before, &env.meta_dir());
     }
     assert_eq!(env.server.requests().len(), requests, "nothing is fetched without a trusted root");
 
