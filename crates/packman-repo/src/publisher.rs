@@ -11,7 +11,7 @@
 //! files), `keys/` (private keys, never published; `--keys` moves them elsewhere) and
 //! `packman-repo.json` (settings). Mutations hold `DIR/.packman-repo.lock`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -101,8 +101,10 @@ pub struct Repository {
     pub timestamp: Timestamp,
     pub snapshot: Snapshot,
     pub targets: Targets,
-    bins: BTreeMap<String, Targets>,
-    dirty: BTreeSet<String>,
+    /// Loaded bins by name. Hash maps: a bulk add looks a bin up per target, and at 16384
+    /// bins a tree's cache misses cost microseconds each time.
+    bins: HashMap<String, Targets>,
+    dirty: HashSet<String>,
     new_targets: Vec<(String, PathBuf)>,
     /// A new root version ready to publish (bytes signed by both thresholds).
     pending_root: Option<Vec<u8>>,
@@ -253,8 +255,8 @@ impl Repository {
             timestamp,
             snapshot,
             targets,
-            bins: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            bins: HashMap::new(),
+            dirty: HashSet::new(),
             new_targets: Vec::new(),
             pending_root: None,
             retired: Vec::new(),
@@ -313,8 +315,8 @@ impl Repository {
             timestamp: timestamp.signed,
             snapshot: snapshot.signed,
             targets: targets.signed,
-            bins: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            bins: HashMap::new(),
+            dirty: HashSet::new(),
             new_targets: Vec::new(),
             pending_root: None,
             retired,
@@ -389,7 +391,9 @@ impl Repository {
 
     fn bin_mut(&mut self, name: &str) -> Result<&mut Targets, Error> {
         self.load_bin(name)?;
-        self.dirty.insert(name.to_string());
+        if !self.dirty.contains(name) {
+            self.dirty.insert(name.to_string());
+        }
         Ok(self.bins.get_mut(name).expect("loaded"))
     }
 
@@ -539,7 +543,8 @@ impl Repository {
     /// a missing key or wrong passphrase leaves the published tree untouched.
     pub fn publish(&mut self, pass: Passphrase) -> Result<PublishReport, Error> {
         let mut report = PublishReport::default();
-        let bins_dirty: Vec<String> = self.dirty.iter().filter(|r| *r != "targets").cloned().collect();
+        let mut bins_dirty: Vec<String> = self.dirty.iter().filter(|r| *r != "targets").cloned().collect();
+        bins_dirty.sort_unstable();
         let targets_dirty = self.dirty.contains("targets");
         let bin_signers = if bins_dirty.is_empty() { Vec::new() } else { self.role_signers("bins", pass)? };
         let targets_signers = if targets_dirty { self.role_signers("targets", pass)? } else { Vec::new() };
@@ -585,22 +590,52 @@ impl Repository {
         let mut written = Vec::new();
         let expires_bins = expiry(self.now, self.settings.expiry_days.bins);
         let bin_signer_refs: Vec<&Signer> = bin_signers.iter().map(|s| &**s).collect();
-        // Bins with identical content (all the empty ones at init) are signed once.
-        let mut last: Option<(Targets, Vec<u8>)> = None;
         for name in &bins_dirty {
             let b = self.bins.get_mut(name).expect("dirty bins are loaded");
             b.version += 1;
             b.expires = expires_bins;
-            let bytes = match &last {
-                Some((t, bytes)) if t == &*b => bytes.clone(),
-                _ => {
-                    let bytes = sign_metadata(&*b, &bin_signer_refs)?;
-                    last = Some((b.clone(), bytes.clone()));
-                    bytes
+        }
+        // Signing is most of a big publish: in bulk mode (every file renamed into place, one
+        // filesystem sync at the end) it is split over two threads, each writing its files.
+        let bins = &self.bins;
+        let sign_and_write = |names: &[String], batch: &mut Batch| -> Result<(), Error> {
+            // Bins with identical content (all the empty ones at init) are signed once.
+            let mut last: Option<(&Targets, Vec<u8>)> = None;
+            for name in names {
+                let b = &bins[name];
+                if !matches!(&last, Some((t, _)) if *t == b) {
+                    last = Some((b, sign_metadata(b, &bin_signer_refs)?));
                 }
-            };
-            let v = b.version;
-            batch.write(&md.join(format!("{v}.{name}.json")), &bytes)?;
+                let bytes = &last.as_ref().expect("just set").1;
+                batch.write(&md.join(format!("{}.{name}.json", b.version)), bytes)?;
+            }
+            Ok(())
+        };
+        if batch.bulk && bins_dirty.len() >= 64 {
+            let halves: Vec<&[String]> = bins_dirty.chunks(bins_dirty.len().div_ceil(2)).collect();
+            let locals = std::thread::scope(|s| {
+                let handles: Vec<_> = halves
+                    .into_iter()
+                    .map(|names| {
+                        s.spawn(|| {
+                            let mut local = Batch { bulk: true, ..Batch::default() };
+                            sign_and_write(names, &mut local).map(|()| local)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("signing thread panicked".into()))))
+                    .collect::<Result<Vec<Batch>, Error>>()
+            })?;
+            for local in locals {
+                batch.dirs.extend(local.dirs);
+            }
+        } else {
+            sign_and_write(&bins_dirty, &mut batch)?;
+        }
+        for name in &bins_dirty {
+            let v = self.bins[name].version;
             self.snapshot.meta.insert(format!("{name}.json"), MetaFile::new(v));
             written.push(format!("{v}.{name}.json"));
         }
