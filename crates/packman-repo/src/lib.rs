@@ -79,6 +79,17 @@ pub fn sign_metadata<T: Role>(signed: &T, signers: &[&Signer]) -> Result<Vec<u8>
     envelope_bytes(&json, &signatures)
 }
 
+/// Signs a snapshot: through its direct canonical writer when it has the simple layout
+/// (then the canonical bytes are also the file's `signed` part), else as any role.
+pub fn sign_snapshot(snapshot: &packman_tuf::Snapshot, signers: &[&Signer]) -> Result<Vec<u8>, Error> {
+    let Some(canon) = snapshot.fast_canonical() else { return sign_metadata(snapshot, signers) };
+    let signatures = signers
+        .iter()
+        .map(|s| s.sign(&canon).map_err(|e| Error::Signing { role: "snapshot".into(), reason: e.to_string() }))
+        .collect::<Result<Vec<Signature>, _>>()?;
+    envelope_bytes(&canon, &signatures)
+}
+
 /// A metadata file from the JSON of `signed` and its signatures: compact, keys in sorted
 /// order ("signatures" before "signed", and packman's types serialise their fields sorted).
 /// Unless a string holds a control character (a PEM key's newlines, which valid JSON must

@@ -297,7 +297,14 @@ impl Repository {
         let root: Envelope<Root> = read_json(&md.join("root.json"))?;
         let timestamp: Envelope<Timestamp> = read_json(&md.join("timestamp.json"))?;
         let sv = timestamp.signed.snapshot_meta().version;
-        let snapshot: Envelope<Snapshot> = read_json(&md.join(format!("{sv}.snapshot.json")))?;
+        let snapshot_path = md.join(format!("{sv}.snapshot.json"));
+        let snapshot_bytes = std::fs::read(&snapshot_path).map_err(|e| io(&snapshot_path, e))?;
+        // Our own snapshot, in the layout we write: read without serde (see from_file_fast).
+        let snapshot = match Snapshot::from_file_fast(&snapshot_bytes) {
+            Some(signed) => Envelope { signatures: Vec::new(), signed },
+            None => serde_json::from_slice::<Envelope<Snapshot>>(&snapshot_bytes)
+                .map_err(|e| Error::Corrupt { path: snapshot_path.clone(), reason: e.to_string() })?,
+        };
         let tv = snapshot.signed.meta.get("targets.json").map(|m| m.version).ok_or_else(|| Error::Corrupt {
             path: md.join(format!("{sv}.snapshot.json")),
             reason: "snapshot does not list targets.json".into(),
@@ -654,7 +661,7 @@ impl Repository {
         }
         self.snapshot.version += 1;
         self.snapshot.expires = expiry(self.now, self.settings.expiry_days.snapshot);
-        let snap = sign_metadata(&self.snapshot, &snapshot_signers.iter().map(|s| &**s).collect::<Vec<_>>())?;
+        let snap = crate::sign_snapshot(&self.snapshot, &snapshot_signers.iter().map(|s| &**s).collect::<Vec<_>>())?;
         let sv = self.snapshot.version;
         batch.write(&md.join(format!("{sv}.snapshot.json")), &snap)?;
         written.push(format!("{sv}.snapshot.json"));
