@@ -212,8 +212,17 @@ class Served:
                                            f"{self.stderr_path.read_text()}")
 
     def mark(self) -> int:
-        """A position in the access log: entries() after it are the requests made since."""
-        return self.log_path.stat().st_size if self.log_path.exists() else 0
+        """A position in the access log: entries() after it are the requests made since. The log
+        is written by a thread of its own, so wait until it has stopped growing: a request that
+        just finished (a fixture's, the previous test's) must not be counted as a later one."""
+        size = lambda: self.log_path.stat().st_size if self.log_path.exists() else 0  # noqa: E731
+        last = size()
+        while True:
+            time.sleep(0.1)
+            now = size()
+            if now == last:
+                return now
+            last = now
 
     def entries(self, since: int, paths=(), timeout: float = 10.0) -> list[dict]:
         """Access log entries written after `since`, waiting (the log is written by a thread of its
