@@ -128,6 +128,41 @@ struct Retired {
 
 const RETIRED_FILE: &str = "retired-targets.json";
 
+/// What `bins_summary` reads of a bin: its expiry and how many targets it lists.
+#[derive(Deserialize)]
+struct BinHead {
+    signed: BinHeadSigned,
+}
+
+#[derive(Deserialize)]
+struct BinHeadSigned {
+    expires: Expires,
+    targets: EntryCount,
+}
+
+/// The number of entries of a JSON object, read without building them.
+struct EntryCount(usize);
+
+impl<'de> Deserialize<'de> for EntryCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = EntryCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<EntryCount, A::Error> {
+                let mut n = 0;
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(EntryCount(n))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 fn expiry(now: OffsetDateTime, days: i64) -> Expires {
     crate::new_expiry(now, days)
 }
@@ -870,17 +905,59 @@ impl Repository {
         Some((env.signed.version, p))
     }
 
-    /// Earliest expiry among the bins (reads every bin: O(bins)).
+    /// Bin count, earliest expiry among the bins and number of targets. Reads every bin,
+    /// but only its expiry and the number of its targets, on two threads: a full parse of
+    /// 16384 bins listing a million targets took 5.5 s.
     pub fn bins_summary(&mut self) -> Result<(u64, Option<Expires>, usize), Error> {
         let succinct = self.succinct().clone();
+        let md = self.dir.join("metadata");
+        let mut files = Vec::new();
         let mut earliest: Option<Expires> = None;
         let mut targets = 0;
         for b in 0..succinct.bin_count() {
             let name = succinct.bin_name(b);
-            let t = self.bin(&name)?;
-            targets += t.targets.len();
-            earliest = Some(earliest.map_or(t.expires, |e| e.min(t.expires)));
-            self.bins.remove(&name);
+            if let Some(t) = self.bins.get(&name) {
+                targets += t.targets.len();
+                earliest = Some(earliest.map_or(t.expires, |e| e.min(t.expires)));
+                continue;
+            }
+            let v = self
+                .snapshot
+                .meta
+                .get(&format!("{name}.json"))
+                .map(|m| m.version)
+                .ok_or(Error::NoRole(name.clone()))?;
+            files.push(md.join(format!("{v}.{name}.json")));
+        }
+        let halves: Vec<&[PathBuf]> = files.chunks(files.len().div_ceil(2).max(1)).collect();
+        let parts = std::thread::scope(|s| {
+            let handles: Vec<_> = halves
+                .into_iter()
+                .map(|paths| {
+                    s.spawn(move || -> Result<(Option<Expires>, usize), Error> {
+                        let (mut earliest, mut targets): (Option<Expires>, usize) = (None, 0);
+                        for p in paths {
+                            let bytes = std::fs::read(p).map_err(|e| io(p, e))?;
+                            let head: BinHead = serde_json::from_slice(&bytes)
+                                .map_err(|e| Error::Corrupt { path: p.clone(), reason: e.to_string() })?;
+                            targets += head.signed.targets.0;
+                            let e = head.signed.expires;
+                            earliest = Some(earliest.map_or(e, |x: Expires| x.min(e)));
+                        }
+                        Ok((earliest, targets))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("reading thread panicked".into()))))
+                .collect::<Result<Vec<_>, Error>>()
+        })?;
+        for (e, n) in parts {
+            targets += n;
+            if let Some(e) = e {
+                earliest = Some(earliest.map_or(e, |x| x.min(e)));
+            }
         }
         Ok((succinct.bin_count(), earliest, targets))
     }
