@@ -189,6 +189,7 @@ pub async fn serve(
 /// Binds `addr`, serves until SIGINT or SIGTERM. `on_ready` gets the bound address (port 0
 /// picks a free port) once the server accepts connections.
 pub fn run(addr: &str, config: Config, log: AccessLog, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    raise_fd_limit(config.max_connections as u64 + 256, &log);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener =
@@ -206,6 +207,30 @@ pub fn run(addr: &str, config: Config, log: AccessLog, on_ready: impl FnOnce(Soc
         };
         serve(listener, config, log, shutdown).await
     })
+}
+
+/// Each connection is a file descriptor, and the usual soft limit (1024) is below the default
+/// `max_connections`: raise it toward the hard limit, as nginx's `worker_rlimit_nofile` does,
+/// and say so when the hard limit is lower than asked (accepts would then fail and back off).
+fn raise_fd_limit(want: u64, log: &AccessLog) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let current = getrlimit(Resource::Nofile);
+    let soft = current.current.unwrap_or(u64::MAX);
+    if soft >= want {
+        return;
+    }
+    let hard = current.maximum.unwrap_or(u64::MAX);
+    let target = want.min(hard);
+    if target > soft && setrlimit(Resource::Nofile, Rlimit { current: Some(target), maximum: current.maximum }).is_err()
+    {
+        log.error(&format!("could not raise the open-file limit from {soft}"));
+        return;
+    }
+    if target < want {
+        log.error(&format!(
+            "open-file limit {target} is below --max-connections + 256 ({want}): raise the hard limit or lower --max-connections"
+        ));
+    }
 }
 
 /// A TCP stream whose writes fail after `timeout` without progress, so a client that stops

@@ -103,3 +103,25 @@ fn refuses_what_it_cannot_serve() {
     assert!(!out.status.success());
     assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 }
+
+/// One descriptor per connection: the usual soft limit of 1024 is raised toward the hard one.
+#[test]
+fn raises_the_open_file_limit_for_its_connections() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("metadata")).unwrap();
+    let script = format!(
+        "ulimit -Sn 256 && exec {} serve {} --listen 127.0.0.1:0 --access-log off --max-connections 300",
+        env!("CARGO_BIN_EXE_packman"),
+        tmp.path().display()
+    );
+    let mut child = Command::new("sh").args(["-c", &script]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let soft: u64 = line.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let hard: u64 = line.split_whitespace().nth(4).unwrap().parse().unwrap_or(u64::MAX);
+    assert_eq!(soft, hard.min(300 + 256), "{line}");
+}
