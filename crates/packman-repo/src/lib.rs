@@ -72,22 +72,23 @@ pub fn sign_metadata<T: Role>(signed: &T, signers: &[&Signer]) -> Result<Vec<u8>
         None => canonical::to_canonical(signed).map_err(|e| err(e.to_string()))?,
     };
     drop(wrapped);
-    let signatures = signers
-        .iter()
-        .map(|s| s.sign(&canon).map_err(|e| err(e.to_string())))
-        .collect::<Result<Vec<Signature>, _>>()?;
-    envelope_bytes(&json, &signatures)
+    sign_envelope(T::TYPE, &canon, &json, signers)
 }
 
 /// Signs a snapshot: through its direct canonical writer when it has the simple layout
 /// (then the canonical bytes are also the file's `signed` part), else as any role.
 pub fn sign_snapshot(snapshot: &packman_tuf::Snapshot, signers: &[&Signer]) -> Result<Vec<u8>, Error> {
     let Some(canon) = snapshot.fast_canonical() else { return sign_metadata(snapshot, signers) };
+    sign_envelope("snapshot", &canon, &canon, signers)
+}
+
+/// Each signer's signature over `canon`, in an envelope around `signed_json`.
+fn sign_envelope(role: &str, canon: &[u8], signed_json: &[u8], signers: &[&Signer]) -> Result<Vec<u8>, Error> {
     let signatures = signers
         .iter()
-        .map(|s| s.sign(&canon).map_err(|e| Error::Signing { role: "snapshot".into(), reason: e.to_string() }))
+        .map(|s| s.sign(canon).map_err(|e| Error::Signing { role: role.into(), reason: e.to_string() }))
         .collect::<Result<Vec<Signature>, _>>()?;
-    envelope_bytes(&canon, &signatures)
+    envelope_bytes(signed_json, &signatures)
 }
 
 /// A metadata file from the JSON of `signed` and its signatures: compact, keys in sorted

@@ -654,21 +654,9 @@ impl Repository {
             Ok(())
         };
         if batch.bulk && bins_dirty.len() >= 64 {
-            let halves: Vec<&[String]> = bins_dirty.chunks(bins_dirty.len().div_ceil(2)).collect();
-            let locals = std::thread::scope(|s| {
-                let handles: Vec<_> = halves
-                    .into_iter()
-                    .map(|names| {
-                        s.spawn(|| {
-                            let mut local = Batch { bulk: true, ..Batch::default() };
-                            sign_and_write(names, &mut local).map(|()| local)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("signing thread panicked".into()))))
-                    .collect::<Result<Vec<Batch>, Error>>()
+            let locals = on_two_threads(&bins_dirty, |names| {
+                let mut local = Batch { bulk: true, ..Batch::default() };
+                sign_and_write(names, &mut local).map(|()| local)
             })?;
             for local in locals {
                 batch.dirs.extend(local.dirs);
@@ -854,47 +842,21 @@ impl Repository {
                 .count();
             Ok(RoleStatus { role: role.into(), version, expires, valid_signatures: valid, threshold })
         };
-        let rk = |r: &str| self.root.roles[r].clone();
-        let r = rk("root");
-        out.push(check(
-            &md.join("root.json"),
-            "root",
-            &r.keyids,
-            r.threshold,
-            keys,
-            self.root.expires,
-            self.root.version,
-        )?);
-        let t = rk("targets");
-        out.push(check(
-            &md.join(format!("{}.targets.json", self.targets.version)),
-            "targets",
-            &t.keyids,
-            t.threshold,
-            keys,
-            self.targets.expires,
-            self.targets.version,
-        )?);
-        let s = rk("snapshot");
-        out.push(check(
-            &md.join(format!("{}.snapshot.json", self.snapshot.version)),
-            "snapshot",
-            &s.keyids,
-            s.threshold,
-            keys,
-            self.snapshot.expires,
-            self.snapshot.version,
-        )?);
-        let ts = rk("timestamp");
-        out.push(check(
-            &md.join("timestamp.json"),
-            "timestamp",
-            &ts.keyids,
-            ts.threshold,
-            keys,
-            self.timestamp.expires,
-            self.timestamp.version,
-        )?);
+        let roles = [
+            ("root", "root.json".to_string(), self.root.expires, self.root.version),
+            ("targets", format!("{}.targets.json", self.targets.version), self.targets.expires, self.targets.version),
+            (
+                "snapshot",
+                format!("{}.snapshot.json", self.snapshot.version),
+                self.snapshot.expires,
+                self.snapshot.version,
+            ),
+            ("timestamp", "timestamp.json".to_string(), self.timestamp.expires, self.timestamp.version),
+        ];
+        for (role, file, expires, version) in roles {
+            let r = &self.root.roles[role];
+            out.push(check(&md.join(file), role, &r.keyids, r.threshold, keys, expires, version)?);
+        }
         Ok(out)
     }
 
@@ -911,14 +873,13 @@ impl Repository {
     pub fn bins_summary(&mut self) -> Result<(u64, Option<Expires>, usize), Error> {
         let succinct = self.succinct().clone();
         let md = self.dir.join("metadata");
+        // (earliest expiry, targets) of the bins in memory, then of those read from disk.
+        let mut parts = vec![(None, 0)];
         let mut files = Vec::new();
-        let mut earliest: Option<Expires> = None;
-        let mut targets = 0;
         for b in 0..succinct.bin_count() {
             let name = succinct.bin_name(b);
             if let Some(t) = self.bins.get(&name) {
-                targets += t.targets.len();
-                earliest = Some(earliest.map_or(t.expires, |e| e.min(t.expires)));
+                parts[0] = (parts[0].0.into_iter().chain([t.expires]).min(), parts[0].1 + t.targets.len());
                 continue;
             }
             let v = self
@@ -929,37 +890,19 @@ impl Repository {
                 .ok_or(Error::NoRole(name.clone()))?;
             files.push(md.join(format!("{v}.{name}.json")));
         }
-        let halves: Vec<&[PathBuf]> = files.chunks(files.len().div_ceil(2).max(1)).collect();
-        let parts = std::thread::scope(|s| {
-            let handles: Vec<_> = halves
-                .into_iter()
-                .map(|paths| {
-                    s.spawn(move || -> Result<(Option<Expires>, usize), Error> {
-                        let (mut earliest, mut targets): (Option<Expires>, usize) = (None, 0);
-                        for p in paths {
-                            let bytes = std::fs::read(p).map_err(|e| io(p, e))?;
-                            let head: BinHead = serde_json::from_slice(&bytes)
-                                .map_err(|e| Error::Corrupt { path: p.clone(), reason: e.to_string() })?;
-                            targets += head.signed.targets.0;
-                            let e = head.signed.expires;
-                            earliest = Some(earliest.map_or(e, |x: Expires| x.min(e)));
-                        }
-                        Ok((earliest, targets))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("reading thread panicked".into()))))
-                .collect::<Result<Vec<_>, Error>>()
-        })?;
-        for (e, n) in parts {
-            targets += n;
-            if let Some(e) = e {
-                earliest = Some(earliest.map_or(e, |x| x.min(e)));
+        parts.extend(on_two_threads(&files, |paths| {
+            let (mut earliest, mut targets) = (None, 0);
+            for p in paths {
+                let bytes = std::fs::read(p).map_err(|e| io(p, e))?;
+                let head: BinHead = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::Corrupt { path: p.clone(), reason: e.to_string() })?;
+                targets += head.signed.targets.0;
+                earliest = earliest.into_iter().chain([head.signed.expires]).min();
             }
-        }
-        Ok((succinct.bin_count(), earliest, targets))
+            Ok((earliest, targets))
+        })?);
+        let earliest = parts.iter().filter_map(|p| p.0).min();
+        Ok((succinct.bin_count(), earliest, parts.iter().map(|p| p.1).sum()))
     }
 
     pub fn now(&self) -> OffsetDateTime {
@@ -1326,6 +1269,19 @@ impl Batch {
 }
 
 /// Runs `f` over `items` on a few threads; the first error wins.
+/// `f` over each half of `items`, each half on a thread of its own (the machines have two
+/// cores); the results in order.
+fn on_two_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> Result<R, Error> + Sync) -> Result<Vec<R>, Error> {
+    let per = items.len().div_ceil(2).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.chunks(per).map(|c| s.spawn(|| f(c))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("worker thread panicked".into()))))
+            .collect()
+    })
+}
+
 fn parallel_try<T: Sync>(items: &[T], f: impl Fn(&T) -> std::io::Result<()> + Sync) -> std::io::Result<()> {
     if items.len() <= 1 {
         return items.iter().try_for_each(&f);

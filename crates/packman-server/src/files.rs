@@ -129,18 +129,20 @@ impl FileCache {
     }
 
     fn insert(&self, path: PathBuf, file: Arc<CachedFile>) {
-        let size = file.key.len + path.as_os_str().len() as u64 + 128;
+        // What an entry is charged against the budget: contents, name, bookkeeping.
+        let cost = |p: &Path, f: &CachedFile| f.key.len + p.as_os_str().len() as u64 + 128;
+        let size = cost(&path, &file);
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = entries.remove(&path) {
-            *used -= old.key.len + path.as_os_str().len() as u64 + 128;
+            *used -= cost(&path, &old);
         }
         // Evict arbitrary entries until the new one fits: cheap, and good enough for a cache
         // whose hot set (metadata, pages) is far smaller than its budget.
         while *used + size > self.budget {
             let Some(victim) = entries.keys().next().cloned() else { break };
             let old = entries.remove(&victim).expect("key just seen");
-            *used -= old.key.len + victim.as_os_str().len() as u64 + 128;
+            *used -= cost(&victim, &old);
         }
         if *used + size <= self.budget {
             *used += size;

@@ -186,6 +186,59 @@ pub async fn serve(
     Ok(())
 }
 
+/// A server on a thread (and runtime) of its own, for the demo and tests: serves `listener`
+/// until [`Background::stop`] or drop.
+pub struct Background {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
+}
+
+impl Background {
+    pub fn start(listener: std::net::TcpListener, config: Config, log: AccessLog) -> Result<Background, ServeError> {
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                serve(listener, config, log, async {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        });
+        Ok(Background { addr, stop: Some(stop), thread: Some(thread) })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, waits for requests in flight (up to the grace period) and returns
+    /// how serving ended.
+    pub fn stop(mut self) -> Result<(), ServeError> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| Err(io::Error::other("server thread panicked").into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.shut_down();
+    }
+}
+
 /// Binds `addr`, serves until SIGINT or SIGTERM. `on_ready` gets the bound address (port 0
 /// picks a free port) once the server accepts connections.
 pub fn run(addr: &str, config: Config, log: AccessLog, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {

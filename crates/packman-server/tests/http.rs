@@ -6,30 +6,17 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use packman_server::{AccessLog, Config};
+use packman_server::{AccessLog, Background, Config};
 
 const SECRET: &[u8] = b"PRIVATE KEY MATERIAL";
 
 struct Server {
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    background: Option<Background>,
     root: PathBuf,
     _tmp: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// A served tree: TUF metadata, targets (small, 1 MiB, a 24 MiB one too big to cache), simple
@@ -60,22 +47,9 @@ fn start(tune: impl FnOnce(&mut Config)) -> Server {
     let mut config = Config::new(&root);
     config.max_cached_file = 2 << 20;
     tune(&mut config);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            packman_server::serve(listener, config, AccessLog::off(), async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
-    Server { addr, stop: Some(stop), thread: Some(thread), root, _tmp: tmp }
+    let background =
+        Background::start(std::net::TcpListener::bind("127.0.0.1:0").unwrap(), config, AccessLog::off()).unwrap();
+    Server { addr: background.addr(), background: Some(background), root, _tmp: tmp }
 }
 
 fn json_bytes(n: usize) -> Vec<u8> {
@@ -479,8 +453,7 @@ fn shutdown_stops_accepting_and_finishes() {
     let mut s = start(|c| c.shutdown_grace = Duration::from_secs(2));
     assert_eq!(get(s.addr, "/targets/small.txt", &[]).status, 200);
     let started = Instant::now();
-    let _ = s.stop.take().unwrap().send(());
-    s.thread.take().unwrap().join().unwrap();
+    s.background.take().unwrap().stop().unwrap();
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(TcpStream::connect(s.addr).is_err(), "still accepting after shutdown");
 }

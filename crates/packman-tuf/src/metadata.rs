@@ -783,7 +783,7 @@ impl Snapshot {
         out.extend_from_slice(b"{\"_type\":\"snapshot\",\"expires\":\"");
         out.extend_from_slice(self.expires.to_string().as_bytes());
         out.extend_from_slice(b"\",\"meta\":{");
-        let mut buf = itoa_buf();
+        let mut buf = [0u8; 20];
         for (i, (name, m)) in self.meta.iter().enumerate() {
             if m.hashes.is_some() || m.length.is_some() || !m.extra.is_empty() || !plain(name) {
                 return None;
@@ -898,10 +898,6 @@ impl<'a> Cursor<'a> {
         self.i += n;
         std::str::from_utf8(digits).ok()?.parse().ok()
     }
-}
-
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
 }
 
 fn fmt_u64(buf: &mut [u8; 20], mut v: u64) -> &[u8] {

@@ -84,8 +84,16 @@ pub fn run(a: Args) -> Result<(), String> {
         }
     }
 
-    let server = Server::start(&repo_dir)?;
-    let base = format!("http://{}", server.addr);
+    // `packman serve`, in-process on a free loopback port.
+    let root = packman_server::check_root(&repo_dir).map_err(|e| e.to_string())?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("127.0.0.1:0: {e}"))?;
+    let server = packman_server::Background::start(
+        listener,
+        packman_server::Config::new(root),
+        packman_server::AccessLog::off(),
+    )
+    .map_err(|e| e.to_string())?;
+    let base = format!("http://{}", server.addr());
     println!("== packman serve: {base}/  (TUF metadata under /metadata/, simple index at /simple/)");
 
     println!("== packman client: trusting root v1 from the publisher, verifying everything else");
@@ -196,54 +204,6 @@ fn clean_pip_env(c: &mut Command) {
         }
     }
     c.env("PIP_CONFIG_FILE", "/dev/null");
-}
-
-/// `packman serve` in-process on a free loopback port, stopped on drop.
-struct Server {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Result<Server, String> {
-        let root = packman_server::check_root(dir).map_err(|e| e.to_string())?;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("127.0.0.1:0: {e}"))?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        let thread = std::thread::spawn(move || {
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-                let shutdown = async {
-                    let _ = stopped.await;
-                };
-                let config = packman_server::Config::new(root);
-                if let Err(e) =
-                    packman_server::serve(listener, config, packman_server::AccessLog::off(), shutdown).await
-                {
-                    eprintln!("packman serve: {e}");
-                }
-            });
-        });
-        Ok(Server { addr, stop: Some(stop), thread: Some(thread) })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// A minimal, valid, installable pure-Python wheel: the module, METADATA, WHEEL, RECORD.

@@ -226,11 +226,16 @@ fn new_passphrase() -> Result<Option<String>, String> {
     Ok(None)
 }
 
-/// The command is over: let process exit release the repository (and its lock). Freeing
-/// every loaded bin one allocation at a time takes seconds for big publishes (2 s for a
-/// million targets) and achieves nothing.
-fn leave(repo: Repository) {
+/// Stages the changed pages, publishes, mirrors to `store` while still holding the repository
+/// lock (no publish interleaves with the push), then lets process exit release the repository:
+/// freeing every loaded bin one allocation at a time takes seconds for big publishes (2 s for
+/// a million targets) and achieves nothing.
+fn publish_and_push(mut repo: Repository, pages: python::Pages, dir: &Path, store: Option<&str>) -> Result<(), String> {
+    pages.stage(&mut repo).map_err(e)?;
+    print_report(&repo.publish(&mut passphrase).map_err(e)?);
+    let pushed = push(dir, store);
     std::mem::forget(repo);
+    pushed
 }
 
 fn now() -> OffsetDateTime {
@@ -303,12 +308,7 @@ pub fn run(cmd: Command) -> Result<(), String> {
                 println!("nothing to publish");
                 return Ok(());
             }
-            pages.stage(&mut repo).map_err(e)?;
-            print_report(&repo.publish(&mut passphrase).map_err(e)?);
-            // Still holding the repository lock: no publish interleaves with the push.
-            let pushed = push(&dir, store.as_deref());
-            leave(repo);
-            pushed
+            publish_and_push(repo, pages, &dir, store.as_deref())
         }
         Command::Remove { dir, names, keys, store } => {
             let mut repo = open(&dir, keys.as_deref())?;
@@ -325,12 +325,7 @@ pub fn run(cmd: Command) -> Result<(), String> {
                     return Err(format!("{n}: not a target of {}", dir.display()));
                 }
             }
-            pages.stage(&mut repo).map_err(e)?;
-            print_report(&repo.publish(&mut passphrase).map_err(e)?);
-            // Still holding the repository lock: no publish interleaves with the push.
-            let pushed = push(&dir, store.as_deref());
-            leave(repo);
-            pushed
+            publish_and_push(repo, pages, &dir, store.as_deref())
         }
         Command::Yank { dir, filenames, reason, undo, keys, store } => {
             let mut repo = open(&dir, keys.as_deref())?;
@@ -341,12 +336,7 @@ pub fn run(cmd: Command) -> Result<(), String> {
                     return Err(format!("{n}: not a distribution in {}", dir.display()));
                 }
             }
-            pages.stage(&mut repo).map_err(e)?;
-            print_report(&repo.publish(&mut passphrase).map_err(e)?);
-            // Still holding the repository lock: no publish interleaves with the push.
-            let pushed = push(&dir, store.as_deref());
-            leave(repo);
-            pushed
+            publish_and_push(repo, pages, &dir, store.as_deref())
         }
         Command::Refresh { dir, margin_hours, root, keys, store } => {
             if root {
