@@ -5,11 +5,13 @@
 //! with it; the publisher CLI grows on it.
 #![forbid(unsafe_code)]
 
+mod bin;
 mod builder;
 pub mod keys;
 pub mod publisher;
 pub mod python;
 
+pub use bin::{Bin, PreparedTarget};
 pub use builder::RepoBuilder;
 pub use publisher::{InitOptions, KeyChange, Repository};
 
@@ -47,13 +49,21 @@ pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
 
 /// sha256 and sha512 of `data`, as TUF target hashes.
 pub fn target_file(data: &[u8]) -> TargetFile {
-    let h = |a| hex::encode(ring::digest::digest(a, data));
+    let h = |a| hex_string(ring::digest::digest(a, data).as_ref());
     TargetFile {
         length: data.len() as u64,
         hashes: Hashes(vec![("sha256".into(), h(&ring::digest::SHA256)), ("sha512".into(), h(&ring::digest::SHA512))]),
         custom: None,
         extra: Extra::new(),
     }
+}
+
+/// Lower-case hex of `bytes` (`hex::encode` goes through a `char` iterator, a visible cost
+/// when a bulk import describes a million targets).
+pub(crate) fn hex_string(bytes: &[u8]) -> String {
+    let mut buf = vec![0u8; bytes.len() * 2];
+    hex::encode_to_slice(bytes, &mut buf).expect("twice the length");
+    String::from_utf8(buf).expect("hex digits are ASCII")
 }
 
 /// Signs `signed` with each signer: the bytes of a metadata file.
@@ -83,7 +93,12 @@ pub fn sign_snapshot(snapshot: &packman_tuf::Snapshot, signers: &[&Signer]) -> R
 }
 
 /// Each signer's signature over `canon`, in an envelope around `signed_json`.
-fn sign_envelope(role: &str, canon: &[u8], signed_json: &[u8], signers: &[&Signer]) -> Result<Vec<u8>, Error> {
+pub(crate) fn sign_envelope(
+    role: &str,
+    canon: &[u8],
+    signed_json: &[u8],
+    signers: &[&Signer],
+) -> Result<Vec<u8>, Error> {
     let signatures = signers
         .iter()
         .map(|s| s.sign(canon).map_err(|e| Error::Signing { role: role.into(), reason: e.to_string() }))

@@ -179,7 +179,7 @@ pub fn add_distribution(repo: &mut Repository, pages: &mut Pages, file: &Path) -
     files.retain(|f| f.filename != entry.filename);
     files.push(entry);
     // The project list changes only when a project appears (its page exists otherwise).
-    if !pages.projects.get(&dist.project).is_some_and(|f| f.len() > 1) && !page_exists(repo, &dist.project) {
+    if pages.projects.get(&dist.project).is_none_or(|f| f.len() <= 1) && !page_exists(repo, &dist.project) {
         let index = pages.load_index(repo)?;
         if !index.contains(&dist.project) {
             index.push(dist.project.clone());

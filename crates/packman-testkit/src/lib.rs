@@ -235,6 +235,20 @@ fn read_file(root: &Path, url_path: &str) -> Option<Vec<u8>> {
     }
 }
 
+/// Every file directly in `dir` (lock files aside) with its bytes: compare two of these to
+/// show that trusted state did not change.
+pub fn dir_state(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut m = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).expect("readable directory") {
+        let e = e.expect("directory entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".lock") && e.path().is_file() {
+            m.insert(name, std::fs::read(e.path()).expect("readable file"));
+        }
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,18 +277,4 @@ mod tests {
         assert_eq!(srv.requests(), ["/a/f.txt", "/a/../a/f.txt", "/a/f.txt", "/x"]);
         std::fs::remove_dir_all(&d).unwrap();
     }
-}
-
-/// Every file directly in `dir` (lock files aside) with its bytes: compare two of these to
-/// show that trusted state did not change.
-pub fn dir_state(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut m = std::collections::BTreeMap::new();
-    for e in std::fs::read_dir(dir).expect("readable directory") {
-        let e = e.expect("directory entry");
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !name.ends_with(".lock") && e.path().is_file() {
-            m.insert(name, std::fs::read(e.path()).expect("readable file"));
-        }
-    }
-    m
 }

@@ -455,6 +455,12 @@ pub struct SuccinctRoles {
     pub extra: Extra,
 }
 
+/// The first 4 bytes of sha256(target path), big-endian: what TAP 15 bins are chosen by.
+pub fn target_hash_prefix(target: &str) -> u32 {
+    let d = ring::digest::digest(&ring::digest::SHA256, target.as_bytes());
+    u32::from_be_bytes([d.as_ref()[0], d.as_ref()[1], d.as_ref()[2], d.as_ref()[3]])
+}
+
 impl SuccinctRoles {
     fn suffix_len(&self) -> usize {
         (self.bit_length as usize).div_ceil(4)
@@ -470,10 +476,21 @@ impl SuccinctRoles {
 
     /// The bin a target path belongs to: the top `bit_length` bits of sha256(path).
     pub fn role_for_target(&self, target: &str) -> String {
-        let d = ring::digest::digest(&ring::digest::SHA256, target.as_bytes());
-        let first = u32::from_be_bytes([d.as_ref()[0], d.as_ref()[1], d.as_ref()[2], d.as_ref()[3]]);
-        let bin = if self.bit_length == 0 { 0 } else { first >> (32 - self.bit_length) };
-        self.bin_name(bin as u64)
+        self.bin_name(self.bin_for_target(target))
+    }
+
+    /// The number of the bin `role_for_target` names.
+    pub fn bin_for_target(&self, target: &str) -> u64 {
+        self.bin_for_prefix(target_hash_prefix(target))
+    }
+
+    /// The bin of a target whose [`target_hash_prefix`] is `first`.
+    pub fn bin_for_prefix(&self, first: u32) -> u64 {
+        if self.bit_length == 0 {
+            0
+        } else {
+            (first >> (32 - self.bit_length)) as u64
+        }
     }
 
     pub fn is_delegated_role(&self, name: &str) -> bool {

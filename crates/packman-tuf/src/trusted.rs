@@ -65,7 +65,7 @@ impl<T: Role> Verified<T> {
             std::thread::scope(|s| {
                 let c = s.spawn(canonicalise);
                 let env = Self::parse_typed(role, bytes);
-                let canonical = c.join().unwrap_or_else(|_| Err(crate::canonical::SignedError::NoSigned));
+                let canonical = c.join().unwrap_or(Err(crate::canonical::SignedError::NoSigned));
                 (canonical, env)
             })
         } else {
