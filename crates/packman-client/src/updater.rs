@@ -197,7 +197,7 @@ impl Updater {
                 Err(e) => debug!("local snapshot not usable: {e}"),
             }
         }
-        let meta = self.trusted.timestamp().expect("loaded").signed.snapshot_meta().clone();
+        let meta = self.trusted.timestamp().expect("loaded").signed.snapshot_meta();
         let max_len = meta.length.unwrap_or(self.config.snapshot_max_length);
         let version = self.trusted.root().signed.consistent_snapshot().then_some(meta.version);
         let url = self.metadata_url_for("snapshot", version);
@@ -223,7 +223,7 @@ impl Updater {
                 Err(e) => debug!(role, "local metadata not usable: {e}"),
             }
         }
-        let meta = self.trusted.meta_for(role).cloned().ok_or_else(|| Error::Metadata {
+        let meta = self.trusted.meta_for(role).ok_or_else(|| Error::Metadata {
             url: self.metadata_url_for("snapshot", None),
             source: packman_tuf::Error::Inconsistent {
                 role: role.into(),

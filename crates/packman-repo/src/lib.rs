@@ -99,11 +99,24 @@ pub(crate) fn sign_envelope(
     signed_json: &[u8],
     signers: &[&Signer],
 ) -> Result<Vec<u8>, Error> {
+    let (head, tail) = envelope_parts(canon, signers, role)?;
+    Ok([&head[..], signed_json, tail].concat())
+}
+
+/// Signs `canon` (canonical JSON, also the file's signed part) and returns the metadata
+/// file's head and tail: the file is head + `canon` + tail.
+pub(crate) fn envelope_parts(canon: &[u8], signers: &[&Signer], role: &str) -> Result<(Vec<u8>, &'static [u8]), Error> {
     let signatures = signers
         .iter()
         .map(|s| s.sign(canon).map_err(|e| Error::Signing { role: role.into(), reason: e.to_string() }))
         .collect::<Result<Vec<Signature>, _>>()?;
-    envelope_bytes(signed_json, &signatures)
+    let sigs =
+        serde_json::to_vec(&signatures).map_err(|e| Error::Signing { role: role.into(), reason: e.to_string() })?;
+    let mut head = Vec::with_capacity(sigs.len() + 32);
+    head.extend_from_slice(b"{\"signatures\":");
+    head.extend_from_slice(&sigs);
+    head.extend_from_slice(b",\"signed\":");
+    Ok((head, b"}\n"))
 }
 
 /// A metadata file from the JSON of `signed` and its signatures: compact, keys in sorted

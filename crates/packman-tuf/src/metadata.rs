@@ -254,13 +254,30 @@ impl<'de> Deserialize<'de> for MetaFile {
 
 /// Role file name -> MetaFile, kept as a sorted vector with every name in one string: a
 /// snapshot listing 16384 bins is read on every refresh, and a map (or a vector of owned
-/// names) of that size costs more to build and free than parsing the file.
+/// names) of that size costs more to build and free than parsing the file. An entry that is
+/// only a version (as bins' entries are) takes 24 bytes; one with hashes, a length or
+/// unknown fields keeps its [`MetaFile`] aside. Lookups hand out [`MetaFile`]s by value
+/// (a version-only one allocates nothing).
 #[derive(Debug, Clone, Default)]
 pub struct MetaMap {
     names: String,
-    /// (start, end) of the name in `names`, and the entry; sorted by name, names unique.
-    entries: Vec<(u32, u32, MetaFile)>,
+    /// Sorted by name, names unique.
+    entries: Vec<MetaEntry>,
+    /// The full descriptions of entries that are more than a version.
+    rich: Vec<MetaFile>,
 }
+
+#[derive(Debug, Clone, Copy)]
+struct MetaEntry {
+    /// The name is `names[start..end]`.
+    start: u32,
+    end: u32,
+    /// Index into `rich`, or `NO_RICH` for a version-only entry.
+    rich: u32,
+    version: u64,
+}
+
+const NO_RICH: u32 = u32::MAX;
 
 impl PartialEq for MetaMap {
     fn eq(&self, other: &Self) -> bool {
@@ -270,26 +287,58 @@ impl PartialEq for MetaMap {
 
 impl MetaMap {
     fn name(&self, i: usize) -> &str {
-        let (s, e, _) = self.entries[i];
-        &self.names[s as usize..e as usize]
+        let e = self.entries[i];
+        &self.names[e.start as usize..e.end as usize]
     }
 
     fn find(&self, name: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|(s, e, _)| self.names[*s as usize..*e as usize].cmp(name))
+        self.entries.binary_search_by(|e| self.names[e.start as usize..e.end as usize].cmp(name))
     }
 
-    pub fn get(&self, name: &str) -> Option<&MetaFile> {
-        self.find(name).ok().map(|i| &self.entries[i].2)
+    fn meta(&self, e: &MetaEntry) -> MetaFile {
+        match e.rich {
+            NO_RICH => MetaFile::new(e.version),
+            r => self.rich[r as usize].clone(),
+        }
+    }
+
+    /// The entry for `name`.
+    pub fn get(&self, name: &str) -> Option<MetaFile> {
+        self.find(name).ok().map(|i| self.meta(&self.entries[i]))
+    }
+    /// The version listed for `name` (no copy of hashes).
+    pub fn version(&self, name: &str) -> Option<u64> {
+        self.find(name).ok().map(|i| self.entries[i].version)
     }
     pub fn contains_key(&self, name: &str) -> bool {
         self.find(name).is_ok()
     }
+
+    /// An entry for `meta` (its name already in `names`), its full form kept if needed.
+    fn entry(&mut self, start: u32, end: u32, meta: MetaFile) -> MetaEntry {
+        let rich = if meta.hashes.is_none() && meta.length.is_none() && meta.extra.is_empty() {
+            NO_RICH
+        } else {
+            self.rich.push(meta.clone());
+            (self.rich.len() - 1) as u32
+        };
+        MetaEntry { start, end, rich, version: meta.version }
+    }
+
     pub fn insert(&mut self, name: String, meta: MetaFile) -> Option<MetaFile> {
         match self.find(&name) {
-            Ok(i) => Some(std::mem::replace(&mut self.entries[i].2, meta)),
+            Ok(i) => {
+                let old = self.meta(&self.entries[i]);
+                let e = self.entries[i];
+                // A replaced full form stays behind in `rich`, unreferenced: replacing rich
+                // entries is rare (the timestamp's single one) and the map is short-lived.
+                self.entries[i] = self.entry(e.start, e.end, meta);
+                Some(old)
+            }
             Err(i) => {
                 let (s, e) = self.push_name(&name);
-                self.entries.insert(i, (s, e, meta));
+                let entry = self.entry(s, e, meta);
+                self.entries.insert(i, entry);
                 None
             }
         }
@@ -305,15 +354,16 @@ impl MetaMap {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &MetaFile)> {
-        (0..self.entries.len()).map(move |i| (self.name(i), &self.entries[i].2))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, MetaFile)> {
+        (0..self.entries.len()).map(move |i| (self.name(i), self.meta(&self.entries[i])))
     }
-}
-
-impl std::ops::Index<&str> for MetaMap {
-    type Output = MetaFile;
-    fn index(&self, name: &str) -> &MetaFile {
-        self.get(name).unwrap_or_else(|| panic!("no meta for {name}"))
+    /// Names and versions, without building [`MetaFile`]s.
+    pub fn versions(&self) -> impl Iterator<Item = (&str, u64)> {
+        (0..self.entries.len()).map(move |i| (self.name(i), self.entries[i].version))
+    }
+    /// Whether every entry is a version only.
+    pub fn versions_only(&self) -> bool {
+        self.rich.is_empty() || self.entries.iter().all(|e| e.rich == NO_RICH)
     }
 }
 
@@ -331,7 +381,7 @@ impl Serialize for MetaMap {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.entries.len()))?;
         for (k, v) in self.iter() {
-            m.serialize_entry(k, v)?;
+            m.serialize_entry(k, &v)?;
         }
         m.end()
     }
@@ -346,7 +396,7 @@ impl<'de> Deserialize<'de> for MetaMap {
                 f.write_str("an object of role file names to METAFILEs")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MetaMap, A::Error> {
-                let mut m = MetaMap { names: String::new(), entries: Vec::with_capacity(64) };
+                let mut m = MetaMap { names: String::new(), entries: Vec::with_capacity(64), rich: Vec::new() };
                 let mut sorted = true;
                 while let Some(crate::canonical::Str(k)) = map.next_key::<crate::canonical::Str<'de>>()? {
                     let meta: MetaFile = map.next_value()?;
@@ -356,12 +406,15 @@ impl<'de> Deserialize<'de> for MetaMap {
                         }
                     }
                     let (s, e) = m.push_name(&k);
-                    m.entries.push((s, e, meta));
+                    let entry = m.entry(s, e, meta);
+                    m.entries.push(entry);
                 }
                 // Files are usually written with sorted keys, which makes this a single pass.
                 if !sorted {
                     let names = std::mem::take(&mut m.names);
-                    m.entries.sort_by(|a, b| names[a.0 as usize..a.1 as usize].cmp(&names[b.0 as usize..b.1 as usize]));
+                    m.entries.sort_by(|a, b| {
+                        names[a.start as usize..a.end as usize].cmp(&names[b.start as usize..b.end as usize])
+                    });
                     m.names = names;
                     if let Some(i) = (1..m.entries.len()).find(|&i| m.name(i - 1) == m.name(i)) {
                         return Err(de::Error::custom(format_args!("duplicate key {:?}", m.name(i))));
@@ -387,9 +440,9 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
-    pub fn snapshot_meta(&self) -> &MetaFile {
+    pub fn snapshot_meta(&self) -> MetaFile {
         // validate() guarantees presence.
-        &self.meta["snapshot.json"]
+        self.meta.get("snapshot.json").expect("a validated timestamp lists snapshot.json")
     }
 }
 
@@ -668,7 +721,7 @@ impl Role for Timestamp {
         let Some(m) = self.meta.get("snapshot.json") else {
             return Err(Error::malformed(role, "meta has no \"snapshot.json\""));
         };
-        check_meta_file(role, "snapshot.json", m)
+        check_meta_file(role, "snapshot.json", &m)
     }
 }
 
@@ -676,7 +729,7 @@ impl Role for Snapshot {
     const TYPE: &'static str = "snapshot";
     common_accessors!();
     fn validate_specific(&self, role: &str) -> Result<(), Error> {
-        self.meta.iter().try_for_each(|(name, m)| check_meta_file(role, name, m))
+        self.meta.iter().try_for_each(|(name, m)| check_meta_file(role, name, &m))
     }
 }
 
@@ -792,18 +845,30 @@ impl Snapshot {
     /// The canonical JSON of this snapshot, written directly; `None` if it is not in the
     /// simple layout.
     pub fn fast_canonical(&self) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(64 + self.meta.len() * 32 + self.meta.names.len());
+        self.fast_canonical_into(&mut out).then_some(out)
+    }
+
+    /// [`Snapshot::fast_canonical`] into `out` (cleared first; a buffer already in memory
+    /// saves the page faults of a fresh half megabyte). `false`, and `out` unspecified, if
+    /// the snapshot is not in the simple layout.
+    pub fn fast_canonical_into(&self, out: &mut Vec<u8>) -> bool {
+        out.clear();
         let plain = |s: &str| !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
         if self.type_ != "snapshot" || !self.extra.is_empty() || !plain(&self.spec_version) {
-            return None;
+            return false;
         }
-        let mut out = Vec::with_capacity(64 + self.meta.len() * 32 + self.meta.names.len());
+        if !self.meta.versions_only() {
+            return false;
+        }
+        // No reserve: the buffer passed in is usually the previous file, a little larger.
         out.extend_from_slice(b"{\"_type\":\"snapshot\",\"expires\":\"");
         out.extend_from_slice(self.expires.to_string().as_bytes());
         out.extend_from_slice(b"\",\"meta\":{");
         let mut buf = [0u8; 20];
-        for (i, (name, m)) in self.meta.iter().enumerate() {
-            if m.hashes.is_some() || m.length.is_some() || !m.extra.is_empty() || !plain(name) {
-                return None;
+        for (i, (name, version)) in self.meta.versions().enumerate() {
+            if !plain(name) {
+                return false;
             }
             if i > 0 {
                 out.push(b',');
@@ -811,7 +876,7 @@ impl Snapshot {
             out.push(b'"');
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"\":{\"version\":");
-            out.extend_from_slice(fmt_u64(&mut buf, m.version));
+            out.extend_from_slice(fmt_u64(&mut buf, version));
             out.push(b'}');
         }
         out.extend_from_slice(b"},\"spec_version\":\"");
@@ -819,7 +884,7 @@ impl Snapshot {
         out.extend_from_slice(b"\",\"version\":");
         out.extend_from_slice(fmt_u64(&mut buf, self.version));
         out.push(b'}');
-        Some(out)
+        true
     }
 
     /// The `signed` part of a snapshot file in the layout [`Snapshot::fast_canonical`]
@@ -835,8 +900,11 @@ impl Snapshot {
         p.expect(b"\",\"meta\":{")?;
         // ~30 bytes per entry; one allocation each for names and entries.
         let estimate = (file.len() - start) / 28;
-        let mut meta =
-            MetaMap { names: String::with_capacity(file.len() - start), entries: Vec::with_capacity(estimate) };
+        let mut meta = MetaMap {
+            names: String::with_capacity(file.len() - start),
+            entries: Vec::with_capacity(estimate),
+            rich: Vec::new(),
+        };
         if p.peek()? == b'}' {
             p.i += 1;
         } else {
@@ -847,7 +915,7 @@ impl Snapshot {
                     return None;
                 }
                 // Sorted and unique, as canonical JSON is: append without searching.
-                if let Some(last) = meta.entries.last().map(|(s, e, _)| &meta.names[*s as usize..*e as usize]) {
+                if let Some(last) = meta.entries.last().map(|e| &meta.names[e.start as usize..e.end as usize]) {
                     if last >= name {
                         return None;
                     }
@@ -856,7 +924,7 @@ impl Snapshot {
                 let version = p.number()?;
                 p.expect(b"}")?;
                 let (s, e) = meta.push_name(name);
-                meta.entries.push((s, e, MetaFile::new(version)));
+                meta.entries.push(MetaEntry { start: s, end: e, rich: NO_RICH, version });
                 match p.next()? {
                     b',' => continue,
                     b'}' => break,

@@ -286,7 +286,7 @@ impl TrustedSet {
             return Err(Error::Order("snapshot cannot change after targets are loaded".into()));
         }
         self.check_final_timestamp()?;
-        let meta = self.timestamp.as_ref().expect("checked").signed.snapshot_meta().clone();
+        let meta = self.timestamp.as_ref().expect("checked").signed.snapshot_meta();
         if !from_trusted_cache {
             check_length_and_hashes("snapshot", bytes, meta.length, meta.hashes.as_ref())?;
         }
@@ -331,7 +331,7 @@ impl TrustedSet {
     }
 
     /// The snapshot's entry for a targets role.
-    pub fn meta_for(&self, role: &str) -> Option<&MetaFile> {
+    pub fn meta_for(&self, role: &str) -> Option<MetaFile> {
         self.snapshot.as_ref()?.signed.meta.get(&format!("{role}.json"))
     }
 
@@ -346,7 +346,7 @@ impl TrustedSet {
             return Err(Error::Order("targets need a snapshot first".into()));
         }
         self.check_final_snapshot()?;
-        let meta = self.meta_for(role).cloned().ok_or_else(|| Error::Inconsistent {
+        let meta = self.meta_for(role).ok_or_else(|| Error::Inconsistent {
             role: role.into(),
             reason: format!("snapshot does not list {role}.json"),
         })?;
