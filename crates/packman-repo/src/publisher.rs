@@ -1472,3 +1472,108 @@ fn parallel_try<T: Sync>(items: &[T], f: impl Fn(&T) -> std::io::Result<()> + Sy
             .fold(mine, |acc, r| acc.and(r))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use packman_tuf::TrustedSet;
+
+    fn no_pass(_: &KeyFile) -> Result<String, Error> {
+        Err(Error::Invalid("unencrypted keys".into()))
+    }
+
+    /// Targets of several shapes, some paths given twice (the later description wins).
+    fn entries() -> Vec<(String, TargetFile)> {
+        let mut v = Vec::new();
+        for i in 0..3000u32 {
+            let path = format!("packages/p{}/p{i}-1.0.tar.gz", i % 700);
+            let mut tf = crate::target_file(path.as_bytes());
+            match i % 5 {
+                0 => tf.custom = Some(serde_json::json!({"requires-python": ">=3.8", "yanked": i % 2 == 0})),
+                1 => {
+                    tf.extra.insert("x-unknown".into(), serde_json::json!([i]));
+                }
+                _ => {}
+            }
+            v.push((path, tf));
+        }
+        for i in (0..3000u32).step_by(97) {
+            let path = format!("packages/p{}/p{i}-1.0.tar.gz", i % 700);
+            v.push((path, crate::target_file(format!("replaced {i}").as_bytes())));
+        }
+        v
+    }
+
+    /// Reads the published repository through the trust core as a client would; returns
+    /// every target listed.
+    fn verified_targets(dir: &Path, now: OffsetDateTime) -> BTreeMap<String, TargetFile> {
+        let md = dir.join("metadata");
+        let read = |n: &str| std::fs::read(md.join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+        let mut set = TrustedSet::new(&read("1.root.json"), now).unwrap();
+        let ts = set.update_timestamp(&read("timestamp.json")).unwrap().signed.snapshot_meta().version;
+        set.update_snapshot(&read(&format!("{ts}.snapshot.json")), false).unwrap();
+        let tv = set.meta_for("targets").unwrap().version;
+        set.update_delegated_targets(&read(&format!("{tv}.targets.json")), "targets", "root").unwrap();
+        let sr = set.targets("targets").unwrap().signed.delegations.clone().unwrap().succinct_roles.unwrap();
+        let mut all = BTreeMap::new();
+        for b in 0..sr.bin_count() {
+            let name = sr.bin_name(b);
+            let v = set.meta_for(&name).unwrap().version;
+            set.update_delegated_targets(&read(&format!("{v}.{name}.json")), &name, "targets").unwrap();
+            for (p, tf) in &set.targets(&name).unwrap().signed.targets {
+                assert_eq!(sr.role_for_target(p), name, "{p} listed by the wrong bin");
+                all.insert(p.clone(), tf.clone());
+            }
+        }
+        all
+    }
+
+    /// A bulk import (targets listed before the first publish, prepared apart) publishes the
+    /// same targets as adding them one by one to an initialised repository, and a client
+    /// verifies both; a later one-file publish on the imported repository keeps them all.
+    #[test]
+    fn bulk_import_lists_what_incremental_adds_list() {
+        let now = OffsetDateTime::now_utc();
+        let model: BTreeMap<String, TargetFile> = entries().into_iter().collect();
+        let opts = InitOptions { bins: 16, ..InitOptions::default() };
+
+        let bulk = tempfile::tempdir().unwrap();
+        Repository::init_with(bulk.path(), &opts, now, |repo| {
+            let prepared: Vec<PreparedTarget> = entries()
+                .into_iter()
+                .map(|(p, tf)| Repository::prepare_target(&p, tf))
+                .collect::<Result<_, _>>()?;
+            for p in prepared {
+                repo.add_prepared(p)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let one_by_one = tempfile::tempdir().unwrap();
+        let mut repo = Repository::init(one_by_one.path(), &opts, now).unwrap();
+        for (p, tf) in entries() {
+            repo.add_target_info(&p, tf).unwrap();
+        }
+        repo.publish(&mut no_pass).unwrap();
+        drop(repo);
+
+        // Hash lists compare in file order; the files list them sorted.
+        let canon = |m: &BTreeMap<String, TargetFile>| packman_tuf::canonical::to_canonical(m).unwrap();
+        assert_eq!(canon(&verified_targets(bulk.path(), now)), canon(&model));
+        assert_eq!(canon(&verified_targets(one_by_one.path(), now)), canon(&model));
+        // Bulk: each bin written once (version 1); one by one: empty at init, then version 2.
+        assert!(bulk.path().join("metadata/1.bins-0.json").exists());
+        assert!(!bulk.path().join("metadata/2.bins-0.json").exists());
+        assert!(one_by_one.path().join("metadata/2.bins-0.json").exists());
+
+        let mut repo = Repository::open(bulk.path(), None, now).unwrap();
+        let extra = crate::target_file(b"one more");
+        repo.add_target_info("late/one-more.txt", extra.clone()).unwrap();
+        let report = repo.publish(&mut no_pass).unwrap();
+        assert_eq!(report.metadata_written.len(), 3, "{:?}", report.metadata_written);
+        drop(repo);
+        let mut expected = model;
+        expected.insert("late/one-more.txt".into(), extra);
+        assert_eq!(canon(&verified_targets(bulk.path(), now)), canon(&expected));
+    }
+}
