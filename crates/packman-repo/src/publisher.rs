@@ -709,12 +709,16 @@ impl Repository {
             let dest = dest_dir.join(format!("{sha}.{f}"));
             // Content-addressed, so an existing file of the right length is this one (a
             // shorter one is a leftover of a crash and is rewritten).
-            if std::fs::metadata(&dest).map(|m| m.len()).ok() != Some(tf.length) {
-                batch.copy(&src, &dest)?;
+            let content = if std::fs::metadata(&dest).map(|m| m.len()).ok() != Some(tf.length) {
                 report.targets_written += 1;
-            }
+                batch.copy(&src, &dest)?
+            } else {
+                dest.clone()
+            };
             if plain_copy_wanted(&path) {
-                batch.copy(&src, &dest_dir.join(f))?;
+                // The same bytes under the plain name: a hard link, not a second copy to
+                // write and sync.
+                batch.link(&content, &dest_dir.join(f))?;
             }
         }
 
@@ -1307,6 +1311,8 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 #[derive(Default)]
 struct Batch {
     pending: Vec<(tempfile::NamedTempFile, PathBuf)>,
+    /// Hard links to pending (or published) files, renamed into place once those are synced.
+    links: Vec<(tempfile::TempPath, PathBuf)>,
     dirs: BTreeSet<PathBuf>,
     bulk: bool,
     /// Synced with the first files, renamed into place after all others are durable (and
@@ -1344,11 +1350,34 @@ impl Batch {
         self.push(tmp, path)
     }
 
-    fn copy(&mut self, src: &Path, path: &Path) -> Result<(), Error> {
+    /// Copies `src` to `path`; returns where the bytes are now (the temp file until the
+    /// commit, or `path` once renamed).
+    fn copy(&mut self, src: &Path, path: &Path) -> Result<PathBuf, Error> {
         let dir = path.parent().unwrap_or(Path::new("."));
         let tmp = crate::published_tempfile(dir)?;
         std::fs::copy(src, tmp.path()).map_err(|e| io(src, e))?;
-        self.push(tmp, path)
+        let at = tmp.path().to_path_buf();
+        self.push(tmp, path)?;
+        // Still pending, or already renamed into place (bulk mode, or a chunk flushed).
+        let pending = self.pending.last().is_some_and(|(t, _)| t.path() == at);
+        Ok(if pending { at } else { path.to_path_buf() })
+    }
+
+    /// Publishes the file at `existing` (same directory) under `path` too, as a hard link
+    /// put in place atomically with the batch's other files.
+    fn link(&mut self, existing: &Path, path: &Path) -> Result<(), Error> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .make_in(dir, |p| std::fs::hard_link(existing, p))
+            .map_err(|e| io(path, e))?
+            .into_temp_path();
+        self.dirs.insert(dir.to_path_buf());
+        if self.bulk {
+            return tmp.persist(path).map_err(|e| io(path, e.error));
+        }
+        self.links.push((tmp, path.to_path_buf()));
+        Ok(())
     }
 
     fn push(&mut self, tmp: tempfile::NamedTempFile, path: &Path) -> Result<(), Error> {
@@ -1420,6 +1449,10 @@ impl Batch {
         .map_err(|e| io(self.dirs.iter().next().map(|d| d.as_path()).unwrap_or(Path::new(".")), e))?;
         drop(jobs);
         for (tmp, path) in chunk {
+            tmp.persist(&path).map_err(|e| io(&path, e.error))?;
+        }
+        // Every file linked to is synced by now (earlier chunks, or this one).
+        for (tmp, path) in std::mem::take(&mut self.links) {
             tmp.persist(&path).map_err(|e| io(&path, e.error))?;
         }
         if self.bulk {
@@ -1526,6 +1559,45 @@ mod tests {
             }
         }
         all
+    }
+
+    /// Distribution files are published under their hash-prefixed and plain names (the
+    /// latter a hard link): in a batch that syncs in several chunks, in bulk mode, and when
+    /// the hash-prefixed file already exists.
+    #[test]
+    fn plain_names_link_the_published_bytes() {
+        let now = OffsetDateTime::now_utc();
+        let d = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let mut repo = Repository::init(d.path(), &InitOptions { bins: 4, ..InitOptions::default() }, now).unwrap();
+        // 200 files: one batch under the bulk threshold. 300 files: bulk mode. Then 10 of the
+        // first again, their plain names removed (as if lost): the hash-prefixed files are
+        // already there and are linked again.
+        let rounds: [(std::ops::Range<u32>, &str); 3] = [(0..200, "a"), (200..500, "b"), (0..10, "a")];
+        for (range, tag) in rounds {
+            for i in range.clone() {
+                let _ = std::fs::remove_file(d.path().join(format!("targets/packages/p/{tag}{i}.tar.gz")));
+                let f = src.path().join(format!("{tag}{i}.tar.gz"));
+                std::fs::write(&f, format!("content {i}")).unwrap();
+                repo.add_target(&format!("packages/p/{tag}{i}.tar.gz"), &f, None).unwrap();
+            }
+            repo.publish(&mut no_pass).unwrap();
+            for i in range {
+                let path = format!("packages/p/{tag}{i}.tar.gz");
+                let tf = repo.target(&path).unwrap().unwrap();
+                let dir = d.path().join("targets/packages/p");
+                let plain = std::fs::read(dir.join(format!("{tag}{i}.tar.gz"))).unwrap();
+                let hashed = std::fs::read(dir.join(format!("{}.{tag}{i}.tar.gz", tf.hashes.get("sha256").unwrap())));
+                assert_eq!(plain, format!("content {i}").as_bytes());
+                assert_eq!(hashed.unwrap(), plain);
+            }
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(d.path().join("targets/packages/p"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     /// A bulk import (targets listed before the first publish, prepared apart) publishes the
