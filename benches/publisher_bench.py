@@ -507,8 +507,9 @@ def main() -> None:
             print(f"   {scenario}: {n} metadata file(s): {', '.join(names)}")
         print()
         print("python-tuf's adds list one plain target (like --raw). packman fsyncs every file it writes;")
-        print("'+fsync' makes python-tuf do the same, so that ratio is the like-for-like one. The wheel add")
-        print("also rewrites the project list (simple/index.*), which holds one project here (see README).")
+        print("'+fsync' makes python-tuf do the same, so that ratio is the like-for-like one. A wheel add")
+        print("rewrites the project's pages; the project list (simple/index.*) only when the project is new")
+        print("(the warm-up round's add here; see README).")
     finally:
         if args.keep:
             print(f"kept {tmp}", file=sys.stderr)

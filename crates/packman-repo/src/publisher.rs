@@ -1611,10 +1611,8 @@ mod tests {
 
         let bulk = tempfile::tempdir().unwrap();
         Repository::init_with(bulk.path(), &opts, now, |repo| {
-            let prepared: Vec<PreparedTarget> = entries()
-                .into_iter()
-                .map(|(p, tf)| Repository::prepare_target(&p, tf))
-                .collect::<Result<_, _>>()?;
+            let prepared: Vec<PreparedTarget> =
+                entries().into_iter().map(|(p, tf)| Repository::prepare_target(&p, tf)).collect::<Result<_, _>>()?;
             for p in prepared {
                 repo.add_prepared(p)?;
             }
