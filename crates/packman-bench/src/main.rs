@@ -110,7 +110,7 @@ fn build(dir: &Path, n: u64, bins: u64, json: bool) -> Result<(), Error> {
     let mut rss_before_publish = None;
     let mut publish_start = Instant::now();
     // The targets are listed before the first publish, so each bin is written once.
-    let repo = Repository::init_with(dir, &opts, now, |repo| {
+    let mut repo = Repository::init_with(dir, &opts, now, |repo| {
         init = t0.elapsed();
         // As a bulk import would: two threads make the input in chunks (here: synthesise
         // each entry) and prepare it for listing (`Repository::prepare_target`: check the
@@ -162,8 +162,8 @@ fn build(dir: &Path, n: u64, bins: u64, json: bool) -> Result<(), Error> {
     })?;
     let publish = publish_start.elapsed();
     let t = Instant::now();
-    let snapshot_version = repo.snapshot.version;
-    let written = repo.snapshot.meta.len() + 2;
+    let snapshot_version = repo.snapshot().version;
+    let written = repo.snapshot().meta.len() + 2;
     // As the CLI does when a command ends: the process exit frees it all at once.
     std::mem::forget(repo);
     let drop_t = t.elapsed();
@@ -248,7 +248,7 @@ fn profile(dir: &Path, json: bool, write_test: bool) -> Result<(), Error> {
         bytes_total += env.len();
     }
     let t = Instant::now();
-    let snap = packman_tuf::canonical::to_canonical(&repo.snapshot).map_err(|e| Error::Invalid(e.to_string()))?;
+    let snap = packman_tuf::canonical::to_canonical(repo.snapshot()).map_err(|e| Error::Invalid(e.to_string()))?;
     let snap_canon = t.elapsed();
     let (canon_and_write, rm) = if write_test {
         let t = Instant::now();
@@ -335,8 +335,8 @@ fn profile_add(dir: &Path, file: &Path, prefix: &str) -> Result<(), Error> {
 
     // The snapshot's share, in memory, median of 9.
     let md = dir.join("metadata");
-    let repo = Repository::open(dir, None, now)?;
-    let snap_path = md.join(format!("{}.snapshot.json", repo.snapshot.version));
+    let mut repo = Repository::open(dir, None, now)?;
+    let snap_path = md.join(format!("{}.snapshot.json", repo.snapshot().version));
     let bytes = std::fs::read(&snap_path).map_err(|e| Error::Invalid(e.to_string()))?;
     let keydir = repo.key_dir();
     let snap_ids = repo.root.roles["snapshot"].keyids.clone();
@@ -361,11 +361,11 @@ fn profile_add(dir: &Path, file: &Path, prefix: &str) -> Result<(), Error> {
             .ok_or_else(|| Error::Invalid("not the fast layout".into()))
     })?;
     let fast_canon_t = median_of(reps, || {
-        repo.snapshot.fast_canonical().map(drop).ok_or_else(|| Error::Invalid("not the fast layout".into()))
+        repo.snapshot().fast_canonical().map(drop).ok_or_else(|| Error::Invalid("not the fast layout".into()))
     })?;
-    let canon = packman_tuf::canonical::to_canonical(&repo.snapshot).map_err(|e| Error::Invalid(e.to_string()))?;
+    let canon = packman_tuf::canonical::to_canonical(repo.snapshot()).map_err(|e| Error::Invalid(e.to_string()))?;
     let canon_t = median_of(reps, || {
-        packman_tuf::canonical::to_canonical(&repo.snapshot).map(drop).map_err(|e| Error::Invalid(e.to_string()))
+        packman_tuf::canonical::to_canonical(repo.snapshot()).map(drop).map_err(|e| Error::Invalid(e.to_string()))
     })?;
     let sign_t = median_of(reps, || signer.sign(&canon).map(drop).map_err(|e| Error::Invalid(e.to_string())))?;
     let (ecdsa, _) = packman_tuf::crypto::Signer::generate_ecdsa_p256().map_err(|e| Error::Invalid(e.to_string()))?;
@@ -389,7 +389,7 @@ fn profile_add(dir: &Path, file: &Path, prefix: &str) -> Result<(), Error> {
     })?;
     let dir_sync_t = median_of(reps, || packman_repo::sync_dir(&md))?;
     let keys_t = median_of(reps, || keydir.signers_for(&all_ids, &mut no_passphrase).map(drop))?;
-    println!("snapshot ({} bytes, {} entries), median of {reps}:", bytes.len(), repo.snapshot.meta.len());
+    println!("snapshot ({} bytes, {} entries), median of {reps}:", bytes.len(), repo.snapshot().meta.len());
     println!("  read file:                    {}", ms(read));
     println!("  parse (serde_json, Envelope): {}", ms(parse));
     println!("  parse (publisher's fast path): {}", ms(parse_fast));

@@ -10,6 +10,7 @@ mod builder;
 pub mod keys;
 pub mod publisher;
 pub mod python;
+mod snapshot_text;
 
 pub use bin::{Bin, PreparedTarget};
 pub use builder::RepoBuilder;

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bin::{Bin, PreparedTarget};
 use crate::keys::{KeyDir, KeyFile};
+use crate::snapshot_text::SnapshotText;
 use crate::{io, sign_metadata, sync_dir, write_atomic, Error};
 
 /// The signed field by which a timestamp names the current root version. packman's client
@@ -100,7 +101,8 @@ pub struct Repository {
     _lock: File,
     pub root: Root,
     pub timestamp: Timestamp,
-    pub snapshot: Snapshot,
+    /// Read with [`Repository::snapshot`]: a one-file publish edits it as text.
+    snapshot: Snap,
     pub targets: Targets,
     /// Loaded bins by number. Hash maps: a bulk add looks a bin up per target, and at 16384
     /// bins a tree's cache misses cost microseconds each time.
@@ -113,9 +115,9 @@ pub struct Repository {
     /// `DIR/retired-targets.json`).
     retired: Vec<Retired>,
     retired_changed: bool,
-    /// The snapshot file as read, reused for the next one's canonical form: half a megabyte
-    /// at PyPI scale, and fresh memory costs a page fault per 4 KiB (a visible share of a
-    /// one-file add).
+    /// A buffer for the next snapshot's canonical form (the last one written, when the
+    /// snapshot is held parsed): half a megabyte at PyPI scale, and fresh memory costs a page
+    /// fault per 4 KiB.
     snapshot_buf: Vec<u8>,
     now: OffsetDateTime,
 }
@@ -132,6 +134,84 @@ struct Retired {
 }
 
 const RETIRED_FILE: &str = "retired-targets.json";
+
+/// The current snapshot: as the text of our own file (see [`SnapshotText`]), parsed (new
+/// repositories, other layouts, or once a publish lists a new role), or the canonical text
+/// just published, read again only if needed.
+enum Snap {
+    Text(SnapshotText),
+    Parsed(Snapshot),
+    Published { canonical: Vec<u8>, version: u64, expires: Expires },
+}
+
+impl Snap {
+    fn version(&self) -> u64 {
+        match self {
+            Snap::Text(t) => t.version,
+            Snap::Parsed(s) => s.version,
+            Snap::Published { version, .. } => *version,
+        }
+    }
+
+    fn expires(&self) -> Expires {
+        match self {
+            Snap::Text(t) => t.expires,
+            Snap::Parsed(s) => s.expires,
+            Snap::Published { expires, .. } => *expires,
+        }
+    }
+
+    /// Reads a just-published snapshot again.
+    fn reread(&mut self) {
+        if let Snap::Published { canonical, .. } = self {
+            *self = match SnapshotText::parse(std::mem::take(canonical)) {
+                Ok(t) => Snap::Text(t),
+                Err(bytes) => {
+                    Snap::Parsed(serde_json::from_slice(&bytes).expect("a snapshot this process serialised reads back"))
+                }
+            };
+        }
+    }
+
+    fn meta_version(&mut self, name: &str) -> Option<u64> {
+        self.reread();
+        match self {
+            Snap::Text(t) => t.meta_version(name),
+            Snap::Parsed(s) => s.meta.version(name),
+            Snap::Published { .. } => unreachable!("reread"),
+        }
+    }
+
+    fn set_meta_version(&mut self, name: String, version: u64) {
+        self.reread();
+        if let Snap::Text(t) = self {
+            if t.set_meta_version(&name, version) {
+                return;
+            }
+        }
+        self.parsed().meta.insert(name, MetaFile::new(version));
+    }
+
+    fn set_head(&mut self, version: u64, expires: Expires) {
+        self.reread();
+        match self {
+            Snap::Text(t) => (t.version, t.expires) = (version, expires),
+            Snap::Parsed(s) => (s.version, s.expires) = (version, expires),
+            Snap::Published { .. } => unreachable!("reread"),
+        }
+    }
+
+    fn parsed(&mut self) -> &mut Snapshot {
+        self.reread();
+        if let Snap::Text(t) = self {
+            *self = Snap::Parsed(t.to_snapshot());
+        }
+        match self {
+            Snap::Parsed(s) => s,
+            _ => unreachable!("converted above"),
+        }
+    }
+}
 
 /// Hashes bin numbers with one multiplication (Fibonacci hashing): the default SipHash was
 /// a visible share of a million-target bulk add, and bin numbers come from a public hash
@@ -326,7 +406,7 @@ impl Repository {
             _lock: lock,
             root,
             timestamp,
-            snapshot,
+            snapshot: Snap::Parsed(snapshot),
             targets,
             bins: HashMap::default(),
             targets_dirty: false,
@@ -373,13 +453,16 @@ impl Repository {
         let sv = timestamp.signed.snapshot_meta().version;
         let snapshot_path = md.join(format!("{sv}.snapshot.json"));
         let snapshot_bytes = std::fs::read(&snapshot_path).map_err(|e| io(&snapshot_path, e))?;
-        // Our own snapshot, in the layout we write: read without serde (see from_file_fast).
-        let snapshot = match Snapshot::from_file_fast(&snapshot_bytes) {
-            Some(signed) => Envelope { signatures: Vec::new(), signed },
-            None => serde_json::from_slice::<Envelope<Snapshot>>(&snapshot_bytes)
-                .map_err(|e| Error::Corrupt { path: snapshot_path.clone(), reason: e.to_string() })?,
+        // Our own snapshot, in the layout we write: kept as text (see SnapshotText).
+        let mut snapshot = match SnapshotText::parse(snapshot_bytes) {
+            Ok(t) => Snap::Text(t),
+            Err(bytes) => Snap::Parsed(
+                serde_json::from_slice::<Envelope<Snapshot>>(&bytes)
+                    .map_err(|e| Error::Corrupt { path: snapshot_path.clone(), reason: e.to_string() })?
+                    .signed,
+            ),
         };
-        let tv = snapshot.signed.meta.version("targets.json").ok_or_else(|| Error::Corrupt {
+        let tv = snapshot.meta_version("targets.json").ok_or_else(|| Error::Corrupt {
             path: md.join(format!("{sv}.snapshot.json")),
             reason: "snapshot does not list targets.json".into(),
         })?;
@@ -394,7 +477,7 @@ impl Repository {
             _lock: lock,
             root: root.signed,
             timestamp: timestamp.signed,
-            snapshot: snapshot.signed,
+            snapshot,
             targets: targets.signed,
             bins: HashMap::default(),
             targets_dirty: false,
@@ -402,7 +485,7 @@ impl Repository {
             pending_root: None,
             retired,
             retired_changed: false,
-            snapshot_buf: snapshot_bytes,
+            snapshot_buf: Vec::new(),
             now,
         })
     }
@@ -481,7 +564,7 @@ impl Repository {
             return Ok(());
         }
         let name = self.bin_name(bin);
-        let v = self.snapshot.meta.version(&format!("{name}.json")).ok_or_else(|| Error::NoRole(name.clone()))?;
+        let v = self.snapshot.meta_version(&format!("{name}.json")).ok_or_else(|| Error::NoRole(name.clone()))?;
         let env: Envelope<Targets> = read_json(&self.dir.join("metadata").join(format!("{v}.{name}.json")))?;
         self.bins.insert(bin, Bin::from_targets(env.signed));
         Ok(())
@@ -762,7 +845,7 @@ impl Repository {
         }
         for b in &bins_dirty {
             let (v, name) = (self.bins[b].version(), self.bin_name(*b));
-            self.snapshot.meta.insert(format!("{name}.json"), MetaFile::new(v));
+            self.snapshot.set_meta_version(format!("{name}.json"), v);
             written.push(format!("{v}.{name}.json"));
         }
         if targets_dirty {
@@ -771,26 +854,40 @@ impl Repository {
             let bytes = sign_metadata(&self.targets, &targets_signers.iter().map(|s| &**s).collect::<Vec<_>>())?;
             let v = self.targets.version;
             batch.write(&md.join(format!("{v}.targets.json")), &bytes)?;
-            self.snapshot.meta.insert("targets.json".into(), MetaFile::new(v));
+            self.snapshot.set_meta_version("targets.json".into(), v);
             written.push(format!("{v}.targets.json"));
         }
         // 4. Snapshot: in the same batch, since only the timestamp names it.
         for r in self.retired.iter_mut().filter(|r| r.last_snapshot.is_none()) {
-            r.last_snapshot = Some(self.snapshot.version);
+            r.last_snapshot = Some(self.snapshot.version());
         }
-        self.snapshot.version += 1;
-        self.snapshot.expires = expiry(self.now, self.settings.expiry_days.snapshot);
+        let sv = self.snapshot.version() + 1;
+        let snapshot_expires = expiry(self.now, self.settings.expiry_days.snapshot);
+        self.snapshot.set_head(sv, snapshot_expires);
         let signers: Vec<&Signer> = snapshot_signers.iter().map(|s| &**s).collect();
-        let mut canon = std::mem::take(&mut self.snapshot_buf);
-        let snap: Vec<Vec<u8>> = if self.snapshot.fast_canonical_into(&mut canon) {
-            // The canonical bytes are the file's signed part: written between the envelope's
-            // head and tail rather than copied into a third half-megabyte buffer.
-            let (head, tail) = crate::envelope_parts(&canon, &signers, "snapshot")?;
-            vec![head, canon, tail.to_vec()]
-        } else {
-            vec![crate::sign_snapshot(&self.snapshot, &signers)?]
+        let canonical = match std::mem::replace(
+            &mut self.snapshot,
+            Snap::Published { canonical: Vec::new(), version: sv, expires: snapshot_expires },
+        ) {
+            // Edited in the buffer the file was read into.
+            Snap::Text(t) => Some(t.into_canonical()),
+            Snap::Parsed(p) => {
+                let mut canon = std::mem::take(&mut self.snapshot_buf);
+                let fast = p.fast_canonical_into(&mut canon);
+                self.snapshot = Snap::Parsed(p);
+                fast.then_some(canon)
+            }
+            Snap::Published { .. } => unreachable!("set_head rereads"),
         };
-        let sv = self.snapshot.version;
+        let snap: Vec<Vec<u8>> = match canonical {
+            // The canonical bytes are the file's signed part: written between the envelope's
+            // head and tail rather than copied into another half-megabyte buffer.
+            Some(canon) => {
+                let (head, tail) = crate::envelope_parts(&canon, &signers, "snapshot")?;
+                vec![head, canon, tail.to_vec()]
+            }
+            None => vec![crate::sign_snapshot(self.snapshot.parsed(), &signers)?],
+        };
         batch.write_parts(&md.join(format!("{sv}.snapshot.json")), &snap)?;
         written.push(format!("{sv}.snapshot.json"));
         // 5. Timestamp, the file clients read first: made durable along with the rest but
@@ -800,6 +897,14 @@ impl Repository {
         snap.iter().for_each(|part| sha256.update(part));
         meta.length = Some(snap.iter().map(|p| p.len() as u64).sum());
         meta.hashes = Some(Hashes(vec![("sha256".into(), hex::encode(sha256.finish()))]));
+        // Kept: read again if this process needs the snapshot after this publish, and the
+        // buffer for the next one's canonical form otherwise.
+        let mut snap = snap;
+        if let (Snap::Published { canonical, .. }, 3) = (&mut self.snapshot, snap.len()) {
+            *canonical = std::mem::take(&mut snap[1]);
+        } else if snap.len() == 3 {
+            self.snapshot_buf = std::mem::take(&mut snap[1]);
+        }
         self.timestamp.meta.insert("snapshot.json".into(), meta);
         let ts = self.sign_timestamp(&timestamp_signers)?;
         batch.write_last(&md.join("timestamp.json"), &ts)?;
@@ -837,7 +942,7 @@ impl Repository {
     /// the newest `keep_versions` are gone), unless the same content is listed again.
     fn collect_retired_targets(&mut self) -> Result<usize, Error> {
         let keep = self.settings.keep_versions.max(1);
-        let current = self.snapshot.version;
+        let current = self.snapshot.version();
         let mut removed = 0;
         let mut kept = Vec::with_capacity(self.retired.len());
         for r in std::mem::take(&mut self.retired) {
@@ -888,7 +993,7 @@ impl Repository {
         if targets {
             drop_old("targets", self.targets.version);
         }
-        drop_old("snapshot", self.snapshot.version);
+        drop_old("snapshot", self.snapshot.version());
         old
     }
 
@@ -911,7 +1016,7 @@ impl Repository {
             self.targets_dirty = true;
             names.push("targets".into());
         }
-        if self.has_changes() || due(&self.snapshot.expires) {
+        if self.has_changes() || due(&self.snapshot.expires()) {
             names.push("snapshot".into());
             names.push("timestamp".into());
             self.publish(pass)?;
@@ -956,9 +1061,9 @@ impl Repository {
             ("targets", format!("{}.targets.json", self.targets.version), self.targets.expires, self.targets.version),
             (
                 "snapshot",
-                format!("{}.snapshot.json", self.snapshot.version),
-                self.snapshot.expires,
-                self.snapshot.version,
+                format!("{}.snapshot.json", self.snapshot.version()),
+                self.snapshot.expires(),
+                self.snapshot.version(),
             ),
             ("timestamp", "timestamp.json".to_string(), self.timestamp.expires, self.timestamp.version),
         ];
@@ -992,12 +1097,7 @@ impl Repository {
                 parts[0] = (parts[0].0.into_iter().chain([t.expires()]).min(), parts[0].1 + t.len());
                 continue;
             }
-            let v = self
-                .snapshot
-                .meta
-                .get(&format!("{name}.json"))
-                .map(|m| m.version)
-                .ok_or(Error::NoRole(name.clone()))?;
+            let v = self.snapshot.meta_version(&format!("{name}.json")).ok_or(Error::NoRole(name.clone()))?;
             files.push(md.join(format!("{v}.{name}.json")));
         }
         parts.extend(on_two_threads(&files, |paths| {
@@ -1013,6 +1113,11 @@ impl Repository {
         })?);
         let earliest = parts.iter().filter_map(|p| p.0).min();
         Ok((succinct.bin_count(), earliest, parts.iter().map(|p| p.1).sum()))
+    }
+
+    /// The current snapshot (read in full on first use: a one-file publish does not need to).
+    pub fn snapshot(&mut self) -> &Snapshot {
+        self.snapshot.parsed()
     }
 
     pub fn now(&self) -> OffsetDateTime {
