@@ -115,10 +115,6 @@ pub struct Repository {
     /// `DIR/retired-targets.json`).
     retired: Vec<Retired>,
     retired_changed: bool,
-    /// A buffer for the next snapshot's canonical form (the last one written, when the
-    /// snapshot is held parsed): half a megabyte at PyPI scale, and fresh memory costs a page
-    /// fault per 4 KiB.
-    snapshot_buf: Vec<u8>,
     now: OffsetDateTime,
 }
 
@@ -137,7 +133,8 @@ const RETIRED_FILE: &str = "retired-targets.json";
 
 /// The current snapshot: as the text of our own file (see [`SnapshotText`]), parsed (new
 /// repositories, other layouts, or once a publish lists a new role), or the canonical text
-/// just published, read again only if needed.
+/// just published, read again only if needed (the signed part: `[head, canonical, tail]`
+/// was written).
 enum Snap {
     Text(SnapshotText),
     Parsed(Snapshot),
@@ -414,7 +411,6 @@ impl Repository {
             pending_root: None,
             retired: Vec::new(),
             retired_changed: false,
-            snapshot_buf: Vec::new(),
             now,
         };
         // Every bin exists from the start (empty), so clients can tell "not here" from
@@ -485,7 +481,6 @@ impl Repository {
             pending_root: None,
             retired,
             retired_changed: false,
-            snapshot_buf: Vec::new(),
             now,
         })
     }
@@ -571,11 +566,7 @@ impl Repository {
     }
 
     fn bin_mut(&mut self, bin: u64) -> Result<&mut Bin, Error> {
-        // Looked up once when loaded: a bulk add comes here for every target.
-        if !self.bins.contains_key(&bin) {
-            self.load_bin(bin)?;
-        }
-        let b = self.bins.get_mut(&bin).expect("loaded");
+        let b = self.loaded(bin)?;
         b.changed = true;
         Ok(b)
     }
@@ -721,17 +712,22 @@ impl Repository {
         Ok(())
     }
 
-    fn role_signers(&mut self, role: &str, pass: Passphrase) -> Result<Vec<Rc<Signer>>, Error> {
-        let (ids, threshold) = match role {
+    /// The keyids and threshold of `role` (a top-level role, or "bins").
+    fn role_keys(&self, role: &str) -> Result<(Vec<String>, u64), Error> {
+        match role {
             "bins" => {
                 let s = self.succinct();
-                (s.keyids.clone(), s.threshold)
+                Ok((s.keyids.clone(), s.threshold))
             }
             r => {
                 let rk = self.root.roles.get(r).ok_or_else(|| Error::NoRole(r.into()))?;
-                (rk.keyids.clone(), rk.threshold)
+                Ok((rk.keyids.clone(), rk.threshold))
             }
-        };
+        }
+    }
+
+    fn role_signers(&mut self, role: &str, pass: Passphrase) -> Result<Vec<Rc<Signer>>, Error> {
+        let (ids, threshold) = self.role_keys(role)?;
         self.signers(role, &ids, threshold, pass)
     }
 
@@ -754,10 +750,7 @@ impl Repository {
         needed.extend((!bins_dirty.is_empty()).then_some("bins"));
         let mut ids = Vec::new();
         for role in needed {
-            ids.extend(match role {
-                "bins" => self.succinct().keyids.clone(),
-                r => self.root.roles.get(r).map(|rk| rk.keyids.clone()).unwrap_or_default(),
-            });
+            ids.extend(self.role_keys(role)?.0);
         }
         self.preload_signers(&ids, pass)?;
         let bin_signers = if bins_dirty.is_empty() { Vec::new() } else { self.role_signers("bins", pass)? };
@@ -872,10 +865,11 @@ impl Repository {
             // Edited in the buffer the file was read into.
             Snap::Text(t) => Some(t.into_canonical()),
             Snap::Parsed(p) => {
-                let mut canon = std::mem::take(&mut self.snapshot_buf);
-                let fast = p.fast_canonical_into(&mut canon);
-                self.snapshot = Snap::Parsed(p);
-                fast.then_some(canon)
+                let fast = p.fast_canonical();
+                if fast.is_none() {
+                    self.snapshot = Snap::Parsed(p);
+                }
+                fast
             }
             Snap::Published { .. } => unreachable!("set_head rereads"),
         };
@@ -897,13 +891,10 @@ impl Repository {
         snap.iter().for_each(|part| sha256.update(part));
         meta.length = Some(snap.iter().map(|p| p.len() as u64).sum());
         meta.hashes = Some(Hashes(vec![("sha256".into(), hex::encode(sha256.finish()))]));
-        // Kept: read again if this process needs the snapshot after this publish, and the
-        // buffer for the next one's canonical form otherwise.
+        // Kept, to be read again if this process needs the snapshot after this publish.
         let mut snap = snap;
-        if let (Snap::Published { canonical, .. }, 3) = (&mut self.snapshot, snap.len()) {
+        if let Snap::Published { canonical, .. } = &mut self.snapshot {
             *canonical = std::mem::take(&mut snap[1]);
-        } else if snap.len() == 3 {
-            self.snapshot_buf = std::mem::take(&mut snap[1]);
         }
         self.timestamp.meta.insert("snapshot.json".into(), meta);
         let ts = self.sign_timestamp(&timestamp_signers)?;
@@ -1427,6 +1418,14 @@ struct Batch {
     remove: Vec<PathBuf>,
 }
 
+/// A temp file beside `path` holding the concatenation of `parts` (not yet synced).
+fn staged<B: AsRef<[u8]>>(path: &Path, parts: &[B]) -> Result<tempfile::NamedTempFile, Error> {
+    use std::io::Write;
+    let mut tmp = crate::published_tempfile(path.parent().unwrap_or(Path::new(".")))?;
+    parts.iter().try_for_each(|p| tmp.write_all(p.as_ref())).map_err(|e| io(path, e))?;
+    Ok(tmp)
+}
+
 /// Above this many files a publish uses bulk mode.
 const BULK_FILES: usize = 512;
 
@@ -1450,8 +1449,7 @@ impl Batch {
             let mut f = File::create(path).map_err(|e| io(path, e))?;
             return parts.iter().try_for_each(|p| f.write_all(p.as_ref())).map_err(|e| io(path, e));
         }
-        let mut tmp = crate::published_tempfile(dir)?;
-        parts.iter().try_for_each(|p| tmp.write_all(p.as_ref())).map_err(|e| io(path, e))?;
+        let tmp = staged(path, parts)?;
         self.push(tmp, path)
     }
 
@@ -1500,11 +1498,7 @@ impl Batch {
 
     /// Like [`Batch::write`], for the file to put in place last (see `last`).
     fn write_last(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
-        use std::io::Write;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut tmp = crate::published_tempfile(dir)?;
-        tmp.write_all(bytes).map_err(|e| io(path, e))?;
-        self.last = Some((tmp, path.to_path_buf()));
+        self.last = Some((staged(path, &[bytes])?, path.to_path_buf()));
         Ok(())
     }
 

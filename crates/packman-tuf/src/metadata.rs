@@ -845,30 +845,22 @@ impl Snapshot {
     /// The canonical JSON of this snapshot, written directly; `None` if it is not in the
     /// simple layout.
     pub fn fast_canonical(&self) -> Option<Vec<u8>> {
-        let mut out = Vec::with_capacity(64 + self.meta.len() * 32 + self.meta.names.len());
-        self.fast_canonical_into(&mut out).then_some(out)
-    }
-
-    /// [`Snapshot::fast_canonical`] into `out` (cleared first; a buffer already in memory
-    /// saves the page faults of a fresh half megabyte). `false`, and `out` unspecified, if
-    /// the snapshot is not in the simple layout.
-    pub fn fast_canonical_into(&self, out: &mut Vec<u8>) -> bool {
-        out.clear();
         let plain = |s: &str| !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
-        if self.type_ != "snapshot" || !self.extra.is_empty() || !plain(&self.spec_version) {
-            return false;
+        if self.type_ != "snapshot"
+            || !self.extra.is_empty()
+            || !plain(&self.spec_version)
+            || !self.meta.versions_only()
+        {
+            return None;
         }
-        if !self.meta.versions_only() {
-            return false;
-        }
-        // No reserve: the buffer passed in is usually the previous file, a little larger.
+        let mut out = Vec::with_capacity(64 + self.meta.len() * 32 + self.meta.names.len());
         out.extend_from_slice(b"{\"_type\":\"snapshot\",\"expires\":\"");
         out.extend_from_slice(self.expires.to_string().as_bytes());
         out.extend_from_slice(b"\",\"meta\":{");
         let mut buf = [0u8; 20];
         for (i, (name, version)) in self.meta.versions().enumerate() {
             if !plain(name) {
-                return false;
+                return None;
             }
             if i > 0 {
                 out.push(b',');
@@ -884,7 +876,7 @@ impl Snapshot {
         out.extend_from_slice(b"\",\"version\":");
         out.extend_from_slice(fmt_u64(&mut buf, self.version));
         out.push(b'}');
-        true
+        Some(out)
     }
 
     /// The `signed` part of a snapshot file in the layout [`Snapshot::fast_canonical`]
