@@ -60,6 +60,9 @@ impl Remote {
         if bucket.is_empty() {
             return Err(bad("no bucket name".into()));
         }
+        // TLS for https:// endpoints goes through ring (see Cargo.toml); an error only means a
+        // provider is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let store = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .build()
