@@ -1758,6 +1758,39 @@ mod tests {
     /// A bulk import (targets listed before the first publish, prepared apart) publishes the
     /// same targets as adding them one by one to an initialised repository, and a client
     /// verifies both; a later one-file publish on the imported repository keeps them all.
+    /// New files go straight to their final names, so a crash can leave a wrong file under
+    /// a name the next publish wants: a leftover metadata version is overwritten, and a
+    /// content-addressed target of the right length but other bytes is rewritten, not
+    /// reused. A target already holding the right bytes is reused (no copy).
+    #[test]
+    fn leftovers_under_final_names_are_replaced() {
+        let now = OffsetDateTime::now_utc();
+        let d = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let mut repo = Repository::init(d.path(), &InitOptions { bins: 4, ..InitOptions::default() }, now).unwrap();
+        let f = src.path().join("a.tar.gz");
+        std::fs::write(&f, "the real content").unwrap();
+        let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, b"the real content"));
+        let dir = d.path().join("targets/packages/p");
+        std::fs::create_dir_all(&dir).unwrap();
+        let hashed = dir.join(format!("{sha}.a.tar.gz"));
+        // A crash's leftovers: same length, other bytes; and the next snapshot version.
+        std::fs::write(&hashed, "the fake content").unwrap();
+        let next_snapshot = d.path().join(format!("metadata/{}.snapshot.json", repo.snapshot().version + 1));
+        std::fs::write(&next_snapshot, "half a snapsh").unwrap();
+        repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
+        let report = repo.publish(&mut no_pass).unwrap();
+        assert_eq!(report.targets_written, 1);
+        assert_eq!(std::fs::read(&hashed).unwrap(), b"the real content");
+        assert_eq!(std::fs::read(dir.join("a.tar.gz")).unwrap(), b"the real content");
+        let verified = verified_targets(d.path(), now);
+        assert_eq!(verified["packages/p/a.tar.gz"].length, 16);
+        // The same content again: the file is reused, and still right.
+        repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
+        assert_eq!(repo.publish(&mut no_pass).unwrap().targets_written, 0);
+        assert_eq!(std::fs::read(&hashed).unwrap(), b"the real content");
+    }
+
     #[test]
     fn bulk_import_lists_what_incremental_adds_list() {
         let now = OffsetDateTime::now_utc();

@@ -179,7 +179,7 @@ fn zero_bytes(w: u64) -> u64 {
 }
 
 /// Where the string starting at `b[i]` ends (its closing quote), and whether every byte
-/// before that is printable ASCII other than `\` (else [`plain`] decides).
+/// before that is ASCII from 0x20 up other than `\` (else [`plain`] decides).
 fn name_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     while let Some(chunk) = b.get(i..i + 8) {
         let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
@@ -197,7 +197,7 @@ fn name_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
         i += 8;
     }
     let at = b[i..].iter().position(|&c| c == b'"')?;
-    let ascii_plain = b[i..i + at].iter().all(|&c| (0x20..0x7f).contains(&c) && c != b'\\');
+    let ascii_plain = b[i..i + at].iter().all(|&c| (0x20..0x80).contains(&c) && c != b'\\');
     Some((i + at, ascii_plain))
 }
 
@@ -424,5 +424,74 @@ mod tests {
         // Version numbers past u64 are declined, not wrapped.
         let huge = good.replace("{\"version\":1}", "{\"version\":18446744073709551616}");
         assert!(SnapshotText::parse(huge.into_bytes()).is_err(), "overflow");
+    }
+}
+
+#[cfg(test)]
+mod word_tests {
+    use super::*;
+
+    /// A small deterministic generator: the same cases on every run.
+    fn rng(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    /// Names of every length around the word size, with bytes from a small alphabet that
+    /// holds the quote, the backslash, a control character, a non-ASCII byte and ordinary
+    /// ones, at every position.
+    fn names(n: usize) -> Vec<Vec<u8>> {
+        let alphabet = [b'a', b'b', b'-', b'.', b'"', b'\\', 0x1f, 0x20, 0x7e, 0x7f, 0x80, 0xc3, 0xa9, b'z'];
+        let mut seed = 0x9e37_79b9_7f4a_7c15;
+        (0..n)
+            .map(|_| {
+                let len = (rng(&mut seed) % 26) as usize;
+                (0..len)
+                    .map(|_| {
+                        let r = rng(&mut seed);
+                        // Mostly ordinary bytes, so long runs without a special one occur.
+                        if r % 4 == 0 {
+                            alphabet[(r / 4) as usize % alphabet.len()]
+                        } else {
+                            b'a' + (r % 3) as u8
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn name_end_agrees_with_a_byte_by_byte_scan() {
+        for name in names(20_000) {
+            // The scan must stop at the first quote whatever follows it.
+            let text = [&name[..], b"\":{\"version\":1}"].concat();
+            let at = text.iter().position(|&c| c == b'"').expect("a quote follows");
+            let ascii_plain = text[..at].iter().all(|&c| (0x20..0x80).contains(&c) && c != b'\\');
+            assert_eq!(name_end(&text, 0), Some((at, ascii_plain)), "{name:?}");
+            // And from an offset, as in a file.
+            let shifted = [b"xyz", &text[..]].concat();
+            assert_eq!(name_end(&shifted, 3), Some((at + 3, ascii_plain)), "{name:?}");
+        }
+        assert_eq!(name_end(b"no quote at all, long enough", 0), None);
+    }
+
+    #[test]
+    fn less_is_byte_order() {
+        let all = names(600);
+        for a in &all {
+            for b in all.iter().take(200) {
+                assert_eq!(less(a, b), a < b, "{a:?} {b:?}");
+            }
+        }
+        // Equal up to the shorter one's end, at and around the word size.
+        for n in 0..20 {
+            let long = vec![b'x'; n + 3];
+            assert!(less(&long[..n], &long));
+            assert!(!less(&long, &long[..n]));
+            assert!(!less(&long, &long), "not less than itself");
+        }
     }
 }
