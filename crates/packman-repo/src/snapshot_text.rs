@@ -452,7 +452,7 @@ mod word_tests {
                     .map(|_| {
                         let r = rng(&mut seed);
                         // Mostly ordinary bytes, so long runs without a special one occur.
-                        if r % 4 == 0 {
+                        if r.is_multiple_of(4) {
                             alphabet[(r / 4) as usize % alphabet.len()]
                         } else {
                             b'a' + (r % 3) as u8
