@@ -1511,8 +1511,7 @@ impl Batch {
             // Synced by the commit's syncfs; no descriptor kept open.
             return Ok(());
         }
-        if self.syncing.len() < EAGER_SYNCS {
-            self.spawn_sync(f, path);
+        if self.syncing.len() < EAGER_SYNCS && self.spawn_sync(&f, path) {
             return Ok(());
         }
         self.pending.push((f, path.to_path_buf()));
@@ -1522,12 +1521,17 @@ impl Batch {
         Ok(())
     }
 
-    fn spawn_sync(&mut self, f: File, path: &Path) {
-        self.syncing.push((std::thread::spawn(move || f.sync_all()), path.to_path_buf()));
+    /// Starts syncing `f` (a duplicate descriptor) on a thread of its own; `false` if no
+    /// thread could be had (the caller syncs it later).
+    fn spawn_sync(&mut self, f: &File, path: &Path) -> bool {
+        let Ok(dup) = f.try_clone() else { return false };
+        let Ok(handle) = std::thread::Builder::new().spawn(move || dup.sync_all()) else { return false };
+        self.syncing.push((handle, path.to_path_buf()));
         // Let it start its I/O now: a new thread can otherwise wait behind this busy one
         // for a scheduler tick (measured on 2-core VMs: up to 1 ms), and the sync would not
         // overlap the work that follows. It blocks on the disk at once and gives the CPU back.
         std::thread::yield_now();
+        true
     }
 
     /// Publishes the file at `existing` (same directory) under `path` too, as a hard link
@@ -1551,8 +1555,9 @@ impl Batch {
     /// published file, so it goes to a temp file first.
     fn write_last(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
         let tmp = staged(path, &[bytes])?;
-        if !self.bulk {
-            self.spawn_sync(tmp.as_file().try_clone().map_err(|e| io(path, e))?, path);
+        if !self.bulk && !self.spawn_sync(tmp.as_file(), path) {
+            // No thread to be had: synced here.
+            tmp.as_file().sync_all().map_err(|e| io(path, e))?;
         }
         self.last = Some((tmp, path.to_path_buf()));
         Ok(())
