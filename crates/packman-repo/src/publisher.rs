@@ -903,12 +903,13 @@ impl Repository {
             batch.write(&md.join(format!("{}.targets.json", self.targets.version)), &bytes)?;
         }
         // Old versions go in the same round: none of them is what the current timestamp
-        // leads to (the newest `keep_versions` of each role stay).
+        // leads to (the newest `keep_versions` of each role stay); so do the target files
+        // only those versions led to.
         batch.remove = self.old_versions(&bins_dirty, targets_dirty);
+        self.collect_retired_targets(&mut batch)?;
         report.removed = batch.commit()?;
         let _ = std::fs::remove_dir_all(self.dir.join(".staging"));
         written.push("timestamp.json".into());
-        report.removed += self.collect_retired_targets()?;
         for b in &bins_dirty {
             self.bins.get_mut(b).expect("loaded").changed = false;
         }
@@ -932,12 +933,13 @@ impl Repository {
         sync_dir(&md)
     }
 
-    /// Removes retired target files that no kept snapshot can lead to (snapshots older than
-    /// the newest `keep_versions` are gone), unless the same content is listed again.
-    fn collect_retired_targets(&mut self) -> Result<usize, Error> {
+    /// Retired target files that no kept snapshot can lead to any more (snapshots older than
+    /// the newest `keep_versions` go in this publish), unless the same content is listed
+    /// again: deleted with the batch's old versions. The list that remains replaces the
+    /// stored one with the batch (losing it in a crash only leaves files behind).
+    fn collect_retired_targets(&mut self, batch: &mut Batch) -> Result<(), Error> {
         let keep = self.settings.keep_versions.max(1);
         let current = self.snapshot.version();
-        let mut removed = 0;
         let mut kept = Vec::with_capacity(self.retired.len());
         for r in std::mem::take(&mut self.retired) {
             let due = r.last_snapshot.is_some_and(|last| last + keep <= current);
@@ -951,23 +953,17 @@ impl Repository {
                 continue;
             }
             let (d, f) = split_path(&r.path);
-            let p = self.dir.join("targets").join(d).join(format!("{}.{f}", r.sha256));
-            match std::fs::remove_file(&p) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(&p, e)),
-            }
+            batch.remove.push(self.dir.join("targets").join(d).join(format!("{}.{f}", r.sha256)));
         }
         self.retired = kept;
         if self.retired_changed {
-            // Losing this file (a crash before it is written) only leaves files behind.
-            write_atomic(
+            batch.replace(
                 &self.dir.join(RETIRED_FILE),
                 &serde_json::to_vec_pretty(&self.retired).expect("serialisable"),
             )?;
             self.retired_changed = false;
         }
-        Ok(removed)
+        Ok(())
     }
 
     /// Metadata versions older than the newest `keep_versions` of each role just rewritten
@@ -1438,8 +1434,8 @@ struct Batch {
     pending: Vec<(File, PathBuf)>,
     /// Syncs under way, one thread each.
     syncing: Vec<(std::thread::JoinHandle<std::io::Result<()>>, PathBuf)>,
-    /// Hard links to files of the batch (or published ones), renamed into place once those
-    /// are durable.
+    /// Renamed into place once the batch is durable: hard links to its files (or published
+    /// ones) under their plain names, and replacements of files TUF clients do not read.
     links: Vec<(tempfile::TempPath, PathBuf)>,
     /// Directories that gained files.
     dirs: BTreeSet<PathBuf>,
@@ -1548,6 +1544,16 @@ impl Batch {
             return tmp.persist(path).map_err(|e| io(path, e.error));
         }
         self.links.push((tmp, path.to_path_buf()));
+        Ok(())
+    }
+
+    /// Replaces `path`, a file TUF clients do not read, with `bytes` once the batch is durable.
+    fn replace(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+        let tmp = staged(path, &[bytes])?;
+        if !self.bulk && !self.spawn_sync(tmp.as_file(), path) {
+            tmp.as_file().sync_all().map_err(|e| io(path, e))?;
+        }
+        self.links.push((tmp.into_temp_path(), path.to_path_buf()));
         Ok(())
     }
 
