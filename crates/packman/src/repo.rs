@@ -260,10 +260,25 @@ fn open(dir: &Path, keys: Option<&Path>) -> Result<Repository, String> {
 
 fn push(dir: &Path, store: Option<&str>) -> Result<(), String> {
     let Some(url) = store else { return Ok(()) };
-    let remote = packman_store::Remote::from_url(url).map_err(|e| e.to_string())?;
-    let r = remote.push(dir).map_err(|e| e.to_string())?;
+    let remote = packman_store::Remote::from_url(url).map_err(|e| with_causes(&e))?;
+    let r = remote.push(dir).map_err(|e| with_causes(&e))?;
     println!("pushed to {url}: {} uploaded, {} unchanged, {} deleted", r.uploaded, r.unchanged, r.deleted);
     Ok(())
+}
+
+/// The error and its causes: object storage errors end in "error sending request", and
+/// what went wrong (refused connection, TLS certificate) is further down the chain.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
+        cause = c.source();
+    }
+    msg
 }
 
 fn print_report(r: &PublishReport) {

@@ -1043,6 +1043,9 @@ fn add_with_store_mirrors_the_tree_to_s3() {
     assert!(err.contains("gs://x") && err.contains("only s3://"), "{err}");
     let _ = child.kill();
     let _ = child.wait();
+    // The store gone: the error says why, not just "error sending request".
+    let err = fails(run_s3(&["repo", "push", r.d(), "--store", "s3://bucket/repo"]));
+    has_all(&err, &["s3://bucket/repo", "error sending request", "tcp connect error"]);
 }
 
 /// Hash-prefixed target files that are no longer listed (old page versions, removed
