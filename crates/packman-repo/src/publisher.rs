@@ -108,7 +108,8 @@ pub struct Repository {
     /// bins a tree's cache misses cost microseconds each time.
     bins: HashMap<u64, Bin, BinHash>,
     targets_dirty: bool,
-    new_targets: Vec<(String, PathBuf)>,
+    /// Target files to publish, with where their bytes are.
+    new_targets: Vec<(String, Source)>,
     /// A new root version ready to publish (bytes signed by both thresholds).
     pending_root: Option<Vec<u8>>,
     /// Consistent-snapshot target files no longer listed, awaiting removal (persisted in
@@ -130,6 +131,13 @@ struct Retired {
 }
 
 const RETIRED_FILE: &str = "retired-targets.json";
+
+/// The bytes of a target to publish: a file (copied in), or made in memory (pages, core
+/// metadata), written straight to the target's name.
+enum Source {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
 
 /// The current snapshot: as the text of our own file (see [`SnapshotText`]), parsed (new
 /// repositories, other layouts, or once a publish lists a new role), or the canonical text
@@ -586,7 +594,11 @@ impl Repository {
     }
 
     /// As [`Repository::add_target`], with the file already hashed by [`describe_file`].
-    pub fn add_described_target(&mut self, path: &str, file: &Path, mut tf: TargetFile) -> Result<String, Error> {
+    pub fn add_described_target(&mut self, path: &str, file: &Path, tf: TargetFile) -> Result<String, Error> {
+        self.list_target(path, tf, Source::File(file.to_path_buf()))
+    }
+
+    fn list_target(&mut self, path: &str, mut tf: TargetFile, source: Source) -> Result<String, Error> {
         check_target_path(path)?;
         let b = self.bin_index(path);
         let bin = self.bin_mut(b)?;
@@ -601,7 +613,7 @@ impl Repository {
         if let Some(sha256) = replaced {
             self.retire(path, sha256);
         }
-        self.new_targets.push((path.to_string(), file.to_path_buf()));
+        self.new_targets.push((path.to_string(), source));
         Ok(self.bin_name(b))
     }
 
@@ -633,12 +645,9 @@ impl Repository {
         data: &[u8],
         custom: Option<serde_json::Value>,
     ) -> Result<String, Error> {
-        let staging = self.dir.join(".staging");
-        std::fs::create_dir_all(&staging).map_err(|e| io(&staging, e))?;
-        let tmp = tempfile::NamedTempFile::new_in(&staging).map_err(|e| io(&staging, e))?;
-        std::fs::write(tmp.path(), data).map_err(|e| io(tmp.path(), e))?;
-        let (_, p) = tmp.keep().map_err(|e| io(&staging, e.error))?;
-        self.add_target(path, &p, custom)
+        let mut tf = describe_bytes(data);
+        tf.custom = custom;
+        self.list_target(path, tf, Source::Bytes(data.to_vec()))
     }
 
     /// Removes `path` from its bin. Returns whether it was listed.
@@ -859,7 +868,7 @@ impl Repository {
             // (the same content added again), and rewritten if not (a crash mid-write).
             if !holds(&dest, tf.length, &sha) {
                 report.targets_written += 1;
-                batch.copy(&src, &dest)?;
+                batch.put(&src, &dest)?;
             }
             if plain_copy_wanted(&path) {
                 // The same bytes under the plain name: a hard link, not a second copy to
@@ -1360,6 +1369,20 @@ pub fn check_target_path(path: &str) -> Result<(), Error> {
 }
 
 /// Length, sha256 and sha512 of a file, read once: its TUF target description.
+/// Length, SHA-256 and SHA-512 of `data`.
+pub fn describe_bytes(data: &[u8]) -> TargetFile {
+    let hash = |alg| hex::encode(ring::digest::digest(alg, data));
+    TargetFile {
+        length: data.len() as u64,
+        hashes: Hashes(vec![
+            ("sha256".into(), hash(&ring::digest::SHA256)),
+            ("sha512".into(), hash(&ring::digest::SHA512)),
+        ]),
+        custom: None,
+        extra: Extra::new(),
+    }
+}
+
 pub fn describe_file(path: &Path) -> Result<TargetFile, Error> {
     use std::io::Read;
     let mut f = File::open(path).map_err(|e| io(path, e))?;
@@ -1487,16 +1510,22 @@ impl Batch {
         self.written(f, path)
     }
 
-    /// Copies `src` to `path`, a content-addressed name not yet published (or holding
+    /// Writes `src` to `path`, a content-addressed name not yet published (or holding
     /// something else: it is replaced, not edited, so hard links to it keep their bytes).
-    fn copy(&mut self, src: &Path, path: &Path) -> Result<(), Error> {
+    fn put(&mut self, src: &Source, path: &Path) -> Result<(), Error> {
+        use std::io::Write;
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(path, e)),
             _ => {}
         }
-        let mut from = File::open(src).map_err(|e| io(src, e))?;
         let mut to = create_published(path)?;
-        std::io::copy(&mut from, &mut to).map_err(|e| io(src, e))?;
+        match src {
+            Source::File(f) => {
+                let mut from = File::open(f).map_err(|e| io(f, e))?;
+                std::io::copy(&mut from, &mut to).map_err(|e| io(f, e))?;
+            }
+            Source::Bytes(b) => to.write_all(b).map_err(|e| io(path, e))?,
+        }
         self.written(to, path)
     }
 
