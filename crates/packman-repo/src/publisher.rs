@@ -917,6 +917,7 @@ impl Repository {
         batch.remove = self.old_versions(&bins_dirty, targets_dirty);
         self.collect_retired_targets(&mut batch)?;
         report.removed = batch.commit()?;
+        // Earlier versions staged generated targets here; only a crash left it behind.
         let _ = std::fs::remove_dir_all(self.dir.join(".staging"));
         written.push("timestamp.json".into());
         for b in &bins_dirty {
