@@ -1413,20 +1413,8 @@ type FileSink<'a> = dyn FnMut(PathBuf, &[u8]) -> Result<(), Error> + 'a;
 
 /// Whether the file at `path` is `length` bytes with this SHA-256 (hex).
 fn holds(path: &Path, length: u64, sha256: &str) -> bool {
-    if std::fs::metadata(path).map(|m| m.len()).ok() != Some(length) {
-        return false;
-    }
-    let Ok(mut f) = File::open(path) else { return false };
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match std::io::Read::read(&mut f, &mut buf) {
-            Ok(0) => break,
-            Ok(n) => ctx.update(&buf[..n]),
-            Err(_) => return false,
-        }
-    }
-    hex::encode(ctx.finish()) == sha256
+    std::fs::metadata(path).is_ok_and(|m| m.len() == length)
+        && describe_file(path).is_ok_and(|tf| tf.hashes.get("sha256") == Some(sha256))
 }
 
 /// Writes a new versioned metadata file. Versions are always one past what the current
@@ -1579,10 +1567,7 @@ impl Batch {
 
     /// Replaces `path`, a file TUF clients do not read, with `bytes` once the batch is durable.
     fn replace(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
-        let tmp = staged(path, &[bytes])?;
-        if !self.bulk && !self.spawn_sync(tmp.as_file(), path) {
-            tmp.as_file().sync_all().map_err(|e| io(path, e))?;
-        }
+        let tmp = self.stage_syncing(path, bytes)?;
         self.links.push((tmp.into_temp_path(), path.to_path_buf()));
         Ok(())
     }
@@ -1590,13 +1575,18 @@ impl Batch {
     /// Like [`Batch::write`], for the file to put in place last (see `last`): it replaces a
     /// published file, so it goes to a temp file first.
     fn write_last(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+        self.last = Some((self.stage_syncing(path, bytes)?, path.to_path_buf()));
+        Ok(())
+    }
+
+    /// A temp file beside `path` holding `bytes`, its sync started (outside bulk mode; with
+    /// no thread to be had, synced here).
+    fn stage_syncing(&mut self, path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
         let tmp = staged(path, &[bytes])?;
         if !self.bulk && !self.spawn_sync(tmp.as_file(), path) {
-            // No thread to be had: synced here.
             tmp.as_file().sync_all().map_err(|e| io(path, e))?;
         }
-        self.last = Some((tmp, path.to_path_buf()));
-        Ok(())
+        Ok(tmp)
     }
 
     fn flush_chunk(&mut self) -> Result<(), Error> {
@@ -1757,15 +1747,21 @@ mod tests {
         all
     }
 
+    /// A new repository with 4 bins, and a directory for source files.
+    fn four_bin_repo() -> (OffsetDateTime, tempfile::TempDir, tempfile::TempDir, Repository) {
+        let now = OffsetDateTime::now_utc();
+        let d = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let repo = Repository::init(d.path(), &InitOptions { bins: 4, ..InitOptions::default() }, now).unwrap();
+        (now, d, src, repo)
+    }
+
     /// Distribution files are published under their hash-prefixed and plain names (the
     /// latter a hard link): in a batch that syncs in several chunks, in bulk mode, and when
     /// the hash-prefixed file already exists.
     #[test]
     fn plain_names_link_the_published_bytes() {
-        let now = OffsetDateTime::now_utc();
-        let d = tempfile::tempdir().unwrap();
-        let src = tempfile::tempdir().unwrap();
-        let mut repo = Repository::init(d.path(), &InitOptions { bins: 4, ..InitOptions::default() }, now).unwrap();
+        let (_, d, src, mut repo) = four_bin_repo();
         // 200 files: one batch under the bulk threshold. 300 files: bulk mode. Then 10 of the
         // first again, their plain names removed (as if lost): the hash-prefixed files are
         // already there and are linked again.
@@ -1796,19 +1792,13 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
-    /// A bulk import (targets listed before the first publish, prepared apart) publishes the
-    /// same targets as adding them one by one to an initialised repository, and a client
-    /// verifies both; a later one-file publish on the imported repository keeps them all.
     /// New files go straight to their final names, so a crash can leave a wrong file under
     /// a name the next publish wants: a leftover metadata version is overwritten, and a
     /// content-addressed target of the right length but other bytes is rewritten, not
     /// reused. A target already holding the right bytes is reused (no copy).
     #[test]
     fn leftovers_under_final_names_are_replaced() {
-        let now = OffsetDateTime::now_utc();
-        let d = tempfile::tempdir().unwrap();
-        let src = tempfile::tempdir().unwrap();
-        let mut repo = Repository::init(d.path(), &InitOptions { bins: 4, ..InitOptions::default() }, now).unwrap();
+        let (now, d, src, mut repo) = four_bin_repo();
         let f = src.path().join("a.tar.gz");
         std::fs::write(&f, "the real content").unwrap();
         let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, b"the real content"));
@@ -1832,6 +1822,9 @@ mod tests {
         assert_eq!(std::fs::read(&hashed).unwrap(), b"the real content");
     }
 
+    /// A bulk import (targets listed before the first publish, prepared apart) publishes the
+    /// same targets as adding them one by one to an initialised repository, and a client
+    /// verifies both; a later one-file publish on the imported repository keeps them all.
     #[test]
     fn bulk_import_lists_what_incremental_adds_list() {
         let now = OffsetDateTime::now_utc();
