@@ -5,6 +5,7 @@
 //! with it; the publisher CLI grows on it.
 #![forbid(unsafe_code)]
 
+mod batch;
 mod bin;
 mod builder;
 pub mod keys;

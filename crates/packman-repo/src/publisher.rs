@@ -24,6 +24,7 @@ use packman_tuf::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::batch::{Batch, Source, BULK_FILES};
 use crate::bin::{Bin, PreparedTarget};
 use crate::keys::{KeyDir, KeyFile};
 use crate::snapshot_text::SnapshotText;
@@ -131,13 +132,6 @@ struct Retired {
 }
 
 const RETIRED_FILE: &str = "retired-targets.json";
-
-/// The bytes of a target to publish: a file (copied in), or made in memory (pages, core
-/// metadata), written straight to the target's name.
-enum Source {
-    File(PathBuf),
-    Bytes(Vec<u8>),
-}
 
 /// The current snapshot: as the text of our own file (see [`SnapshotText`]), parsed (new
 /// repositories, other layouts, or once a publish lists a new role), or the canonical text
@@ -781,7 +775,7 @@ impl Repository {
         }
         // 1. New versions of the changed bins and targets, listed in the snapshot.
         let files = self.new_targets.len() * 2 + bins_dirty.len() + 1;
-        let mut batch = Batch { bulk: files > BULK_FILES, ..Batch::default() };
+        let mut batch = Batch::new(files > BULK_FILES);
         let mut written = Vec::new();
         let expires_bins = expiry(self.now, self.settings.expiry_days.bins);
         let bin_signer_refs: Vec<&Signer> = bin_signers.iter().map(|s| &**s).collect();
@@ -811,6 +805,12 @@ impl Repository {
         let sv = self.snapshot.version() + 1;
         let snapshot_expires = expiry(self.now, self.settings.expiry_days.snapshot);
         self.snapshot.set_head(sv, snapshot_expires);
+        // Versions older than the newest `keep_versions` of each role, and the target files
+        // only those led to: deleted from now on while this publish goes on, as neither the
+        // new timestamp nor (with `keep_versions` 2 or more) the one it replaces leads there.
+        let mut old = self.old_versions(&bins_dirty, targets_dirty);
+        self.collect_retired_targets(&mut batch, &mut old)?;
+        batch.remove(old, self.settings.keep_versions >= 2);
         let signers: Vec<&Signer> = snapshot_signers.iter().map(|s| &**s).collect();
         let canonical = match std::mem::replace(
             &mut self.snapshot,
@@ -896,13 +896,13 @@ impl Repository {
             }
             Ok::<(), Error>(())
         };
-        if batch.bulk && bins_dirty.len() >= 64 {
+        if batch.is_bulk() && bins_dirty.len() >= 64 {
             let locals = on_two_threads(&bins_dirty, |numbers| {
-                let mut local = Batch { bulk: true, ..Batch::default() };
+                let mut local = Batch::new(true);
                 sign_each(numbers, &mut |p, b| local.write(&p, b)).map(|()| local)
             })?;
             for local in locals {
-                batch.dirs.extend(local.dirs);
+                batch.absorb(local);
             }
         } else {
             sign_each(&bins_dirty, &mut |p, b| batch.write(&p, b))?;
@@ -911,11 +911,6 @@ impl Repository {
             let bytes = sign_metadata(&self.targets, &targets_signers.iter().map(|s| &**s).collect::<Vec<_>>())?;
             batch.write(&md.join(format!("{}.targets.json", self.targets.version)), &bytes)?;
         }
-        // Old versions go in the same round: none of them is what the current timestamp
-        // leads to (the newest `keep_versions` of each role stay); so do the target files
-        // only those versions led to.
-        batch.remove = self.old_versions(&bins_dirty, targets_dirty);
-        self.collect_retired_targets(&mut batch)?;
         report.removed = batch.commit()?;
         // Earlier versions staged generated targets here; only a crash left it behind.
         let _ = std::fs::remove_dir_all(self.dir.join(".staging"));
@@ -947,7 +942,7 @@ impl Repository {
     /// the newest `keep_versions` go in this publish), unless the same content is listed
     /// again: deleted with the batch's old versions. The list that remains replaces the
     /// stored one with the batch (losing it in a crash only leaves files behind).
-    fn collect_retired_targets(&mut self, batch: &mut Batch) -> Result<(), Error> {
+    fn collect_retired_targets(&mut self, batch: &mut Batch, remove: &mut Vec<PathBuf>) -> Result<(), Error> {
         let keep = self.settings.keep_versions.max(1);
         let current = self.snapshot.version();
         let mut kept = Vec::with_capacity(self.retired.len());
@@ -963,7 +958,7 @@ impl Repository {
                 continue;
             }
             let (d, f) = split_path(&r.path);
-            batch.remove.push(self.dir.join("targets").join(d).join(format!("{}.{f}", r.sha256)));
+            remove.push(self.dir.join("targets").join(d).join(format!("{}.{f}", r.sha256)));
         }
         self.retired = kept;
         if self.retired_changed {
@@ -1424,242 +1419,6 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     write_atomic(path, bytes)
 }
 
-/// Files written together and made durable together, so the timestamp that leads to them is
-/// put in place only once they are.
-///
-/// New files (new metadata versions, content-addressed targets) are written straight to
-/// their final names: nothing refers to them until the timestamp is replaced, and a crash
-/// before then leaves a file the next publish of the same version overwrites (targets are
-/// checked by hash before being reused). Each file's fsync starts on a thread of its own as
-/// soon as the file is written, so the disk works while the next file is being signed; the
-/// commit then syncs the directories, renames the timestamp (written to a temp file: it
-/// replaces the one clients read) and the plain-name links, and syncs their directories.
-/// Two rounds of syncs in all. Past `EAGER_SYNCS` files the rest are synced together at the
-/// commit, in chunks, so open files stay well under descriptor limits.
-///
-/// In bulk mode (thousands of files: init, re-signing every bin) nothing is synced per file:
-/// one `syncfs` makes them all durable. On this class of disk that is 2 s for 16384 bins
-/// where per-file fsyncs, even concurrent, take 13-15 s.
-#[derive(Default)]
-struct Batch {
-    /// Written, not yet synced (beyond the eager syncs; all of them in bulk mode).
-    pending: Vec<(File, PathBuf)>,
-    /// Syncs under way, one thread each.
-    syncing: Vec<(std::thread::JoinHandle<std::io::Result<()>>, PathBuf)>,
-    /// Renamed into place once the batch is durable: hard links to its files (or published
-    /// ones) under their plain names, and replacements of files TUF clients do not read.
-    links: Vec<(tempfile::TempPath, PathBuf)>,
-    /// Directories that gained files.
-    dirs: BTreeSet<PathBuf>,
-    bulk: bool,
-    /// Synced with the files, renamed into place after all others are durable (and then its
-    /// directory synced): the timestamp, which names the rest.
-    last: Option<(tempfile::NamedTempFile, PathBuf)>,
-    /// Files to delete, alongside the syncs (the commit counts those deleted).
-    remove: Vec<PathBuf>,
-}
-
-/// A temp file beside `path` holding the concatenation of `parts` (not yet synced).
-fn staged<B: AsRef<[u8]>>(path: &Path, parts: &[B]) -> Result<tempfile::NamedTempFile, Error> {
-    use std::io::Write;
-    let mut tmp = crate::published_tempfile(path.parent().unwrap_or(Path::new(".")))?;
-    parts.iter().try_for_each(|p| tmp.write_all(p.as_ref())).map_err(|e| io(path, e))?;
-    Ok(tmp)
-}
-
-/// Creates (or truncates) a published file: readable by everyone, as static hosts serve it
-/// as another user.
-fn create_published(path: &Path) -> Result<File, Error> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o644);
-    o.open(path).map_err(|e| io(path, e))
-}
-
-/// Above this many files a publish uses bulk mode.
-const BULK_FILES: usize = 512;
-
-const BATCH_CHUNK: usize = 256;
-
-/// Files whose sync starts as soon as they are written, each on a thread.
-const EAGER_SYNCS: usize = 16;
-
-impl Batch {
-    /// Writes a new versioned metadata file (a name no published metadata refers to yet).
-    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
-        self.write_parts(path, &[bytes])
-    }
-
-    /// [`Batch::write`] of the concatenation of `parts`.
-    fn write_parts<B: AsRef<[u8]>>(&mut self, path: &Path, parts: &[B]) -> Result<(), Error> {
-        use std::io::Write;
-        let mut f = create_published(path)?;
-        parts.iter().try_for_each(|p| f.write_all(p.as_ref())).map_err(|e| io(path, e))?;
-        self.written(f, path)
-    }
-
-    /// Writes `src` to `path`, a content-addressed name not yet published (or holding
-    /// something else: it is replaced, not edited, so hard links to it keep their bytes).
-    fn put(&mut self, src: &Source, path: &Path) -> Result<(), Error> {
-        use std::io::Write;
-        match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(path, e)),
-            _ => {}
-        }
-        let mut to = create_published(path)?;
-        match src {
-            Source::File(f) => {
-                let mut from = File::open(f).map_err(|e| io(f, e))?;
-                std::io::copy(&mut from, &mut to).map_err(|e| io(f, e))?;
-            }
-            Source::Bytes(b) => to.write_all(b).map_err(|e| io(path, e))?,
-        }
-        self.written(to, path)
-    }
-
-    /// A file of the batch is written: its sync starts now (or waits for the commit).
-    fn written(&mut self, f: File, path: &Path) -> Result<(), Error> {
-        self.dirs.insert(path.parent().unwrap_or(Path::new(".")).to_path_buf());
-        if self.bulk {
-            // Synced by the commit's syncfs; no descriptor kept open.
-            return Ok(());
-        }
-        if self.syncing.len() < EAGER_SYNCS && self.spawn_sync(&f, path) {
-            return Ok(());
-        }
-        self.pending.push((f, path.to_path_buf()));
-        if self.pending.len() >= BATCH_CHUNK {
-            self.flush_chunk()?;
-        }
-        Ok(())
-    }
-
-    /// Starts syncing `f` (a duplicate descriptor) on a thread of its own; `false` if no
-    /// thread could be had (the caller syncs it later).
-    fn spawn_sync(&mut self, f: &File, path: &Path) -> bool {
-        let Ok(dup) = f.try_clone() else { return false };
-        let Ok(handle) = std::thread::Builder::new().spawn(move || dup.sync_all()) else { return false };
-        self.syncing.push((handle, path.to_path_buf()));
-        // Let it start its I/O now: a new thread can otherwise wait behind this busy one
-        // for a scheduler tick (measured on 2-core VMs: up to 1 ms), and the sync would not
-        // overlap the work that follows. It blocks on the disk at once and gives the CPU back.
-        std::thread::yield_now();
-        true
-    }
-
-    /// Publishes the file at `existing` (same directory) under `path` too, as a hard link
-    /// put in place atomically once the batch's files are durable.
-    fn link(&mut self, existing: &Path, path: &Path) -> Result<(), Error> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .make_in(dir, |p| std::fs::hard_link(existing, p))
-            .map_err(|e| io(path, e))?
-            .into_temp_path();
-        if self.bulk {
-            self.dirs.insert(dir.to_path_buf());
-            return tmp.persist(path).map_err(|e| io(path, e.error));
-        }
-        self.links.push((tmp, path.to_path_buf()));
-        Ok(())
-    }
-
-    /// Replaces `path`, a file TUF clients do not read, with `bytes` once the batch is durable.
-    fn replace(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
-        let tmp = self.stage_syncing(path, bytes)?;
-        self.links.push((tmp.into_temp_path(), path.to_path_buf()));
-        Ok(())
-    }
-
-    /// Like [`Batch::write`], for the file to put in place last (see `last`): it replaces a
-    /// published file, so it goes to a temp file first.
-    fn write_last(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
-        self.last = Some((self.stage_syncing(path, bytes)?, path.to_path_buf()));
-        Ok(())
-    }
-
-    /// A temp file beside `path` holding `bytes`, its sync started (outside bulk mode; with
-    /// no thread to be had, synced here).
-    fn stage_syncing(&mut self, path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
-        let tmp = staged(path, &[bytes])?;
-        if !self.bulk && !self.spawn_sync(tmp.as_file(), path) {
-            tmp.as_file().sync_all().map_err(|e| io(path, e))?;
-        }
-        Ok(tmp)
-    }
-
-    fn flush_chunk(&mut self) -> Result<(), Error> {
-        let chunk = std::mem::take(&mut self.pending);
-        if !chunk.is_empty() {
-            parallel_try(&chunk, |(f, p)| f.sync_all().map_err(|e| io(p, e)))?;
-        }
-        Ok(())
-    }
-
-    /// Everything written is durable under its final name when this returns, the `last`
-    /// file put in place after the others were. Returns how many `remove` files it deleted.
-    fn commit(mut self) -> Result<usize, Error> {
-        // Round one: what is not synced yet (the last chunk, the directories, in bulk mode
-        // the whole filesystem) and the removals, at once; then the syncs under way.
-        let chunk = std::mem::take(&mut self.pending);
-        enum Job<'a> {
-            Sync(&'a File, &'a Path),
-            SyncDir(&'a Path),
-            SyncFs(&'a Path),
-            Remove(&'a Path),
-        }
-        let mut jobs: Vec<Job> = Vec::new();
-        if self.bulk {
-            if let Some(d) = self.dirs.iter().chain(self.last.iter().map(|(_, p)| p)).next() {
-                jobs.push(Job::SyncFs(d));
-            }
-        } else {
-            jobs.extend(chunk.iter().map(|(f, p)| Job::Sync(f, p)));
-            jobs.extend(self.dirs.iter().map(|d| Job::SyncDir(d)));
-        }
-        jobs.extend(self.remove.iter().map(|p| Job::Remove(p)));
-        let removed = std::sync::atomic::AtomicUsize::new(0);
-        parallel_try(&jobs, |j| match j {
-            Job::Sync(f, p) => f.sync_all().map_err(|e| io(p, e)),
-            Job::SyncDir(d) => sync_dir(d),
-            Job::SyncFs(d) => {
-                File::open(d).and_then(|f| rustix::fs::syncfs(&f).map_err(std::io::Error::from)).map_err(|e| io(d, e))
-            }
-            Job::Remove(p) => match std::fs::remove_file(p) {
-                Ok(()) => {
-                    removed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Ok(())
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(io(p, e)),
-            },
-        })?;
-        drop(jobs);
-        for (handle, path) in std::mem::take(&mut self.syncing) {
-            handle
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("sync thread panicked")))
-                .map_err(|e| io(&path, e))?;
-        }
-        // Round two: the timestamp, then the plain-name links (not part of what TUF clients
-        // read), renamed into place; their directories synced.
-        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-        if let Some((tmp, path)) = self.last.take() {
-            tmp.persist(&path).map_err(|e| io(&path, e.error))?;
-            dirs.insert(path.parent().unwrap_or(Path::new(".")).to_path_buf());
-        }
-        for (tmp, path) in std::mem::take(&mut self.links) {
-            tmp.persist(&path).map_err(|e| io(&path, e.error))?;
-            dirs.insert(path.parent().unwrap_or(Path::new(".")).to_path_buf());
-        }
-        let dirs: Vec<PathBuf> = dirs.into_iter().collect();
-        parallel_try(&dirs, |d| sync_dir(d))?;
-        Ok(removed.into_inner())
-    }
-}
-
-/// Runs `f` over `items` on a few threads; the first error wins.
 /// `f` over each half of `items`, each half on a thread of its own (the machines have two
 /// cores); the results in order.
 fn on_two_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> Result<R, Error> + Sync) -> Result<Vec<R>, Error> {
@@ -1670,25 +1429,6 @@ fn on_two_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> Result<R, E
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("worker thread panicked".into()))))
             .collect()
-    })
-}
-
-fn parallel_try<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<(), Error> + Sync) -> Result<(), Error> {
-    if items.len() <= 1 {
-        return items.iter().try_for_each(&f);
-    }
-    let workers = items.len().min(16);
-    let per = items.len().div_ceil(workers);
-    std::thread::scope(|s| {
-        // The first share runs here: one thread fewer to start.
-        let mut chunks = items.chunks(per);
-        let own = chunks.next().unwrap_or_default();
-        let handles: Vec<_> = chunks.map(|c| s.spawn(|| c.iter().try_for_each(&f))).collect();
-        let mine = own.iter().try_for_each(&f);
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("sync thread panicked".into()))))
-            .fold(mine, |acc, r| acc.and(r))
     })
 }
 
@@ -1796,6 +1536,44 @@ mod tests {
     /// a name the next publish wants: a leftover metadata version is overwritten, and a
     /// content-addressed target of the right length but other bytes is rewritten, not
     /// reused. A target already holding the right bytes is reused (no copy).
+    /// Old versions are deleted (on a thread, while the publish signs, or after it with
+    /// `keep_versions` 1), leaving exactly the newest `keep_versions` of each role and a
+    /// repository that verifies from the new timestamp.
+    #[test]
+    fn publishes_keep_the_newest_versions() {
+        for keep in [1u64, 3] {
+            let (now, d, src, repo) = four_bin_repo();
+            drop(repo);
+            let settings = d.path().join("packman-repo.json");
+            let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
+            v["keep_versions"] = keep.into();
+            std::fs::write(&settings, serde_json::to_vec(&v).unwrap()).unwrap();
+            let mut repo = Repository::open(d.path(), None, now).unwrap();
+            let f = src.path().join("f");
+            for i in 0..5 {
+                std::fs::write(&f, format!("content {i}")).unwrap();
+                repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
+                repo.publish(&mut no_pass).unwrap();
+            }
+            let names: Vec<String> = std::fs::read_dir(d.path().join("metadata"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            let count = |role: &str| names.iter().filter(|n| n.ends_with(&format!(".{role}.json"))).count() as u64;
+            let bin = repo.bin_for("packages/p/a.tar.gz");
+            assert_eq!(count("snapshot"), keep, "keep {keep}: {names:?}");
+            assert_eq!(count(&bin), keep, "keep {keep}: {names:?}");
+            // The file versions only old snapshots led to went with them.
+            let hashed = std::fs::read_dir(d.path().join("targets/packages/p"))
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().len() > 64)
+                .count() as u64;
+            assert_eq!(hashed, keep, "keep {keep}");
+            let verified = verified_targets(d.path(), now);
+            assert_eq!(verified["packages/p/a.tar.gz"].length, "content 4".len() as u64);
+        }
+    }
+
     #[test]
     fn leftovers_under_final_names_are_replaced() {
         let (now, d, src, mut repo) = four_bin_repo();

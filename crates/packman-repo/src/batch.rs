@@ -1,0 +1,275 @@
+//! Files written together and made durable together, so that the timestamp leading to them
+//! is put in place only once they are.
+//!
+//! New files (new metadata versions, content-addressed targets) are written straight to
+//! their final names: nothing refers to them until the timestamp is replaced, and a crash
+//! before then leaves a file the next publish of the same version overwrites (targets are
+//! checked by hash before being reused). The commit makes them durable with one `syncfs` per
+//! filesystem, renames the timestamp (written to a temp file: it replaces the one clients
+//! read) and the plain-name links, and makes those renames durable with a second `syncfs`.
+//! Old versions are deleted meanwhile, on a thread of their own (see [`Batch::remove`]).
+//!
+//! Why `syncfs` and not an `fsync` per file: on ext4 each `fsync` writes the file, then its
+//! inode block, then flushes the disk's cache, one after the other, and a one-wheel add has
+//! a dozen files and half a dozen directories. `syncfs` writes them all and flushes twice
+//! per publish. Measured on this class of VM disk, for 11 new 15 KB files: 0.6-0.8 ms,
+//! against 1.6-1.8 ms for concurrent `fsync`s on a thread each (and 2.8 ms one after the
+//! other); a whole wheel add went from 16.4 to 14.5 ms. The cost: `syncfs` also writes what
+//! other processes left dirty on the same filesystem, so a repository on a filesystem
+//! others write heavily to waits for their data too (and errors in their data fail the
+//! publish). Kernels before 5.8 do not report write errors through `syncfs`.
+//!
+//! For 16384 bins (init, re-signing every bin) the same `syncfs` takes 2 s where per-file
+//! fsyncs, even concurrent, took 13-15 s.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::{io, Error};
+
+/// Above this many files a publish uses bulk mode.
+pub(crate) const BULK_FILES: usize = 512;
+
+/// Where a publish's content comes from.
+pub(crate) enum Source {
+    /// A file to copy.
+    File(PathBuf),
+    /// Bytes made in memory (pages, core metadata).
+    Bytes(Vec<u8>),
+}
+
+#[derive(Default)]
+pub(crate) struct Batch {
+    bulk: bool,
+    /// Renamed into place once the batch is durable: hard links to its files (or published
+    /// ones) under their plain names, and replacements of files TUF clients do not read.
+    links: Vec<(tempfile::TempPath, PathBuf)>,
+    /// Directories that gained files.
+    dirs: BTreeSet<PathBuf>,
+    /// Made durable with the files, renamed into place once all of them are (the rename then
+    /// made durable too): the timestamp, which names the rest.
+    last: Option<(tempfile::NamedTempFile, PathBuf)>,
+    /// Files to delete after the commit (the commit counts those deleted).
+    remove: Vec<PathBuf>,
+    /// Files being deleted now, on a thread of their own.
+    removing: Option<std::thread::JoinHandle<Result<usize, Error>>>,
+}
+
+/// A temp file beside `path` holding the concatenation of `parts` (not yet synced).
+fn staged<B: AsRef<[u8]>>(path: &Path, parts: &[B]) -> Result<tempfile::NamedTempFile, Error> {
+    use std::io::Write;
+    let mut tmp = crate::published_tempfile(path.parent().unwrap_or(Path::new(".")))?;
+    parts.iter().try_for_each(|p| tmp.write_all(p.as_ref())).map_err(|e| io(path, e))?;
+    Ok(tmp)
+}
+
+/// Creates (or truncates) a published file: readable by everyone, as static hosts serve it
+/// as another user.
+fn create_published(path: &Path) -> Result<File, Error> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o644);
+    o.open(path).map_err(|e| io(path, e))
+}
+
+impl Batch {
+    pub(crate) fn new(bulk: bool) -> Batch {
+        Batch { bulk, ..Batch::default() }
+    }
+
+    pub(crate) fn is_bulk(&self) -> bool {
+        self.bulk
+    }
+
+    /// Takes over the directories a bulk batch written on another thread created files in.
+    pub(crate) fn absorb(&mut self, other: Batch) {
+        self.dirs.extend(other.dirs);
+    }
+
+    /// Deletes `files`: at once on a thread of its own if `unreferenced` (not led to by the
+    /// timestamp being replaced either), else once the new timestamp is in place. Deleting
+    /// waits for the disk too (more so with the `discard` mount option: 0.2 ms for a 17 KB
+    /// file, 0.55 ms for a 500 KB snapshot, measured), and a publish's first milliseconds
+    /// are signing, which leaves the disk idle.
+    pub(crate) fn remove(&mut self, files: Vec<PathBuf>, unreferenced: bool) {
+        if files.is_empty() {
+            return;
+        }
+        if unreferenced && self.removing.is_none() {
+            let mine = files.clone();
+            if let Ok(handle) = std::thread::Builder::new().spawn(move || remove_all(&mine)) {
+                self.removing = Some(handle);
+                return;
+            }
+            // No thread to be had: deleted after the commit.
+        }
+        self.remove.extend(files);
+    }
+
+    /// Writes a new versioned metadata file (a name no published metadata refers to yet).
+    pub(crate) fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+        self.write_parts(path, &[bytes])
+    }
+
+    /// [`Batch::write`] of the concatenation of `parts`.
+    pub(crate) fn write_parts<B: AsRef<[u8]>>(&mut self, path: &Path, parts: &[B]) -> Result<(), Error> {
+        use std::io::Write;
+        let mut f = create_published(path)?;
+        parts.iter().try_for_each(|p| f.write_all(p.as_ref())).map_err(|e| io(path, e))?;
+        self.written(path);
+        Ok(())
+    }
+
+    /// Writes `src` to `path`, a content-addressed name not yet published (or holding
+    /// something else: it is replaced, not edited, so hard links to it keep their bytes).
+    pub(crate) fn put(&mut self, src: &Source, path: &Path) -> Result<(), Error> {
+        use std::io::Write;
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(path, e)),
+            _ => {}
+        }
+        let mut to = create_published(path)?;
+        match src {
+            Source::File(f) => {
+                let mut from = File::open(f).map_err(|e| io(f, e))?;
+                std::io::copy(&mut from, &mut to).map_err(|e| io(f, e))?;
+            }
+            Source::Bytes(b) => to.write_all(b).map_err(|e| io(path, e))?,
+        }
+        self.written(path);
+        Ok(())
+    }
+
+    /// A file of the batch is written (made durable by the commit).
+    fn written(&mut self, path: &Path) {
+        self.dirs.insert(path.parent().unwrap_or(Path::new(".")).to_path_buf());
+    }
+
+    /// Publishes the file at `existing` (same directory) under `path` too, as a hard link
+    /// put in place atomically once the batch's files are durable.
+    pub(crate) fn link(&mut self, existing: &Path, path: &Path) -> Result<(), Error> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .make_in(dir, |p| std::fs::hard_link(existing, p))
+            .map_err(|e| io(path, e))?
+            .into_temp_path();
+        if self.bulk {
+            self.dirs.insert(dir.to_path_buf());
+            return tmp.persist(path).map_err(|e| io(path, e.error));
+        }
+        self.links.push((tmp, path.to_path_buf()));
+        Ok(())
+    }
+
+    /// Replaces `path`, a file TUF clients do not read, with `bytes` once the batch is durable.
+    pub(crate) fn replace(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+        let tmp = self.stage(path, bytes)?;
+        self.links.push((tmp.into_temp_path(), path.to_path_buf()));
+        Ok(())
+    }
+
+    /// Like [`Batch::write`], for the file to put in place last (see `last`): it replaces a
+    /// published file, so it goes to a temp file first.
+    pub(crate) fn write_last(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+        self.last = Some((self.stage(path, bytes)?, path.to_path_buf()));
+        Ok(())
+    }
+
+    /// A temp file beside `path` holding `bytes` (made durable by the commit).
+    fn stage(&mut self, path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
+        let tmp = staged(path, &[bytes])?;
+        self.written(path);
+        Ok(tmp)
+    }
+
+    /// Everything written is durable under its final name when this returns, the `last`
+    /// file put in place after the others were, and the old files are deleted. Returns how
+    /// many of those it deleted.
+    pub(crate) fn commit(mut self) -> Result<usize, Error> {
+        let durable = self.make_durable();
+        let early = match self.removing.take() {
+            Some(h) => h.join().unwrap_or_else(|_| Err(Error::Invalid("worker thread panicked".into()))),
+            None => Ok(0),
+        };
+        durable?;
+        Ok(early? + remove_all(&self.remove)?)
+    }
+
+    fn make_durable(&mut self) -> Result<(), Error> {
+        // Round one: every file written, and the directories that gained them.
+        sync_filesystems(&self.dirs)?;
+        // Round two: the timestamp, then the plain-name links (not part of what TUF clients
+        // read), renamed into place, and made durable.
+        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        if let Some((tmp, path)) = self.last.take() {
+            tmp.persist(&path).map_err(|e| io(&path, e.error))?;
+            dirs.insert(path.parent().unwrap_or(Path::new(".")).to_path_buf());
+        }
+        for (tmp, path) in std::mem::take(&mut self.links) {
+            tmp.persist(&path).map_err(|e| io(&path, e.error))?;
+            dirs.insert(path.parent().unwrap_or(Path::new(".")).to_path_buf());
+        }
+        sync_filesystems(&dirs)?;
+        Ok(())
+    }
+}
+
+/// Deletes `files`; how many were there. Losing a deletion in a crash only leaves a file
+/// behind.
+fn remove_all(files: &[PathBuf]) -> Result<usize, Error> {
+    if files.len() <= 16 {
+        return files.iter().try_fold(0, |n, p| Ok(n + remove(p)? as usize));
+    }
+    // Re-signing every bin retires thousands of files: more hands.
+    let removed = std::sync::atomic::AtomicUsize::new(0);
+    parallel_try(files, |p| {
+        remove(p).map(|gone| {
+            removed.fetch_add(gone as usize, std::sync::atomic::Ordering::Relaxed);
+        })
+    })?;
+    Ok(removed.into_inner())
+}
+
+/// One `syncfs` for each filesystem `dirs` are on (normally one: the repository's).
+fn sync_filesystems(dirs: &BTreeSet<PathBuf>) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let mut done = Vec::new();
+    for d in dirs {
+        let f = File::open(d).map_err(|e| io(d, e))?;
+        let dev = f.metadata().map_err(|e| io(d, e))?.dev();
+        if !done.contains(&dev) {
+            rustix::fs::syncfs(&f).map_err(|e| io(d, e.into()))?;
+            done.push(dev);
+        }
+    }
+    Ok(())
+}
+
+/// Deletes `p`; whether it was there.
+fn remove(p: &Path) -> Result<bool, Error> {
+    match std::fs::remove_file(p) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io(p, e)),
+    }
+}
+
+/// `f` over `items` on up to 16 threads; the first error wins.
+fn parallel_try<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<(), Error> + Sync) -> Result<(), Error> {
+    let workers = items.len().clamp(1, 16);
+    let per = items.len().div_ceil(workers).max(1);
+    std::thread::scope(|s| {
+        // The first share runs here: one thread fewer to start.
+        let mut chunks = items.chunks(per);
+        let own = chunks.next().unwrap_or_default();
+        let handles: Vec<_> = chunks.map(|c| s.spawn(|| c.iter().try_for_each(&f))).collect();
+        let mine = own.iter().try_for_each(&f);
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("worker thread panicked".into()))))
+            .fold(mine, |acc, r| acc.and(r))
+    })
+}
