@@ -32,9 +32,16 @@ pub fn is_valid_name(name: &str) -> bool {
         && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// True when `name` is already in PEP 503 normal form and valid.
+/// True when `name` is already in PEP 503 normal form and valid: lower-case ASCII letters,
+/// digits and single `-` between them (what `is_valid_name(name) && normalize_name(name) ==
+/// name` says, without allocating: it runs over every name of a project list).
 pub fn is_normalized(name: &str) -> bool {
-    is_valid_name(name) && normalize_name(name) == name
+    let b = name.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    b.first().is_some_and(alnum)
+        && b.last().is_some_and(alnum)
+        && b.iter().all(|c| alnum(c) || *c == b'-')
+        && !b.windows(2).any(|w| w == b"--")
 }
 
 #[cfg(test)]
@@ -70,5 +77,18 @@ mod tests {
         assert!(!is_normalized("foo_bar"));
         assert!(!is_normalized("foo--bar"));
         assert!(!is_normalized("-foo"));
+        // The byte rules say what validity plus normal form says, over every short name.
+        let alphabet = b"aZ0-_.";
+        let mut name = Vec::new();
+        for n in 0..(6usize.pow(5)) {
+            name.clear();
+            let (mut k, len) = (n, 1 + n % 5);
+            for _ in 0..len {
+                name.push(alphabet[k % 6]);
+                k /= 6;
+            }
+            let s = std::str::from_utf8(&name).unwrap();
+            assert_eq!(is_normalized(s), is_valid_name(s) && normalize_name(s) == s, "{s}");
+        }
     }
 }

@@ -224,10 +224,245 @@ pub fn index_html(projects: &[String]) -> Vec<u8> {
     html_page("Simple index", &links)
 }
 
+/// The project list `index_json` wrote as `existing`, with the projects `add` (normalised
+/// names) added and `remove` removed, made without parsing it: at PyPI's 700k projects the
+/// list is 16 MB of JSON and 33 MB of HTML, rewritten for every new project. `None` when
+/// `existing` is not exactly what `index_json` writes for normalised names (another layout,
+/// a name not in normal form, out of order): then parse it and call `index_json`.
+pub fn index_json_edit(existing: &[u8], add: &[&str], remove: &[&str]) -> Option<Vec<u8>> {
+    let empty = index_json(&[]);
+    let (head, tail) = empty.split_at(empty.len() - 2); // `]}`
+    let body = existing.strip_prefix(head)?.strip_suffix(tail)?;
+    let entries = split_entries(body, b',').map(|(s, e)| {
+        let name = body[s..e].strip_prefix(b"{\"name\":\"")?.strip_suffix(b"\"}")?;
+        Some((name, s, e))
+    });
+    let mut out = Vec::with_capacity(existing.len() + add.iter().map(|a| a.len() + 12).sum::<usize>());
+    out.extend_from_slice(head);
+    let mut first = true;
+    edit_list(body, entries, add, remove, |piece| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        match piece {
+            Piece::Kept(run) => out.extend_from_slice(run),
+            Piece::New(name) => {
+                out.extend_from_slice(b"{\"name\":\"");
+                out.extend_from_slice(name);
+                out.extend_from_slice(b"\"}");
+            }
+        }
+    })?;
+    out.extend_from_slice(tail);
+    Some(out)
+}
+
+/// [`index_json_edit`] for the HTML list `index_html` wrote.
+pub fn index_html_edit(existing: &[u8], add: &[&str], remove: &[&str]) -> Option<Vec<u8>> {
+    let empty = index_html(&[]);
+    let end = b"  </body>\n</html>\n";
+    let (head, tail) = empty.split_at(empty.len().checked_sub(end.len())?);
+    if tail != end {
+        return None;
+    }
+    let body = existing.strip_prefix(head)?.strip_suffix(tail)?;
+    // Every line ends with a newline; split on them, without the last one.
+    let body = match body {
+        [] => body,
+        [lines @ .., b'\n'] => lines,
+        _ => return None,
+    };
+    let entries = split_entries(body, b'\n').map(|(s, e)| {
+        let rest = body[s..e].strip_prefix(b"    <a href=\"")?.strip_suffix(b"</a><br>")?;
+        let (href, text) = rest.split_at(memchr::memchr(b'"', rest)?);
+        let name = href.strip_suffix(b"/")?;
+        (text.strip_prefix(b"\">")? == name).then_some((name, s, e))
+    });
+    let mut out = Vec::with_capacity(existing.len() + add.iter().map(|a| 2 * a.len() + 26).sum::<usize>());
+    out.extend_from_slice(head);
+    edit_list(body, entries, add, remove, |piece| {
+        match piece {
+            Piece::Kept(run) => out.extend_from_slice(run),
+            Piece::New(name) => {
+                out.extend_from_slice(b"    <a href=\"");
+                out.extend_from_slice(name);
+                out.extend_from_slice(b"/\">");
+                out.extend_from_slice(name);
+                out.extend_from_slice(b"</a><br>");
+            }
+        }
+        out.push(b'\n');
+    })?;
+    out.extend_from_slice(tail);
+    Some(out)
+}
+
+/// The `[start, end)` ranges of the `sep`-separated entries of `body` (none if it is empty).
+fn split_entries(body: &[u8], sep: u8) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut start = (!body.is_empty()).then_some(0);
+    let mut seps = memchr::memchr_iter(sep, body);
+    std::iter::from_fn(move || {
+        let s = start?;
+        match seps.next() {
+            Some(e) => {
+                start = Some(e + 1);
+                Some((s, e))
+            }
+            None => {
+                start = None;
+                Some((s, body.len()))
+            }
+        }
+    })
+}
+
+/// What [`edit_list`] hands on, in order: a run of consecutive entries kept as they were
+/// (the separators between them included), or a new name.
+enum Piece<'a> {
+    Kept(&'a [u8]),
+    New(&'a [u8]),
+}
+
+/// Merges the existing entries of a list (`(name, start, end)` in `body`, `None` for one that
+/// did not parse) with `add`, less `remove`, checking each existing name is normalised and
+/// after the one before. `None` at the first check that fails.
+fn edit_list<'a>(
+    body: &'a [u8],
+    existing: impl Iterator<Item = Option<(&'a [u8], usize, usize)>>,
+    add: &'a [&str],
+    remove: &[&str],
+    mut emit: impl FnMut(Piece<'a>),
+) -> Option<()> {
+    let mut add: Vec<&[u8]> = add.iter().map(|a| a.as_bytes()).collect();
+    if !add.iter().all(|a| normalized(a)) {
+        return None;
+    }
+    add.sort_unstable();
+    add.dedup();
+    let mut add = add.into_iter().peekable();
+    let mut prev: &[u8] = &[];
+    // The run of kept entries not yet handed on.
+    let mut run: Option<(usize, usize)> = None;
+    let flush = |run: &mut Option<(usize, usize)>, emit: &mut dyn FnMut(Piece<'a>)| {
+        if let Some((s, e)) = run.take() {
+            emit(Piece::Kept(&body[s..e]));
+        }
+    };
+    for entry in existing {
+        let (name, s, e) = entry?;
+        if prev >= name || !normalized(name) {
+            return None;
+        }
+        prev = name;
+        while let Some(a) = add.next_if(|a| *a <= name) {
+            if a != name {
+                flush(&mut run, &mut emit);
+                emit(Piece::New(a));
+            }
+        }
+        if remove.iter().any(|r| r.as_bytes() == name) {
+            flush(&mut run, &mut emit);
+        } else {
+            run = Some((run.map_or(s, |(rs, _)| rs), e));
+        }
+    }
+    flush(&mut run, &mut emit);
+    add.for_each(|a| emit(Piece::New(a)));
+    Some(())
+}
+
+/// [`crate::is_normalized`] on bytes, in one pass: it runs over every name of a list.
+fn normalized(name: &[u8]) -> bool {
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let (Some(&first), Some(&last)) = (name.first(), name.last()) else { return false };
+    let mut dash = false;
+    alnum(first)
+        && alnum(last)
+        && name.iter().all(|&c| {
+            let ok = alnum(c) || (c == b'-' && !dash);
+            dash = c == b'-';
+            ok
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    /// Editing the lists gives exactly what writing them from the merged names gives, for
+    /// additions and removals at the start, middle and end, names already there, and lists
+    /// that become or start empty.
+    #[test]
+    fn project_list_edits_match_full_writes() {
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut name = |len: u64| -> String {
+            let mut n: String = (0..len).map(|_| (b'a' + (next() % 26) as u8) as char).collect();
+            if len > 2 && next() % 3 == 0 {
+                n.replace_range(1..2, "-");
+            }
+            n
+        };
+        for round in 0..200 {
+            let size = [0, 1, 2, 50][round % 4];
+            let mut names: Vec<String> = (0..size).map(|i| name(1 + (i as u64 + round as u64) % 6)).collect();
+            names.sort();
+            names.dedup();
+            let add: Vec<String> = (0..round % 3).map(|_| name(1 + round as u64 % 5)).collect();
+            let mut remove: Vec<String> = names.iter().filter(|_| round % 5 == 0).take(2).cloned().collect();
+            remove.push("not-listed".into());
+            let mut expected: Vec<String> =
+                names.iter().filter(|n| !remove.contains(n)).cloned().chain(add.iter().cloned()).collect();
+            expected.sort();
+            expected.dedup();
+            let add: Vec<&str> = add.iter().map(String::as_str).collect();
+            let remove: Vec<&str> = remove.iter().map(String::as_str).collect();
+            assert_eq!(
+                index_json_edit(&index_json(&names), &add, &remove).as_deref(),
+                Some(&index_json(&expected)[..]),
+                "{names:?} + {add:?} - {remove:?}"
+            );
+            assert_eq!(
+                index_html_edit(&index_html(&names), &add, &remove).as_deref(),
+                Some(&index_html(&expected)[..]),
+                "{names:?} + {add:?} - {remove:?}"
+            );
+        }
+    }
+
+    /// Lists not in the exact layout (or with names not in normal form, or out of order) are
+    /// left to the full path.
+    #[test]
+    fn project_list_edits_decline_other_layouts() {
+        let names = vec!["alpha".to_string(), "beta".to_string()];
+        let json = index_json(&names);
+        let html = index_html(&names);
+        let declined = |j: &[u8]| index_json_edit(j, &["gamma"], &[]).is_none();
+        let declined_html = |h: &[u8]| index_html_edit(h, &["gamma"], &[]).is_none();
+        assert!(!declined(&json) && !declined_html(&html));
+        let swap =
+            |b: &[u8], from: &str, to: &str| String::from_utf8(b.to_vec()).unwrap().replacen(from, to, 1).into_bytes();
+        assert!(declined(&swap(&json, "alpha", "zeta")), "out of order");
+        assert!(declined(&swap(&json, "alpha", "Alpha")), "not normalised");
+        assert!(declined(&swap(&json, "{\"name\":\"alpha\"}", "{\"name\": \"alpha\"}")), "spacing");
+        assert!(declined(&swap(&json, "]}", "],\"x\":1}")), "another key");
+        assert!(declined(&json[..json.len() - 1]), "truncated");
+        assert!(declined_html(&swap(&html, "alpha/", "zeta/")), "href and text differ");
+        assert!(declined_html(&swap(&html, "alpha", "a_b")), "not normalised");
+        assert!(declined_html(&swap(&html, "<br>\n", "<br>")), "lines run together");
+        assert!(declined_html(&html[..html.len() - 1]), "truncated");
+        // A name to add that is not in normal form.
+        assert!(index_json_edit(&json, &["Gamma"], &[]).is_none());
+        for n in ["a", "a-b", "a--b", "-a", "a-", "A", "a_b", "a.b", "a1-2b", "", "ä"] {
+            assert_eq!(normalized(n.as_bytes()), crate::is_normalized(n), "{n}");
+        }
+    }
 
     fn entry(filename: &str) -> FileEntry {
         FileEntry {

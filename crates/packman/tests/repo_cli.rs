@@ -561,6 +561,22 @@ fn yank_and_remove_show_in_pages_custom_data_and_the_client() {
     assert!(err.contains("is not in the repository's signed metadata"), "{err}");
     ok(fresh.get(&["packages/hello/hello-1.0-py3-none-any.whl", "simple/hello/index.json"]));
     assert_eq!(fresh.saved("index.json"), std::fs::read(r.dir.join("targets/simple/hello/index.json")).unwrap());
+
+    // A project whose last file goes leaves the project list (edited as text, both forms),
+    // and the signed list the client gets is that one.
+    let other = wheel(&src, "zeta", "1.0", "zeta", None, "z = 1\n");
+    let first = wheel(&src, "alpha", "1.0", "alpha", None, "a = 1\n");
+    ok(r.repo("add", &[other.p(), first.p()]));
+    ok(r.repo("remove", &[w10.name(), sd.name()]));
+    let list = r.dir.join("targets/simple");
+    let index = read_json(&list.join("index.json"));
+    let names: Vec<&str> = index["projects"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alpha", "zeta"], "{index}");
+    let html = std::fs::read_to_string(list.join("index.html")).unwrap();
+    assert!(html.contains("href=\"alpha/\"") && html.contains("href=\"zeta/\"") && !html.contains("hello"), "{html}");
+    ok(fresh.get(&["simple/index.json", "simple/index.html"]));
+    assert_eq!(fresh.saved("index.json"), std::fs::read(list.join("index.json")).unwrap());
+    assert_eq!(fresh.saved("index.html"), html.as_bytes());
 }
 
 #[test]
