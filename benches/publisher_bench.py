@@ -27,7 +27,8 @@
                  add the TargetFile, re-sign the bin, snapshot and timestamp, write them and
                  the target file. In-process (keys loaded, modules imported) and as a fresh
                  process (`python publisher_bench.py _py-add ...`), the latter also with
-                 --fsync (every file and its directory fsynced, as packman does).
+                 --fsync (every file and its directory fsynced: durable on return, as
+                 packman's files are, which it gets with two syncfs calls).
 
    Interleaved with these, two reference rows through the same harness: /bin/true (what
    starting and reaping any process costs here) and `packman --version` (packman's start-up).
@@ -528,8 +529,8 @@ def main() -> None:
             n, names = written[scenario]
             print(f"   {scenario}: {n} metadata file(s): {', '.join(names)}")
         print()
-        print("python-tuf's adds list one plain target (like --raw). packman fsyncs every file it writes;")
-        print("'+fsync' makes python-tuf do the same, so that ratio is the like-for-like one. A wheel add")
+        print("python-tuf's adds list one plain target (like --raw). packman's files are durable when it")
+        print("returns; '+fsync' makes python-tuf's so too, so that ratio is the like-for-like one. A wheel add")
         print("rewrites the project's pages; the project list (simple/index.*) only when the project is new")
         print("(the warm-up round's add here; see README).")
     finally:
