@@ -153,6 +153,10 @@ pub fn project_json(project: &str, files: &[FileEntry]) -> Vec<u8> {
 
 /// Escape text for an HTML attribute value or element content.
 pub fn escape_html(s: &str) -> String {
+    // Most names and URLs have nothing to escape (a page of 2000 files calls this 10000 times).
+    if !s.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')) {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
