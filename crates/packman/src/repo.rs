@@ -305,6 +305,11 @@ pub fn run(cmd: Command) -> Result<(), String> {
         }
         Command::Add { dir, files, prefix, raw, keys, store } => {
             let mut repo = open(&dir, keys.as_deref())?;
+            if !raw {
+                let dists: Vec<&Path> =
+                    files.iter().map(|f| f.as_path()).filter(|f| python::is_distribution(f)).collect();
+                python::prefetch(&mut repo, &dists);
+            }
             let mut pages = python::Pages::default();
             let mut changed = false;
             for f in &files {
