@@ -236,29 +236,19 @@ pub fn index_html(projects: &[String]) -> Vec<u8> {
 pub fn index_json_edit(existing: &[u8], add: &[&str], remove: &[&str]) -> Option<Vec<u8>> {
     let empty = index_json(&[]);
     let (head, tail) = empty.split_at(empty.len() - 2); // `]}`
-    let body = existing.strip_prefix(head)?.strip_suffix(tail)?;
-    let entries = split_entries(body, b',').map(|(s, e)| {
-        let name = body[s..e].strip_prefix(b"{\"name\":\"")?.strip_suffix(b"\"}")?;
-        Some((name, s, e))
-    });
-    let mut out = Vec::with_capacity(existing.len() + add.iter().map(|a| a.len() + 12).sum::<usize>());
-    out.extend_from_slice(head);
-    let mut first = true;
-    edit_list(body, entries, add, remove, |piece| {
-        if !std::mem::take(&mut first) {
-            out.push(b',');
-        }
-        match piece {
-            Piece::Kept(run) => out.extend_from_slice(run),
-            Piece::New(name) => {
-                out.extend_from_slice(b"{\"name\":\"");
-                out.extend_from_slice(name);
-                out.extend_from_slice(b"\"}");
-            }
-        }
-    })?;
-    out.extend_from_slice(tail);
-    Some(out)
+    let format = ListFormat {
+        head,
+        tail,
+        sep: b',',
+        terminated: false,
+        name: |entry| entry.strip_prefix(b"{\"name\":\"")?.strip_suffix(b"\"}"),
+        write: |out, name| {
+            out.extend_from_slice(b"{\"name\":\"");
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"\"}");
+        },
+    };
+    format.edit(existing, add, remove)
 }
 
 /// [`index_json_edit`] for the HTML list `index_html` wrote.
@@ -269,36 +259,68 @@ pub fn index_html_edit(existing: &[u8], add: &[&str], remove: &[&str]) -> Option
     if tail != end {
         return None;
     }
-    let body = existing.strip_prefix(head)?.strip_suffix(tail)?;
-    // Every line ends with a newline; split on them, without the last one.
-    let body = match body {
-        [] => body,
-        [lines @ .., b'\n'] => lines,
-        _ => return None,
+    let format = ListFormat {
+        head,
+        tail,
+        sep: b'\n',
+        terminated: true,
+        name: |line| {
+            let rest = line.strip_prefix(b"    <a href=\"")?.strip_suffix(b"</a><br>")?;
+            let (href, text) = rest.split_at(memchr::memchr(b'"', rest)?);
+            let name = href.strip_suffix(b"/")?;
+            (text.strip_prefix(b"\">")? == name).then_some(name)
+        },
+        write: |out, name| {
+            out.extend_from_slice(b"    <a href=\"");
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"/\">");
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"</a><br>");
+        },
     };
-    let entries = split_entries(body, b'\n').map(|(s, e)| {
-        let rest = body[s..e].strip_prefix(b"    <a href=\"")?.strip_suffix(b"</a><br>")?;
-        let (href, text) = rest.split_at(memchr::memchr(b'"', rest)?);
-        let name = href.strip_suffix(b"/")?;
-        (text.strip_prefix(b"\">")? == name).then_some((name, s, e))
-    });
-    let mut out = Vec::with_capacity(existing.len() + add.iter().map(|a| 2 * a.len() + 26).sum::<usize>());
-    out.extend_from_slice(head);
-    edit_list(body, entries, add, remove, |piece| {
-        match piece {
-            Piece::Kept(run) => out.extend_from_slice(run),
-            Piece::New(name) => {
-                out.extend_from_slice(b"    <a href=\"");
-                out.extend_from_slice(name);
-                out.extend_from_slice(b"/\">");
-                out.extend_from_slice(name);
-                out.extend_from_slice(b"</a><br>");
+    format.edit(existing, add, remove)
+}
+
+/// How a project list is laid out: `head`, one entry per project separated by `sep` (after
+/// each entry, if `terminated`), `tail`.
+struct ListFormat<'h> {
+    head: &'h [u8],
+    tail: &'h [u8],
+    sep: u8,
+    terminated: bool,
+    /// The normalised name an entry was written for, if it parses.
+    name: fn(&[u8]) -> Option<&[u8]>,
+    /// Writes the entry for a name.
+    write: fn(&mut Vec<u8>, &[u8]),
+}
+
+impl ListFormat<'_> {
+    fn edit(&self, existing: &[u8], add: &[&str], remove: &[&str]) -> Option<Vec<u8>> {
+        let body = existing.strip_prefix(self.head)?.strip_suffix(self.tail)?;
+        let body = match (self.terminated, body) {
+            (true, []) | (false, _) => body,
+            (true, [entries @ .., last]) if *last == self.sep => entries,
+            (true, _) => return None,
+        };
+        let entries = split_entries(body, self.sep).map(|(s, e)| Some(((self.name)(&body[s..e])?, s, e)));
+        let mut out = Vec::with_capacity(existing.len() + add.iter().map(|a| 2 * a.len() + 26).sum::<usize>());
+        out.extend_from_slice(self.head);
+        let mut first = true;
+        edit_list(body, entries, add, remove, |piece| {
+            if !self.terminated && !std::mem::take(&mut first) {
+                out.push(self.sep);
             }
-        }
-        out.push(b'\n');
-    })?;
-    out.extend_from_slice(tail);
-    Some(out)
+            match piece {
+                Piece::Kept(run) => out.extend_from_slice(run),
+                Piece::New(name) => (self.write)(&mut out, name),
+            }
+            if self.terminated {
+                out.push(self.sep);
+            }
+        })?;
+        out.extend_from_slice(self.tail);
+        Some(out)
+    }
 }
 
 /// The `[start, end)` ranges of the `sep`-separated entries of `body` (none if it is empty).

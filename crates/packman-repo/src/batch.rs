@@ -56,14 +56,6 @@ pub(crate) struct Batch {
     removing: Option<std::thread::JoinHandle<Result<usize, Error>>>,
 }
 
-/// A temp file beside `path` holding the concatenation of `parts` (not yet synced).
-fn staged<B: AsRef<[u8]>>(path: &Path, parts: &[B]) -> Result<tempfile::NamedTempFile, Error> {
-    use std::io::Write;
-    let mut tmp = crate::published_tempfile(path.parent().unwrap_or(Path::new(".")))?;
-    parts.iter().try_for_each(|p| tmp.write_all(p.as_ref())).map_err(|e| io(path, e))?;
-    Ok(tmp)
-}
-
 /// Creates (or truncates) a published file: readable by everyone, as static hosts serve it
 /// as another user.
 fn create_published(path: &Path) -> Result<File, Error> {
@@ -180,7 +172,9 @@ impl Batch {
 
     /// A temp file beside `path` holding `bytes` (made durable by the commit).
     fn stage(&mut self, path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
-        let tmp = staged(path, &[bytes])?;
+        use std::io::Write;
+        let mut tmp = crate::published_tempfile(path.parent().unwrap_or(Path::new(".")))?;
+        tmp.write_all(bytes).map_err(|e| io(path, e))?;
         self.written(path);
         Ok(tmp)
     }

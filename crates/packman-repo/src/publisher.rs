@@ -821,9 +821,8 @@ impl Repository {
             self.snapshot.set_meta_version("targets.json".into(), v);
             written.push(format!("{v}.targets.json"));
         }
-        // 2. Snapshot and timestamp, written before the files they lead to (nothing leads to
-        //    them yet: the timestamp goes to a temp file, put in place by the commit), so the
-        //    largest file's sync is under way while those are written.
+        // 2. Snapshot and timestamp (nothing leads to them yet: the timestamp goes to a temp
+        //    file, put in place by the commit once everything it leads to is durable).
         for r in self.retired.iter_mut().filter(|r| r.last_snapshot.is_none()) {
             r.last_snapshot = Some(self.snapshot.version());
         }
@@ -1389,7 +1388,6 @@ pub fn check_target_path(path: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Length, sha256 and sha512 of a file, read once: its TUF target description.
 /// Length, SHA-256 and SHA-512 of `data`.
 pub fn describe_bytes(data: &[u8]) -> TargetFile {
     let hash = |alg| hex::encode(ring::digest::digest(alg, data));
@@ -1411,6 +1409,7 @@ pub fn describe_bytes(data: &[u8]) -> TargetFile {
     }
 }
 
+/// Length, sha256 and sha512 of a file, read once: its TUF target description.
 pub fn describe_file(path: &Path) -> Result<TargetFile, Error> {
     use std::io::Read;
     let mut f = File::open(path).map_err(|e| io(path, e))?;
@@ -1564,10 +1563,6 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
-    /// New files go straight to their final names, so a crash can leave a wrong file under
-    /// a name the next publish wants: a leftover metadata version is overwritten, and a
-    /// content-addressed target of the right length but other bytes is rewritten, not
-    /// reused. A target already holding the right bytes is reused (no copy).
     /// Old versions are deleted (on a thread, while the publish signs, or after it with
     /// `keep_versions` 1), leaving exactly the newest `keep_versions` of each role and a
     /// repository that verifies from the new timestamp.
@@ -1606,6 +1601,10 @@ mod tests {
         }
     }
 
+    /// New files go straight to their final names, so a crash can leave a wrong file under
+    /// a name the next publish wants: a leftover metadata version is overwritten, and a
+    /// content-addressed target of the right length but other bytes is rewritten, not
+    /// reused. A target already holding the right bytes is reused (no copy).
     #[test]
     fn leftovers_under_final_names_are_replaced() {
         let (now, d, src, mut repo) = four_bin_repo();

@@ -149,11 +149,8 @@ pub fn prefetch(repo: &mut Repository, files: &[&Path]) {
     let mut paths = Vec::new();
     let mut pages = Vec::new();
     for f in files {
-        let Some(parsed) = f.file_name().and_then(|n| n.to_str()).and_then(|n| packman_index::parse_filename(n).ok())
-        else {
-            continue;
-        };
-        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let Some(name) = f.file_name().and_then(|n| n.to_str()) else { continue };
+        let Ok(parsed) = packman_index::parse_filename(name) else { continue };
         let path = package_path(&parsed.project, name);
         paths.push(format!("{path}.metadata"));
         paths.push(path);
