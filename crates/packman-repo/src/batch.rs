@@ -8,6 +8,9 @@
 //! filesystem, renames the timestamp (written to a temp file: it replaces the one clients
 //! read) and the plain-name links, and makes those renames durable with a second `syncfs`.
 //! Old versions are deleted meanwhile, on a thread of their own (see [`Batch::remove`]).
+//! Freeing a file's blocks waits for the disk (for a discard, with the `discard` mount
+//! option), so files the commit replaces are first linked into a graveyard directory
+//! (see [`Batch::graveyard`]) and deleted from there by the next publish's removal thread.
 //!
 //! Why `syncfs` and not an `fsync` per file: on ext4 each `fsync` writes the file, then its
 //! inode block, then flushes the disk's cache, one after the other, and a one-wheel add has
@@ -54,6 +57,12 @@ pub(crate) struct Batch {
     remove: Vec<PathBuf>,
     /// Files being deleted now, on a thread of their own.
     removing: Option<std::thread::JoinHandle<Result<usize, Error>>>,
+    /// Where files the commit replaces are linked first, so the renames replacing them free
+    /// no blocks (see [`Batch::graveyard`]).
+    graveyard: Option<PathBuf>,
+    /// Links earlier commits left in the graveyard: deleted with this batch's old versions
+    /// (not counted: they were never published files of their own).
+    buried: Vec<PathBuf>,
 }
 
 /// Creates (or truncates) a published file: readable by everyone, as static hosts serve it
@@ -80,24 +89,59 @@ impl Batch {
         self.dirs.extend(other.dirs);
     }
 
+    /// Uses `dir` (beside the published tree, on its filesystem) as the graveyard: a file
+    /// the commit replaces (the timestamp, the retired list) is hard-linked there first, so
+    /// the rename replacing it only drops a link. Freeing the blocks waits for the disk: a
+    /// rename over a 600-byte file took 0.18 ms against 0.02 ms with the file linked
+    /// elsewhere (measured, `discard` mount option). The links are deleted by the next
+    /// publish's removal thread, which runs while the disk is idle. Only an optimisation:
+    /// where links cannot be made the renames free the blocks themselves.
+    pub(crate) fn graveyard(&mut self, dir: PathBuf) {
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => self.buried.extend(entries.filter_map(|e| Some(e.ok()?.path()))),
+            Err(_) => {
+                if std::fs::create_dir(&dir).is_err() {
+                    return;
+                }
+            }
+        }
+        self.graveyard = Some(dir);
+    }
+
+    /// Links `path`, about to be replaced, into the graveyard (see [`Batch::graveyard`]).
+    fn bury(&self, path: &Path) {
+        let (Some(dir), Some(name)) = (&self.graveyard, path.file_name()) else { return };
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let mut link = std::ffi::OsString::from(format!("{}.", stamp.as_nanos()));
+        link.push(name);
+        // Not there yet (nothing to free) or no link to be had: the rename frees it.
+        let _ = std::fs::hard_link(path, dir.join(link));
+    }
+
     /// Deletes `files`: at once on a thread of its own if `unreferenced` (not led to by the
     /// timestamp being replaced either), else once the new timestamp is in place. Deleting
     /// waits for the disk too (more so with the `discard` mount option: 0.2 ms for a 17 KB
     /// file, 0.55 ms for a 500 KB snapshot, measured), and a publish's first milliseconds
-    /// are signing, which leaves the disk idle.
+    /// are signing, which leaves the disk idle. The graveyard's links go on that thread too.
     pub(crate) fn remove(&mut self, files: Vec<PathBuf>, unreferenced: bool) {
-        if files.is_empty() {
+        let (now, later) = if unreferenced { (files, Vec::new()) } else { (Vec::new(), files) };
+        self.remove.extend(later);
+        if (now.is_empty() && self.buried.is_empty()) || self.removing.is_some() {
+            self.remove.extend(now);
             return;
         }
-        if unreferenced && self.removing.is_none() {
-            let mine = files.clone();
-            if let Ok(handle) = std::thread::Builder::new().spawn(move || remove_all(&mine)) {
-                self.removing = Some(handle);
-                return;
-            }
+        let buried = std::mem::take(&mut self.buried);
+        let mine = now.clone();
+        let spawned = std::thread::Builder::new().spawn(move || {
+            let removed = remove_all(&mine);
+            forget_buried(&buried);
+            removed
+        });
+        match spawned {
+            Ok(handle) => self.removing = Some(handle),
             // No thread to be had: deleted after the commit.
+            Err(_) => self.remove.extend(now),
         }
-        self.remove.extend(files);
     }
 
     /// Writes a new versioned metadata file (a name no published metadata refers to yet).
@@ -159,6 +203,7 @@ impl Batch {
     /// Replaces `path`, a file TUF clients do not read, with `bytes` once the batch is durable.
     pub(crate) fn replace(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
         let tmp = self.stage(path, bytes)?;
+        self.bury(path);
         self.links.push((tmp.into_temp_path(), path.to_path_buf()));
         Ok(())
     }
@@ -167,6 +212,7 @@ impl Batch {
     /// published file, so it goes to a temp file first.
     pub(crate) fn write_last(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
         self.last = Some((self.stage(path, bytes)?, path.to_path_buf()));
+        self.bury(path);
         Ok(())
     }
 
@@ -189,6 +235,7 @@ impl Batch {
             None => Ok(0),
         };
         durable?;
+        forget_buried(&std::mem::take(&mut self.buried));
         Ok(early? + remove_all(&self.remove)?)
     }
 
@@ -225,6 +272,12 @@ fn remove_all(files: &[PathBuf]) -> Result<usize, Error> {
         })
     })?;
     Ok(removed.into_inner())
+}
+
+/// Deletes the graveyard's links `files` (failures only leave a link behind, deleted next
+/// time).
+fn forget_buried(files: &[PathBuf]) {
+    files.iter().for_each(|p| drop(std::fs::remove_file(p)));
 }
 
 /// One `syncfs` for each filesystem `dirs` are on (normally one: the repository's).

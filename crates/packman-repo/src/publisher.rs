@@ -9,7 +9,8 @@
 //!
 //! Layout of `DIR`: `metadata/` and `targets/` (the published tree, servable as static
 //! files), `keys/` (private keys, never published; `--keys` moves them elsewhere) and
-//! `packman-repo.json` (settings). Mutations hold `DIR/.packman-repo.lock`.
+//! `packman-repo.json` (settings). Mutations hold `DIR/.packman-repo.lock`; `DIR/.replaced/`
+//! holds links to files the last publish replaced, until the next one deletes them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
@@ -132,6 +133,8 @@ struct Retired {
 }
 
 const RETIRED_FILE: &str = "retired-targets.json";
+/// Links to files publishes replaced, deleted by the next publish (see `Batch::graveyard`).
+const GRAVEYARD_DIR: &str = ".replaced";
 
 /// The current snapshot: as the text of our own file (see [`SnapshotText`]), parsed (new
 /// repositories, other layouts, or once a publish lists a new role), or the canonical text
@@ -801,6 +804,7 @@ impl Repository {
         // 1. New versions of the changed bins and targets, listed in the snapshot.
         let files = self.new_targets.len() * 2 + bins_dirty.len() + 1;
         let mut batch = Batch::new(files > BULK_FILES);
+        batch.graveyard(self.dir.join(GRAVEYARD_DIR));
         let mut written = Vec::new();
         let expires_bins = expiry(self.now, self.settings.expiry_days.bins);
         let bin_signer_refs: Vec<&Signer> = bin_signers.iter().map(|s| &**s).collect();
@@ -1598,6 +1602,20 @@ mod tests {
             assert_eq!(hashed, keep, "keep {keep}");
             let verified = verified_targets(d.path(), now);
             assert_eq!(verified["packages/p/a.tar.gz"].length, "content 4".len() as u64);
+            // The graveyard holds what the last publish replaced (the timestamp before it),
+            // not what earlier ones did.
+            let buried: Vec<PathBuf> = std::fs::read_dir(d.path().join(GRAVEYARD_DIR))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.to_string_lossy().ends_with(".timestamp.json"))
+                .collect();
+            let version = |p: &Path| {
+                serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap()["signed"]["version"]
+                    .as_u64()
+                    .unwrap()
+            };
+            assert_eq!(buried.len(), 1, "keep {keep}: {buried:?}");
+            assert_eq!(version(&buried[0]) + 1, version(&d.path().join("metadata/timestamp.json")));
         }
     }
 
