@@ -63,6 +63,10 @@ pub(crate) struct Batch {
     /// Links earlier commits left in the graveyard: deleted with this batch's old versions
     /// (not counted: they were never published files of their own).
     buried: Vec<PathBuf>,
+    /// Old versions to rewrite as new ones, by new path (see [`Batch::recycle`]).
+    recycle: std::collections::HashMap<PathBuf, PathBuf>,
+    /// How many old versions were rewritten as new ones (counted as removed).
+    recycled: usize,
 }
 
 /// Creates (or truncates) a published file: readable by everyone, as static hosts serve it
@@ -144,6 +148,38 @@ impl Batch {
         }
     }
 
+    /// Writes `new` by rewriting `old`, a file no timestamp kept leads to any more (an old
+    /// version of the same role), instead of deleting one file and creating another: the
+    /// old version is renamed to the new name, rewritten in its blocks and cut to length.
+    /// Deleting waits for the disk to free the blocks (a discard with the `discard` mount
+    /// option: 0.55 ms for a 500 KB snapshot), and on ext4 without a journal each new inode
+    /// is found by scanning past every inode freed in the last few seconds (a tenth of a
+    /// wheel add's CPU time in a profile of back-to-back adds). If `new` is never written,
+    /// `old` is deleted after the commit.
+    pub(crate) fn recycle(&mut self, old: PathBuf, new: PathBuf) {
+        self.recycle.insert(new, old);
+    }
+
+    /// `old` (see [`Batch::recycle`]) renamed to `new` and opened for rewriting `len` bytes,
+    /// or `None` to create `new` afresh (no `old`, or not a plain file of its own).
+    fn reuse(&mut self, old: PathBuf, new: &Path, len: u64) -> Result<Option<File>, Error> {
+        let Ok(f) = std::fs::OpenOptions::new().write(true).open(&old) else { return Ok(None) };
+        #[cfg(unix)]
+        let own = f.metadata().is_ok_and(|m| m.is_file() && std::os::unix::fs::MetadataExt::nlink(&m) == 1);
+        #[cfg(not(unix))]
+        let own = false;
+        if !own || std::fs::rename(&old, new).is_err() {
+            self.remove.push(old);
+            return Ok(None);
+        }
+        // Whole pages of the old content are kept to be overwritten: a partial last page
+        // within the file would be read from disk first if no longer cached.
+        let keep = f.metadata().map_err(|e| io(new, e))?.len().min(len) & !4095;
+        f.set_len(keep).map_err(|e| io(new, e))?;
+        self.recycled += 1;
+        Ok(Some(f))
+    }
+
     /// Writes a new versioned metadata file (a name no published metadata refers to yet).
     pub(crate) fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
         self.write_parts(path, &[bytes])
@@ -152,7 +188,14 @@ impl Batch {
     /// [`Batch::write`] of the concatenation of `parts`.
     pub(crate) fn write_parts<B: AsRef<[u8]>>(&mut self, path: &Path, parts: &[B]) -> Result<(), Error> {
         use std::io::Write;
-        let mut f = create_published(path)?;
+        let reused = match self.recycle.remove(path) {
+            Some(old) => self.reuse(old, path, parts.iter().map(|p| p.as_ref().len() as u64).sum())?,
+            None => None,
+        };
+        let mut f = match reused {
+            Some(f) => f,
+            None => create_published(path)?,
+        };
         parts.iter().try_for_each(|p| f.write_all(p.as_ref())).map_err(|e| io(path, e))?;
         self.written(path);
         Ok(())
@@ -236,7 +279,9 @@ impl Batch {
         };
         durable?;
         forget_buried(&std::mem::take(&mut self.buried));
-        Ok(early? + remove_all(&self.remove)?)
+        // Old versions whose role had no new one written after all.
+        self.remove.extend(std::mem::take(&mut self.recycle).into_values());
+        Ok(early? + self.recycled + remove_all(&self.remove)?)
     }
 
     fn make_durable(&mut self) -> Result<(), Error> {
@@ -319,4 +364,55 @@ fn parallel_try<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<(), Error> + Sync
             .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("worker thread panicked".into()))))
             .fold(mine, |acc, r| acc.and(r))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An old version rewritten as a new one ends up holding exactly the new bytes, whether
+    /// it was longer or shorter (across page boundaries too), and is gone under its old
+    /// name; with no old file the new one is created; a file with another link is left
+    /// alone under that link and not rewritten.
+    #[test]
+    fn recycled_files_hold_exactly_the_new_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let p = |n: &str| d.path().join(n);
+        let cases: [(Option<usize>, usize); 6] = [
+            (Some(10_000), 5_000),
+            (Some(100), 9_000),
+            (Some(8192), 8192),
+            (Some(9000), 4096),
+            (Some(0), 10),
+            (None, 300),
+        ];
+        let mut batch = Batch::new(false);
+        for (i, (old, new)) in cases.iter().enumerate() {
+            if let Some(n) = old {
+                std::fs::write(p(&format!("{i}.old")), vec![b'o'; *n]).unwrap();
+            }
+            batch.recycle(p(&format!("{i}.old")), p(&format!("{i}.new")));
+            let content: Vec<u8> = (0..*new).map(|k| (k % 251) as u8).collect();
+            batch.write_parts(&p(&format!("{i}.new")), &[&content[..new / 3], &content[new / 3..]]).unwrap();
+        }
+        // Another link to the old file: not rewritten, the old name goes with the commit.
+        std::fs::write(p("linked.old"), b"shared bytes").unwrap();
+        std::fs::hard_link(p("linked.old"), p("elsewhere")).unwrap();
+        batch.recycle(p("linked.old"), p("linked.new"));
+        batch.write(&p("linked.new"), b"new bytes").unwrap();
+        // Never written: the old file is deleted by the commit.
+        std::fs::write(p("unused.old"), b"x").unwrap();
+        batch.recycle(p("unused.old"), p("unused.new"));
+        let removed = batch.commit().unwrap();
+        for (i, (_, new)) in cases.iter().enumerate() {
+            let content: Vec<u8> = (0..*new).map(|k| (k % 251) as u8).collect();
+            assert_eq!(std::fs::read(p(&format!("{i}.new"))).unwrap(), content, "case {i}");
+            assert!(!p(&format!("{i}.old")).exists(), "case {i}");
+        }
+        assert_eq!(std::fs::read(p("linked.new")).unwrap(), b"new bytes");
+        assert_eq!(std::fs::read(p("elsewhere")).unwrap(), b"shared bytes");
+        assert!(!p("linked.old").exists() && !p("unused.old").exists() && !p("unused.new").exists());
+        // Five rewritten, the linked and the unused ones deleted.
+        assert_eq!(removed, 7);
+    }
 }

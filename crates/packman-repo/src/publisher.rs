@@ -836,9 +836,19 @@ impl Repository {
         // Versions older than the newest `keep_versions` of each role, and the target files
         // only those led to: deleted from now on while this publish goes on, as neither the
         // new timestamp nor (with `keep_versions` 2 or more) the one it replaces leads there.
-        let mut old = self.old_versions(&bins_dirty, targets_dirty);
+        // Deleting and creating files both cost more than rewriting one (see Batch::recycle):
+        // with no timestamp left leading to them, old versions become the new ones.
+        let unreferenced = self.settings.keep_versions >= 2;
+        let mut old = Vec::new();
+        for (old_version, new_version) in self.old_versions(&bins_dirty, targets_dirty) {
+            if unreferenced && !batch.is_bulk() {
+                batch.recycle(old_version, new_version);
+            } else {
+                old.push(old_version);
+            }
+        }
         self.collect_retired_targets(&mut batch, &mut old)?;
-        batch.remove(old, self.settings.keep_versions >= 2);
+        batch.remove(old, unreferenced);
         let signers: Vec<&Signer> = snapshot_signers.iter().map(|s| &**s).collect();
         let canonical = match std::mem::replace(
             &mut self.snapshot,
@@ -1000,14 +1010,16 @@ impl Repository {
     }
 
     /// Metadata versions older than the newest `keep_versions` of each role just rewritten
-    /// (clients that started an update with them have had that many publishes), to remove.
-    fn old_versions(&self, bins: &[u64], targets: bool) -> Vec<PathBuf> {
+    /// (clients that started an update with them have had that many publishes), to remove,
+    /// each with the new version of its role.
+    fn old_versions(&self, bins: &[u64], targets: bool) -> Vec<(PathBuf, PathBuf)> {
         let keep = self.settings.keep_versions.max(1);
         let md = self.dir.join("metadata");
         let mut old = Vec::new();
         let mut drop_old = |role: &str, current: u64| {
             if current > keep {
-                old.push(md.join(format!("{}.{role}.json", current - keep)));
+                let name = |v: u64| md.join(format!("{v}.{role}.json"));
+                old.push((name(current - keep), name(current)));
             }
         };
         for b in bins {
