@@ -804,7 +804,7 @@ impl Repository {
         // 1. New versions of the changed bins and targets, listed in the snapshot.
         let files = self.new_targets.len() * 2 + bins_dirty.len() + 1;
         let mut batch = Batch::new(files > BULK_FILES);
-        batch.graveyard(self.dir.join(GRAVEYARD_DIR));
+        batch.graveyard(self.dir.join(GRAVEYARD_DIR), &[md.join("timestamp.json"), self.dir.join(RETIRED_FILE)]);
         let mut written = Vec::new();
         let expires_bins = expiry(self.now, self.settings.expiry_days.bins);
         let bin_signer_refs: Vec<&Signer> = bin_signers.iter().map(|s| &**s).collect();
@@ -847,7 +847,13 @@ impl Repository {
                 old.push(old_version);
             }
         }
-        self.collect_retired_targets(&mut batch, &mut old)?;
+        let mut dead = self.collect_retired_targets(&mut batch)?;
+        if unreferenced && !batch.is_bulk() {
+            // As many as there are new target files to write over them.
+            let spare = dead.len().saturating_sub(self.new_targets.len());
+            batch.pool(dead.split_off(spare));
+        }
+        old.append(&mut dead);
         batch.remove(old, unreferenced);
         let signers: Vec<&Signer> = snapshot_signers.iter().map(|s| &**s).collect();
         let canonical = match std::mem::replace(
@@ -906,7 +912,7 @@ impl Repository {
             // (the same content added again), and rewritten if not (a crash mid-write).
             if !holds(&dest, tf.length, &sha) {
                 report.targets_written += 1;
-                batch.put(&src, &dest)?;
+                batch.put(&src, &dest, tf.length)?;
             }
             if plain_copy_wanted(&path) {
                 // The same bytes under the plain name: a hard link, not a second copy to
@@ -978,9 +984,10 @@ impl Repository {
 
     /// Retired target files that no kept snapshot can lead to any more (snapshots older than
     /// the newest `keep_versions` go in this publish), unless the same content is listed
-    /// again: deleted with the batch's old versions. The list that remains replaces the
-    /// stored one with the batch (losing it in a crash only leaves files behind).
-    fn collect_retired_targets(&mut self, batch: &mut Batch, remove: &mut Vec<PathBuf>) -> Result<(), Error> {
+    /// again: returned, to go with the batch's old versions. The list that remains replaces
+    /// the stored one with the batch (losing it in a crash only leaves files behind).
+    fn collect_retired_targets(&mut self, batch: &mut Batch) -> Result<Vec<PathBuf>, Error> {
+        let mut remove = Vec::new();
         let keep = self.settings.keep_versions.max(1);
         let current = self.snapshot.version();
         let mut kept = Vec::with_capacity(self.retired.len());
@@ -1006,7 +1013,7 @@ impl Repository {
             )?;
             self.retired_changed = false;
         }
-        Ok(())
+        Ok(remove)
     }
 
     /// Metadata versions older than the newest `keep_versions` of each role just rewritten
@@ -1629,6 +1636,49 @@ mod tests {
             assert_eq!(buried.len(), 1, "keep {keep}: {buried:?}");
             assert_eq!(version(&buried[0]) + 1, version(&d.path().join("metadata/timestamp.json")));
         }
+    }
+
+    /// Once there are old versions to drop, a publish writes its new snapshot, bin version,
+    /// timestamp and target file over files no kept snapshot leads to any more instead of
+    /// deleting those and creating new ones (see `Batch::recycle`): every file it writes is
+    /// an inode that was there before, and the repository verifies.
+    #[cfg(unix)]
+    #[test]
+    fn publishes_rewrite_dead_files() {
+        use std::os::unix::fs::MetadataExt;
+        let (now, d, src, mut repo) = four_bin_repo();
+        let inodes = |dir: &Path| -> BTreeSet<u64> {
+            let mut out = BTreeSet::new();
+            for sub in ["metadata", "targets/packages/p", GRAVEYARD_DIR] {
+                for e in std::fs::read_dir(dir.join(sub)).into_iter().flatten() {
+                    out.insert(e.unwrap().metadata().unwrap().ino());
+                }
+            }
+            out
+        };
+        let f = src.path().join("f");
+        for i in 0..8 {
+            let before = inodes(d.path());
+            std::fs::write(&f, format!("content {i}")).unwrap();
+            repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
+            let report = repo.publish(&mut no_pass).unwrap();
+            let sha = repo.target("packages/p/a.tar.gz").unwrap().unwrap().hashes.get("sha256").unwrap().to_string();
+            let bin = repo.bin_for("packages/p/a.tar.gz");
+            let md = d.path().join("metadata");
+            let written = [
+                md.join(format!("{}.snapshot.json", repo.snapshot.version())),
+                md.join(format!("{}.{bin}.json", repo.bins[&repo.bin_index("packages/p/a.tar.gz")].version())),
+                md.join("timestamp.json"),
+                d.path().join(format!("targets/packages/p/{sha}.a.tar.gz")),
+            ];
+            let reused = written.iter().filter(|p| before.contains(&std::fs::metadata(p).unwrap().ino())).count();
+            // From the fifth publish on there are dead files of each kind (keep 3).
+            if i >= 4 {
+                assert_eq!(reused, written.len(), "publish {i}: {report:?}");
+            }
+        }
+        let verified = verified_targets(d.path(), now);
+        assert_eq!(verified["packages/p/a.tar.gz"].length, "content 7".len() as u64);
     }
 
     /// New files go straight to their final names, so a crash can leave a wrong file under
