@@ -90,9 +90,34 @@ impl Batch {
         self.bulk
     }
 
-    /// Takes over the directories a bulk batch written on another thread created files in.
+    /// A batch for another thread to write some of this batch's files in: it takes over
+    /// the old files to rewrite as `paths` (see [`Batch::recycle`]). [`Batch::absorb`] takes
+    /// it back before the commit.
+    pub(crate) fn split_off(&mut self, paths: &[PathBuf]) -> Batch {
+        let mut other = Batch::new(self.bulk);
+        other.graveyard = self.graveyard.clone();
+        for p in paths {
+            if let Some(old) = self.recycle.remove(p) {
+                other.recycle.insert(p.clone(), old);
+            }
+        }
+        other
+    }
+
+    /// Takes over what a batch written on another thread holds (see [`Batch::split_off`];
+    /// bulk batches are only files written and the directories they are in).
     pub(crate) fn absorb(&mut self, other: Batch) {
         self.dirs.extend(other.dirs);
+        self.links.extend(other.links);
+        if other.last.is_some() {
+            debug_assert!(self.last.is_none(), "one file goes last");
+            self.last = other.last;
+        }
+        self.remove.extend(other.remove);
+        self.buried.extend(other.buried);
+        self.recycle.extend(other.recycle);
+        self.pool.extend(other.pool);
+        self.recycled += other.recycled;
     }
 
     /// Uses `dir` (beside the published tree, on its filesystem) as the graveyard: a file
