@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use packman_index::{Distribution, FileEntry};
+use packman_tuf::TargetFile;
 
 use crate::publisher::Repository;
 use crate::Error;
@@ -161,13 +162,32 @@ pub fn prefetch(repo: &mut Repository, files: &[&Path]) {
     repo.prefetch(&paths, &pages);
 }
 
+/// A distribution file read and hashed (see [`examine`]).
+pub struct Examined {
+    dist: Distribution,
+    tf: TargetFile,
+}
+
+/// Reads a wheel or sdist (name, version, core metadata) and hashes it: what
+/// [`add_examined`] needs of the file, with no repository needed yet (`repo add` does this
+/// while the repository is opened).
+pub fn examine(file: &Path) -> Result<Examined, Error> {
+    let dist: Distribution = packman_index::inspect(file).map_err(idx)?;
+    // Read and hashed once: the sha256 checks, the page entry and the target itself.
+    let tf = crate::publisher::describe_file(file)?;
+    Ok(Examined { dist, tf })
+}
+
 /// Adds a wheel or sdist: the file, its core metadata (wheels), and its project's pages
 /// (staged in `pages`; call [`Pages::stage`] once for the batch).
 pub fn add_distribution(repo: &mut Repository, pages: &mut Pages, file: &Path) -> Result<Added, Error> {
-    let dist: Distribution = packman_index::inspect(file).map_err(idx)?;
+    add_examined(repo, pages, file, examine(file)?)
+}
+
+/// [`add_distribution`] of a file [`examine`] read.
+pub fn add_examined(repo: &mut Repository, pages: &mut Pages, file: &Path, examined: Examined) -> Result<Added, Error> {
+    let Examined { dist, mut tf } = examined;
     let path = package_path(&dist.project, &dist.filename);
-    // Read and hashed once: the sha256 checks below, the page entry and the target itself.
-    let mut tf = crate::publisher::describe_file(file)?;
     let bytes_sha = tf.hashes.get("sha256").unwrap_or_default().to_string();
     let reused = || {
         Error::Invalid(format!(

@@ -242,6 +242,12 @@ fn publish_and_push(mut repo: Repository, pages: python::Pages, dir: &Path, stor
     pushed
 }
 
+/// A file `repo add` read and hashed before adding it.
+enum Examined {
+    Distribution(Box<python::Examined>),
+    Raw(packman_tuf::TargetFile),
+}
+
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
@@ -300,7 +306,23 @@ pub fn run(cmd: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Add { dir, files, prefix, raw, keys, store } => {
-            let mut repo = open(&dir, keys.as_deref())?;
+            // Reading and hashing the files needs no repository: done on a thread while the
+            // repository is opened (its snapshot alone is half a megabyte at PyPI's size).
+            let (repo, examined) = std::thread::scope(|s| {
+                let examining = s.spawn(|| {
+                    files
+                        .iter()
+                        .map(|f| match !raw && python::is_distribution(f) {
+                            true => python::examine(f).map(|x| Examined::Distribution(Box::new(x))),
+                            false => packman_repo::describe_file(f).map(Examined::Raw),
+                        })
+                        .collect::<Vec<_>>()
+                });
+                let repo = open(&dir, keys.as_deref());
+                (repo, examining.join())
+            });
+            let mut repo = repo?;
+            let examined = examined.map_err(|_| "reading the files failed (thread panicked)".to_string())?;
             if !raw {
                 let dists: Vec<&Path> =
                     files.iter().map(|f| f.as_path()).filter(|f| python::is_distribution(f)).collect();
@@ -308,24 +330,27 @@ pub fn run(cmd: Command) -> Result<(), String> {
             }
             let mut pages = python::Pages::default();
             let mut changed = false;
-            for f in &files {
-                if !raw && python::is_distribution(f) {
-                    let a = python::add_distribution(&mut repo, &mut pages, f).map_err(e)?;
-                    if a.unchanged {
-                        println!("{}: already published, unchanged", a.path);
-                    } else {
-                        println!("{} {} -> {} ({})", a.project, a.version, a.path, a.bin);
+            for (f, examined) in files.iter().zip(examined) {
+                match examined.map_err(e)? {
+                    Examined::Distribution(examined) => {
+                        let a = python::add_examined(&mut repo, &mut pages, f, *examined).map_err(e)?;
+                        if a.unchanged {
+                            println!("{}: already published, unchanged", a.path);
+                        } else {
+                            println!("{} {} -> {} ({})", a.project, a.version, a.path, a.bin);
+                            changed = true;
+                        }
+                    }
+                    Examined::Raw(tf) => {
+                        let name = f
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .ok_or_else(|| format!("{}: not a file name", f.display()))?;
+                        let path = format!("{prefix}{name}");
+                        let bin = repo.add_described_target(&path, f, tf).map_err(e)?;
+                        println!("{path} -> {bin}");
                         changed = true;
                     }
-                } else {
-                    let name = f
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .ok_or_else(|| format!("{}: not a file name", f.display()))?;
-                    let path = format!("{prefix}{name}");
-                    let bin = repo.add_target(&path, f, None).map_err(e)?;
-                    println!("{path} -> {bin}");
-                    changed = true;
                 }
             }
             if !changed {
