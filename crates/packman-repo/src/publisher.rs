@@ -576,10 +576,11 @@ impl Repository {
         Ok(b)
     }
 
-    /// Tells the kernel the bins listing `paths` (and `files`) will be read soon. A bin read
-    /// from a cold page cache waits for the disk (0.6-1.1 ms each, measured here), and a
-    /// wheel add reads four bins and a page one after the other; hinted, those reads overlap
-    /// each other and the work before them. Only a hint: errors are ignored.
+    /// Reads ahead what listing `paths` will read: their bins, loaded on two threads (a
+    /// wheel add reads four, 0.1-0.2 ms each to parse), after telling the kernel they and
+    /// `files` will be read soon (a bin read from a cold page cache waits for the disk,
+    /// 0.6-1.1 ms each measured here; hinted, those reads overlap). Errors are left for the
+    /// reads that need the files to report.
     pub fn prefetch(&mut self, paths: &[String], files: &[PathBuf]) {
         let md = self.dir.join("metadata");
         let hint = |p: &Path| {
@@ -587,17 +588,36 @@ impl Repository {
                 let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
             }
         };
+        let mut wanted: Vec<(u64, PathBuf)> = Vec::new();
         for path in paths {
             let bin = self.bin_index(path);
-            if self.bins.contains_key(&bin) {
+            if self.bins.contains_key(&bin) || wanted.iter().any(|(b, _)| *b == bin) {
                 continue;
             }
             let name = self.bin_name(bin);
             if let Some(v) = self.snapshot.meta_version(&format!("{name}.json")) {
-                hint(&md.join(format!("{v}.{name}.json")));
+                let file = md.join(format!("{v}.{name}.json"));
+                hint(&file);
+                wanted.push((bin, file));
             }
         }
         files.iter().for_each(|f| hint(f));
+        let read = |chunk: &[(u64, PathBuf)]| -> Vec<(u64, Bin)> {
+            let parse =
+                |(b, f): &(u64, PathBuf)| Some((*b, Bin::from_targets(read_json::<Envelope<Targets>>(f).ok()?.signed)));
+            chunk.iter().filter_map(parse).collect()
+        };
+        let (mine, theirs) = wanted.split_at(wanted.len() / 2);
+        let loaded = std::thread::scope(|s| {
+            let other = match mine.is_empty() {
+                true => None,
+                false => std::thread::Builder::new().spawn_scoped(s, || read(theirs)).ok(),
+            };
+            let mut all = read(if other.is_some() { mine } else { &wanted });
+            all.extend(other.and_then(|h| h.join().ok()).unwrap_or_default());
+            all
+        });
+        self.bins.extend(loaded);
     }
 
     /// The signed description of `path`, if listed.
