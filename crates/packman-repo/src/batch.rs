@@ -265,8 +265,9 @@ impl Batch {
 
     /// Writes `src` to `path`, a content-addressed name not yet published (or holding
     /// something else: it is replaced, not edited, so hard links to it keep their bytes).
-    /// `len` is the content's length.
-    pub(crate) fn put(&mut self, src: &Source, path: &Path, len: u64) -> Result<(), Error> {
+    /// `len` and `sha256` (hex) are the content's, as listed: a source file that no longer
+    /// has them (changed since it was hashed) fails the publish.
+    pub(crate) fn put(&mut self, src: &Source, path: &Path, len: u64, sha256: &str) -> Result<(), Error> {
         use std::io::Write;
         let mut reused = None;
         while reused.is_none() {
@@ -283,15 +284,19 @@ impl Batch {
                 create_published(path)?
             }
         };
+        self.written(path);
         match src {
             Source::File(f) => {
-                let mut from = File::open(f).map_err(|e| io(f, e))?;
-                std::io::copy(&mut from, &mut to).map_err(|e| io(f, e))?;
+                let copied = copy_verified(f, &mut to, path, len, sha256);
+                if copied.is_err() {
+                    // Bytes other than those listed never stay under the name that lists them.
+                    drop(to);
+                    let _ = std::fs::remove_file(path);
+                }
+                copied
             }
-            Source::Bytes(b) => to.write_all(b).map_err(|e| io(path, e))?,
+            Source::Bytes(b) => to.write_all(b).map_err(|e| io(path, e)),
         }
-        self.written(path);
-        Ok(())
     }
 
     /// A file of the batch is written (made durable by the commit).
@@ -403,6 +408,35 @@ impl Batch {
         sync_filesystems(&dirs)?;
         Ok(())
     }
+}
+
+/// Copies `from` into `to` (the published `path`), checking on the way that it still has the
+/// length and SHA-256 it was listed with: the file was hashed when added, and is read again
+/// here, so a change in between (another process rewriting it) would publish bytes other
+/// than the signed ones.
+fn copy_verified(from: &Path, to: &mut File, path: &Path, len: u64, sha256: &str) -> Result<(), Error> {
+    use std::io::{Read, Write};
+    let mut src = File::open(from).map_err(|e| io(from, e))?;
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; (len as usize).clamp(1, 256 * 1024)];
+    let mut total = 0u64;
+    loop {
+        let n = src.read(&mut buf).map_err(|e| io(from, e))?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        to.write_all(&buf[..n]).map_err(|e| io(path, e))?;
+        total += n as u64;
+    }
+    if total != len || hex::encode(hash.finish()) != sha256 {
+        return Err(Error::Invalid(format!(
+            "{}: changed while being published (it is no longer the {len} bytes with SHA-256 {sha256} it was listed \
+             with); nothing was published, add it again",
+            from.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Deletes `files`; how many were there. Losing a deletion in a crash only leaves a file

@@ -15,7 +15,7 @@ mod snapshot_text;
 
 pub use bin::{Bin, PreparedTarget};
 pub use builder::RepoBuilder;
-pub use publisher::{describe_file, InitOptions, KeyChange, Repository};
+pub use publisher::{describe_file, read_described, InitOptions, KeyChange, Repository};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -636,7 +636,23 @@ impl Repository {
 
     /// As [`Repository::add_target`], with the file already hashed by [`describe_file`].
     pub fn add_described_target(&mut self, path: &str, file: &Path, tf: TargetFile) -> Result<String, Error> {
-        self.list_target(path, tf, Source::File(file.to_path_buf()))
+        self.add_read_target(path, file, tf, None)
+    }
+
+    /// As [`Repository::add_described_target`], with what [`read_described`] gave: the
+    /// bytes, if kept, are published as they are (else `file` is copied, and checked).
+    pub fn add_read_target(
+        &mut self,
+        path: &str,
+        file: &Path,
+        tf: TargetFile,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<String, Error> {
+        let source = match bytes {
+            Some(b) => Source::Bytes(b),
+            None => Source::File(file.to_path_buf()),
+        };
+        self.list_target(path, tf, source)
     }
 
     fn list_target(&mut self, path: &str, mut tf: TargetFile, source: Source) -> Result<String, Error> {
@@ -949,7 +965,7 @@ impl Repository {
             // (the same content added again), and rewritten if not (a crash mid-write).
             if !holds(&dest, tf.length, &sha) {
                 report.targets_written += 1;
-                batch.put(&src, &dest, tf.length)?;
+                batch.put(&src, &dest, tf.length, &sha)?;
             }
             if plain_copy_wanted(&path) {
                 // The same bytes under the plain name: a hard link, not a second copy to
@@ -1460,6 +1476,17 @@ pub fn describe_bytes(data: &[u8]) -> TargetFile {
     }
 }
 
+/// [`describe_file`], keeping the bytes when the file is at most `keep_up_to` bytes long: a
+/// publish then writes exactly what was hashed, without reading the file again.
+pub fn read_described(path: &Path, keep_up_to: u64) -> Result<(TargetFile, Option<Vec<u8>>), Error> {
+    let len = std::fs::metadata(path).map_err(|e| io(path, e))?.len();
+    if len > keep_up_to {
+        return Ok((describe_file(path)?, None));
+    }
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    Ok((describe_bytes(&bytes), Some(bytes)))
+}
+
 /// Length, sha256 and sha512 of a file, read once: its TUF target description.
 pub fn describe_file(path: &Path) -> Result<TargetFile, Error> {
     use std::io::Read;
@@ -1785,6 +1812,36 @@ mod tests {
         }
         let verified = verified_targets(d.path(), now);
         assert_eq!(verified["packages/p/a.tar.gz"].length, "content 7".len() as u64);
+    }
+
+    /// A source file rewritten between its add and the publish (same length, other bytes)
+    /// fails the publish, naming the file: the published timestamp is unchanged and no file
+    /// holds the new bytes under the name listing the old ones. Kept bytes are unaffected.
+    #[test]
+    fn a_source_changed_before_the_publish_is_refused() {
+        let (_, d, src, mut repo) = four_bin_repo();
+        let f = src.path().join("a.tar.gz");
+        std::fs::write(&f, "the bytes hashed").unwrap();
+        repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
+        let sha = repo.target("packages/p/a.tar.gz").unwrap().unwrap().hashes.get("sha256").unwrap().to_string();
+        std::fs::write(&f, "other bytes, same").unwrap();
+        let ts = std::fs::read(d.path().join("metadata/timestamp.json")).unwrap();
+        let err = repo.publish(&mut no_pass).unwrap_err().to_string();
+        assert!(err.contains("a.tar.gz") && err.contains("changed while being published"), "{err}");
+        assert_eq!(std::fs::read(d.path().join("metadata/timestamp.json")).unwrap(), ts);
+        assert!(!d.path().join(format!("targets/packages/p/{sha}.a.tar.gz")).exists());
+        // Read into memory when added: published as hashed, whatever the file says now.
+        let (now, d, src, mut repo) = four_bin_repo();
+        let f = src.path().join("b.tar.gz");
+        std::fs::write(&f, "the bytes hashed").unwrap();
+        let (tf, bytes) = read_described(&f, 1 << 20).unwrap();
+        repo.add_read_target("packages/p/b.tar.gz", &f, tf, bytes).unwrap();
+        std::fs::write(&f, "other bytes, same").unwrap();
+        repo.publish(&mut no_pass).unwrap();
+        let verified = verified_targets(d.path(), now);
+        let sha = verified["packages/p/b.tar.gz"].hashes.get("sha256").unwrap().to_string();
+        let published = std::fs::read(d.path().join(format!("targets/packages/p/{sha}.b.tar.gz"))).unwrap();
+        assert_eq!(published, b"the bytes hashed");
     }
 
     /// New files go straight to their final names, so a crash can leave a wrong file under

@@ -166,27 +166,36 @@ pub fn prefetch(repo: &mut Repository, files: &[&Path]) {
 pub struct Examined {
     dist: Distribution,
     tf: TargetFile,
+    /// The file's bytes, if kept (see [`crate::read_described`]).
+    bytes: Option<Vec<u8>>,
+}
+
+impl Examined {
+    /// How many of the file's bytes are held in memory.
+    pub fn kept(&self) -> u64 {
+        self.bytes.as_ref().map_or(0, |b| b.len() as u64)
+    }
 }
 
 /// Reads a wheel or sdist (name, version, core metadata) and hashes it: what
 /// [`add_examined`] needs of the file, with no repository needed yet (`repo add` does this
-/// while the repository is opened).
-pub fn examine(file: &Path) -> Result<Examined, Error> {
+/// while the repository is opened). Its bytes are kept if it is at most `keep_up_to` long.
+pub fn examine(file: &Path, keep_up_to: u64) -> Result<Examined, Error> {
     let dist: Distribution = packman_index::inspect(file).map_err(idx)?;
     // Read and hashed once: the sha256 checks, the page entry and the target itself.
-    let tf = crate::publisher::describe_file(file)?;
-    Ok(Examined { dist, tf })
+    let (tf, bytes) = crate::publisher::read_described(file, keep_up_to)?;
+    Ok(Examined { dist, tf, bytes })
 }
 
 /// Adds a wheel or sdist: the file, its core metadata (wheels), and its project's pages
 /// (staged in `pages`; call [`Pages::stage`] once for the batch).
 pub fn add_distribution(repo: &mut Repository, pages: &mut Pages, file: &Path) -> Result<Added, Error> {
-    add_examined(repo, pages, file, examine(file)?)
+    add_examined(repo, pages, file, examine(file, 0)?)
 }
 
 /// [`add_distribution`] of a file [`examine`] read.
 pub fn add_examined(repo: &mut Repository, pages: &mut Pages, file: &Path, examined: Examined) -> Result<Added, Error> {
-    let Examined { dist, mut tf } = examined;
+    let Examined { dist, mut tf, bytes } = examined;
     let path = package_path(&dist.project, &dist.filename);
     let bytes_sha = tf.hashes.get("sha256").unwrap_or_default().to_string();
     let reused = || {
@@ -223,7 +232,7 @@ pub fn add_examined(repo: &mut Repository, pages: &mut Pages, file: &Path, exami
     });
     tf.custom = Some(custom);
     let size = tf.length;
-    let bin = repo.add_described_target(&path, file, tf)?;
+    let bin = repo.add_read_target(&path, file, tf, bytes)?;
     let is_wheel = matches!(dist.kind, packman_index::DistKind::Wheel);
     let core_sha = if is_wheel {
         let core_sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &dist.core_metadata));

@@ -245,8 +245,23 @@ fn publish_and_push(mut repo: Repository, pages: python::Pages, dir: &Path, stor
 /// A file `repo add` read and hashed before adding it.
 enum Examined {
     Distribution(Box<python::Examined>),
-    Raw(packman_tuf::TargetFile),
+    Raw(packman_tuf::TargetFile, Option<Vec<u8>>),
 }
+
+impl Examined {
+    /// How many of its bytes are held in memory.
+    fn kept(&self) -> u64 {
+        match self {
+            Examined::Distribution(d) => d.kept(),
+            Examined::Raw(_, b) => b.as_ref().map_or(0, |b| b.len() as u64),
+        }
+    }
+}
+
+/// Files up to this size are read once, into memory, by `repo add`, up to
+/// [`KEEP_IN_MEMORY`] in all.
+const KEEP_FILE: u64 = 16 << 20;
+const KEEP_IN_MEMORY: u64 = 256 << 20;
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
@@ -310,11 +325,21 @@ pub fn run(cmd: Command) -> Result<(), String> {
             // repository is opened (its snapshot alone is half a megabyte at PyPI's size).
             let (repo, examined) = std::thread::scope(|s| {
                 let examining = s.spawn(|| {
+                    // Files are kept in memory up to a total (published as read: no second
+                    // read, nor a change in between); the rest are copied and checked.
+                    let mut budget: u64 = KEEP_IN_MEMORY;
                     files
                         .iter()
-                        .map(|f| match !raw && python::is_distribution(f) {
-                            true => python::examine(f).map(|x| Examined::Distribution(Box::new(x))),
-                            false => packman_repo::describe_file(f).map(Examined::Raw),
+                        .map(|f| {
+                            let keep = budget.min(KEEP_FILE);
+                            let examined = match !raw && python::is_distribution(f) {
+                                true => python::examine(f, keep).map(|x| Examined::Distribution(Box::new(x))),
+                                false => packman_repo::read_described(f, keep).map(|(tf, b)| Examined::Raw(tf, b)),
+                            };
+                            if let Ok(x) = &examined {
+                                budget -= x.kept();
+                            }
+                            examined
                         })
                         .collect::<Vec<_>>()
                 });
@@ -341,13 +366,13 @@ pub fn run(cmd: Command) -> Result<(), String> {
                             changed = true;
                         }
                     }
-                    Examined::Raw(tf) => {
+                    Examined::Raw(tf, bytes) => {
                         let name = f
                             .file_name()
                             .and_then(|n| n.to_str())
                             .ok_or_else(|| format!("{}: not a file name", f.display()))?;
                         let path = format!("{prefix}{name}");
-                        let bin = repo.add_described_target(&path, f, tf).map_err(e)?;
+                        let bin = repo.add_read_target(&path, f, tf, bytes).map_err(e)?;
                         println!("{path} -> {bin}");
                         changed = true;
                     }
