@@ -91,11 +91,12 @@ impl Batch {
     }
 
     /// A batch for another thread to write some of this batch's files in: it takes over
-    /// the old files to rewrite as `paths` (see [`Batch::recycle`]). [`Batch::absorb`] takes
-    /// it back before the commit.
+    /// the old files to rewrite as `paths` (see [`Batch::recycle`]) and the pool of dead
+    /// target files (see [`Batch::pool`]). [`Batch::absorb`] takes it back before the commit.
     pub(crate) fn split_off(&mut self, paths: &[PathBuf]) -> Batch {
         let mut other = Batch::new(self.bulk);
         other.graveyard = self.graveyard.clone();
+        other.pool = std::mem::take(&mut self.pool);
         for p in paths {
             if let Some(old) = self.recycle.remove(p) {
                 other.recycle.insert(p.clone(), old);

@@ -907,17 +907,26 @@ impl Repository {
         };
         let snapshot_refs: Vec<&Signer> = snapshot_signers.iter().map(|s| &**s).collect();
         let timestamp_refs: Vec<&Signer> = timestamp_signers.iter().map(|s| &**s).collect();
+        let plan = self.plan_targets(&mut report)?;
         let done = if batch.is_bulk() {
             let done = job.run(&mut batch, &snapshot_refs, &timestamp_refs)?;
-            self.write_targets_and_bins(&mut batch, &bins_dirty, &bin_signers, &targets_signers, &mut report)?;
+            write_targets(&mut batch, plan)?;
+            self.write_bins(&mut batch, &bins_dirty, &bin_signers, &targets_signers)?;
             done
         } else {
-            let mut side = batch.split_off(&[md.join(format!("{sv}.snapshot.json")), md.join("timestamp.json")]);
+            // The side thread also writes the target files, which balances the halves (the
+            // bins' signing takes longer than the snapshot's here).
+            let mut paths = vec![md.join(format!("{sv}.snapshot.json")), md.join("timestamp.json")];
+            paths.extend(plan.iter().map(|t| t.dest.clone()));
+            let mut side = batch.split_off(&paths);
             let (done, side) = std::thread::scope(|s| {
                 let (snapshot_refs, timestamp_refs) = (&snapshot_refs, &timestamp_refs);
-                let handle = s.spawn(move || (job.run(&mut side, snapshot_refs, timestamp_refs), side));
-                let mine =
-                    self.write_targets_and_bins(&mut batch, &bins_dirty, &bin_signers, &targets_signers, &mut report);
+                let handle = s.spawn(move || {
+                    let done =
+                        write_targets(&mut side, plan).and_then(|()| job.run(&mut side, snapshot_refs, timestamp_refs));
+                    (done, side)
+                });
+                let mine = self.write_bins(&mut batch, &bins_dirty, &bin_signers, &targets_signers);
                 let (done, side) = handle.join().map_err(|_| Error::Invalid("worker thread panicked".into()))?;
                 mine?;
                 Ok::<_, Error>((done?, side))
@@ -939,20 +948,13 @@ impl Repository {
         Ok(report)
     }
 
-    /// Steps 3 and 4 of [`Repository::publish`]: the new target files, and the changed bins
-    /// (and targets) signed, into `batch`.
-    fn write_targets_and_bins(
-        &mut self,
-        batch: &mut Batch,
-        bins_dirty: &[u64],
-        bin_signers: &[Rc<Signer>],
-        targets_signers: &[Rc<Signer>],
-        report: &mut PublishReport,
-    ) -> Result<(), Error> {
-        let (md, td) = (self.dir.join("metadata"), self.dir.join("targets"));
-        // 3. Target files, under their consistent-snapshot names (dir/SHA256.name), and for
-        //    Python clients reading a static host, under their plain names too (file names of
-        //    distributions are immutable, as on PyPI). 4. The bins and targets, signed.
+    /// Step 3 of [`Repository::publish`], planned: the new target files, under their
+    /// consistent-snapshot names (dir/SHA256.name), and for Python clients reading a static
+    /// host, under their plain names too (file names of distributions are immutable, as on
+    /// PyPI). [`write_targets`] writes them.
+    fn plan_targets(&mut self, report: &mut PublishReport) -> Result<Vec<TargetWrite>, Error> {
+        let td = self.dir.join("targets");
+        let mut plan = Vec::new();
         for (path, src) in std::mem::take(&mut self.new_targets) {
             let bin = self.bin_index(&path);
             let Some(tf) = self.bins.get_mut(&bin).and_then(|b| b.get(&path)) else { continue };
@@ -963,16 +965,25 @@ impl Repository {
             let dest = dest_dir.join(format!("{sha}.{f}"));
             // Content-addressed: a file already there is reused if it holds these bytes
             // (the same content added again), and rewritten if not (a crash mid-write).
-            if !holds(&dest, tf.length, &sha) {
-                report.targets_written += 1;
-                batch.put(&src, &dest, tf.length, &sha)?;
-            }
-            if plain_copy_wanted(&path) {
-                // The same bytes under the plain name: a hard link, not a second copy to
-                // write and sync.
-                batch.link(&dest, &dest_dir.join(f))?;
-            }
+            let write = !holds(&dest, tf.length, &sha);
+            report.targets_written += usize::from(write);
+            // The same bytes under the plain name: a hard link, not a second copy to write
+            // and sync.
+            let plain = plain_copy_wanted(&path).then(|| dest_dir.join(f));
+            plan.push(TargetWrite { src, len: tf.length, sha, dest, write, plain });
         }
+        Ok(plan)
+    }
+
+    /// Step 4 of [`Repository::publish`]: the changed bins (and targets) signed, into `batch`.
+    fn write_bins(
+        &mut self,
+        batch: &mut Batch,
+        bins_dirty: &[u64],
+        bin_signers: &[Rc<Signer>],
+        targets_signers: &[Rc<Signer>],
+    ) -> Result<(), Error> {
+        let md = self.dir.join("metadata");
 
         // Signing is most of a big publish: in bulk mode (files written straight to their
         // new names, one filesystem sync at the end) it is split over two threads, each
@@ -1510,6 +1521,31 @@ pub fn describe_file(path: &Path) -> Result<TargetFile, Error> {
         custom: None,
         extra: Extra::new(),
     })
+}
+
+/// A target file a publish writes (see `Repository::plan_targets`).
+struct TargetWrite {
+    src: Source,
+    dest: PathBuf,
+    len: u64,
+    sha: String,
+    /// Whether `dest` needs writing (it may hold these bytes already).
+    write: bool,
+    /// The plain name to link to `dest`.
+    plain: Option<PathBuf>,
+}
+
+/// Writes the target files `plan` lists into `batch`.
+fn write_targets(batch: &mut Batch, plan: Vec<TargetWrite>) -> Result<(), Error> {
+    for t in plan {
+        if t.write {
+            batch.put(&t.src, &t.dest, t.len, &t.sha)?;
+        }
+        if let Some(plain) = &t.plain {
+            batch.link(&t.dest, plain)?;
+        }
+    }
+    Ok(())
 }
 
 /// Where signed files go: a path and its bytes.
