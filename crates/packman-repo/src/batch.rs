@@ -7,10 +7,11 @@
 //! checked by hash before being reused). The commit makes them durable with one `syncfs` per
 //! filesystem, renames the timestamp (written to a temp file: it replaces the one clients
 //! read) and the plain-name links, and makes those renames durable with a second `syncfs`.
-//! Old versions are deleted meanwhile, on a thread of their own (see [`Batch::remove`]).
-//! Freeing a file's blocks waits for the disk (for a discard, with the `discard` mount
-//! option), so files the commit replaces are first linked into a graveyard directory
-//! (see [`Batch::graveyard`]) and deleted from there by the next publish's removal thread.
+//! Files nothing leads to any more are rewritten as the batch's new ones rather than
+//! deleted (see [`Batch::recycle`]): freeing a file's blocks waits for the disk (for a
+//! discard, with the `discard` mount option). Files the commit replaces are first linked
+//! into a graveyard directory for the next publish to rewrite (see [`Batch::graveyard`]);
+//! what is left over is deleted on a thread of its own (see [`Batch::remove`]).
 //!
 //! Why `syncfs` and not an `fsync` per file: on ext4 each `fsync` writes the file, then its
 //! inode block, then flushes the disk's cache, one after the other, and a one-wheel add has
@@ -416,20 +417,12 @@ impl Batch {
 /// here, so a change in between (another process rewriting it) would publish bytes other
 /// than the signed ones.
 fn copy_verified(from: &Path, to: &mut File, path: &Path, len: u64, sha256: &str) -> Result<(), Error> {
-    use std::io::{Read, Write};
-    let mut src = File::open(from).map_err(|e| io(from, e))?;
+    use std::io::Write;
     let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; (len as usize).clamp(1, 256 * 1024)];
-    let mut total = 0u64;
-    loop {
-        let n = src.read(&mut buf).map_err(|e| io(from, e))?;
-        if n == 0 {
-            break;
-        }
-        hash.update(&buf[..n]);
-        to.write_all(&buf[..n]).map_err(|e| io(path, e))?;
-        total += n as u64;
-    }
+    let total = crate::for_each_chunk(from, |chunk| {
+        hash.update(chunk);
+        to.write_all(chunk).map_err(|e| io(path, e))
+    })?;
     if total != len || hex::encode(hash.finish()) != sha256 {
         return Err(Error::Invalid(format!(
             "{}: changed while being published (it is no longer the {len} bytes with SHA-256 {sha256} it was listed \

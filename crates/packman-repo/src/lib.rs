@@ -152,6 +152,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Reads `path` through, passing `f` each chunk as it comes; returns the length read.
+pub(crate) fn for_each_chunk(path: &Path, mut f: impl FnMut(&[u8]) -> Result<(), Error>) -> Result<u64, Error> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| io(path, e))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| io(path, e))?;
+        if n == 0 {
+            return Ok(total);
+        }
+        f(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
 /// A temp file for the published tree: readable by everyone (static hosts serve it as
 /// another user), unlike tempfile's private default.
 pub(crate) fn published_tempfile(dir: &Path) -> Result<tempfile::NamedTempFile, Error> {

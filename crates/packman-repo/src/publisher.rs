@@ -873,16 +873,17 @@ impl Repository {
         // Deleting and creating files both cost more than rewriting one (see Batch::recycle):
         // with no timestamp left leading to them, old versions become the new ones.
         let unreferenced = self.settings.keep_versions >= 2;
+        let rewrite = unreferenced && !batch.is_bulk();
         let mut old = Vec::new();
         for (old_version, new_version) in self.old_versions(&bins_dirty, targets_dirty) {
-            if unreferenced && !batch.is_bulk() {
+            if rewrite {
                 batch.recycle(old_version, new_version);
             } else {
                 old.push(old_version);
             }
         }
         let mut dead = self.collect_retired_targets(&mut batch)?;
-        if unreferenced && !batch.is_bulk() {
+        if rewrite {
             // As many as there are new target files to write over them.
             let spare = dead.len().saturating_sub(self.new_targets.len());
             batch.pool(dead.split_off(spare));
@@ -1500,21 +1501,13 @@ pub fn read_described(path: &Path, keep_up_to: u64) -> Result<(TargetFile, Optio
 
 /// Length, sha256 and sha512 of a file, read once: its TUF target description.
 pub fn describe_file(path: &Path) -> Result<TargetFile, Error> {
-    use std::io::Read;
-    let mut f = File::open(path).map_err(|e| io(path, e))?;
     let mut a = ring::digest::Context::new(&ring::digest::SHA256);
     let mut b = ring::digest::Context::new(&ring::digest::SHA512);
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut n_total = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(|e| io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        a.update(&buf[..n]);
-        b.update(&buf[..n]);
-        n_total += n as u64;
-    }
+    let n_total = crate::for_each_chunk(path, |chunk| {
+        a.update(chunk);
+        b.update(chunk);
+        Ok(())
+    })?;
     Ok(TargetFile {
         length: n_total,
         hashes: Hashes(vec![("sha256".into(), hex::encode(a.finish())), ("sha512".into(), hex::encode(b.finish()))]),
