@@ -66,8 +66,6 @@ pub(crate) struct Batch {
     buried: Vec<PathBuf>,
     /// Old versions to rewrite as new ones, by new path (see [`Batch::recycle`]).
     recycle: std::collections::HashMap<PathBuf, PathBuf>,
-    /// Dead target files to rewrite as new target files (see [`Batch::pool`]).
-    pool: Vec<PathBuf>,
     /// How many old versions were rewritten as new ones (counted as removed).
     recycled: usize,
 }
@@ -92,12 +90,11 @@ impl Batch {
     }
 
     /// A batch for another thread to write some of this batch's files in: it takes over
-    /// the old files to rewrite as `paths` (see [`Batch::recycle`]) and the pool of dead
-    /// target files (see [`Batch::pool`]). [`Batch::absorb`] takes it back before the commit.
+    /// the old files to rewrite as `paths` (see [`Batch::recycle`]). [`Batch::absorb`] takes
+    /// it back before the commit.
     pub(crate) fn split_off(&mut self, paths: &[PathBuf]) -> Batch {
         let mut other = Batch::new(self.bulk);
         other.graveyard = self.graveyard.clone();
-        other.pool = std::mem::take(&mut self.pool);
         for p in paths {
             if let Some(old) = self.recycle.remove(p) {
                 other.recycle.insert(p.clone(), old);
@@ -118,7 +115,6 @@ impl Batch {
         self.remove.extend(other.remove);
         self.buried.extend(other.buried);
         self.recycle.extend(other.recycle);
-        self.pool.extend(other.pool);
         self.recycled += other.recycled;
     }
 
@@ -152,15 +148,6 @@ impl Batch {
             }
         }
         self.graveyard = Some(dir);
-    }
-
-    /// Dead target files (retired ones no kept snapshot leads to) to rewrite as the batch's
-    /// new target files rather than delete (see [`Batch::recycle`]); those left over are
-    /// deleted after the commit, so pass no more than the batch will write.
-    pub(crate) fn pool(&mut self, files: Vec<PathBuf>) {
-        // Unlike an old version, a dead target file may become any new file, of any length.
-        files.iter().for_each(|f| hint_tail(f, 1 << 20));
-        self.pool.extend(files);
     }
 
     /// Links `path`, about to be replaced, into the graveyard (see [`Batch::graveyard`]).
@@ -208,7 +195,7 @@ impl Batch {
     /// wheel add's CPU time in a profile of back-to-back adds). If `new` is never written,
     /// `old` is deleted after the commit.
     pub(crate) fn recycle(&mut self, old: PathBuf, new: PathBuf) {
-        hint_tail(&old, 8192);
+        hint_tail(&old);
         self.recycle.insert(new, old);
     }
 
@@ -255,6 +242,7 @@ impl Batch {
         };
         parts.iter().try_for_each(|p| f.write_all(p.as_ref())).map_err(|e| io(path, e))?;
         trim(&f, path, old_len, parts.iter().map(|p| p.as_ref().len() as u64).sum())?;
+        self.start_writeback(&f);
         self.written(path);
         Ok(())
     }
@@ -265,11 +253,7 @@ impl Batch {
     /// has them (changed since it was hashed) fails the publish.
     pub(crate) fn put(&mut self, src: &Source, path: &Path, len: u64, sha256: &str) -> Result<(), Error> {
         use std::io::Write;
-        let mut reused = None;
-        while reused.is_none() {
-            let Some(old) = self.recycle.remove(path).or_else(|| self.pool.pop()) else { break };
-            reused = self.reuse(old, path);
-        }
+        let reused = self.recycle.remove(path).and_then(|old| self.reuse(old, path));
         let (mut to, old_len) = match reused {
             Some(r) => r,
             None => {
@@ -286,12 +270,37 @@ impl Batch {
             Source::Bytes(b) => to.write_all(b).map_err(|e| io(path, e)),
         };
         let done = copied.and_then(|()| trim(&to, path, old_len, len));
+        if done.is_ok() {
+            self.start_writeback(&to);
+        }
         if done.is_err() {
             // Bytes other than those listed never stay under the name that lists them.
             drop(to);
             let _ = std::fs::remove_file(path);
         }
         done
+    }
+
+    /// Starts writing a file of the batch to disk now, without waiting for it (bulk batches
+    /// leave it all to the commit). The commit's first `syncfs` then finds the data on its
+    /// way or written, and waits only for what is left: measured for the ten files of a
+    /// wheel add written 2 ms before the `syncfs`, 0.75 -> 0.24 ms (0.27 ms with
+    /// `fadvise(DONTNEED)`, which starts the same writeback but asks for the pages to be
+    /// dropped; 0.37 ms with an `fdatasync` of the snapshot on a thread of its own).
+    fn start_writeback(&self, f: &File) {
+        if self.bulk {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        #[allow(unsafe_code)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: sync_file_range reads no memory of this process (no pointers), and `f`
+            // is an open descriptor for the whole call. It is only a head start: an error
+            // (ENOSYS, EIO, ...) leaves the pages dirty for the commit's syncfs, which
+            // writes them and reports any error.
+            unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        }
     }
 
     /// A file of the batch is written (made durable by the commit).
@@ -365,6 +374,7 @@ impl Batch {
         };
         tmp.write_all(bytes).map_err(|e| io(path, e))?;
         trim(tmp.as_file(), path, old_len, bytes.len() as u64)?;
+        self.start_writeback(tmp.as_file());
         self.written(path);
         Ok(tmp)
     }
@@ -382,7 +392,6 @@ impl Batch {
         forget_buried(&std::mem::take(&mut self.buried));
         // Old files no new one was written over after all.
         self.remove.extend(std::mem::take(&mut self.recycle).into_values());
-        self.remove.append(&mut self.pool);
         Ok(early? + self.recycled + remove_all(&self.remove)?)
     }
 
@@ -418,15 +427,16 @@ fn trim(f: &File, path: &Path, old_len: u64, len: u64) -> Result<(), Error> {
     Ok(())
 }
 
-/// Asks the kernel to read the last `tail` bytes of `path` into the page cache now. A file
+/// Asks the kernel to read the last two pages of `path` into the page cache now. A file
 /// rewritten in place (see [`trim`]) whose new end falls inside a page of the old content
-/// needs that page read first, and a read from disk then would wait (1.5 against 2.7 ms
+/// (the new content is about as long: see [`Batch::recycle`]) needs that page read first,
+/// and a read from disk then would wait (1.5 against 2.7 ms
 /// for the ten files above with a cold cache, hinted a few milliseconds ahead). Errors are
 /// left for the rewrite to report.
-fn hint_tail(path: &Path, tail: u64) {
+fn hint_tail(path: &Path) {
     if let Ok(f) = File::open(path) {
         if let Ok(m) = f.metadata() {
-            let from = m.len().saturating_sub(tail) & !4095;
+            let from = m.len().saturating_sub(8192) & !4095;
             let _ =
                 rustix::fs::fadvise(&f, from, std::num::NonZeroU64::new(m.len() - from), rustix::fs::Advice::WillNeed);
         }
