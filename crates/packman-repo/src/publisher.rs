@@ -913,19 +913,21 @@ impl Repository {
             self.write_bins(&mut batch, &bins_dirty, &bin_signers, &targets_signers)?;
             done
         } else {
-            // The side thread also writes the target files, which balances the halves (the
-            // bins' signing takes longer than the snapshot's here).
-            let mut paths = vec![md.join(format!("{sv}.snapshot.json")), md.join("timestamp.json")];
-            paths.extend(plan.iter().map(|t| t.dest.clone()));
+            // The target files are written here after the bins: with the rewrites no longer
+            // freeing blocks, the bins and target files together take about as long as the
+            // snapshot and timestamp (wheel add 9.9 -> 9.4 and 10.6 -> 10.1 ms against
+            // writing the target files on the side thread, interleaved, 40 rounds each).
+            let paths = vec![md.join(format!("{sv}.snapshot.json")), md.join("timestamp.json")];
             let mut side = batch.split_off(&paths);
             let (done, side) = std::thread::scope(|s| {
                 let (snapshot_refs, timestamp_refs) = (&snapshot_refs, &timestamp_refs);
                 let handle = s.spawn(move || {
-                    let done =
-                        write_targets(&mut side, plan).and_then(|()| job.run(&mut side, snapshot_refs, timestamp_refs));
+                    let done = job.run(&mut side, snapshot_refs, timestamp_refs);
                     (done, side)
                 });
-                let mine = self.write_bins(&mut batch, &bins_dirty, &bin_signers, &targets_signers);
+                let mine = self
+                    .write_bins(&mut batch, &bins_dirty, &bin_signers, &targets_signers)
+                    .and_then(|()| write_targets(&mut batch, plan));
                 let (done, side) = handle.join().map_err(|_| Error::Invalid("worker thread panicked".into()))?;
                 mine?;
                 Ok::<_, Error>((done?, side))
