@@ -30,6 +30,15 @@
                  --fsync (every file and its directory fsynced: durable on return, as
                  packman's files are, which it gets with two syncfs calls).
 
+   Settled: before each timed run (untimed) the filesystem is synced, so each starts with
+   nothing dirty. Without it (--no-settle), packman's syncfs would also write what the
+   python-tuf adds just before it left unsynced (about 1 MB: the in-process and plain
+   fresh-process adds rewrite a 500 KB snapshot each without fsync), and the wheel add, which
+   follows them, would be timed doing python-tuf's writes (measured: 10.7 ms median against
+   8.9 ms settled). syncfs
+   writing other processes' dirty data is a real cost for a repository on a busy
+   filesystem; benches/README and batch.rs say so.
+
    Interleaved with these, two reference rows through the same harness: /bin/true (what
    starting and reaping any process costs here) and `packman --version` (packman's start-up).
 
@@ -383,6 +392,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, help="where to build the repositories (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the repositories (deleting ~50k files takes a while)")
     ap.add_argument("--skip-python-build", action="store_true", help="skip python-tuf's build (add still runs on a small repo)")
+    ap.add_argument("--no-settle", action="store_true",
+                    help="do not sync the filesystem (untimed) before each timed add; see 'settled' in the docstring")
     args = ap.parse_args()
 
     packman, bench = BIN_DIR / "packman", BIN_DIR / "packman-bench"
@@ -450,6 +461,10 @@ def main() -> None:
                              "python-tuf add, fresh process", "python-tuf add, fresh +fsync",
                              HARNESS_TRUE, HARNESS_VERSION):
                 k += 1
+                if not args.no_settle:
+                    # Untimed: every run starts with nothing dirty on the filesystem (see
+                    # "settled" above), not with what the previous scenario left unsynced.
+                    os.sync()
                 if scenario == HARNESS_TRUE:
                     wall, _ = run_timed([shutil.which("true") or "/bin/true"])
                     written[scenario] = (0, [])
@@ -521,6 +536,8 @@ def main() -> None:
         pm_med = statistics.median(results["packman add --raw"])
         pmw_med = statistics.median(results["packman add wheel"])
         spawn = statistics.median(results[HARNESS_TRUE])
+        print("   runs settled: filesystem synced (untimed) before each run" if not args.no_settle
+              else "   runs NOT settled (--no-settle): packman's syncfs also writes what python-tuf left unsynced")
         print(f"   goal for packman: one added file < 10 ms as a whole process: --raw {fmt_s(pm_med)} "
               f"({'met' if pm_med < 0.010 else 'MISSED'}), wheel {fmt_s(pmw_med)} ({'met' if pmw_med < 0.010 else 'MISSED'})")
         print(f"   (every figure above includes this harness starting and reaping a process: {fmt_s(spawn)} for "
