@@ -34,8 +34,8 @@
    nothing dirty. Without it (--no-settle), packman's syncfs would also write what the
    python-tuf adds just before it left unsynced (about 1 MB: the in-process and plain
    fresh-process adds rewrite a 500 KB snapshot each without fsync), and the wheel add, which
-   follows them, would be timed doing python-tuf's writes too (on this machine the effect
-   was within its run-to-run variation; see benches/README). syncfs
+   follows them, would be timed doing python-tuf's writes too (wheel minus --raw: 1.2-1.6 ms
+   settled, 1.2-3.6 ms not, in this session's runs; see benches/README). syncfs
    writing other processes' dirty data is a real cost for a repository on a busy
    filesystem; benches/README and batch.rs say so.
 
