@@ -270,13 +270,13 @@ impl Batch {
             Source::Bytes(b) => to.write_all(b).map_err(|e| io(path, e)),
         };
         let done = copied.and_then(|()| trim(&to, path, old_len, len));
-        if done.is_ok() {
-            self.start_writeback(&to);
-        }
-        if done.is_err() {
-            // Bytes other than those listed never stay under the name that lists them.
-            drop(to);
-            let _ = std::fs::remove_file(path);
+        match done {
+            Ok(()) => self.start_writeback(&to),
+            Err(_) => {
+                // Bytes other than those listed never stay under the name that lists them.
+                drop(to);
+                let _ = std::fs::remove_file(path);
+            }
         }
         done
     }
@@ -430,9 +430,8 @@ fn trim(f: &File, path: &Path, old_len: u64, len: u64) -> Result<(), Error> {
 /// Asks the kernel to read the last two pages of `path` into the page cache now. A file
 /// rewritten in place (see [`trim`]) whose new end falls inside a page of the old content
 /// (the new content is about as long: see [`Batch::recycle`]) needs that page read first,
-/// and a read from disk then would wait (1.5 against 2.7 ms
-/// for the ten files above with a cold cache, hinted a few milliseconds ahead). Errors are
-/// left for the rewrite to report.
+/// and a read from disk then would wait (1.5 against 2.7 ms for the ten files above with a
+/// cold cache, hinted a few milliseconds ahead). Errors are left for the rewrite to report.
 fn hint_tail(path: &Path) {
     if let Ok(f) = File::open(path) {
         if let Ok(m) = f.metadata() {
