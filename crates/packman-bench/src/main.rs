@@ -355,13 +355,8 @@ fn profile_add(dir: &Path, file: &Path, prefix: &str) -> Result<(), Error> {
             .map(drop)
             .map_err(|e| Error::Invalid(e.to_string()))
     })?;
-    let parse_fast = median_of(reps, || {
-        packman_tuf::Snapshot::from_file_fast(&bytes)
-            .map(drop)
-            .ok_or_else(|| Error::Invalid("not the fast layout".into()))
-    })?;
     let fast_canon_t = median_of(reps, || {
-        repo.snapshot().fast_canonical().map(drop).ok_or_else(|| Error::Invalid("not the fast layout".into()))
+        packman_tuf::canonical::snapshot_forms(repo.snapshot()).map(drop).map_err(|e| Error::Invalid(e.to_string()))
     })?;
     let canon = packman_tuf::canonical::to_canonical(repo.snapshot()).map_err(|e| Error::Invalid(e.to_string()))?;
     let canon_t = median_of(reps, || {
@@ -392,9 +387,8 @@ fn profile_add(dir: &Path, file: &Path, prefix: &str) -> Result<(), Error> {
     println!("snapshot ({} bytes, {} entries), median of {reps}:", bytes.len(), repo.snapshot().meta.len());
     println!("  read file:                    {}", ms(read));
     println!("  parse (serde_json, Envelope): {}", ms(parse));
-    println!("  parse (publisher's fast path): {}", ms(parse_fast));
     println!("  canonical JSON:               {}", ms(canon_t));
-    println!("  canonical JSON (fast path):   {}", ms(fast_canon_t));
+    println!("  canonical JSON (snapshot_forms): {}", ms(fast_canon_t));
     println!("  ed25519 signature:            {}", ms(sign_t));
     println!("  ecdsa-p256 signature instead: {}", ms(ecdsa_t));
     println!("  (sha256+sha512 of the canonical bytes, target_file: {})", ms(sha256_t));

@@ -71,28 +71,16 @@ pub(crate) fn hex_string(bytes: &[u8]) -> String {
 
 /// Signs `signed` with each signer: the bytes of a metadata file.
 pub fn sign_metadata<T: Role>(signed: &T, signers: &[&Signer]) -> Result<Vec<u8>, Error> {
-    let err = |reason: String| Error::Signing { role: T::TYPE.into(), reason };
-    let json = serde_json::to_vec(signed).map_err(|e| err(e.to_string()))?;
-    // packman's types serialise compactly with sorted keys, which is canonical JSON unless a
-    // string needs escaping or unknown fields sort out of place: a byte scan tells, and only
-    // then does the value go through the canonicaliser (half of a big publish's CPU before).
-    let mut wrapped = Vec::with_capacity(json.len() + 11);
-    wrapped.extend_from_slice(b"{\"signed\":");
-    wrapped.extend_from_slice(&json);
-    wrapped.push(b'}');
-    let canon = match canonical::signed_if_canonical(&wrapped) {
-        Some(c) => c,
-        None => canonical::to_canonical(signed).map_err(|e| err(e.to_string()))?,
-    };
-    drop(wrapped);
-    sign_envelope(T::TYPE, &canon, &json, signers)
+    let forms =
+        canonical::signed_forms(signed).map_err(|e| Error::Signing { role: T::TYPE.into(), reason: e.to_string() })?;
+    sign_envelope(T::TYPE, &forms.canonical, forms.json(), signers)
 }
 
-/// Signs a snapshot: through its direct canonical writer when it has the simple layout
-/// (then the canonical bytes are also the file's `signed` part), else as any role.
+/// Signs a snapshot (through the trust core's direct writer for packman's simple layout).
 pub fn sign_snapshot(snapshot: &packman_tuf::Snapshot, signers: &[&Signer]) -> Result<Vec<u8>, Error> {
-    let Some(canon) = snapshot.fast_canonical() else { return sign_metadata(snapshot, signers) };
-    sign_envelope("snapshot", &canon, &canon, signers)
+    let forms = canonical::snapshot_forms(snapshot)
+        .map_err(|e| Error::Signing { role: "snapshot".into(), reason: e.to_string() })?;
+    sign_envelope("snapshot", &forms.canonical, forms.json(), signers)
 }
 
 /// Each signer's signature over `canon`, in an envelope around `signed_json`.

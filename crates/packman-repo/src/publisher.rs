@@ -17,6 +17,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use packman_tuf::canonical::SignedForms;
 use packman_tuf::crypto::Signer;
 use packman_tuf::metadata::{Extra, SPEC_VERSION};
 use packman_tuf::{
@@ -1643,27 +1644,23 @@ impl SnapshotJob {
     ) -> Result<(Snap, Timestamp), Error> {
         let SnapshotJob { snapshot, mut timestamp, version: sv, expires, timestamp_expires, root_version, md } = self;
         let mut published = Snap::Published { canonical: Vec::new(), version: sv, expires };
-        let canonical = match snapshot {
+        let forms = match snapshot {
             // Edited in the buffer the file was read into.
-            Snap::Text(t) => Some(t.into_canonical()),
+            Snap::Text(t) => SignedForms { canonical: t.into_canonical(), json: None },
             Snap::Parsed(p) => {
-                let fast = p.fast_canonical();
-                if fast.is_none() {
+                let forms = packman_tuf::canonical::snapshot_forms(&p)
+                    .map_err(|e| Error::Signing { role: "snapshot".into(), reason: e.to_string() })?;
+                if forms.json.is_some() {
                     published = Snap::Parsed(p);
                 }
-                fast
+                forms
             }
             Snap::Published { .. } => unreachable!("set_head rereads"),
         };
-        let mut snap: Vec<Vec<u8>> = match canonical {
-            // The canonical bytes are the file's signed part: written between the envelope's
-            // head and tail rather than copied into another half-megabyte buffer.
-            Some(canon) => {
-                let (head, tail) = crate::envelope_parts(&canon, snapshot_signers, "snapshot")?;
-                vec![head, canon, tail.to_vec()]
-            }
-            None => vec![crate::sign_snapshot(published.parsed(), snapshot_signers)?],
-        };
+        // The signed part is written between the envelope's head and tail rather than copied
+        // into another half-megabyte buffer.
+        let (head, tail) = crate::envelope_parts(&forms.canonical, snapshot_signers, "snapshot")?;
+        let mut snap: Vec<Vec<u8>> = vec![head, forms.json.unwrap_or(forms.canonical), tail.to_vec()];
         batch.write_parts(&md.join(format!("{sv}.snapshot.json")), &snap)?;
         // The timestamp, the file clients read first: made durable along with the rest but
         // put in place only once everything it leads to is (Batch::last).

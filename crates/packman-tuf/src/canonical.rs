@@ -97,6 +97,52 @@ pub fn to_canonical<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Canonical
     v.to_canonical()
 }
 
+/// A role's canonical bytes (what signatures cover) and, when they differ, the compact JSON a
+/// metadata file carries as its `signed` member (canonical JSON writes control characters
+/// raw, which JSON may not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedForms {
+    pub canonical: Vec<u8>,
+    /// `None` when `canonical` is itself the JSON to write.
+    pub json: Option<Vec<u8>>,
+}
+
+impl SignedForms {
+    /// The bytes a metadata file carries as its `signed` member.
+    pub fn json(&self) -> &[u8] {
+        self.json.as_deref().unwrap_or(&self.canonical)
+    }
+}
+
+/// The [`SignedForms`] of any role. packman's types serialise compactly with sorted keys,
+/// which is canonical JSON unless a string needs escaping or unknown fields sort out of
+/// place: a byte scan tells, and only then does the value go through the canonicaliser.
+/// The tests tie this to [`to_canonical`].
+pub fn signed_forms<T: serde::Serialize>(signed: &T) -> Result<SignedForms, CanonicalError> {
+    let json = serde_json::to_vec(signed).map_err(|_| CanonicalError::Float)?;
+    let mut wrapped = Vec::with_capacity(json.len() + 11);
+    wrapped.extend_from_slice(b"{\"signed\":");
+    wrapped.extend_from_slice(&json);
+    wrapped.push(b'}');
+    let canonical = match signed_if_canonical(&wrapped) {
+        Some(c) => c,
+        None => to_canonical(signed)?,
+    };
+    let json = (canonical != json).then_some(json);
+    Ok(SignedForms { canonical, json })
+}
+
+/// The [`SignedForms`] of a snapshot. One in packman's simple layout (version-only entries,
+/// plain names, no unknown fields) is written directly: at PyPI's size it is tens of
+/// thousands of entries rewritten by every publish. Anything else goes through
+/// [`signed_forms`]; the tests tie the two to [`to_canonical`].
+pub fn snapshot_forms(snapshot: &crate::Snapshot) -> Result<SignedForms, CanonicalError> {
+    match snapshot.fast_canonical() {
+        Some(canonical) => Ok(SignedForms { canonical, json: None }),
+        None => signed_forms(snapshot),
+    }
+}
+
 fn write_canonical(v: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     match v {
         Value::Null => out.extend_from_slice(b"null"),
@@ -522,6 +568,35 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn signed_forms_agree_with_the_plain_canonicaliser() {
+        use crate::metadata::{Expires, TargetFile, Targets};
+        let mut t = Targets {
+            type_: "targets".into(),
+            delegations: None,
+            expires: Expires::parse("2030-01-01T00:00:00Z").unwrap(),
+            spec_version: "1.0.31".into(),
+            targets: Default::default(),
+            version: 3,
+            extra: Default::default(),
+        };
+        t.targets.insert("a/b.txt".into(), TargetFile::from_data(b"plain"));
+        let f = signed_forms(&t).unwrap();
+        assert_eq!(f.canonical, to_canonical(&t).unwrap());
+        assert_eq!(f.json, None, "compact sorted JSON is already canonical");
+        // A newline: canonical JSON writes it raw, serde_json escapes it; an unknown field
+        // sorts out of place in the compact form.
+        let mut odd = TargetFile::from_data(b"odd");
+        odd.custom = Some(serde_json::json!({"note": "two\nlines", "q": "a\"b\\c"}));
+        t.targets.insert("c/d.txt".into(), odd);
+        t.extra.insert("_aaa".into(), serde_json::json!(1));
+        let f = signed_forms(&t).unwrap();
+        assert_eq!(f.canonical, to_canonical(&t).unwrap());
+        assert!(f.json.is_some());
+        let back: Targets = serde_json::from_slice(f.json()).unwrap();
+        assert_eq!(back, t);
+    }
+
     use super::*;
 
     #[test]

@@ -6,8 +6,10 @@
 pub mod canonical;
 pub mod crypto;
 mod error;
+pub mod layout;
 pub mod metadata;
 pub mod pattern;
+pub mod target;
 pub mod trusted;
 
 pub use error::Error;
@@ -15,6 +17,9 @@ pub use metadata::{
     DelegatedRole, Delegations, Envelope, Expires, Hashes, Key, MetaFile, MetaMap, Role, RoleKeys, Root, Signature,
     Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp,
 };
-pub use trusted::{check_length_and_hashes, digest_algorithm, Limits, SearchStep, TargetSearch, TrustedSet, Verified};
+pub use target::{digest_algorithm, Describer, Mismatch, Verifier};
+pub use trusted::{
+    check_length_and_hashes, check_threshold, count_signers, Limits, SearchStep, TargetSearch, TrustedSet, Verified,
+};
 
 pub use time::OffsetDateTime;

@@ -844,7 +844,7 @@ mod tests {
 impl Snapshot {
     /// The canonical JSON of this snapshot, written directly; `None` if it is not in the
     /// simple layout.
-    pub fn fast_canonical(&self) -> Option<Vec<u8>> {
+    pub(crate) fn fast_canonical(&self) -> Option<Vec<u8>> {
         let plain = |s: &str| !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
         if self.type_ != "snapshot"
             || !self.extra.is_empty()
@@ -877,103 +877,6 @@ impl Snapshot {
         out.extend_from_slice(fmt_u64(&mut buf, self.version));
         out.push(b'}');
         Some(out)
-    }
-
-    /// The `signed` part of a snapshot file in the layout [`Snapshot::fast_canonical`]
-    /// writes (inside `{"signatures":[...],"signed":...}`); `None` for anything else. Only a
-    /// reader of files it trusts (the publisher, reading its own repository) may use this: it
-    /// does not look at the signatures.
-    pub fn from_file_fast(file: &[u8]) -> Option<Snapshot> {
-        const HEAD: &[u8] = b",\"signed\":{\"_type\":\"snapshot\",\"expires\":\"";
-        // Signatures (hex and key ids) come first and cannot contain this text.
-        let start = file.windows(HEAD.len()).position(|w| w == HEAD)? + HEAD.len();
-        let mut p = Cursor { b: file, i: start };
-        let expires = Expires::parse(p.until_quote()?).ok()?;
-        p.expect(b"\",\"meta\":{")?;
-        // ~30 bytes per entry; one allocation each for names and entries.
-        let estimate = (file.len() - start) / 28;
-        let mut meta = MetaMap {
-            names: String::with_capacity(file.len() - start),
-            entries: Vec::with_capacity(estimate),
-            rich: Vec::new(),
-        };
-        if p.peek()? == b'}' {
-            p.i += 1;
-        } else {
-            loop {
-                p.expect(b"\"")?;
-                let name = p.until_quote()?;
-                if name.bytes().any(|b| b == b'\\' || b < 0x20) {
-                    return None;
-                }
-                // Sorted and unique, as canonical JSON is: append without searching.
-                if let Some(last) = meta.entries.last().map(|e| &meta.names[e.start as usize..e.end as usize]) {
-                    if last >= name {
-                        return None;
-                    }
-                }
-                p.expect(b"\":{\"version\":")?;
-                let version = p.number()?;
-                p.expect(b"}")?;
-                let (s, e) = meta.push_name(name);
-                meta.entries.push(MetaEntry { start: s, end: e, rich: NO_RICH, version });
-                match p.next()? {
-                    b',' => continue,
-                    b'}' => break,
-                    _ => return None,
-                }
-            }
-        }
-        p.expect(b",\"spec_version\":\"")?;
-        let spec_version = p.until_quote()?.to_string();
-        p.expect(b"\",\"version\":")?;
-        let version = p.number()?;
-        p.expect(b"}}")?;
-        if !file[p.i..].iter().all(|b| b.is_ascii_whitespace()) {
-            return None;
-        }
-        Some(Snapshot { type_: "snapshot".into(), expires, meta, spec_version, version, extra: Extra::new() })
-    }
-}
-
-struct Cursor<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-    fn next(&mut self) -> Option<u8> {
-        let c = self.peek()?;
-        self.i += 1;
-        Some(c)
-    }
-    fn expect(&mut self, lit: &[u8]) -> Option<()> {
-        if self.b.get(self.i..self.i + lit.len())? == lit {
-            self.i += lit.len();
-            Some(())
-        } else {
-            None
-        }
-    }
-    /// The text up to the next `"` (not consumed).
-    fn until_quote(&mut self) -> Option<&'a str> {
-        let n = self.b[self.i..].iter().position(|&c| c == b'"')?;
-        let s = std::str::from_utf8(&self.b[self.i..self.i + n]).ok()?;
-        self.i += n;
-        Some(s)
-    }
-    /// A canonical non-negative integer (no leading zeros, fits u64).
-    fn number(&mut self) -> Option<u64> {
-        let n = self.b[self.i..].iter().take_while(|c| c.is_ascii_digit()).count();
-        let digits = &self.b[self.i..self.i + n];
-        if n == 0 || n > 19 || (n > 1 && digits[0] == b'0') {
-            return None;
-        }
-        self.i += n;
-        std::str::from_utf8(digits).ok()?.parse().ok()
     }
 }
 
@@ -1010,51 +913,35 @@ mod fast_snapshot_tests {
         }
     }
 
-    fn file(signed: &[u8]) -> Vec<u8> {
-        let mut f = br#"{"signatures":[{"keyid":"ab","sig":"cd"}],"signed":"#.to_vec();
-        f.extend_from_slice(signed);
-        f.push(b'}');
-        f
-    }
-
     #[test]
-    fn writes_what_the_canonicaliser_writes_and_reads_it_back() {
+    fn writes_what_the_canonicaliser_writes() {
         for n in [0, 1, 300] {
             let s = snapshot(n);
             let fast = s.fast_canonical().unwrap();
             assert_eq!(fast, crate::canonical::to_canonical(&s).unwrap());
-            assert_eq!(Snapshot::from_file_fast(&file(&fast)).unwrap(), s);
-            let mut with_newline = file(&fast);
-            with_newline.push(b'\n');
-            assert_eq!(Snapshot::from_file_fast(&with_newline).unwrap(), s);
+            assert_eq!(crate::canonical::snapshot_forms(&s).unwrap().canonical, fast);
         }
     }
 
+    /// Whatever the fast writer declines still gets the canonical form from
+    /// `canonical::snapshot_forms`, the same bytes the plain canonicaliser writes.
     #[test]
-    fn declines_other_layouts() {
+    fn declines_other_layouts_and_the_fallback_is_the_plain_path() {
         let s = snapshot(3);
         let mut hashed = s.clone();
         let mut m = MetaFile::new(2);
         m.length = Some(10);
         hashed.meta.insert("targets.json".into(), m);
-        assert!(hashed.fast_canonical().is_none());
         let mut extra = s.clone();
         extra.extra.insert("x-note".into(), serde_json::json!(1));
-        assert!(extra.fast_canonical().is_none());
-        let canon = String::from_utf8(s.fast_canonical().unwrap()).unwrap();
-        for bad in [
-            canon.replace("\"version\":12", "\"version\":012"),
-            canon.replace("\"version\":12", "\"version\":12,\"length\":5"),
-            canon.replace("bins-0001", "bins-0000"),
-            canon.replace("\"spec_version\"", "\"x\":1,\"spec_version\""),
-            canon.replace("bins-0002", "bins-\\u0032"),
-            canon.replace("\"version\":1234567}", "\"version\":1234567,\"x\":2}"),
-            canon.replace(",\"meta\"", " ,\"meta\""),
-        ] {
-            assert!(Snapshot::from_file_fast(&file(bad.as_bytes())).is_none(), "{bad}");
+        let mut escaped = s.clone();
+        escaped.meta.insert("we\"ird\n.json".into(), MetaFile::new(1));
+        for odd in [hashed, extra, escaped] {
+            assert!(odd.fast_canonical().is_none());
+            let f = crate::canonical::snapshot_forms(&odd).unwrap();
+            assert_eq!(f.canonical, crate::canonical::to_canonical(&odd).unwrap());
+            let back: Snapshot = serde_json::from_slice(f.json()).unwrap();
+            assert_eq!(back, odd);
         }
-        let mut trailing = file(canon.as_bytes());
-        trailing.extend_from_slice(b"x");
-        assert!(Snapshot::from_file_fast(&trailing).is_none());
     }
 }

@@ -95,23 +95,50 @@ impl<T: Role> Verified<T> {
         })
     }
 
-    /// Checks that `threshold` distinct keys among `keyids` signed. Signatures by keys not
-    /// listed are ignored; a keyid whose key is missing or unusable counts for nothing; the
-    /// same key material listed under two keyids counts once.
+    /// Checks this role's signatures against `threshold` of `keyids` (see [`check_threshold`]).
     fn verify(&self, role: &str, keys: &BTreeMap<String, Key>, keyids: &[String], threshold: u64) -> Result<(), Error> {
-        let mut counted: HashSet<(&str, &str)> = HashSet::new();
-        for keyid in keyids {
-            let Some(key) = keys.get(keyid) else { continue };
-            let Some(sig) = self.signatures.iter().find(|s| &s.keyid == keyid) else { continue };
-            if key.verify(&self.canonical, &sig.sig).is_ok() {
-                counted.insert((key.keytype.as_str(), key.keyval.public.as_str()));
-            }
-        }
-        if (counted.len() as u64) < threshold {
-            return Err(Error::ThresholdNotMet { role: role.into(), valid: counted.len(), threshold });
-        }
-        Ok(())
+        check_threshold(role, &self.canonical, &self.signatures, keys, keyids, threshold)
     }
+}
+
+/// How many distinct keys among `keyids` made a valid signature over `canonical`: the one
+/// place a threshold is counted, for clients and publishers alike. Signatures by keys not
+/// listed are ignored; a keyid whose key is missing or unusable counts for nothing; the same
+/// key material listed under two keyids counts once (otherwise one key could meet a
+/// threshold of two).
+pub fn count_signers(
+    canonical: &[u8],
+    signatures: &[Signature],
+    keys: &BTreeMap<String, Key>,
+    keyids: &[String],
+) -> usize {
+    let mut counted: HashSet<(&str, &str)> = HashSet::new();
+    for keyid in keyids {
+        let Some(key) = keys.get(keyid) else { continue };
+        if counted.contains(&(key.keytype.as_str(), key.keyval.public.as_str())) {
+            continue;
+        }
+        if signatures.iter().any(|s| &s.keyid == keyid && key.verify(canonical, &s.sig).is_ok()) {
+            counted.insert((key.keytype.as_str(), key.keyval.public.as_str()));
+        }
+    }
+    counted.len()
+}
+
+/// [`count_signers`] against `threshold`, as an error naming `role` when it is not met.
+pub fn check_threshold(
+    role: &str,
+    canonical: &[u8],
+    signatures: &[Signature],
+    keys: &BTreeMap<String, Key>,
+    keyids: &[String],
+    threshold: u64,
+) -> Result<(), Error> {
+    let valid = count_signers(canonical, signatures, keys, keyids);
+    if (valid as u64) < threshold {
+        return Err(Error::ThresholdNotMet { role: role.into(), valid, threshold });
+    }
+    Ok(())
 }
 
 fn verify_with_root<T: Role>(md: &Verified<T>, role: &str, root: &Root, keys_of: &str) -> Result<(), Error> {
@@ -131,46 +158,16 @@ struct TypePeekSigned {
     type_: String,
 }
 
-/// Checks `bytes` against the length and hashes a MetaFile or TargetFile declares.
+/// Checks `bytes` against the length and hashes a MetaFile or TargetFile declares (through
+/// [`crate::target`], the one place hashes are checked), naming `role` in the error.
 pub fn check_length_and_hashes(
     role: &str,
     bytes: &[u8],
     length: Option<u64>,
     hashes: Option<&Hashes>,
 ) -> Result<(), Error> {
-    if let Some(len) = length {
-        if bytes.len() as u64 != len {
-            return Err(Error::LengthOrHashMismatch {
-                role: role.into(),
-                reason: format!("length {} where {} was expected", bytes.len(), len),
-            });
-        }
-    }
-    if let Some(hashes) = hashes {
-        for (alg, want) in hashes.iter() {
-            let got = digest_hex(alg, bytes).ok_or_else(|| Error::LengthOrHashMismatch {
-                role: role.into(),
-                reason: format!("unsupported hash algorithm {alg:?}"),
-            })?;
-            if !got.eq_ignore_ascii_case(want) {
-                return Err(Error::LengthOrHashMismatch { role: role.into(), reason: format!("{alg} mismatch") });
-            }
-        }
-    }
-    Ok(())
-}
-
-pub fn digest_algorithm(alg: &str) -> Option<&'static ring::digest::Algorithm> {
-    match alg {
-        "sha256" => Some(&ring::digest::SHA256),
-        "sha384" => Some(&ring::digest::SHA384),
-        "sha512" => Some(&ring::digest::SHA512),
-        _ => None,
-    }
-}
-
-fn digest_hex(alg: &str, bytes: &[u8]) -> Option<String> {
-    digest_algorithm(alg).map(|a| hex::encode(ring::digest::digest(a, bytes)))
+    crate::target::verify(bytes, length, hashes)
+        .map_err(|m| Error::LengthOrHashMismatch { role: role.into(), reason: m.to_string() })
 }
 
 struct TargetsEntry {
@@ -470,5 +467,41 @@ impl TargetSearch {
                 self.stack.extend(children.into_iter().rev());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod threshold_tests {
+    use super::*;
+    use crate::crypto::Signer;
+
+    /// One key listed under two keyids (TAP 12 keyids are opaque, so a root may do this)
+    /// counts once, whichever keyid its signature names and however many copies there are.
+    #[test]
+    fn one_key_under_two_keyids_counts_once() {
+        let (a, _) = Signer::generate_ed25519().unwrap();
+        let (b, _) = Signer::generate_ed25519().unwrap();
+        let msg = b"canonical bytes";
+        let sig_a = a.sign(msg).unwrap();
+        let mut keys = BTreeMap::new();
+        keys.insert("a1".to_string(), a.public_key().clone());
+        keys.insert("a2".to_string(), a.public_key().clone());
+        keys.insert("b".to_string(), b.public_key().clone());
+        let as_id = |id: &str| Signature { keyid: id.into(), sig: sig_a.sig.clone() };
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let both = vec![as_id("a1"), as_id("a2")];
+        assert_eq!(count_signers(msg, &both, &keys, &ids(&["a1", "a2"])), 1);
+        assert_eq!(
+            check_threshold("root", msg, &both, &keys, &ids(&["a1", "a2"]), 2),
+            Err(Error::ThresholdNotMet { role: "root".into(), valid: 1, threshold: 2 })
+        );
+        // A second, distinct key meets it.
+        let with_b = vec![as_id("a1"), b.sign(msg).unwrap()];
+        let b_id = with_b[1].keyid.clone();
+        keys.insert(b_id.clone(), b.public_key().clone());
+        check_threshold("root", msg, &with_b, &keys, &ids(&["a1", &b_id]), 2).unwrap();
+        // Signatures by keys the role does not list, or over other bytes, count for nothing.
+        assert_eq!(count_signers(msg, &with_b, &keys, &ids(&["a2"])), 0);
+        assert_eq!(count_signers(b"other bytes", &both, &keys, &ids(&["a1", "a2"])), 0);
     }
 }
