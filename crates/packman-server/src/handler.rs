@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
+use packman_tuf::layout;
 
 use crate::files::{Body, FileCache, Source};
 use crate::negotiate::{accepts_gzip, page_format, ACCEPTABLE};
@@ -198,18 +199,12 @@ fn content_type(rel: &Path) -> (&'static str, bool) {
 
 fn cache_control(rel: &Path) -> &'static str {
     let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let prefix = name.split('.').next().unwrap_or("");
-    if rel.starts_with("metadata") {
-        if name == "timestamp.json" {
-            TIMESTAMP
-        } else if !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()) {
-            IMMUTABLE
-        } else {
-            SHORT
-        }
-    } else if matches!(prefix.len(), 64 | 128) && prefix.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    let in_metadata = rel.starts_with(layout::METADATA_DIR);
+    if in_metadata && name == layout::TIMESTAMP_FILE {
+        TIMESTAMP
+    } else if layout::is_immutable(name, in_metadata) {
         IMMUTABLE
-    } else if rel.starts_with("targets/packages") {
+    } else if !in_metadata && rel.starts_with(Path::new(layout::TARGETS_DIR).join(layout::PACKAGES_DIR)) {
         DISTRIBUTION
     } else {
         SHORT

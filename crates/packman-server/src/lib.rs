@@ -90,7 +90,7 @@ impl Config {
 /// Checks that `dir` looks like a repository or mirror before serving it.
 pub fn check_root(dir: &std::path::Path) -> Result<PathBuf, ServeError> {
     let dir = dir.canonicalize().map_err(|source| ServeError::Dir { dir: dir.into(), source })?;
-    if !dir.join("metadata").is_dir() && !dir.join("targets").is_dir() {
+    if !dir.join(packman_tuf::layout::METADATA_DIR).is_dir() && !dir.join(packman_tuf::layout::TARGETS_DIR).is_dir() {
         return Err(ServeError::NotARepository { dir });
     }
     Ok(dir)
@@ -265,6 +265,7 @@ pub fn run(addr: &str, config: Config, log: AccessLog, on_ready: impl FnOnce(Soc
 /// Each connection is a file descriptor, and the usual soft limit (1024) is below the default
 /// `max_connections`: raise it toward the hard limit, as nginx's `worker_rlimit_nofile` does,
 /// and say so when the hard limit is lower than asked (accepts would then fail and back off).
+#[cfg(unix)]
 fn raise_fd_limit(want: u64, log: &AccessLog) {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let current = getrlimit(Resource::Nofile);
@@ -285,6 +286,10 @@ fn raise_fd_limit(want: u64, log: &AccessLog) {
         ));
     }
 }
+
+/// Elsewhere (Windows) sockets are not bound by an open-file limit.
+#[cfg(not(unix))]
+fn raise_fd_limit(_want: u64, _log: &AccessLog) {}
 
 /// A TCP stream whose writes fail after `timeout` without progress, so a client that stops
 /// reading cannot pin a connection (and its buffers) forever.

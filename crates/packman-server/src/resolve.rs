@@ -7,7 +7,9 @@
 //! slash or backslash smuggled in encoded, no NUL, no hidden names (temp files being written
 //! start with a dot).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use packman_tuf::layout;
 
 use percent_encoding::percent_decode_str;
 
@@ -45,19 +47,23 @@ pub fn resolve(raw: &str) -> Resolved {
             Err(rule) => return Resolved::BadRequest(rule),
         }
     }
-    let (base, url_prefix, tail) = match segments.first().map(String::as_str) {
-        Some("metadata") => ("metadata", None, &segments[1..]),
-        Some("targets") if segments.get(1).map(String::as_str) == Some("simple") => {
-            ("targets/simple", Some("/targets/simple"), &segments[2..])
+    use layout::{METADATA_DIR, PACKAGES_DIR, SIMPLE_DIR, TARGETS_DIR};
+    let first = segments.first().map(String::as_str);
+    let second = segments.get(1).map(String::as_str);
+    let targets = Path::new(TARGETS_DIR);
+    let (base, url_prefix, tail) = match first {
+        Some(METADATA_DIR) => (PathBuf::from(METADATA_DIR), None, &segments[1..]),
+        Some(TARGETS_DIR) if second == Some(SIMPLE_DIR) => {
+            (targets.join(SIMPLE_DIR), Some(format!("/{TARGETS_DIR}/{SIMPLE_DIR}")), &segments[2..])
         }
-        Some("targets") => ("targets", None, &segments[1..]),
-        Some("simple") => ("targets/simple", Some("/simple"), &segments[1..]),
-        Some("packages") => ("targets/packages", None, &segments[1..]),
+        Some(TARGETS_DIR) => (targets.to_path_buf(), None, &segments[1..]),
+        Some(SIMPLE_DIR) => (targets.join(SIMPLE_DIR), Some(format!("/{SIMPLE_DIR}")), &segments[1..]),
+        Some(PACKAGES_DIR) => (targets.join(PACKAGES_DIR), None, &segments[1..]),
         _ => return Resolved::NotFound,
     };
-    let mut path = PathBuf::from(base);
+    let mut path = base;
     if let Some(prefix) = url_prefix {
-        return simple(path, prefix, tail, trailing_slash);
+        return simple(path, &prefix, tail, trailing_slash);
     }
     if trailing_slash || tail.is_empty() {
         // Directories are never listed.

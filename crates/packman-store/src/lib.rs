@@ -118,7 +118,7 @@ impl Remote {
         let mut report = PushReport::default();
 
         let mut order: Vec<(&String, &(PathBuf, u64, u128))> = local.iter().collect();
-        order.sort_by_key(|(rel, _)| (upload_rank(rel), (*rel).clone()));
+        order.sort_by_key(|(rel, _)| (packman_tuf::layout::write_rank(rel), (*rel).clone()));
         for (rel, (path, size, mtime)) in order {
             let unchanged = remote.get(rel) == Some(size) && sent.get(rel) == Some(&(*size, *mtime));
             if unchanged {
@@ -145,25 +145,10 @@ impl Remote {
     }
 }
 
-/// Upload order: targets, versioned metadata, root.json, snapshots, timestamp.json last.
-fn upload_rank(rel: &str) -> u8 {
-    if rel.starts_with("targets/") {
-        0
-    } else if rel == "metadata/timestamp.json" {
-        4
-    } else if rel.ends_with(".snapshot.json") {
-        3
-    } else if rel == "metadata/root.json" {
-        2
-    } else {
-        1
-    }
-}
-
 /// Files under DIR/metadata and DIR/targets (temp files aside): relative key -> (path, size, mtime).
 fn published_files(dir: &Path) -> Result<BTreeMap<String, (PathBuf, u64, u128)>, Error> {
     let mut out = BTreeMap::new();
-    for top in ["metadata", "targets"] {
+    for top in [packman_tuf::layout::METADATA_DIR, packman_tuf::layout::TARGETS_DIR] {
         let mut stack = vec![dir.join(top)];
         while let Some(d) = stack.pop() {
             let rd = match std::fs::read_dir(&d) {

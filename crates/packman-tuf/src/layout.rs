@@ -91,15 +91,37 @@ pub fn hashed_target(path: &str, hash: &str) -> String {
 
 /// Whether a file of the metadata tree (`in_metadata = true`) or the targets tree never
 /// changes once written: versioned metadata and hash-prefixed targets (a SHA-256, SHA-384 or
-/// SHA-512 in hex before the first dot of the file name).
+/// SHA-512 in lower-case hex before the first dot of the file name).
 pub fn is_immutable(name: &str, in_metadata: bool) -> bool {
     if in_metadata {
         return parse_versioned_metadata(name.rsplit('/').next().unwrap_or(name)).is_some();
     }
     let file = name.rsplit('/').next().unwrap_or(name);
     file.split_once('.').is_some_and(|(h, rest)| {
-        !rest.is_empty() && matches!(h.len(), 64 | 96 | 128) && h.bytes().all(|b| b.is_ascii_hexdigit())
+        !rest.is_empty()
+            && matches!(h.len(), 64 | 96 | 128)
+            && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     })
+}
+
+/// Where a file of a repository goes in the one order every writer (publisher, object-store
+/// push, mirror, bundle import) puts files in place, so that a reader always finds a
+/// complete repository: targets (rank 0), then versioned metadata other than snapshots (1),
+/// `root.json` (2), snapshots (3), and `timestamp.json`, which leads to all of them, last (4).
+/// `rel` is the path under the repository's base, with `/` separators.
+pub fn write_rank(rel: &str) -> u8 {
+    let Some(name) = rel.strip_prefix(METADATA_DIR).and_then(|r| r.strip_prefix('/')) else {
+        return 0;
+    };
+    if name == TIMESTAMP_FILE {
+        4
+    } else if parse_versioned_metadata(name).is_some_and(|(_, role)| role == "snapshot") {
+        3
+    } else if name == ROOT_FILE {
+        2
+    } else {
+        1
+    }
 }
 
 /// A target path with its dot segments removed as RFC 3986 section 5.2.4 removes them (as
@@ -272,6 +294,21 @@ mod tests {
     }
 
     #[test]
+    fn write_order_puts_targets_first_and_the_timestamp_last() {
+        let mut files = vec![
+            "metadata/timestamp.json",
+            "metadata/4.snapshot.json",
+            "metadata/root.json",
+            "metadata/2.root.json",
+            "metadata/7.bins-0a.json",
+            "targets/packages/p/p-1.0.tar.gz",
+        ];
+        files.sort_by_key(|f| write_rank(f));
+        assert_eq!(files[0], "targets/packages/p/p-1.0.tar.gz");
+        assert_eq!(&files[3..], ["metadata/root.json", "metadata/4.snapshot.json", "metadata/timestamp.json"]);
+    }
+
+    #[test]
     fn immutable_names() {
         assert!(is_immutable("3.snapshot.json", true));
         assert!(!is_immutable("timestamp.json", true));
@@ -280,6 +317,7 @@ mod tests {
         assert!(is_immutable(&format!("packages/p/{h}.p-1.0.tar.gz"), false));
         assert!(!is_immutable("packages/p/p-1.0.tar.gz", false));
         assert!(!is_immutable("simple/p/index.html", false));
+        assert!(!is_immutable(&format!("packages/p/{}.p-1.0.tar.gz", h.to_uppercase()), false));
     }
 
     #[test]
