@@ -3,8 +3,8 @@
 //! snapshots, in the order bins -> targets -> snapshot -> timestamp, each file written
 //! atomically. The client's tests, the demo and the benchmarks build their repositories
 //! with it; the publisher CLI grows on it.
-// One audited exception: batch::start_writeback (an FFI call rustix does not wrap).
-#![deny(unsafe_code)]
+// Platform calls (and the one unsafe FFI call among them) live in packman-fs.
+#![forbid(unsafe_code)]
 
 mod batch;
 mod bin;
@@ -16,9 +16,9 @@ mod snapshot_text;
 
 pub use bin::{Bin, PreparedTarget};
 pub use builder::RepoBuilder;
+pub use packman_fs::Durability;
 pub use publisher::{describe_file, read_described, InitOptions, KeyChange, Repository};
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use packman_tuf::canonical;
@@ -44,6 +44,12 @@ pub enum Error {
     Signing { role: String, reason: String },
     #[error("no role {0}")]
     NoRole(String),
+}
+
+impl From<packman_fs::Error> for Error {
+    fn from(e: packman_fs::Error) -> Error {
+        Error::Io { path: e.path, source: e.source }
+    }
 }
 
 pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
@@ -143,14 +149,12 @@ pub(crate) fn new_expiry(now: OffsetDateTime, days: i64) -> Expires {
 }
 
 /// Temp file in the same directory, fsync, rename: readers see the old file or the new one.
+/// The directory is not synced (callers sync it once after several files).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = packman_fs::parent(path);
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let mut tmp = published_tempfile(dir)?;
-    tmp.write_all(bytes).map_err(|e| io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| io(path, e))?;
-    tmp.persist(path).map_err(|e| io(path, e.error))?;
-    Ok(())
+    use packman_fs::{Access, DirSync};
+    Ok(packman_fs::write_atomic_with(path, bytes, Access::Public, DirSync::Caller)?)
 }
 
 /// Reads `path` through, passing `f` each chunk as it comes; returns the length read.
@@ -172,19 +176,12 @@ pub(crate) fn for_each_chunk(path: &Path, mut f: impl FnMut(&[u8]) -> Result<(),
 /// A temp file for the published tree: readable by everyone (static hosts serve it as
 /// another user), unlike tempfile's private default.
 pub(crate) fn published_tempfile(dir: &Path) -> Result<tempfile::NamedTempFile, Error> {
-    let mut b = tempfile::Builder::new();
-    b.prefix(".tmp-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        b.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    b.tempfile_in(dir).map_err(|e| io(dir, e))
+    Ok(packman_fs::public_tempfile(dir)?)
 }
 
 /// fsync a directory, making renames inside it durable.
 pub fn sync_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(dir, e))
+    Ok(packman_fs::sync_dir(dir)?)
 }
 
 #[cfg(test)]

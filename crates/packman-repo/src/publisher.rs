@@ -14,6 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
+
+use packman_fs::{Durability, LockFile};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -74,11 +76,20 @@ pub struct InitOptions {
     pub keys: Option<PathBuf>,
     /// Passphrase to encrypt new private keys with (None: plain text).
     pub passphrase: Option<String>,
+    /// How publishes make files durable (default: [`Durability::detect`]).
+    pub durability: Durability,
 }
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions { root_keys: 1, root_threshold: 1, bins: 256, keys: None, passphrase: None }
+        InitOptions {
+            root_keys: 1,
+            root_threshold: 1,
+            bins: 256,
+            keys: None,
+            passphrase: None,
+            durability: Durability::detect(),
+        }
     }
 }
 
@@ -100,7 +111,9 @@ pub struct Repository {
     extra_keys: Option<PathBuf>,
     /// Signers loaded so far in this command, by keyid (each key file read and decrypted once).
     signer_cache: BTreeMap<String, Rc<Signer>>,
-    _lock: File,
+    _lock: LockFile,
+    /// How publishes make files durable.
+    durability: Durability,
     pub root: Root,
     pub timestamp: Timestamp,
     /// Read with [`Repository::snapshot`]: a one-file publish edits it as text.
@@ -291,11 +304,8 @@ fn plaintext_online_signers(key_dir: &KeyDir) -> Vec<Signer> {
     wanted.filter_map(|k| k.signer(&mut |_| Err(Error::Invalid("not encrypted".into()))).ok()).collect()
 }
 
-fn lock(dir: &Path) -> Result<File, Error> {
-    let p = dir.join(".packman-repo.lock");
-    let f = File::options().create(true).truncate(false).write(true).open(&p).map_err(|e| io(&p, e))?;
-    f.lock().map_err(|e| io(&p, e))?;
-    Ok(f)
+fn lock(dir: &Path) -> Result<LockFile, Error> {
+    Ok(packman_fs::lock_exclusive(&dir.join(".packman-repo.lock"))?)
 }
 
 impl Repository {
@@ -390,6 +400,10 @@ impl Repository {
         let md = dir.join("metadata");
         std::fs::create_dir_all(&md).map_err(|e| io(&md, e))?;
         std::fs::create_dir_all(dir.join("targets")).map_err(|e| io(dir, e))?;
+        if opts.durability == Durability::PerFile {
+            // syncfs would make the new directories' entries durable with the first publish.
+            sync_dir(dir)?;
+        }
         let root_bytes = sign_metadata(&root, &root_signers.iter().collect::<Vec<_>>())?;
         write_atomic(&md.join("1.root.json"), &root_bytes)?;
         write_atomic(&md.join("root.json"), &root_bytes)?;
@@ -416,6 +430,7 @@ impl Repository {
             extra_keys: None,
             signer_cache: BTreeMap::new(),
             _lock: lock,
+            durability: opts.durability,
             root,
             timestamp,
             snapshot: Snap::Parsed(snapshot),
@@ -475,7 +490,7 @@ impl Repository {
         dir: &Path,
         settings: Settings,
         extra_keys: Option<PathBuf>,
-        lock: File,
+        lock: LockFile,
         now: OffsetDateTime,
     ) -> Result<Repository, Error> {
         let md = dir.join("metadata");
@@ -506,6 +521,7 @@ impl Repository {
             extra_keys,
             signer_cache: BTreeMap::new(),
             _lock: lock,
+            durability: Durability::detect(),
             root: root.signed,
             timestamp: timestamp.signed,
             snapshot,
@@ -529,6 +545,16 @@ impl Repository {
             self.signer_cache.entry(signer.keyid().to_string()).or_insert_with(|| Rc::new(signer));
         }
         self
+    }
+
+    /// How publishes make files durable ([`Durability::detect`] unless set).
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Makes the following publishes use `durability` (tests run both modes on Linux).
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.durability = durability;
     }
 
     pub fn settings(&self) -> &Settings {
@@ -624,9 +650,12 @@ impl Repository {
     /// reads that need the files to report.
     pub fn prefetch(&mut self, paths: &[String], files: &[PathBuf]) {
         let md = self.dir.join("metadata");
+        let mode = self.durability;
         let hint = |p: &Path| {
-            if let Ok(f) = File::open(p) {
-                let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
+            if mode == Durability::Syncfs {
+                if let Ok(f) = File::open(p) {
+                    packman_fs::platform::read_ahead(mode, &f, 0, None);
+                }
             }
         };
         let mut wanted: Vec<(u64, PathBuf)> = Vec::new();
@@ -879,7 +908,7 @@ impl Repository {
         }
         // 1. New versions of the changed bins and targets, listed in the snapshot.
         let files = self.new_targets.len() * 2 + bins_dirty.len() + 1;
-        let mut batch = Batch::new(files > BULK_FILES);
+        let mut batch = Batch::new(files > BULK_FILES, self.durability);
         batch.graveyard(self.dir.join(GRAVEYARD_DIR), &[md.join("timestamp.json"), self.dir.join(RETIRED_FILE)]);
         let mut written = Vec::new();
         let expires_bins = expiry(self.now, self.settings.expiry_days.bins);
@@ -923,7 +952,7 @@ impl Repository {
                 old.push(old_version);
             }
         }
-        let plan = self.plan_targets(&mut report)?;
+        let plan = self.plan_targets(&mut batch, &mut report)?;
         let mut dead = self.collect_retired_targets(&mut batch)?;
         if rewrite {
             dead = rewrite_dead_targets(&mut batch, dead, &plan);
@@ -994,7 +1023,7 @@ impl Repository {
     /// consistent-snapshot names (dir/SHA256.name), and for Python clients reading a static
     /// host, under their plain names too (file names of distributions are immutable, as on
     /// PyPI). [`write_targets`] writes them.
-    fn plan_targets(&mut self, report: &mut PublishReport) -> Result<Vec<TargetWrite>, Error> {
+    fn plan_targets(&mut self, batch: &mut Batch, report: &mut PublishReport) -> Result<Vec<TargetWrite>, Error> {
         let td = self.dir.join("targets");
         let mut plan = Vec::new();
         for (path, src) in std::mem::take(&mut self.new_targets) {
@@ -1003,7 +1032,7 @@ impl Repository {
             let sha = tf.hashes.get("sha256").unwrap_or_default().to_string();
             let (d, f) = split_path(&path);
             let dest_dir = td.join(d);
-            std::fs::create_dir_all(&dest_dir).map_err(|e| io(&dest_dir, e))?;
+            batch.create_dir_all(&dest_dir)?;
             let dest = dest_dir.join(format!("{sha}.{f}"));
             // Content-addressed: a file already there is reused if it holds these bytes
             // (the same content added again), and rewritten if not (a crash mid-write).
@@ -1049,7 +1078,7 @@ impl Repository {
         };
         if batch.is_bulk() && bins_dirty.len() >= 64 {
             let locals = on_two_threads(bins_dirty, |numbers| {
-                let mut local = Batch::new(true);
+                let mut local = Batch::new(true, batch.durability());
                 sign_each(numbers, &mut |p, b| local.write(&p, b)).map(|()| local)
             })?;
             for local in locals {
@@ -1764,12 +1793,20 @@ mod tests {
         all
     }
 
-    /// A new repository with 4 bins, and a directory for source files.
-    fn four_bin_repo() -> (OffsetDateTime, tempfile::TempDir, tempfile::TempDir, Repository) {
+    /// Both ways of making publishes durable: the platform's (syncfs on Linux, unless
+    /// PACKMAN_PORTABLE_FS=1) and the portable one.
+    fn modes() -> [Durability; 2] {
+        [Durability::detect(), Durability::PerFile]
+    }
+
+    /// A new repository with 4 bins publishing in `mode`, and a directory for source files.
+    fn four_bin_repo(mode: Durability) -> (OffsetDateTime, tempfile::TempDir, tempfile::TempDir, Repository) {
         let now = OffsetDateTime::now_utc();
         let d = tempfile::tempdir().unwrap();
         let src = tempfile::tempdir().unwrap();
-        let repo = Repository::init(d.path(), &InitOptions { bins: 4, ..InitOptions::default() }, now).unwrap();
+        let opts = InitOptions { bins: 4, durability: mode, ..InitOptions::default() };
+        let repo = Repository::init(d.path(), &opts, now).unwrap();
+        assert_eq!(repo.durability(), mode);
         (now, d, src, repo)
     }
 
@@ -1778,35 +1815,38 @@ mod tests {
     /// the hash-prefixed file already exists.
     #[test]
     fn plain_names_link_the_published_bytes() {
-        let (_, d, src, mut repo) = four_bin_repo();
-        // 200 files: one batch under the bulk threshold. 300 files: bulk mode. Then 10 of the
-        // first again, their plain names removed (as if lost): the hash-prefixed files are
-        // already there and are linked again.
-        let rounds: [(std::ops::Range<u32>, &str); 3] = [(0..200, "a"), (200..500, "b"), (0..10, "a")];
-        for (range, tag) in rounds {
-            for i in range.clone() {
-                let _ = std::fs::remove_file(d.path().join(format!("targets/packages/p/{tag}{i}.tar.gz")));
-                let f = src.path().join(format!("{tag}{i}.tar.gz"));
-                std::fs::write(&f, format!("content {i}")).unwrap();
-                repo.add_target(&format!("packages/p/{tag}{i}.tar.gz"), &f, None).unwrap();
+        for mode in modes() {
+            let (_, d, src, mut repo) = four_bin_repo(mode);
+            // 200 files: one batch under the bulk threshold. 300 files: bulk mode. Then 10 of the
+            // first again, their plain names removed (as if lost): the hash-prefixed files are
+            // already there and are linked again.
+            let rounds: [(std::ops::Range<u32>, &str); 3] = [(0..200, "a"), (200..500, "b"), (0..10, "a")];
+            for (range, tag) in rounds {
+                for i in range.clone() {
+                    let _ = std::fs::remove_file(d.path().join(format!("targets/packages/p/{tag}{i}.tar.gz")));
+                    let f = src.path().join(format!("{tag}{i}.tar.gz"));
+                    std::fs::write(&f, format!("content {i}")).unwrap();
+                    repo.add_target(&format!("packages/p/{tag}{i}.tar.gz"), &f, None).unwrap();
+                }
+                repo.publish(&mut no_pass).unwrap();
+                for i in range {
+                    let path = format!("packages/p/{tag}{i}.tar.gz");
+                    let tf = repo.target(&path).unwrap().unwrap();
+                    let dir = d.path().join("targets/packages/p");
+                    let plain = std::fs::read(dir.join(format!("{tag}{i}.tar.gz"))).unwrap();
+                    let hashed =
+                        std::fs::read(dir.join(format!("{}.{tag}{i}.tar.gz", tf.hashes.get("sha256").unwrap())));
+                    assert_eq!(plain, format!("content {i}").as_bytes());
+                    assert_eq!(hashed.unwrap(), plain);
+                }
             }
-            repo.publish(&mut no_pass).unwrap();
-            for i in range {
-                let path = format!("packages/p/{tag}{i}.tar.gz");
-                let tf = repo.target(&path).unwrap().unwrap();
-                let dir = d.path().join("targets/packages/p");
-                let plain = std::fs::read(dir.join(format!("{tag}{i}.tar.gz"))).unwrap();
-                let hashed = std::fs::read(dir.join(format!("{}.{tag}{i}.tar.gz", tf.hashes.get("sha256").unwrap())));
-                assert_eq!(plain, format!("content {i}").as_bytes());
-                assert_eq!(hashed.unwrap(), plain);
-            }
+            let leftovers: Vec<_> = std::fs::read_dir(d.path().join("targets/packages/p"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".tmp"))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
         }
-        let leftovers: Vec<_> = std::fs::read_dir(d.path().join("targets/packages/p"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".tmp"))
-            .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     /// Old versions are deleted (on a thread, while the publish signs, or after it with
@@ -1814,14 +1854,15 @@ mod tests {
     /// repository that verifies from the new timestamp.
     #[test]
     fn publishes_keep_the_newest_versions() {
-        for keep in [1u64, 3] {
-            let (now, d, src, repo) = four_bin_repo();
+        for (keep, mode) in [1u64, 3].into_iter().flat_map(|k| modes().map(|m| (k, m))) {
+            let (now, d, src, repo) = four_bin_repo(mode);
             drop(repo);
             let settings = d.path().join("packman-repo.json");
             let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
             v["keep_versions"] = keep.into();
             std::fs::write(&settings, serde_json::to_vec(&v).unwrap()).unwrap();
             let mut repo = Repository::open(d.path(), None, now).unwrap();
+            repo.set_durability(mode);
             let f = src.path().join("f");
             for i in 0..5 {
                 std::fs::write(&f, format!("content {i}")).unwrap();
@@ -1868,69 +1909,82 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn publishes_rewrite_dead_files() {
-        use std::os::unix::fs::MetadataExt;
-        let (now, d, src, mut repo) = four_bin_repo();
-        let inodes = |dir: &Path| -> BTreeSet<u64> {
-            let mut out = BTreeSet::new();
-            for sub in ["metadata", "targets/packages/p", GRAVEYARD_DIR] {
-                for e in std::fs::read_dir(dir.join(sub)).into_iter().flatten() {
-                    out.insert(e.unwrap().metadata().unwrap().ino());
+        for mode in modes() {
+            use std::os::unix::fs::MetadataExt;
+            let (now, d, src, mut repo) = four_bin_repo(mode);
+            let inodes = |dir: &Path| -> BTreeSet<u64> {
+                let mut out = BTreeSet::new();
+                for sub in ["metadata", "targets/packages/p", GRAVEYARD_DIR] {
+                    for e in std::fs::read_dir(dir.join(sub)).into_iter().flatten() {
+                        out.insert(e.unwrap().metadata().unwrap().ino());
+                    }
+                }
+                out
+            };
+            let f = src.path().join("f");
+            for i in 0..8 {
+                let before = inodes(d.path());
+                std::fs::write(&f, format!("content {i}")).unwrap();
+                repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
+                let report = repo.publish(&mut no_pass).unwrap();
+                let sha =
+                    repo.target("packages/p/a.tar.gz").unwrap().unwrap().hashes.get("sha256").unwrap().to_string();
+                let bin = repo.bin_for("packages/p/a.tar.gz");
+                let md = d.path().join("metadata");
+                let written = [
+                    md.join(format!("{}.snapshot.json", repo.snapshot.version())),
+                    md.join(format!("{}.{bin}.json", repo.bins[&repo.bin_index("packages/p/a.tar.gz")].version())),
+                    md.join("timestamp.json"),
+                    d.path().join(format!("targets/packages/p/{sha}.a.tar.gz")),
+                ];
+                let reused = written.iter().filter(|p| before.contains(&std::fs::metadata(p).unwrap().ino())).count();
+                // From the fifth publish on there are dead files of each kind (keep 3).
+                if i >= 4 {
+                    assert_eq!(reused, written.len(), "publish {i}: {report:?}");
                 }
             }
-            out
-        };
-        let f = src.path().join("f");
-        for i in 0..8 {
-            let before = inodes(d.path());
-            std::fs::write(&f, format!("content {i}")).unwrap();
-            repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
-            let report = repo.publish(&mut no_pass).unwrap();
-            let sha = repo.target("packages/p/a.tar.gz").unwrap().unwrap().hashes.get("sha256").unwrap().to_string();
-            let bin = repo.bin_for("packages/p/a.tar.gz");
-            let md = d.path().join("metadata");
-            let written = [
-                md.join(format!("{}.snapshot.json", repo.snapshot.version())),
-                md.join(format!("{}.{bin}.json", repo.bins[&repo.bin_index("packages/p/a.tar.gz")].version())),
-                md.join("timestamp.json"),
-                d.path().join(format!("targets/packages/p/{sha}.a.tar.gz")),
-            ];
-            let reused = written.iter().filter(|p| before.contains(&std::fs::metadata(p).unwrap().ino())).count();
-            // From the fifth publish on there are dead files of each kind (keep 3).
-            if i >= 4 {
-                assert_eq!(reused, written.len(), "publish {i}: {report:?}");
-            }
+            let verified = verified_targets(d.path(), now);
+            assert_eq!(verified["packages/p/a.tar.gz"].length, "content 7".len() as u64);
         }
-        let verified = verified_targets(d.path(), now);
-        assert_eq!(verified["packages/p/a.tar.gz"].length, "content 7".len() as u64);
     }
 
     /// A dead target file becomes a new one only if that frees none of its blocks: a 20 KB
     /// file is not rewritten as a 4-byte one (a new file is created, the old one deleted),
     /// but is as another 20 KB one.
+    #[cfg(unix)]
     #[test]
     fn dead_files_are_rewritten_only_as_files_as_long() {
-        use std::os::unix::fs::MetadataExt;
-        let (now, d, src, mut repo) = four_bin_repo();
-        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
-        let f = src.path().join("f");
-        let mut publish = |content: Vec<u8>| {
-            let dir = d.path().join("targets/packages/p");
-            let before: BTreeSet<u64> =
-                std::fs::read_dir(&dir).into_iter().flatten().map(|e| e.unwrap().metadata().unwrap().ino()).collect();
-            std::fs::write(&f, &content).unwrap();
-            repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
-            repo.publish(&mut no_pass).unwrap();
-            let sha = repo.target("packages/p/a.tar.gz").unwrap().unwrap().hashes.get("sha256").unwrap().to_string();
-            before.contains(&ino(&dir.join(format!("{sha}.a.tar.gz"))))
-        };
-        // Dead 20 KB files from the fifth publish on (keep 3).
-        for i in 0..5u8 {
-            publish(vec![b'a' + i; 20_000]);
+        for mode in modes() {
+            use std::os::unix::fs::MetadataExt;
+            let (now, d, src, mut repo) = four_bin_repo(mode);
+            let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+            let f = src.path().join("f");
+            let mut publish = |content: Vec<u8>| {
+                let dir = d.path().join("targets/packages/p");
+                // Held open, so a file the publish deletes keeps its inode number (else a new
+                // file can get the number of one just deleted and pass for a rewritten one).
+                let held: Vec<File> = std::fs::read_dir(&dir)
+                    .into_iter()
+                    .flatten()
+                    .map(|e| File::open(e.unwrap().path()).unwrap())
+                    .collect();
+                let before: BTreeSet<u64> = held.iter().map(|f| f.metadata().unwrap().ino()).collect();
+                std::fs::write(&f, &content).unwrap();
+                repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
+                repo.publish(&mut no_pass).unwrap();
+                let sha =
+                    repo.target("packages/p/a.tar.gz").unwrap().unwrap().hashes.get("sha256").unwrap().to_string();
+                before.contains(&ino(&dir.join(format!("{sha}.a.tar.gz"))))
+            };
+            // Dead 20 KB files from the fifth publish on (keep 3).
+            for i in 0..5u8 {
+                publish(vec![b'a' + i; 20_000]);
+            }
+            assert!(!publish(b"tiny".to_vec()), "{mode:?}: a 20 KB dead file was cut down to 4 bytes");
+            assert!(publish(vec![b'z'; 20_100]), "{mode:?}: a 20 KB dead file was not rewritten as a 20 KB file");
+            let verified = verified_targets(d.path(), now);
+            assert_eq!(verified["packages/p/a.tar.gz"].length, 20_100);
         }
-        assert!(!publish(b"tiny".to_vec()), "a 20 KB dead file was cut down to 4 bytes");
-        assert!(publish(vec![b'z'; 20_100]), "a 20 KB dead file was not rewritten as a 20 KB file");
-        let verified = verified_targets(d.path(), now);
-        assert_eq!(verified["packages/p/a.tar.gz"].length, 20_100);
     }
 
     /// A source file rewritten between its add and the publish (same length, other bytes)
@@ -1938,29 +1992,31 @@ mod tests {
     /// holds the new bytes under the name listing the old ones. Kept bytes are unaffected.
     #[test]
     fn a_source_changed_before_the_publish_is_refused() {
-        let (_, d, src, mut repo) = four_bin_repo();
-        let f = src.path().join("a.tar.gz");
-        std::fs::write(&f, "the bytes hashed").unwrap();
-        repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
-        let sha = repo.target("packages/p/a.tar.gz").unwrap().unwrap().hashes.get("sha256").unwrap().to_string();
-        std::fs::write(&f, "other bytes, same").unwrap();
-        let ts = std::fs::read(d.path().join("metadata/timestamp.json")).unwrap();
-        let err = repo.publish(&mut no_pass).unwrap_err().to_string();
-        assert!(err.contains("a.tar.gz") && err.contains("changed while being published"), "{err}");
-        assert_eq!(std::fs::read(d.path().join("metadata/timestamp.json")).unwrap(), ts);
-        assert!(!d.path().join(format!("targets/packages/p/{sha}.a.tar.gz")).exists());
-        // Read into memory when added: published as hashed, whatever the file says now.
-        let (now, d, src, mut repo) = four_bin_repo();
-        let f = src.path().join("b.tar.gz");
-        std::fs::write(&f, "the bytes hashed").unwrap();
-        let (tf, bytes) = read_described(&f, 1 << 20).unwrap();
-        repo.add_read_target("packages/p/b.tar.gz", &f, tf, bytes).unwrap();
-        std::fs::write(&f, "other bytes, same").unwrap();
-        repo.publish(&mut no_pass).unwrap();
-        let verified = verified_targets(d.path(), now);
-        let sha = verified["packages/p/b.tar.gz"].hashes.get("sha256").unwrap().to_string();
-        let published = std::fs::read(d.path().join(format!("targets/packages/p/{sha}.b.tar.gz"))).unwrap();
-        assert_eq!(published, b"the bytes hashed");
+        for mode in modes() {
+            let (_, d, src, mut repo) = four_bin_repo(mode);
+            let f = src.path().join("a.tar.gz");
+            std::fs::write(&f, "the bytes hashed").unwrap();
+            repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
+            let sha = repo.target("packages/p/a.tar.gz").unwrap().unwrap().hashes.get("sha256").unwrap().to_string();
+            std::fs::write(&f, "other bytes, same").unwrap();
+            let ts = std::fs::read(d.path().join("metadata/timestamp.json")).unwrap();
+            let err = repo.publish(&mut no_pass).unwrap_err().to_string();
+            assert!(err.contains("a.tar.gz") && err.contains("changed while being published"), "{err}");
+            assert_eq!(std::fs::read(d.path().join("metadata/timestamp.json")).unwrap(), ts);
+            assert!(!d.path().join(format!("targets/packages/p/{sha}.a.tar.gz")).exists());
+            // Read into memory when added: published as hashed, whatever the file says now.
+            let (now, d, src, mut repo) = four_bin_repo(mode);
+            let f = src.path().join("b.tar.gz");
+            std::fs::write(&f, "the bytes hashed").unwrap();
+            let (tf, bytes) = read_described(&f, 1 << 20).unwrap();
+            repo.add_read_target("packages/p/b.tar.gz", &f, tf, bytes).unwrap();
+            std::fs::write(&f, "other bytes, same").unwrap();
+            repo.publish(&mut no_pass).unwrap();
+            let verified = verified_targets(d.path(), now);
+            let sha = verified["packages/p/b.tar.gz"].hashes.get("sha256").unwrap().to_string();
+            let published = std::fs::read(d.path().join(format!("targets/packages/p/{sha}.b.tar.gz"))).unwrap();
+            assert_eq!(published, b"the bytes hashed");
+        }
     }
 
     /// New files go straight to their final names, so a crash can leave a wrong file under
@@ -1969,28 +2025,30 @@ mod tests {
     /// reused. A target already holding the right bytes is reused (no copy).
     #[test]
     fn leftovers_under_final_names_are_replaced() {
-        let (now, d, src, mut repo) = four_bin_repo();
-        let f = src.path().join("a.tar.gz");
-        std::fs::write(&f, "the real content").unwrap();
-        let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, b"the real content"));
-        let dir = d.path().join("targets/packages/p");
-        std::fs::create_dir_all(&dir).unwrap();
-        let hashed = dir.join(format!("{sha}.a.tar.gz"));
-        // A crash's leftovers: same length, other bytes; and the next snapshot version.
-        std::fs::write(&hashed, "the fake content").unwrap();
-        let next_snapshot = d.path().join(format!("metadata/{}.snapshot.json", repo.snapshot().version + 1));
-        std::fs::write(&next_snapshot, "half a snapsh").unwrap();
-        repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
-        let report = repo.publish(&mut no_pass).unwrap();
-        assert_eq!(report.targets_written, 1);
-        assert_eq!(std::fs::read(&hashed).unwrap(), b"the real content");
-        assert_eq!(std::fs::read(dir.join("a.tar.gz")).unwrap(), b"the real content");
-        let verified = verified_targets(d.path(), now);
-        assert_eq!(verified["packages/p/a.tar.gz"].length, 16);
-        // The same content again: the file is reused, and still right.
-        repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
-        assert_eq!(repo.publish(&mut no_pass).unwrap().targets_written, 0);
-        assert_eq!(std::fs::read(&hashed).unwrap(), b"the real content");
+        for mode in modes() {
+            let (now, d, src, mut repo) = four_bin_repo(mode);
+            let f = src.path().join("a.tar.gz");
+            std::fs::write(&f, "the real content").unwrap();
+            let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, b"the real content"));
+            let dir = d.path().join("targets/packages/p");
+            std::fs::create_dir_all(&dir).unwrap();
+            let hashed = dir.join(format!("{sha}.a.tar.gz"));
+            // A crash's leftovers: same length, other bytes; and the next snapshot version.
+            std::fs::write(&hashed, "the fake content").unwrap();
+            let next_snapshot = d.path().join(format!("metadata/{}.snapshot.json", repo.snapshot().version + 1));
+            std::fs::write(&next_snapshot, "half a snapsh").unwrap();
+            repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
+            let report = repo.publish(&mut no_pass).unwrap();
+            assert_eq!(report.targets_written, 1);
+            assert_eq!(std::fs::read(&hashed).unwrap(), b"the real content");
+            assert_eq!(std::fs::read(dir.join("a.tar.gz")).unwrap(), b"the real content");
+            let verified = verified_targets(d.path(), now);
+            assert_eq!(verified["packages/p/a.tar.gz"].length, 16);
+            // The same content again: the file is reused, and still right.
+            repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
+            assert_eq!(repo.publish(&mut no_pass).unwrap().targets_written, 0);
+            assert_eq!(std::fs::read(&hashed).unwrap(), b"the real content");
+        }
     }
 
     /// A bulk import (targets listed before the first publish, prepared apart) publishes the
@@ -1998,9 +2056,15 @@ mod tests {
     /// verifies both; a later one-file publish on the imported repository keeps them all.
     #[test]
     fn bulk_import_lists_what_incremental_adds_list() {
+        for mode in modes() {
+            bulk_import_in(mode);
+        }
+    }
+
+    fn bulk_import_in(mode: Durability) {
         let now = OffsetDateTime::now_utc();
         let model: BTreeMap<String, TargetFile> = entries().into_iter().collect();
-        let opts = InitOptions { bins: 16, ..InitOptions::default() };
+        let opts = InitOptions { bins: 16, durability: mode, ..InitOptions::default() };
 
         let bulk = tempfile::tempdir().unwrap();
         Repository::init_with(bulk.path(), &opts, now, |repo| {
@@ -2030,6 +2094,7 @@ mod tests {
         assert!(one_by_one.path().join("metadata/2.bins-0.json").exists());
 
         let mut repo = Repository::open(bulk.path(), None, now).unwrap();
+        repo.set_durability(mode);
         let extra = crate::target_file(b"one more");
         repo.add_target_info("late/one-more.txt", extra.clone()).unwrap();
         let report = repo.publish(&mut no_pass).unwrap();
@@ -2038,5 +2103,106 @@ mod tests {
         let mut expected = model;
         expected.insert("late/one-more.txt".into(), extra);
         assert_eq!(canon(&verified_targets(bulk.path(), now)), canon(&expected));
+    }
+
+    /// Every file under `dir`'s published tree (`metadata/`, `targets/`), by relative path.
+    fn published_tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        fn walk(root: &Path, at: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+            for e in std::fs::read_dir(at).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else {
+                    out.insert(p.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        for sub in ["metadata", "targets"] {
+            walk(dir, &dir.join(sub), &mut out);
+        }
+        out
+    }
+
+    fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            let dest = to.join(p.file_name().unwrap());
+            if p.is_dir() {
+                copy_tree(&p, &dest);
+            } else {
+                std::fs::copy(&p, &dest).unwrap();
+            }
+        }
+    }
+
+    /// The same publishes from the same repository (keys included) in each durability mode
+    /// publish identical trees, byte for byte: one-file publishes (rewriting dead files from
+    /// the fifth on), a bulk one, new directories, a removal, a bins key change re-signing
+    /// every bin, and a refresh. Both verify.
+    #[test]
+    fn both_durability_modes_publish_the_same_tree() {
+        let now = OffsetDateTime::now_utc();
+        let origin = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let opts = InitOptions { bins: 8, ..InitOptions::default() };
+        drop(Repository::init(origin.path(), &opts, now).unwrap());
+        let publish_in = |mode: Durability| -> tempfile::TempDir {
+            let d = tempfile::tempdir().unwrap();
+            copy_tree(origin.path(), d.path());
+            let mut repo = Repository::open(d.path(), None, now).unwrap();
+            repo.set_durability(mode);
+            let f = src.path().join(format!("{mode:?}"));
+            for i in 0..7 {
+                std::fs::write(&f, format!("content {i}")).unwrap();
+                repo.add_target("packages/p/a.tar.gz", &f, None).unwrap();
+                repo.add_target_bytes(&format!("simple/p{i}/index.html"), format!("page {i}"), None).unwrap();
+                repo.publish(&mut no_pass).unwrap();
+            }
+            for i in 0..300 {
+                repo.add_target_bytes(&format!("packages/q{}/q{i}.whl", i % 7), format!("wheel {i}"), None).unwrap();
+            }
+            repo.publish(&mut no_pass).unwrap();
+            assert!(repo.remove_target("packages/q0/q0.whl").unwrap());
+            repo.publish(&mut no_pass).unwrap();
+            // Not compared: new keys differ. Re-signs every bin (bulk) with the old keys.
+            repo.settings.expiry_days.bins = 1;
+            repo.now = now + time::Duration::days(30);
+            assert!(!repo.refresh(time::Duration::days(2), &mut no_pass).unwrap().is_empty());
+            drop(repo);
+            verified_targets(d.path(), now + time::Duration::days(30));
+            d
+        };
+        let platform = publish_in(Durability::detect());
+        let portable = publish_in(Durability::PerFile);
+        let (a, b) = (published_tree(platform.path()), published_tree(portable.path()));
+        assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+        // Signatures by ECDSA keys differ from signing to signing: metadata compares by its
+        // signed part and the keys that signed it, everything else byte for byte.
+        let comparable = |path: &Path, bytes: &[u8]| -> serde_json::Value {
+            if !path.starts_with("metadata") {
+                return serde_json::Value::from(bytes.to_vec());
+            }
+            let mut env: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            for sig in env["signatures"].as_array_mut().unwrap() {
+                sig.as_object_mut().unwrap().remove("sig");
+            }
+            // And so does the snapshot file the timestamp hashes (each tree verified above).
+            if let Some(snapshot) = env["signed"]["meta"].get_mut("snapshot.json") {
+                let meta = snapshot.as_object_mut().unwrap();
+                meta.remove("hashes");
+                meta.remove("length");
+            }
+            env
+        };
+        for (path, bytes) in &a {
+            assert!(
+                comparable(path, &b[path]) == comparable(path, bytes),
+                "{} differs between the modes",
+                path.display()
+            );
+        }
+        assert!(a.len() > 300, "{}", a.len());
     }
 }
