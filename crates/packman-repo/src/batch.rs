@@ -416,7 +416,7 @@ impl Batch {
     pub(crate) fn commit(mut self) -> Result<usize, Error> {
         let durable = self.make_durable();
         let early = match self.removing.take() {
-            Some(h) => h.join().unwrap_or_else(|_| Err(Error::Invalid("worker thread panicked".into()))),
+            Some(h) => h.join().unwrap_or(Err(Error::WorkerPanicked { task: "deleting old files" })),
             None => Ok(0),
         };
         durable?;
@@ -488,11 +488,7 @@ fn copy_verified(from: &Path, to: &mut File, path: &Path, len: u64, sha256: &str
         to.write_all(chunk).map_err(|e| io(path, e))
     })?;
     if total != len || hex::encode(hash.finish()) != sha256 {
-        return Err(Error::Invalid(format!(
-            "{}: changed while being published (it is no longer the {len} bytes with SHA-256 {sha256} it was listed \
-             with); nothing was published, add it again",
-            from.display()
-        )));
+        return Err(Error::SourceChanged { path: from.to_path_buf(), length: len, sha256: sha256.to_string() });
     }
     Ok(())
 }
@@ -540,7 +536,7 @@ fn parallel_try<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<(), Error> + Sync
         let mine = own.iter().try_for_each(&f);
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("worker thread panicked".into()))))
+            .map(|h| h.join().unwrap_or(Err(Error::WorkerPanicked { task: "deleting old files" })))
             .fold(mine, |acc, r| acc.and(r))
     })
 }

@@ -26,10 +26,67 @@ use packman_tuf::crypto::Signer;
 use packman_tuf::metadata::{Extra, Role};
 use packman_tuf::{Expires, Hashes, OffsetDateTime, Signature, TargetFile};
 
+/// What went wrong, naming the file, role or path involved and the rule broken.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
-    Invalid(String),
+    /// A target path that is not a relative path inside `targets/`.
+    #[error("target path {path:?} {reason}")]
+    TargetPath { path: String, reason: &'static str },
+    /// A source file changed between being hashed (listed) and being published.
+    #[error(
+        "{path}: changed while being published (it is no longer the {length} bytes with SHA-256 {sha256} it was \
+         listed with); nothing was published, add it again"
+    )]
+    SourceChanged { path: PathBuf, length: u64, sha256: String },
+    /// A distribution's file name is published with other content: file names are immutable.
+    #[error(
+        "{file}: {filename} is already published with other content; a file name is never reused (upload a new \
+         version instead)"
+    )]
+    FileNameReused { file: PathBuf, filename: String },
+    /// A distribution file that cannot be read or is not a valid wheel or sdist.
+    #[error(transparent)]
+    Distribution(#[from] packman_index::IndexError),
+    /// A bin count that is not a power of two in range.
+    #[error("--bins {bins} must be a power of two between 2 and 2^32")]
+    BinCount { bins: u64 },
+    /// A root threshold the new repository's root keys cannot meet.
+    #[error("--root-threshold {threshold} cannot be met by {keys} root key(s)")]
+    RootThreshold { threshold: u64, keys: usize },
+    /// A key change that would leave a role with fewer keys than its threshold (or a zero
+    /// threshold).
+    #[error("threshold {threshold} cannot be met by the {keys} key(s) {role} would have")]
+    UnmeetableThreshold { role: String, threshold: u64, keys: usize },
+    /// `init` in a directory that already holds a repository.
+    #[error("{dir} already holds a repository")]
+    AlreadyARepository { dir: PathBuf },
+    /// A directory without `packman-repo.json`.
+    #[error("{dir} is not a packman repository (no packman-repo.json)")]
+    NotARepository { dir: PathBuf },
+    /// Settings that cannot be written or read as `packman-repo.json`.
+    #[error("{path}: {reason}")]
+    Settings { path: PathBuf, reason: String },
+    /// An encrypted key and no passphrase to decrypt it with.
+    #[error("{path}: no passphrase was given for this encrypted key")]
+    NoPassphrase { path: PathBuf },
+    /// A role name that is neither a top-level role nor `bins`.
+    #[error("unknown role {role:?}: use root, targets, snapshot, timestamp or bins")]
+    UnknownRole { role: String },
+    /// A keyid (prefix) that names none of the role's keys.
+    #[error("{role} has no key {pattern}")]
+    NoSuchKey { role: String, pattern: String },
+    /// A keyid prefix that names several of the role's keys.
+    #[error("{pattern} matches several {role} keys: give more of the keyid")]
+    AmbiguousKey { role: String, pattern: String },
+    /// A key change while another root change waits for signatures.
+    #[error("a root change is already staged in {path}: sign it (packman repo sign) or delete it first")]
+    RootChangeStaged { path: PathBuf },
+    /// `sign` with no staged root change.
+    #[error("nothing to sign: {path} does not exist")]
+    NothingStaged { path: PathBuf },
+    /// A thread doing part of `task` panicked (a bug); nothing was published.
+    #[error("{task}: a worker thread panicked")]
+    WorkerPanicked { task: &'static str },
     #[error("key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
     #[error("{role}: {have} usable signing key(s) where the threshold is {threshold}")]

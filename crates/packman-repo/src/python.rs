@@ -48,7 +48,7 @@ pub fn package_path(project: &str, filename: &str) -> String {
 }
 
 fn idx(e: packman_index::IndexError) -> Error {
-    Error::Invalid(e.to_string())
+    Error::Distribution(e)
 }
 
 impl Pages {
@@ -198,13 +198,7 @@ pub fn add_examined(repo: &mut Repository, pages: &mut Pages, file: &Path, exami
     let Examined { dist, mut tf, bytes } = examined;
     let path = package_path(&dist.project, &dist.filename);
     let bytes_sha = tf.hashes.get("sha256").unwrap_or_default().to_string();
-    let reused = || {
-        Error::Invalid(format!(
-            "{}: {} is already published with other content; a file name is never reused (upload a new version instead)",
-            file.display(),
-            dist.filename
-        ))
-    };
+    let reused = || Error::FileNameReused { file: file.to_path_buf(), filename: dist.filename.clone() };
     if let Some(existing) = repo.target(&path)? {
         if existing.hashes.get("sha256") == Some(bytes_sha.as_str()) {
             return Ok(Added {

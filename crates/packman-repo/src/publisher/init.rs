@@ -19,16 +19,13 @@ impl Repository {
         fill: impl FnOnce(&mut Repository) -> Result<(), Error>,
     ) -> Result<Repository, Error> {
         if !opts.bins.is_power_of_two() || opts.bins < 2 || opts.bins > 1 << 32 {
-            return Err(Error::Invalid(format!("--bins {} must be a power of two between 2 and 2^32", opts.bins)));
+            return Err(Error::BinCount { bins: opts.bins });
         }
         if opts.root_threshold < 1 || opts.root_threshold as usize > opts.root_keys {
-            return Err(Error::Invalid(format!(
-                "--root-threshold {} cannot be met by {} root key(s)",
-                opts.root_threshold, opts.root_keys
-            )));
+            return Err(Error::RootThreshold { threshold: opts.root_threshold, keys: opts.root_keys });
         }
         if dir.join("packman-repo.json").exists() || dir.join("metadata").exists() {
-            return Err(Error::Invalid(format!("{} already holds a repository", dir.display())));
+            return Err(Error::AlreadyARepository { dir: dir.to_path_buf() });
         }
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let lock = lock(dir)?;
@@ -117,7 +114,8 @@ impl Repository {
             meta: [("snapshot.json".to_string(), MetaFile::new(1))].into_iter().collect(),
             extra: Extra::new(),
         };
-        let settings_bytes = serde_json::to_vec_pretty(&settings).map_err(|e| Error::Invalid(e.to_string()))?;
+        let settings_bytes = serde_json::to_vec_pretty(&settings)
+            .map_err(|e| Error::Settings { path: dir.join("packman-repo.json"), reason: e.to_string() })?;
         let mut repo = Repository {
             dir: dir.to_path_buf(),
             settings,
@@ -147,8 +145,8 @@ impl Repository {
         repo.targets.version = 0;
         repo.targets_dirty = true;
         fill(&mut repo)?;
-        let mut no_pass = |_: &KeyFile| -> Result<String, Error> {
-            pass.map(str::to_string).ok_or_else(|| Error::Invalid("no passphrase".into()))
+        let mut no_pass = |k: &KeyFile| -> Result<String, Error> {
+            pass.map(str::to_string).ok_or_else(|| Error::NoPassphrase { path: k.path.clone() })
         };
         repo.publish(&mut no_pass)?;
         write_atomic(&dir.join("packman-repo.json"), &settings_bytes)?;

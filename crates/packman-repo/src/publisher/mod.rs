@@ -181,10 +181,7 @@ impl Repository {
     pub fn open(dir: &Path, keys: Option<&Path>, now: OffsetDateTime) -> Result<Repository, Error> {
         let settings_path = dir.join("packman-repo.json");
         if !settings_path.exists() {
-            return Err(Error::Invalid(format!(
-                "{} is not a packman repository (no packman-repo.json)",
-                dir.display()
-            )));
+            return Err(Error::NotARepository { dir: dir.to_path_buf() });
         }
         let lock = lock(dir)?;
         let settings: Settings = read_json(&settings_path)?;
@@ -533,7 +530,7 @@ fn split_path(path: &str) -> (&str, &str) {
 
 /// Target paths become file paths: refuse anything that could leave `targets/`.
 pub fn check_target_path(path: &str) -> Result<(), Error> {
-    let bad = |why: &str| Err(Error::Invalid(format!("target path {path:?} {why}")));
+    let bad = |reason: &'static str| Err(Error::TargetPath { path: path.to_string(), reason });
     if path.is_empty() || path.len() > 1024 {
         return bad("must be 1 to 1024 bytes");
     }
@@ -597,13 +594,14 @@ pub fn describe_file(path: &Path) -> Result<TargetFile, Error> {
 
 /// `f` over each half of `items`, each half on a thread of its own (the machines have two
 /// cores); the results in order.
-fn on_two_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&[T]) -> Result<R, Error> + Sync) -> Result<Vec<R>, Error> {
+fn on_two_threads<T: Sync, R: Send>(
+    task: &'static str,
+    items: &[T],
+    f: impl Fn(&[T]) -> Result<R, Error> + Sync,
+) -> Result<Vec<R>, Error> {
     let per = items.len().div_ceil(2).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = items.chunks(per).map(|c| s.spawn(|| f(c))).collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("worker thread panicked".into()))))
-            .collect()
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::WorkerPanicked { task }))).collect()
     })
 }

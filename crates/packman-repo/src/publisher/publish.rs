@@ -180,7 +180,8 @@ impl Repository {
                 let mine = self
                     .write_bins(&mut batch, &bins_dirty, &bin_signers, &targets_signers)
                     .and_then(|()| write_targets(&mut batch, plan));
-                let (done, side) = handle.join().map_err(|_| Error::Invalid("worker thread panicked".into()))?;
+                let (done, side) =
+                    handle.join().map_err(|_| Error::WorkerPanicked { task: "signing the snapshot and timestamp" })?;
                 mine?;
                 Ok::<_, Error>((done?, side))
             })?;
@@ -263,7 +264,7 @@ impl Repository {
             Ok::<(), Error>(())
         };
         if batch.is_bulk() && bins_dirty.len() >= 64 {
-            let locals = on_two_threads(bins_dirty, |numbers| {
+            let locals = on_two_threads("signing bins", bins_dirty, |numbers| {
                 let mut local = Batch::new(true, batch.durability());
                 sign_each(numbers, &mut |p, b| local.write(&p, b)).map(|()| local)
             })?;

@@ -38,28 +38,21 @@ impl Repository {
         pass: Passphrase,
     ) -> Result<KeyChange, Error> {
         if std::path::Path::new(&self.dir).join("staged/root.json").exists() {
-            return Err(Error::Invalid(format!(
-                "a root change is already staged in {}: sign it (packman repo sign) or delete it first",
-                self.dir.join("staged/root.json").display()
-            )));
+            return Err(Error::RootChangeStaged { path: self.dir.join("staged/root.json") });
         }
         let keydir = self.key_dir();
         let current: Vec<String> = match role {
             "bins" => self.succinct().keyids.clone(),
             r if packman_tuf::metadata::TOP_LEVEL_ROLES.contains(&r) => self.root.roles[r].keyids.clone(),
-            r => {
-                return Err(Error::Invalid(format!(
-                    "unknown role {r:?}: use root, targets, snapshot, timestamp or bins"
-                )))
-            }
+            r => return Err(Error::UnknownRole { role: r.to_string() }),
         };
         let mut removed = Vec::new();
         for pat in remove {
             let hits: Vec<&String> = current.iter().filter(|k| k.starts_with(pat.as_str())).collect();
             match hits.as_slice() {
                 [one] => removed.push((*one).clone()),
-                [] => return Err(Error::Invalid(format!("{role} has no key {pat}"))),
-                _ => return Err(Error::Invalid(format!("{pat} matches several {role} keys: give more of the keyid"))),
+                [] => return Err(Error::NoSuchKey { role: role.into(), pattern: pat.clone() }),
+                _ => return Err(Error::AmbiguousKey { role: role.into(), pattern: pat.clone() }),
             }
         }
         let kept: Vec<String> = current.iter().filter(|k| !removed.contains(k)).cloned().collect();
@@ -70,9 +63,7 @@ impl Repository {
         let new_threshold = threshold.unwrap_or(old_threshold);
         let total = kept.len() + add;
         if new_threshold < 1 || new_threshold as usize > total {
-            return Err(Error::Invalid(format!(
-                "threshold {new_threshold} cannot be met by the {total} key(s) {role} would have"
-            )));
+            return Err(Error::UnmeetableThreshold { role: role.into(), threshold: new_threshold, keys: total });
         }
         // Every check passed: only now generate keys (files outside the published tree).
         // New root keys go where --keys points (offline media); online roles' keys go to the
@@ -121,7 +112,7 @@ impl Repository {
     pub fn sign_staged_root(&mut self, key_file: Option<&Path>, pass: Passphrase) -> Result<KeyChange, Error> {
         let path = self.dir.join("staged/root.json");
         if !path.exists() {
-            return Err(Error::Invalid(format!("nothing to sign: {} does not exist", path.display())));
+            return Err(Error::NothingStaged { path });
         }
         let staged: Envelope<Root> = read_json(&path)?;
         if staged.signed.version != self.root.version + 1 {
@@ -202,6 +193,66 @@ impl Repository {
                 self.root = previous;
                 Err(e)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publisher::testkit::*;
+
+    /// Refused commands name what was wrong in a typed error, and change nothing.
+    #[test]
+    fn refusals_are_typed() {
+        let (now, d, _src, mut repo) = four_bin_repo(Durability::detect());
+        let err = |r: Result<KeyChange, Error>| r.unwrap_err();
+        assert!(matches!(
+            err(repo.change_keys("mirror", 1, &[], None, None, &mut no_pass)),
+            Error::UnknownRole { role } if role == "mirror"
+        ));
+        assert!(matches!(
+            err(repo.change_keys("timestamp", 0, &["deadbeef".into()], None, None, &mut no_pass)),
+            Error::NoSuchKey { role, pattern } if role == "timestamp" && pattern == "deadbeef"
+        ));
+        assert!(matches!(
+            err(repo.change_keys("timestamp", 0, &[], Some(3), None, &mut no_pass)),
+            Error::UnmeetableThreshold { role, threshold: 3, keys: 1 } if role == "timestamp"
+        ));
+        // A root change waiting for signatures (only its presence counts here).
+        let staged = d.path().join("staged/root.json");
+        std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+        std::fs::write(&staged, b"{}").unwrap();
+        assert!(matches!(
+            err(repo.change_keys("targets", 1, &[], None, None, &mut no_pass)),
+            Error::RootChangeStaged { path } if path == staged
+        ));
+        std::fs::remove_file(&staged).unwrap();
+        assert!(
+            matches!(err(repo.sign_staged_root(None, &mut no_pass)), Error::NothingStaged { path } if path == staged)
+        );
+        drop(repo);
+        let opts = InitOptions { bins: 4, ..InitOptions::default() };
+        assert!(matches!(Repository::init(d.path(), &opts, now), Err(Error::AlreadyARepository { .. })));
+        let other = tempfile::tempdir().unwrap();
+        let bad = InitOptions { bins: 10, ..InitOptions::default() };
+        assert!(matches!(Repository::init(other.path(), &bad, now), Err(Error::BinCount { bins: 10 })));
+        let bad = InitOptions { root_keys: 2, root_threshold: 3, ..InitOptions::default() };
+        assert!(matches!(
+            Repository::init(other.path(), &bad, now),
+            Err(Error::RootThreshold { threshold: 3, keys: 2 })
+        ));
+        assert!(
+            matches!(Repository::open(other.path(), None, now), Err(Error::NotARepository { dir }) if dir == other.path())
+        );
+        for (path, reason) in [
+            ("", "must be 1 to 1024 bytes"),
+            ("/abs", "must be relative, with '/' separators"),
+            ("a/../b", "has an empty, '.' or '..' segment"),
+        ] {
+            let e = check_target_path(path).unwrap_err();
+            assert!(matches!(&e, Error::TargetPath { path: p, reason: r } if p == path && *r == reason), "{e}");
+            assert_eq!(e.to_string(), format!("target path {path:?} {reason}"));
         }
     }
 }

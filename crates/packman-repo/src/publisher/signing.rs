@@ -9,7 +9,7 @@ pub(super) fn plaintext_online_signers(key_dir: &KeyDir) -> Vec<Signer> {
     let online = ["targets", "bins", "snapshot", "timestamp"];
     let files = key_dir.list().unwrap_or_default();
     let wanted = files.iter().filter(|k| !k.encrypted && online.contains(&k.role.as_str()));
-    wanted.filter_map(|k| k.signer(&mut |_| Err(Error::Invalid("not encrypted".into()))).ok()).collect()
+    wanted.filter_map(|k| k.signer(&mut |k| Err(Error::NoPassphrase { path: k.path.clone() })).ok()).collect()
 }
 
 impl Repository {

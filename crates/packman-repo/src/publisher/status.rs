@@ -150,7 +150,7 @@ impl Repository {
             let v = self.snapshot.meta_version(&format!("{name}.json")).ok_or(Error::NoRole(name.clone()))?;
             files.push(md.join(format!("{v}.{name}.json")));
         }
-        parts.extend(on_two_threads(&files, |paths| {
+        parts.extend(on_two_threads("reading bins", &files, |paths| {
             let (mut earliest, mut targets) = (None, 0);
             for p in paths {
                 let bytes = std::fs::read(p).map_err(|e| io(p, e))?;

@@ -3,8 +3,8 @@
 use super::*;
 pub(super) use packman_tuf::TrustedSet;
 
-pub(super) fn no_pass(_: &KeyFile) -> Result<String, Error> {
-    Err(Error::Invalid("unencrypted keys".into()))
+pub(super) fn no_pass(k: &KeyFile) -> Result<String, Error> {
+    Err(Error::NoPassphrase { path: k.path.clone() })
 }
 
 /// Targets of several shapes, some paths given twice (the later description wins).
