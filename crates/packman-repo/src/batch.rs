@@ -16,9 +16,8 @@
 //! Why `syncfs` and not an `fsync` per file: on ext4 each `fsync` writes the file, then its
 //! inode block, then flushes the disk's cache, one after the other, and a one-wheel add has
 //! a dozen files and half a dozen directories. `syncfs` writes them all and flushes twice
-//! per publish. Measured on this class of VM disk, for 11 new 15 KB files: 0.6-0.8 ms,
-//! against 1.6-1.8 ms for concurrent `fsync`s on a thread each (and 2.8 ms one after the
-//! other); a whole wheel add went from 16.4 to 14.5 ms. The cost: `syncfs` also writes what
+//! per publish, which is faster than fsyncs even run concurrently, for a one-wheel add and
+//! far more so for a publish of every bin (measurements: benches/README.md, "Why the publish path is shaped this way"). The cost: `syncfs` also writes what
 //! other processes left dirty on the same filesystem, so a repository on a filesystem
 //! others write heavily to waits for their data too (and errors in their data fail the
 //! publish). Kernels before 5.8 do not report write errors through `syncfs`.
@@ -27,9 +26,6 @@
 //! [`packman_fs::Durability`]) the commit fsyncs each file written and each directory that
 //! gained or lost an entry instead, then the directories of the renames: the same guarantee,
 //! at the cost of one fsync each.
-//!
-//! For 16384 bins (init, re-signing every bin) the same `syncfs` takes 2 s where per-file
-//! fsyncs, even concurrent, took 13-15 s.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -144,9 +140,10 @@ impl Batch {
 
     /// Uses `dir` (beside the published tree, on its filesystem) as the graveyard: a file
     /// the commit replaces (the timestamp, the retired list) is hard-linked there first, so
-    /// the rename replacing it only drops a link. Freeing the blocks waits for the disk: a
-    /// rename over a 600-byte file took 0.18 ms against 0.02 ms with the file linked
-    /// elsewhere (measured, `discard` mount option). The links are deleted by the next
+    /// the rename replacing it only drops a link. Freeing the blocks waits for the disk
+    /// (with the `discard` mount option a rename over a small file costs several times one
+    /// that frees nothing), and the commit's renames are on the publish's critical path.
+    /// The links are deleted by the next
     /// publish's removal thread, which runs while the disk is idle, or rewritten as the
     /// next file of the same name `homes` lists (see [`Batch::recycle`]). Only an
     /// optimisation: where links cannot be made the renames free the blocks themselves.
@@ -188,9 +185,9 @@ impl Batch {
 
     /// Deletes `files`: at once on a thread of its own if `unreferenced` (not led to by the
     /// timestamp being replaced either), else once the new timestamp is in place. Deleting
-    /// waits for the disk too (more so with the `discard` mount option: 0.2 ms for a 17 KB
-    /// file, 0.55 ms for a 500 KB snapshot, measured), and a publish's first milliseconds
-    /// are signing, which leaves the disk idle. The graveyard's links go on that thread too.
+    /// waits for the disk too (more so with the `discard` mount option), and a publish's
+    /// first milliseconds are signing, which leaves the disk idle: deleting then costs the
+    /// publish nothing. The graveyard's links go on that thread too.
     pub(crate) fn remove(&mut self, files: Vec<PathBuf>, unreferenced: bool) {
         let (now, later) = if unreferenced { (files, Vec::new()) } else { (Vec::new(), files) };
         self.remove.extend(later);
@@ -216,10 +213,9 @@ impl Batch {
     /// version of the same role), instead of deleting one file and creating another: the
     /// old version is renamed to the new name, rewritten in its blocks and cut to length.
     /// Deleting waits for the disk to free the blocks (a discard with the `discard` mount
-    /// option: 0.55 ms for a 500 KB snapshot), and on ext4 without a journal each new inode
-    /// is found by scanning past every inode freed in the last few seconds (a tenth of a
-    /// wheel add's CPU time in a profile of back-to-back adds). If `new` is never written,
-    /// `old` is deleted after the commit.
+    /// option), and on ext4 without a journal each new inode is found by scanning past
+    /// every inode freed in the last few seconds, which back-to-back publishes pay for in
+    /// CPU time. If `new` is never written, `old` is deleted after the commit.
     pub(crate) fn recycle(&mut self, old: PathBuf, new: PathBuf) {
         hint_tail(self.durability, &old);
         self.recycle.insert(new, old);
@@ -312,7 +308,8 @@ impl Batch {
 
     /// Starts writing a file of the batch to disk now, without waiting for it (bulk batches
     /// leave it all to the commit): the commit's first sync then finds the data on its way
-    /// or written, and waits only for what is left (see benches/README.md).
+    /// or written, and waits only for what is left (a head start that beat dropping the
+    /// pages or an fdatasync on a thread of its own: see benches/README.md).
     fn start_writeback(&self, f: &File) {
         if self.bulk {
             return;
@@ -449,9 +446,8 @@ impl Batch {
 /// Ends a rewritten file (see [`Batch::recycle`]) at `len`, its new content's length, if it
 /// was `old_len` long before. Rewriting in place and cutting off only what is left beyond the
 /// new end frees no block unless the file shrank by one: freeing waits for the disk (a
-/// discard with the `discard` mount option). Measured for the ten files of a wheel add
-/// (warm page cache): 0.8 ms, against 2.1 ms when each file was first cut to whole pages
-/// (freeing its last block) and 3.4 ms for deleting and creating them.
+/// discard with the `discard` mount option), so cutting each file to whole pages first, or
+/// deleting and creating it, is slower.
 fn trim(f: &File, path: &Path, old_len: u64, len: u64) -> Result<(), Error> {
     if old_len > len {
         f.set_len(len).map_err(|e| io(path, e))?;
@@ -462,8 +458,8 @@ fn trim(f: &File, path: &Path, old_len: u64, len: u64) -> Result<(), Error> {
 /// Asks the kernel to read the last two pages of `path` into the page cache now. A file
 /// rewritten in place (see [`trim`]) whose new end falls inside a page of the old content
 /// (the new content is about as long: see [`Batch::recycle`]) needs that page read first,
-/// and a read from disk then would wait (1.5 against 2.7 ms for the ten files above with a
-/// cold cache, hinted a few milliseconds ahead). Errors are left for the rewrite to report.
+/// and a read from disk then would wait; hinted a few milliseconds ahead, the reads overlap
+/// the publish's signing. Errors are left for the rewrite to report.
 fn hint_tail(mode: Durability, path: &Path) {
     if mode != Durability::Syncfs {
         return;

@@ -138,7 +138,7 @@ pub fn sign_metadata<T: Role>(signed: &T, signers: &[&Signer]) -> Result<Vec<u8>
     let json = serde_json::to_vec(signed).map_err(|e| err(e.to_string()))?;
     // packman's types serialise compactly with sorted keys, which is canonical JSON unless a
     // string needs escaping or unknown fields sort out of place: a byte scan tells, and only
-    // then does the value go through the canonicaliser (half of a big publish's CPU before).
+    // then does the value go through the canonicaliser, which dominated a big publish's CPU.
     let mut wrapped = Vec::with_capacity(json.len() + 11);
     wrapped.extend_from_slice(b"{\"signed\":");
     wrapped.extend_from_slice(&json);

@@ -187,7 +187,7 @@ impl Repository {
         let settings: Settings = read_json(&settings_path)?;
         let extra_keys = keys.map(|k| std::path::absolute(k).map_err(|e| io(k, e))).transpose()?;
         // The online roles' plaintext keys are loaded on a thread of their own while the
-        // metadata is read (0.25 ms of a one-file publish, measured); encrypted ones wait
+        // metadata is read (decoding them is a visible part of a one-file publish); encrypted ones wait
         // for the publish, which asks for their passphrase.
         let key_dir = Repository::key_dir_of(dir, &settings, extra_keys.as_deref());
         std::thread::scope(|s| {
@@ -350,10 +350,10 @@ impl Repository {
     }
 
     /// Reads ahead what listing `paths` will read: their bins, loaded on two threads (a
-    /// wheel add reads four, 0.1-0.2 ms each to parse), after telling the kernel they and
-    /// `files` will be read soon (a bin read from a cold page cache waits for the disk,
-    /// 0.6-1.1 ms each measured here; hinted, those reads overlap). Errors are left for the
-    /// reads that need the files to report.
+    /// wheel add reads four, and parsing each takes a while), after telling the kernel they
+    /// and `files` will be read soon (a bin read from a cold page cache waits for the disk;
+    /// hinted, those reads overlap). Errors are left for the reads that need the files to
+    /// report.
     pub fn prefetch(&mut self, paths: &[String], files: &[PathBuf]) {
         let md = self.dir.join("metadata");
         let mode = self.durability;

@@ -16,8 +16,8 @@ pub(super) struct Retired {
 /// Dead target files (see [`Repository::collect_retired_targets`]) to rewrite as the new
 /// target files `plan` writes (see [`Batch::recycle`]), each matched to a new file at least
 /// as many 4 KiB blocks long, the longest such: rewriting a longer file would free blocks
-/// when it is cut to length, and freeing waits for the disk (0.2-0.4 ms for a 16 KB page
-/// rewritten as a 1 KB wheel, measured; creating a file instead took 0.1 ms). A wheel add's
+/// when it is cut to length, and freeing waits for the disk (longer than creating a new
+/// file takes). A wheel add's
 /// dead files are its project's pages of three publishes ago, and they become its new
 /// pages. Returns the dead files left over, to delete.
 pub(super) fn rewrite_dead_targets(batch: &mut Batch, dead: Vec<PathBuf>, plan: &[TargetWrite]) -> Vec<PathBuf> {

@@ -133,7 +133,7 @@ impl Repository {
 
     /// Bin count, earliest expiry among the bins and number of targets. Reads every bin,
     /// but only its expiry and the number of its targets, on two threads: a full parse of
-    /// 16384 bins listing a million targets took 5.5 s.
+    /// every bin of a PyPI-sized repository takes seconds.
     pub fn bins_summary(&mut self) -> Result<(u64, Option<Expires>, usize), Error> {
         let succinct = self.succinct().clone();
         let md = self.dir.join("metadata");
