@@ -129,26 +129,27 @@ pub fn rename_noreplace(mode: Durability, from: &Path, to: &Path) -> std::io::Re
 }
 
 /// The number of hard links to the file `m` describes, where the platform tells (unix).
+#[cfg(unix)]
 pub fn link_count(m: &std::fs::Metadata) -> Option<u64> {
-    #[cfg(unix)]
-    return Some(std::os::unix::fs::MetadataExt::nlink(m));
-    #[cfg(not(unix))]
-    {
-        let _ = m;
-        None
-    }
+    Some(std::os::unix::fs::MetadataExt::nlink(m))
+}
+
+#[cfg(not(unix))]
+pub fn link_count(_: &std::fs::Metadata) -> Option<u64> {
+    None
 }
 
 /// fsync a directory. Unix: through an open handle of it. Elsewhere (Windows cannot open a
 /// directory as a file to flush it; NTFS journals its directory changes) nothing.
+#[cfg(unix)]
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    return File::open(dir).and_then(|d| d.sync_all());
-    #[cfg(not(unix))]
-    {
-        // Still report a directory that is not there, as on unix.
-        std::fs::metadata(dir).map(drop)
-    }
+    File::open(dir).and_then(|d| d.sync_all())
+}
+
+#[cfg(not(unix))]
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    // Still report a directory that is not there, as on unix.
+    std::fs::metadata(dir).map(drop)
 }
 
 pub(crate) fn public_permissions(b: &mut tempfile::Builder) {
@@ -168,13 +169,14 @@ pub(crate) fn public_mode(o: &mut std::fs::OpenOptions) {
     let _ = o;
 }
 
+#[cfg(unix)]
 pub(crate) fn restrict_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-    }
-    #[cfg(not(unix))]
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+#[cfg(not(unix))]
+pub(crate) fn restrict_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::metadata(dir).map(drop)
 }
 
