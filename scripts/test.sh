@@ -13,4 +13,8 @@ fi
 cargo fmt --all --check
 cargo build --release --locked -p packman -p packman-conformance
 cargo test --workspace --locked
+# Again with the portable file-system calls (per-file fsync, no Linux-only hints) that
+# non-Linux platforms use, so CI on Linux exercises them too.
+PACKMAN_PORTABLE_FS=1 cargo test --locked -p packman-repo -p packman-fs
+PACKMAN_PORTABLE_FS=1 cargo test --locked -p packman --test repo_cli
 PACKMAN_BIN_DIR="$PWD/target/release" .venv/bin/python -m pytest tests/interop -q -p no:cacheprovider

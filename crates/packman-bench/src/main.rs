@@ -19,7 +19,14 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use packman_repo::keys::KeyFile;
-use packman_repo::{Error, InitOptions, PreparedTarget, Repository};
+use packman_repo::{Error as RepoError, InitOptions, PreparedTarget, Repository};
+
+/// The bench's errors: packman-repo's, and its own checks (a message).
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn invalid(msg: impl std::fmt::Display) -> Error {
+    msg.to_string().into()
+}
 use packman_tuf::{OffsetDateTime, TargetFile};
 
 #[derive(Parser)]
@@ -67,8 +74,9 @@ enum Command {
     },
 }
 
-fn no_passphrase(kf: &KeyFile) -> Result<String, Error> {
-    Err(Error::Invalid(format!("benchmark keys are unencrypted, yet {} asked for a passphrase", kf.path.display())))
+fn no_passphrase(kf: &KeyFile) -> Result<String, RepoError> {
+    // Benchmark keys are unencrypted.
+    Err(RepoError::NoPassphrase { path: kf.path.clone() })
 }
 
 /// Peak resident set size of this process, in KiB (VmHWM), if /proc tells.
@@ -118,7 +126,7 @@ fn build(dir: &Path, n: u64, bins: u64, json: bool) -> Result<(), Error> {
         // (`add_prepared`). `generate` is the two threads' busy time, `add` this thread's
         // time from the first chunk to the last.
         const CHUNK: u64 = 8192;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<PreparedTarget>, Error>>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<PreparedTarget>, RepoError>>(4);
         std::thread::scope(|s| {
             let producers: Vec<_> = (0..2u64)
                 .map(|k| {
@@ -154,7 +162,7 @@ fn build(dir: &Path, n: u64, bins: u64, json: bool) -> Result<(), Error> {
             }
             add = t.elapsed();
             generate = producers.into_iter().map(|p| p.join().expect("generator thread")).sum();
-            Ok::<(), Error>(())
+            Ok::<(), RepoError>(())
         })?;
         rss_before_publish = rss_kib();
         publish_start = Instant::now();
@@ -216,10 +224,10 @@ fn profile(dir: &Path, json: bool, write_test: bool) -> Result<(), Error> {
         .delegations
         .as_ref()
         .and_then(|d| d.succinct_roles.clone())
-        .ok_or_else(|| Error::Invalid("not a succinct-bins repository".into()))?;
+        .ok_or_else(|| invalid("not a succinct-bins repository"))?;
     let keydir = repo.key_dir();
     let signers = keydir.signers_for(&sr.keyids, &mut no_passphrase)?;
-    let signer = signers.first().ok_or_else(|| Error::Invalid("no bins key".into()))?;
+    let signer = signers.first().ok_or_else(|| invalid("no bins key"))?;
 
     let names: Vec<u64> = (0..sr.bin_count()).collect();
     let t = Instant::now();
@@ -237,10 +245,10 @@ fn profile(dir: &Path, json: bool, write_test: bool) -> Result<(), Error> {
     for name in &names {
         let bin = repo.bin(*name)?;
         let t = Instant::now();
-        let canon = bin.fast_canonical().ok_or_else(|| Error::Invalid("a bin of unusual shape".into()))?;
+        let canon = bin.fast_canonical().ok_or_else(|| invalid("a bin of unusual shape"))?;
         canon_t += t.elapsed();
         let t = Instant::now();
-        let sig = signer.sign(&canon).map_err(|e| Error::Invalid(e.to_string()))?;
+        let sig = signer.sign(&canon).map_err(invalid)?;
         sign_t += t.elapsed();
         let t = Instant::now();
         let env = packman_repo::envelope_bytes(&canon, &[sig])?;
@@ -248,14 +256,14 @@ fn profile(dir: &Path, json: bool, write_test: bool) -> Result<(), Error> {
         bytes_total += env.len();
     }
     let t = Instant::now();
-    let snap = packman_tuf::canonical::to_canonical(repo.snapshot()).map_err(|e| Error::Invalid(e.to_string()))?;
+    let snap = packman_tuf::canonical::to_canonical(repo.snapshot()).map_err(invalid)?;
     let snap_canon = t.elapsed();
     let (canon_and_write, rm) = if write_test {
         let t = Instant::now();
-        let tmp = tempfile::tempdir_in(dir).map_err(|e| Error::Invalid(e.to_string()))?;
+        let tmp = tempfile::tempdir_in(dir).map_err(invalid)?;
         for (k, name) in names.iter().enumerate() {
-            let canon = repo.bin(*name)?.fast_canonical().ok_or_else(|| Error::Invalid("unusual bin".into()))?;
-            std::fs::write(tmp.path().join(format!("{k}.json")), &canon).map_err(|e| Error::Invalid(e.to_string()))?;
+            let canon = repo.bin(*name)?.fast_canonical().ok_or_else(|| invalid("unusual bin"))?;
+            std::fs::write(tmp.path().join(format!("{k}.json")), &canon).map_err(invalid)?;
         }
         let written = secs(t.elapsed());
         let t = Instant::now();
@@ -294,7 +302,10 @@ fn profile(dir: &Path, json: bool, write_test: bool) -> Result<(), Error> {
 }
 
 /// Median of `reps` runs of `f`, in seconds.
-fn median_of(reps: usize, mut f: impl FnMut() -> Result<(), Error>) -> Result<f64, Error> {
+fn median_of<E>(reps: usize, mut f: impl FnMut() -> Result<(), E>) -> Result<f64, Error>
+where
+    Error: From<E>,
+{
     let mut xs = Vec::with_capacity(reps);
     for _ in 0..reps {
         let t = Instant::now();
@@ -315,7 +326,7 @@ fn profile_add(dir: &Path, file: &Path, prefix: &str) -> Result<(), Error> {
     let t = Instant::now();
     let mut repo = Repository::open(dir, None, now)?;
     let open = secs(t.elapsed());
-    let name = file.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::Invalid("not a file name".into()))?;
+    let name = file.file_name().and_then(|n| n.to_str()).ok_or_else(|| invalid("not a file name"))?;
     let t = Instant::now();
     let bin = repo.add_target(&format!("{prefix}{name}"), file, None)?;
     let add = secs(t.elapsed());
@@ -337,42 +348,34 @@ fn profile_add(dir: &Path, file: &Path, prefix: &str) -> Result<(), Error> {
     let md = dir.join("metadata");
     let mut repo = Repository::open(dir, None, now)?;
     let snap_path = md.join(format!("{}.snapshot.json", repo.snapshot().version));
-    let bytes = std::fs::read(&snap_path).map_err(|e| Error::Invalid(e.to_string()))?;
+    let bytes = std::fs::read(&snap_path).map_err(invalid)?;
     let keydir = repo.key_dir();
     let snap_ids = repo.root.roles["snapshot"].keyids.clone();
     let mut all_ids: Vec<String> = repo.root.keys.keys().cloned().collect();
     all_ids.extend(
         repo.targets.delegations.as_ref().map(|d| d.keys.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
     );
-    let signer = keydir
-        .signers_for(&snap_ids, &mut no_passphrase)?
-        .pop()
-        .ok_or_else(|| Error::Invalid("no snapshot key".into()))?;
+    let signer = keydir.signers_for(&snap_ids, &mut no_passphrase)?.pop().ok_or_else(|| invalid("no snapshot key"))?;
     let reps = 9;
-    let read = median_of(reps, || std::fs::read(&snap_path).map(drop).map_err(|e| Error::Invalid(e.to_string())))?;
+    let read = median_of(reps, || std::fs::read(&snap_path).map(drop).map_err(invalid))?;
     let parse = median_of(reps, || {
-        serde_json::from_slice::<packman_tuf::Envelope<packman_tuf::Snapshot>>(&bytes)
-            .map(drop)
-            .map_err(|e| Error::Invalid(e.to_string()))
+        serde_json::from_slice::<packman_tuf::Envelope<packman_tuf::Snapshot>>(&bytes).map(drop).map_err(invalid)
     })?;
-    let fast_canon_t = median_of(reps, || {
-        packman_tuf::canonical::snapshot_forms(repo.snapshot()).map(drop).map_err(|e| Error::Invalid(e.to_string()))
-    })?;
-    let canon = packman_tuf::canonical::to_canonical(repo.snapshot()).map_err(|e| Error::Invalid(e.to_string()))?;
-    let canon_t = median_of(reps, || {
-        packman_tuf::canonical::to_canonical(repo.snapshot()).map(drop).map_err(|e| Error::Invalid(e.to_string()))
-    })?;
-    let sign_t = median_of(reps, || signer.sign(&canon).map(drop).map_err(|e| Error::Invalid(e.to_string())))?;
-    let (ecdsa, _) = packman_tuf::crypto::Signer::generate_ecdsa_p256().map_err(|e| Error::Invalid(e.to_string()))?;
-    let ecdsa_t = median_of(reps, || ecdsa.sign(&canon).map(drop).map_err(|e| Error::Invalid(e.to_string())))?;
+    let fast_canon_t =
+        median_of(reps, || packman_tuf::canonical::snapshot_forms(repo.snapshot()).map(drop).map_err(invalid))?;
+    let canon = packman_tuf::canonical::to_canonical(repo.snapshot()).map_err(invalid)?;
+    let canon_t = median_of(reps, || packman_tuf::canonical::to_canonical(repo.snapshot()).map(drop).map_err(invalid))?;
+    let sign_t = median_of(reps, || signer.sign(&canon).map(drop).map_err(invalid))?;
+    let (ecdsa, _) = packman_tuf::crypto::Signer::generate_ecdsa_p256().map_err(invalid)?;
+    let ecdsa_t = median_of(reps, || ecdsa.sign(&canon).map(drop).map_err(invalid))?;
     let small = &canon[..600];
-    let sign_small_t = median_of(reps, || signer.sign(small).map(drop).map_err(|e| Error::Invalid(e.to_string())))?;
-    let ecdsa_small_t = median_of(reps, || ecdsa.sign(small).map(drop).map_err(|e| Error::Invalid(e.to_string())))?;
+    let sign_small_t = median_of(reps, || signer.sign(small).map(drop).map_err(invalid))?;
+    let ecdsa_small_t = median_of(reps, || ecdsa.sign(small).map(drop).map_err(invalid))?;
     let sha256_t = median_of(reps, || {
         std::hint::black_box(hashes_len(&canon));
-        Ok(())
+        Ok::<(), Error>(())
     })?;
-    let scratch = tempfile::tempdir_in(&md).map_err(|e| Error::Invalid(e.to_string()))?;
+    let scratch = tempfile::tempdir_in(&md).map_err(invalid)?;
     let mut k = 0;
     let write_t = median_of(reps, || {
         k += 1;

@@ -16,19 +16,22 @@
 //! Why `syncfs` and not an `fsync` per file: on ext4 each `fsync` writes the file, then its
 //! inode block, then flushes the disk's cache, one after the other, and a one-wheel add has
 //! a dozen files and half a dozen directories. `syncfs` writes them all and flushes twice
-//! per publish. Measured on this class of VM disk, for 11 new 15 KB files: 0.6-0.8 ms,
-//! against 1.6-1.8 ms for concurrent `fsync`s on a thread each (and 2.8 ms one after the
-//! other); a whole wheel add went from 16.4 to 14.5 ms. The cost: `syncfs` also writes what
+//! per publish, which is faster than fsyncs even run concurrently, for a one-wheel add and
+//! far more so for a publish of every bin (measurements: benches/README.md, "Why the publish path is shaped this way"). The cost: `syncfs` also writes what
 //! other processes left dirty on the same filesystem, so a repository on a filesystem
 //! others write heavily to waits for their data too (and errors in their data fail the
 //! publish). Kernels before 5.8 do not report write errors through `syncfs`.
 //!
-//! For 16384 bins (init, re-signing every bin) the same `syncfs` takes 2 s where per-file
-//! fsyncs, even concurrent, took 13-15 s.
+//! Where `syncfs` is not to be had (other platforms, or `PACKMAN_PORTABLE_FS=1`: see
+//! [`packman_fs::Durability`]) the commit fsyncs each file written and each directory that
+//! gained or lost an entry instead, then the directories of the renames: the same guarantee,
+//! at the cost of one fsync each.
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+
+use packman_fs::Durability;
 
 use crate::{io, Error};
 
@@ -43,13 +46,16 @@ pub(crate) enum Source {
     Bytes(Vec<u8>),
 }
 
-#[derive(Default)]
 pub(crate) struct Batch {
     bulk: bool,
+    /// How the commit makes the batch durable (see [`Durability`]).
+    durability: Durability,
+    /// In [`Durability::PerFile`] mode, every file written, for the commit to fsync.
+    files: Vec<PathBuf>,
     /// Renamed into place once the batch is durable: hard links to its files (or published
     /// ones) under their plain names, and replacements of files TUF clients do not read.
     links: Vec<(tempfile::TempPath, PathBuf)>,
-    /// Directories that gained files.
+    /// Directories that gained or lost entries.
     dirs: BTreeSet<PathBuf>,
     /// Made durable with the files, renamed into place once all of them are (the rename then
     /// made durable too): the timestamp, which names the rest.
@@ -73,27 +79,40 @@ pub(crate) struct Batch {
 /// Creates (or truncates) a published file: readable by everyone, as static hosts serve it
 /// as another user.
 fn create_published(path: &Path) -> Result<File, Error> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o644);
-    o.open(path).map_err(|e| io(path, e))
+    Ok(packman_fs::create_public(path)?)
 }
 
 impl Batch {
-    pub(crate) fn new(bulk: bool) -> Batch {
-        Batch { bulk, ..Batch::default() }
+    pub(crate) fn new(bulk: bool, durability: Durability) -> Batch {
+        Batch {
+            bulk,
+            durability,
+            files: Vec::new(),
+            links: Vec::new(),
+            dirs: BTreeSet::new(),
+            last: None,
+            remove: Vec::new(),
+            removing: None,
+            graveyard: None,
+            buried: Vec::new(),
+            recycle: std::collections::HashMap::new(),
+            recycled: 0,
+        }
     }
 
     pub(crate) fn is_bulk(&self) -> bool {
         self.bulk
     }
 
+    pub(crate) fn durability(&self) -> Durability {
+        self.durability
+    }
+
     /// A batch for another thread to write some of this batch's files in: it takes over
     /// the old files to rewrite as `paths` (see [`Batch::recycle`]). [`Batch::absorb`] takes
     /// it back before the commit.
     pub(crate) fn split_off(&mut self, paths: &[PathBuf]) -> Batch {
-        let mut other = Batch::new(self.bulk);
+        let mut other = Batch::new(self.bulk, self.durability);
         other.graveyard = self.graveyard.clone();
         for p in paths {
             if let Some(old) = self.recycle.remove(p) {
@@ -106,6 +125,7 @@ impl Batch {
     /// Takes over what a batch written on another thread holds (see [`Batch::split_off`];
     /// bulk batches are only files written and the directories they are in).
     pub(crate) fn absorb(&mut self, other: Batch) {
+        self.files.extend(other.files);
         self.dirs.extend(other.dirs);
         self.links.extend(other.links);
         if other.last.is_some() {
@@ -120,9 +140,10 @@ impl Batch {
 
     /// Uses `dir` (beside the published tree, on its filesystem) as the graveyard: a file
     /// the commit replaces (the timestamp, the retired list) is hard-linked there first, so
-    /// the rename replacing it only drops a link. Freeing the blocks waits for the disk: a
-    /// rename over a 600-byte file took 0.18 ms against 0.02 ms with the file linked
-    /// elsewhere (measured, `discard` mount option). The links are deleted by the next
+    /// the rename replacing it only drops a link. Freeing the blocks waits for the disk
+    /// (with the `discard` mount option a rename over a small file costs several times one
+    /// that frees nothing), and the commit's renames are on the publish's critical path.
+    /// The links are deleted by the next
     /// publish's removal thread, which runs while the disk is idle, or rewritten as the
     /// next file of the same name `homes` lists (see [`Batch::recycle`]). Only an
     /// optimisation: where links cannot be made the renames free the blocks themselves.
@@ -151,20 +172,22 @@ impl Batch {
     }
 
     /// Links `path`, about to be replaced, into the graveyard (see [`Batch::graveyard`]).
-    fn bury(&self, path: &Path) {
+    fn bury(&mut self, path: &Path) {
         let (Some(dir), Some(name)) = (&self.graveyard, path.file_name()) else { return };
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let mut link = std::ffi::OsString::from(format!("{}.", stamp.as_nanos()));
         link.push(name);
         // Not there yet (nothing to free) or no link to be had: the rename frees it.
-        let _ = std::fs::hard_link(path, dir.join(link));
+        if std::fs::hard_link(path, dir.join(link)).is_ok() {
+            self.dirs.insert(dir.clone());
+        }
     }
 
     /// Deletes `files`: at once on a thread of its own if `unreferenced` (not led to by the
     /// timestamp being replaced either), else once the new timestamp is in place. Deleting
-    /// waits for the disk too (more so with the `discard` mount option: 0.2 ms for a 17 KB
-    /// file, 0.55 ms for a 500 KB snapshot, measured), and a publish's first milliseconds
-    /// are signing, which leaves the disk idle. The graveyard's links go on that thread too.
+    /// waits for the disk too (more so with the `discard` mount option), and a publish's
+    /// first milliseconds are signing, which leaves the disk idle: deleting then costs the
+    /// publish nothing. The graveyard's links go on that thread too.
     pub(crate) fn remove(&mut self, files: Vec<PathBuf>, unreferenced: bool) {
         let (now, later) = if unreferenced { (files, Vec::new()) } else { (Vec::new(), files) };
         self.remove.extend(later);
@@ -190,12 +213,11 @@ impl Batch {
     /// version of the same role), instead of deleting one file and creating another: the
     /// old version is renamed to the new name, rewritten in its blocks and cut to length.
     /// Deleting waits for the disk to free the blocks (a discard with the `discard` mount
-    /// option: 0.55 ms for a 500 KB snapshot), and on ext4 without a journal each new inode
-    /// is found by scanning past every inode freed in the last few seconds (a tenth of a
-    /// wheel add's CPU time in a profile of back-to-back adds). If `new` is never written,
-    /// `old` is deleted after the commit.
+    /// option), and on ext4 without a journal each new inode is found by scanning past
+    /// every inode freed in the last few seconds, which back-to-back publishes pay for in
+    /// CPU time. If `new` is never written, `old` is deleted after the commit.
     pub(crate) fn recycle(&mut self, old: PathBuf, new: PathBuf) {
-        hint_tail(&old);
+        hint_tail(self.durability, &old);
         self.recycle.insert(new, old);
     }
 
@@ -208,6 +230,8 @@ impl Batch {
             self.remove.push(old);
             return None;
         }
+        // Its directory lost an entry (the new name's gains one: see `written`).
+        self.dirs.insert(packman_fs::parent(&old).to_path_buf());
         self.recycled += 1;
         Some(dead)
     }
@@ -216,11 +240,12 @@ impl Batch {
     /// (else it is to be deleted, if there).
     fn open_dead(&mut self, old: &Path) -> Option<(File, u64)> {
         let f = std::fs::OpenOptions::new().write(true).open(old).ok()?;
-        #[cfg(unix)]
-        let own =
-            f.metadata().ok().filter(|m| m.is_file() && std::os::unix::fs::MetadataExt::nlink(m) == 1).map(|m| m.len());
-        #[cfg(not(unix))]
-        let own = None;
+        // Where link counts are unknown, no file is known to be only this one.
+        let own = f
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file() && packman_fs::platform::link_count(m) == Some(1))
+            .map(|m| m.len());
         if own.is_none() {
             self.remove.push(old.to_path_buf());
         }
@@ -243,7 +268,7 @@ impl Batch {
         parts.iter().try_for_each(|p| f.write_all(p.as_ref())).map_err(|e| io(path, e))?;
         trim(&f, path, old_len, parts.iter().map(|p| p.as_ref().len() as u64).sum())?;
         self.start_writeback(&f);
-        self.written(path);
+        self.written(path, path);
         Ok(())
     }
 
@@ -264,7 +289,7 @@ impl Batch {
                 (create_published(path)?, 0)
             }
         };
-        self.written(path);
+        self.written(path, path);
         let copied = match src {
             Source::File(f) => copy_verified(f, &mut to, path, len, sha256),
             Source::Bytes(b) => to.write_all(b).map_err(|e| io(path, e)),
@@ -282,30 +307,38 @@ impl Batch {
     }
 
     /// Starts writing a file of the batch to disk now, without waiting for it (bulk batches
-    /// leave it all to the commit). The commit's first `syncfs` then finds the data on its
-    /// way or written, and waits only for what is left: measured for the ten files of a
-    /// wheel add written 2 ms before the `syncfs`, 0.75 -> 0.24 ms (0.27 ms with
-    /// `fadvise(DONTNEED)`, which starts the same writeback but asks for the pages to be
-    /// dropped; 0.37 ms with an `fdatasync` of the snapshot on a thread of its own).
+    /// leave it all to the commit): the commit's first sync then finds the data on its way
+    /// or written, and waits only for what is left (a head start that beat dropping the
+    /// pages or an fdatasync on a thread of its own: see benches/README.md).
     fn start_writeback(&self, f: &File) {
         if self.bulk {
             return;
         }
-        #[cfg(target_os = "linux")]
-        #[allow(unsafe_code)]
-        {
-            use std::os::fd::AsRawFd;
-            // SAFETY: sync_file_range reads no memory of this process (no pointers), and `f`
-            // is an open descriptor for the whole call. It is only a head start: an error
-            // (ENOSYS, EIO, ...) leaves the pages dirty for the commit's syncfs, which
-            // writes them and reports any error.
-            unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        packman_fs::platform::start_writeback(self.durability, f);
+    }
+
+    /// A file of the batch is written, as `file` (`path` or the temp file that becomes it):
+    /// the commit makes it and `path`'s directory durable.
+    fn written(&mut self, path: &Path, file: &Path) {
+        self.dirs.insert(packman_fs::parent(path).to_path_buf());
+        if self.durability == Durability::PerFile {
+            self.files.push(file.to_path_buf());
         }
     }
 
-    /// A file of the batch is written (made durable by the commit).
-    fn written(&mut self, path: &Path) {
-        self.dirs.insert(path.parent().unwrap_or(Path::new(".")).to_path_buf());
+    /// `std::fs::create_dir_all`, with the directories that gained a new one made durable
+    /// by the commit.
+    pub(crate) fn create_dir_all(&mut self, dir: &Path) -> Result<(), Error> {
+        // syncfs writes every directory of the filesystem: nothing to note.
+        if self.durability == Durability::Syncfs {
+            return std::fs::create_dir_all(dir).map_err(|e| io(dir, e));
+        }
+        let missing: Vec<PathBuf> = dir.ancestors().take_while(|a| !a.exists()).map(Path::to_path_buf).collect();
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        for created in missing {
+            self.dirs.insert(packman_fs::parent(&created).to_path_buf());
+        }
+        Ok(())
     }
 
     /// Publishes the file at `existing` (same directory) under `path` too, as a hard link
@@ -350,18 +383,13 @@ impl Batch {
         if let Some(old) = self.recycle.remove(path) {
             if let Some((f, old_len)) = self.open_dead(&old) {
                 // A fresh temp name, taken by renaming the old file to it (never over another).
-                let named = tempfile::Builder::new().prefix(".tmp-").make_in(dir, |p| {
-                    rustix::fs::renameat_with(
-                        rustix::fs::CWD,
-                        &old,
-                        rustix::fs::CWD,
-                        p,
-                        rustix::fs::RenameFlags::NOREPLACE,
-                    )
-                    .map_err(std::io::Error::from)
-                });
+                let mode = self.durability;
+                let named = tempfile::Builder::new()
+                    .prefix(".tmp-")
+                    .make_in(dir, |p| packman_fs::platform::rename_noreplace(mode, &old, p));
                 match named {
                     Ok(named) => {
+                        self.dirs.insert(packman_fs::parent(&old).to_path_buf());
                         reused = Some((tempfile::NamedTempFile::from_parts(f, named.into_temp_path()), old_len))
                     }
                     Err(_) => self.remove.push(old),
@@ -375,7 +403,7 @@ impl Batch {
         tmp.write_all(bytes).map_err(|e| io(path, e))?;
         trim(tmp.as_file(), path, old_len, bytes.len() as u64)?;
         self.start_writeback(tmp.as_file());
-        self.written(path);
+        self.written(path, tmp.path());
         Ok(tmp)
     }
 
@@ -385,7 +413,7 @@ impl Batch {
     pub(crate) fn commit(mut self) -> Result<usize, Error> {
         let durable = self.make_durable();
         let early = match self.removing.take() {
-            Some(h) => h.join().unwrap_or_else(|_| Err(Error::Invalid("worker thread panicked".into()))),
+            Some(h) => h.join().unwrap_or(Err(Error::WorkerPanicked { task: "deleting old files" })),
             None => Ok(0),
         };
         durable?;
@@ -396,8 +424,9 @@ impl Batch {
     }
 
     fn make_durable(&mut self) -> Result<(), Error> {
-        // Round one: every file written, and the directories that gained them.
-        sync_filesystems(&self.dirs)?;
+        // Round one: every file written, and the directories that gained or lost entries.
+        let dirs: Vec<PathBuf> = std::mem::take(&mut self.dirs).into_iter().collect();
+        packman_fs::make_durable(self.durability, &std::mem::take(&mut self.files), &dirs)?;
         // Round two: the timestamp, then the plain-name links (not part of what TUF clients
         // read), renamed into place, and made durable.
         let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
@@ -409,7 +438,7 @@ impl Batch {
             tmp.persist(&path).map_err(|e| io(&path, e.error))?;
             dirs.insert(path.parent().unwrap_or(Path::new(".")).to_path_buf());
         }
-        sync_filesystems(&dirs)?;
+        packman_fs::make_durable(self.durability, &[], &dirs.into_iter().collect::<Vec<_>>())?;
         Ok(())
     }
 }
@@ -417,9 +446,8 @@ impl Batch {
 /// Ends a rewritten file (see [`Batch::recycle`]) at `len`, its new content's length, if it
 /// was `old_len` long before. Rewriting in place and cutting off only what is left beyond the
 /// new end frees no block unless the file shrank by one: freeing waits for the disk (a
-/// discard with the `discard` mount option). Measured for the ten files of a wheel add
-/// (warm page cache): 0.8 ms, against 2.1 ms when each file was first cut to whole pages
-/// (freeing its last block) and 3.4 ms for deleting and creating them.
+/// discard with the `discard` mount option), so cutting each file to whole pages first, or
+/// deleting and creating it, is slower.
 fn trim(f: &File, path: &Path, old_len: u64, len: u64) -> Result<(), Error> {
     if old_len > len {
         f.set_len(len).map_err(|e| io(path, e))?;
@@ -430,14 +458,16 @@ fn trim(f: &File, path: &Path, old_len: u64, len: u64) -> Result<(), Error> {
 /// Asks the kernel to read the last two pages of `path` into the page cache now. A file
 /// rewritten in place (see [`trim`]) whose new end falls inside a page of the old content
 /// (the new content is about as long: see [`Batch::recycle`]) needs that page read first,
-/// and a read from disk then would wait (1.5 against 2.7 ms for the ten files above with a
-/// cold cache, hinted a few milliseconds ahead). Errors are left for the rewrite to report.
-fn hint_tail(path: &Path) {
+/// and a read from disk then would wait; hinted a few milliseconds ahead, the reads overlap
+/// the publish's signing. Errors are left for the rewrite to report.
+fn hint_tail(mode: Durability, path: &Path) {
+    if mode != Durability::Syncfs {
+        return;
+    }
     if let Ok(f) = File::open(path) {
         if let Ok(m) = f.metadata() {
             let from = m.len().saturating_sub(8192) & !4095;
-            let _ =
-                rustix::fs::fadvise(&f, from, std::num::NonZeroU64::new(m.len() - from), rustix::fs::Advice::WillNeed);
+            packman_fs::platform::read_ahead(mode, &f, from, std::num::NonZeroU64::new(m.len() - from));
         }
     }
 }
@@ -454,11 +484,7 @@ fn copy_verified(from: &Path, to: &mut File, path: &Path, len: u64, sha256: &str
         to.write_all(chunk).map_err(|e| io(path, e))
     })?;
     if total != len || hex::encode(hash.finish()) != sha256 {
-        return Err(Error::Invalid(format!(
-            "{}: changed while being published (it is no longer the {len} bytes with SHA-256 {sha256} it was listed \
-             with); nothing was published, add it again",
-            from.display()
-        )));
+        return Err(Error::SourceChanged { path: from.to_path_buf(), length: len, sha256: sha256.to_string() });
     }
     Ok(())
 }
@@ -485,21 +511,6 @@ fn forget_buried(files: &[PathBuf]) {
     files.iter().for_each(|p| drop(std::fs::remove_file(p)));
 }
 
-/// One `syncfs` for each filesystem `dirs` are on (normally one: the repository's).
-fn sync_filesystems(dirs: &BTreeSet<PathBuf>) -> Result<(), Error> {
-    use std::os::unix::fs::MetadataExt;
-    let mut done = Vec::new();
-    for d in dirs {
-        let f = File::open(d).map_err(|e| io(d, e))?;
-        let dev = f.metadata().map_err(|e| io(d, e))?.dev();
-        if !done.contains(&dev) {
-            rustix::fs::syncfs(&f).map_err(|e| io(d, e.into()))?;
-            done.push(dev);
-        }
-    }
-    Ok(())
-}
-
 /// Deletes `p`; whether it was there.
 fn remove(p: &Path) -> Result<bool, Error> {
     match std::fs::remove_file(p) {
@@ -521,7 +532,7 @@ fn parallel_try<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<(), Error> + Sync
         let mine = own.iter().try_for_each(&f);
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("worker thread panicked".into()))))
+            .map(|h| h.join().unwrap_or(Err(Error::WorkerPanicked { task: "deleting old files" })))
             .fold(mine, |acc, r| acc.and(r))
     })
 }
@@ -536,6 +547,12 @@ mod tests {
     /// alone under that link and not rewritten.
     #[test]
     fn recycled_files_hold_exactly_the_new_bytes() {
+        for mode in [Durability::detect(), Durability::PerFile] {
+            recycle_in(mode);
+        }
+    }
+
+    fn recycle_in(mode: Durability) {
         let d = tempfile::tempdir().unwrap();
         let p = |n: &str| d.path().join(n);
         let cases: [(Option<usize>, usize); 6] = [
@@ -546,7 +563,7 @@ mod tests {
             (Some(0), 10),
             (None, 300),
         ];
-        let mut batch = Batch::new(false);
+        let mut batch = Batch::new(false, mode);
         for (i, (old, new)) in cases.iter().enumerate() {
             if let Some(n) = old {
                 std::fs::write(p(&format!("{i}.old")), vec![b'o'; *n]).unwrap();
@@ -574,5 +591,34 @@ mod tests {
         assert!(!p("linked.old").exists() && !p("unused.old").exists() && !p("unused.new").exists());
         // Five rewritten, the linked and the unused ones deleted.
         assert_eq!(removed, 7);
+    }
+
+    /// In per-file mode the batch knows every file it wrote (temp files under their temp
+    /// names, as synced before the renames) and every directory that gained or lost an entry:
+    /// what the commit fsyncs in place of syncfs.
+    #[test]
+    fn per_file_mode_tracks_what_to_sync() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, grave) = (d.path().join("a"), d.path().join("b"), d.path().join("grave"));
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(b.join("1.old"), b"dead").unwrap();
+        let mut batch = Batch::new(false, Durability::PerFile);
+        batch.create_dir_all(&a.join("x/y")).unwrap();
+        batch.recycle(b.join("1.old"), a.join("x/y/1.new"));
+        batch.write(&a.join("x/y/1.new"), b"new").unwrap();
+        batch.put(&Source::Bytes(b"t".to_vec()), &a.join("x/t"), 1, "unchecked for bytes").unwrap();
+        std::fs::create_dir(&grave).unwrap();
+        batch.graveyard = Some(grave.clone());
+        std::fs::write(a.join("ts"), b"old ts").unwrap();
+        batch.write_last(&a.join("ts"), b"new ts").unwrap();
+        let staged = batch.last.as_ref().unwrap().0.path().to_path_buf();
+        assert_eq!(batch.files, [a.join("x/y/1.new"), a.join("x/t"), staged]);
+        let dirs: Vec<&Path> = batch.dirs.iter().map(|p| p.as_path()).collect();
+        // a/x/y and a/x gained files, a and a/x new directories; b lost one; the graveyard
+        // gained the buried timestamp.
+        assert_eq!(dirs, [d.path(), &a, &a.join("x"), &a.join("x/y"), &b, &grave]);
+        batch.commit().unwrap();
+        assert_eq!(std::fs::read(a.join("ts")).unwrap(), b"new ts");
+        assert_eq!(std::fs::read(a.join("x/y/1.new")).unwrap(), b"new");
     }
 }

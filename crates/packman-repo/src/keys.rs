@@ -186,27 +186,14 @@ impl KeyDir {
     }
 }
 
-#[cfg(unix)]
 fn restrict_dir(dir: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| crate::io(dir, e))
+    Ok(packman_fs::restrict_dir(dir)?)
 }
 
-#[cfg(not(unix))]
-fn restrict_dir(_: &Path) -> Result<(), Error> {
-    Ok(())
-}
-
-/// Writes a key file atomically, readable by its owner only from the moment it exists
-/// (tempfile creates files 0600).
+/// Writes a key file atomically, readable by its owner only from the moment it exists.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| crate::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| crate::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| crate::io(path, e))?;
-    tmp.persist(path).map_err(|e| crate::io(path, e.error))?;
-    crate::sync_dir(dir)
+    use packman_fs::{Access, DirSync};
+    Ok(packman_fs::write_atomic_with(path, bytes, Access::Private, DirSync::Now)?)
 }
 
 #[cfg(test)]

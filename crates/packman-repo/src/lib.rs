@@ -3,8 +3,8 @@
 //! snapshots, in the order bins -> targets -> snapshot -> timestamp, each file written
 //! atomically. The client's tests, the demo and the benchmarks build their repositories
 //! with it; the publisher CLI grows on it.
-// One audited exception: batch::start_writeback (an FFI call rustix does not wrap).
-#![deny(unsafe_code)]
+// Platform calls (and the one unsafe FFI call among them) live in packman-fs.
+#![forbid(unsafe_code)]
 
 mod batch;
 mod bin;
@@ -16,9 +16,9 @@ mod snapshot_text;
 
 pub use bin::{Bin, PreparedTarget};
 pub use builder::RepoBuilder;
+pub use packman_fs::Durability;
 pub use publisher::{describe_file, read_described, InitOptions, KeyChange, Repository};
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use packman_tuf::canonical;
@@ -26,10 +26,67 @@ use packman_tuf::crypto::Signer;
 use packman_tuf::metadata::{Extra, Role};
 use packman_tuf::{Expires, Hashes, OffsetDateTime, Signature, TargetFile};
 
+/// What went wrong, naming the file, role or path involved and the rule broken.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
-    Invalid(String),
+    /// A target path that is not a relative path inside `targets/`.
+    #[error("target path {path:?} {reason}")]
+    TargetPath { path: String, reason: &'static str },
+    /// A source file changed between being hashed (listed) and being published.
+    #[error(
+        "{path}: changed while being published (it is no longer the {length} bytes with SHA-256 {sha256} it was \
+         listed with); nothing was published, add it again"
+    )]
+    SourceChanged { path: PathBuf, length: u64, sha256: String },
+    /// A distribution's file name is published with other content: file names are immutable.
+    #[error(
+        "{file}: {filename} is already published with other content; a file name is never reused (upload a new \
+         version instead)"
+    )]
+    FileNameReused { file: PathBuf, filename: String },
+    /// A distribution file that cannot be read or is not a valid wheel or sdist.
+    #[error(transparent)]
+    Distribution(#[from] packman_index::IndexError),
+    /// A bin count that is not a power of two in range.
+    #[error("--bins {bins} must be a power of two between 2 and 2^32")]
+    BinCount { bins: u64 },
+    /// A root threshold the new repository's root keys cannot meet.
+    #[error("--root-threshold {threshold} cannot be met by {keys} root key(s)")]
+    RootThreshold { threshold: u64, keys: usize },
+    /// A key change that would leave a role with fewer keys than its threshold (or a zero
+    /// threshold).
+    #[error("threshold {threshold} cannot be met by the {keys} key(s) {role} would have")]
+    UnmeetableThreshold { role: String, threshold: u64, keys: usize },
+    /// `init` in a directory that already holds a repository.
+    #[error("{dir} already holds a repository")]
+    AlreadyARepository { dir: PathBuf },
+    /// A directory without `packman-repo.json`.
+    #[error("{dir} is not a packman repository (no packman-repo.json)")]
+    NotARepository { dir: PathBuf },
+    /// Settings that cannot be written or read as `packman-repo.json`.
+    #[error("{path}: {reason}")]
+    Settings { path: PathBuf, reason: String },
+    /// An encrypted key and no passphrase to decrypt it with.
+    #[error("{path}: no passphrase was given for this encrypted key")]
+    NoPassphrase { path: PathBuf },
+    /// A role name that is neither a top-level role nor `bins`.
+    #[error("unknown role {role:?}: use root, targets, snapshot, timestamp or bins")]
+    UnknownRole { role: String },
+    /// A keyid (prefix) that names none of the role's keys.
+    #[error("{role} has no key {pattern}")]
+    NoSuchKey { role: String, pattern: String },
+    /// A keyid prefix that names several of the role's keys.
+    #[error("{pattern} matches several {role} keys: give more of the keyid")]
+    AmbiguousKey { role: String, pattern: String },
+    /// A key change while another root change waits for signatures.
+    #[error("a root change is already staged in {path}: sign it (packman repo sign) or delete it first")]
+    RootChangeStaged { path: PathBuf },
+    /// `sign` with no staged root change.
+    #[error("nothing to sign: {path} does not exist")]
+    NothingStaged { path: PathBuf },
+    /// A thread doing part of `task` panicked (a bug); nothing was published.
+    #[error("{task}: a worker thread panicked")]
+    WorkerPanicked { task: &'static str },
     #[error("key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
     #[error("{role}: {have} usable signing key(s) where the threshold is {threshold}")]
@@ -44,6 +101,12 @@ pub enum Error {
     Signing { role: String, reason: String },
     #[error("no role {0}")]
     NoRole(String),
+}
+
+impl From<packman_fs::Error> for Error {
+    fn from(e: packman_fs::Error) -> Error {
+        Error::Io { path: e.path, source: e.source }
+    }
 }
 
 pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
@@ -131,14 +194,12 @@ pub(crate) fn new_expiry(now: OffsetDateTime, days: i64) -> Expires {
 }
 
 /// Temp file in the same directory, fsync, rename: readers see the old file or the new one.
+/// The directory is not synced (callers sync it once after several files).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = packman_fs::parent(path);
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let mut tmp = published_tempfile(dir)?;
-    tmp.write_all(bytes).map_err(|e| io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| io(path, e))?;
-    tmp.persist(path).map_err(|e| io(path, e.error))?;
-    Ok(())
+    use packman_fs::{Access, DirSync};
+    Ok(packman_fs::write_atomic_with(path, bytes, Access::Public, DirSync::Caller)?)
 }
 
 /// Reads `path` through, passing `f` each chunk as it comes; returns the length read.
@@ -160,19 +221,12 @@ pub(crate) fn for_each_chunk(path: &Path, mut f: impl FnMut(&[u8]) -> Result<(),
 /// A temp file for the published tree: readable by everyone (static hosts serve it as
 /// another user), unlike tempfile's private default.
 pub(crate) fn published_tempfile(dir: &Path) -> Result<tempfile::NamedTempFile, Error> {
-    let mut b = tempfile::Builder::new();
-    b.prefix(".tmp-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        b.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    b.tempfile_in(dir).map_err(|e| io(dir, e))
+    Ok(packman_fs::public_tempfile(dir)?)
 }
 
 /// fsync a directory, making renames inside it durable.
 pub fn sync_dir(dir: &Path) -> Result<(), Error> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(dir, e))
+    Ok(packman_fs::sync_dir(dir)?)
 }
 
 #[cfg(test)]

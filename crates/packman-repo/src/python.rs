@@ -48,7 +48,7 @@ pub fn package_path(project: &str, filename: &str) -> String {
 }
 
 fn idx(e: packman_index::IndexError) -> Error {
-    Error::Invalid(e.to_string())
+    Error::Distribution(e)
 }
 
 impl Pages {
@@ -95,7 +95,7 @@ impl Pages {
 
 /// The project list (`simple/index.json` and `index.html`) with the projects `add` added and
 /// `remove` removed. The published lists are edited as text (`index_json_edit`): at PyPI's
-/// 700k projects parsing the JSON list and writing both again took 1.5-2 s and 560 MB for
+/// size, parsing the JSON list and writing both again costs seconds and hundreds of MB for
 /// every new project. Lists in another layout are parsed and written in full.
 fn project_lists(repo: &Repository, add: &[&str], remove: &[&str]) -> Result<(Vec<u8>, Vec<u8>), Error> {
     let dir = repo.dir().join("targets/simple");
@@ -119,8 +119,8 @@ fn project_lists(repo: &Repository, add: &[&str], remove: &[&str]) -> Result<(Ve
     drop(html);
     // The first project, another layout, or one list without the other: the names are read
     // from the JSON list and both lists written in full.
-    // Only the names are kept: parsing the whole list as JSON values took 560 MB at 700k
-    // projects.
+    // Only the names are kept: parsing the whole list as JSON values takes several times the
+    // memory at PyPI's size.
     #[derive(serde::Deserialize)]
     struct List {
         #[serde(default)]
@@ -198,13 +198,7 @@ pub fn add_examined(repo: &mut Repository, pages: &mut Pages, file: &Path, exami
     let Examined { dist, mut tf, bytes } = examined;
     let path = package_path(&dist.project, &dist.filename);
     let bytes_sha = tf.hashes.get("sha256").unwrap_or_default().to_string();
-    let reused = || {
-        Error::Invalid(format!(
-            "{}: {} is already published with other content; a file name is never reused (upload a new version instead)",
-            file.display(),
-            dist.filename
-        ))
-    };
+    let reused = || Error::FileNameReused { file: file.to_path_buf(), filename: dist.filename.clone() };
     if let Some(existing) = repo.target(&path)? {
         if existing.hashes.get("sha256") == Some(bytes_sha.as_str()) {
             return Ok(Added {

@@ -12,7 +12,7 @@ use std::io::Read;
 
 use ring::digest::{Algorithm, Context, SHA256, SHA384, SHA512};
 
-use crate::metadata::{Extra, Hashes, TargetFile};
+use crate::metadata::{Extra, Hashes, MetaFile, TargetFile};
 
 /// The hashes packman writes when it describes a file.
 pub const DESCRIBE_ALGORITHMS: [&str; 2] = ["sha256", "sha512"];
@@ -113,6 +113,21 @@ pub fn describe(bytes: &[u8]) -> TargetFile {
         (hash(&SHA256), hash(&SHA512))
     };
     description(bytes.len() as u64, sha256, sha512)
+}
+
+/// How a timestamp (or snapshot) lists version `version` of a metadata file made of `parts`:
+/// its length and SHA-256.
+pub fn describe_meta<'a>(version: u64, parts: impl IntoIterator<Item = &'a [u8]>) -> MetaFile {
+    let mut sha256 = Context::new(&SHA256);
+    let mut length = 0u64;
+    for part in parts {
+        sha256.update(part);
+        length += part.len() as u64;
+    }
+    let mut meta = MetaFile::new(version);
+    meta.length = Some(length);
+    meta.hashes = Some(Hashes(vec![("sha256".into(), hex_lower(sha256.finish().as_ref()))]));
+    meta
 }
 
 /// The target description of everything `reader` yields.
@@ -308,6 +323,14 @@ mod tests {
             Err(ReadError::Mismatch(Mismatch::TooLong { expected: 3 })) => {}
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn meta_descriptions_verify() {
+        let meta = describe_meta(3, [&b"ab"[..], b"cd"]);
+        assert_eq!((meta.version, meta.length), (3, Some(4)));
+        verify(b"abcd", meta.length, meta.hashes.as_ref()).unwrap();
+        assert!(verify(b"abce", meta.length, meta.hashes.as_ref()).is_err());
     }
 
     #[test]

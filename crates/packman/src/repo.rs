@@ -312,7 +312,7 @@ pub fn run(cmd: Command) -> Result<(), String> {
     match cmd {
         Command::Init { dir, root_keys, root_threshold, bins, keys } => {
             let passphrase = new_passphrase()?;
-            let opts = InitOptions { root_keys, root_threshold, bins, keys, passphrase };
+            let opts = InitOptions { root_keys, root_threshold, bins, keys, passphrase, ..InitOptions::default() };
             let repo = Repository::init(&dir, &opts, now()).map_err(e)?;
             println!("created repository {} with {bins} hashed bins", dir.display());
             println!("  root v1: {root_threshold} of {root_keys} root key(s)");

@@ -1,0 +1,215 @@
+//! Creating a repository: keys for every role, root v1, targets delegating to hashed bins, and the first publish.
+
+use super::*;
+
+impl Repository {
+    /// Creates a new repository in `dir` (which must not already hold one): keys for every
+    /// role, root v1 signed by all root keys, targets delegating everything to `bins`
+    /// succinct hashed bins, and the first snapshot and timestamp.
+    pub fn init(dir: &Path, opts: &InitOptions, now: OffsetDateTime) -> Result<Repository, Error> {
+        Repository::init_with(dir, opts, now, |_| Ok(()))
+    }
+
+    /// As [`Repository::init`], with `fill` listing targets before the first publish: a bulk
+    /// import writes each bin once instead of an empty version first.
+    pub fn init_with(
+        dir: &Path,
+        opts: &InitOptions,
+        now: OffsetDateTime,
+        fill: impl FnOnce(&mut Repository) -> Result<(), Error>,
+    ) -> Result<Repository, Error> {
+        if !opts.bins.is_power_of_two() || opts.bins < 2 || opts.bins > 1 << 32 {
+            return Err(Error::BinCount { bins: opts.bins });
+        }
+        if opts.root_threshold < 1 || opts.root_threshold as usize > opts.root_keys {
+            return Err(Error::RootThreshold { threshold: opts.root_threshold, keys: opts.root_keys });
+        }
+        if dir.join("packman-repo.json").exists() || dir.join("metadata").exists() {
+            return Err(Error::AlreadyARepository { dir: dir.to_path_buf() });
+        }
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let lock = lock(dir)?;
+        let mut settings = Settings::default();
+        if let Some(k) = &opts.keys {
+            settings.keys = std::path::absolute(k).map_err(|e| io(k, e))?;
+        }
+        let keydir = KeyDir::new(resolve(dir, &settings.keys));
+        let pass = opts.passphrase.as_deref();
+        let gen = |role: &str, n: usize| -> Result<Vec<Signer>, Error> {
+            (0..n).map(|_| keydir.generate(role, pass)).collect()
+        };
+        let root_signers = gen("root", opts.root_keys)?;
+        let mut role_signers = BTreeMap::new();
+        for role in ["targets", "snapshot", "timestamp", "bins"] {
+            role_signers.insert(role, gen(role, 1)?);
+        }
+        let mut keys = BTreeMap::new();
+        for s in root_signers.iter().chain(role_signers.values().flatten()) {
+            keys.insert(s.keyid().to_string(), s.public_key().clone());
+        }
+        let ids = |v: &[Signer]| v.iter().map(|s| s.keyid().to_string()).collect::<Vec<_>>();
+        let mut roles = BTreeMap::new();
+        roles.insert(
+            "root".into(),
+            RoleKeys { keyids: ids(&root_signers), threshold: opts.root_threshold, extra: Extra::new() },
+        );
+        for role in ["targets", "snapshot", "timestamp"] {
+            roles.insert(role.into(), RoleKeys { keyids: ids(&role_signers[role]), threshold: 1, extra: Extra::new() });
+        }
+        keys.retain(|k, _| !role_signers["bins"].iter().any(|s| s.keyid() == k));
+        let root = Root {
+            type_: "root".into(),
+            spec_version: SPEC_VERSION.into(),
+            version: 1,
+            expires: expiry(now, settings.expiry_days.root),
+            consistent_snapshot: Some(true),
+            keys,
+            roles,
+            extra: Extra::new(),
+        };
+        let bins_signer = &role_signers["bins"][0];
+        let targets = Targets {
+            type_: "targets".into(),
+            spec_version: SPEC_VERSION.into(),
+            version: 1,
+            expires: expiry(now, settings.expiry_days.targets),
+            targets: BTreeMap::new(),
+            delegations: Some(Delegations {
+                keys: BTreeMap::from([(bins_signer.keyid().to_string(), bins_signer.public_key().clone())]),
+                roles: None,
+                succinct_roles: Some(SuccinctRoles {
+                    keyids: vec![bins_signer.keyid().to_string()],
+                    threshold: 1,
+                    bit_length: opts.bins.trailing_zeros(),
+                    name_prefix: "bins".into(),
+                    extra: Extra::new(),
+                }),
+                extra: Extra::new(),
+            }),
+            extra: Extra::new(),
+        };
+        let md = dir.join("metadata");
+        std::fs::create_dir_all(&md).map_err(|e| io(&md, e))?;
+        std::fs::create_dir_all(dir.join("targets")).map_err(|e| io(dir, e))?;
+        if opts.durability == Durability::PerFile {
+            // syncfs would make the new directories' entries durable with the first publish.
+            sync_dir(dir)?;
+        }
+        let root_bytes = sign_metadata(&root, &root_signers.iter().collect::<Vec<_>>())?;
+        write_atomic(&md.join("1.root.json"), &root_bytes)?;
+        write_atomic(&md.join("root.json"), &root_bytes)?;
+        let snapshot = Snapshot {
+            type_: "snapshot".into(),
+            spec_version: SPEC_VERSION.into(),
+            version: 0,
+            expires: expiry(now, settings.expiry_days.snapshot),
+            meta: Default::default(),
+            extra: Extra::new(),
+        };
+        let timestamp = Timestamp {
+            type_: "timestamp".into(),
+            spec_version: SPEC_VERSION.into(),
+            version: 0,
+            expires: expiry(now, settings.expiry_days.timestamp),
+            meta: [("snapshot.json".to_string(), MetaFile::new(1))].into_iter().collect(),
+            extra: Extra::new(),
+        };
+        let settings_bytes = serde_json::to_vec_pretty(&settings)
+            .map_err(|e| Error::Settings { path: dir.join("packman-repo.json"), reason: e.to_string() })?;
+        let mut repo = Repository {
+            dir: dir.to_path_buf(),
+            settings,
+            extra_keys: None,
+            signer_cache: BTreeMap::new(),
+            _lock: lock,
+            durability: opts.durability,
+            root,
+            timestamp,
+            snapshot: Snap::Parsed(snapshot),
+            targets,
+            bins: HashMap::default(),
+            targets_dirty: false,
+            new_targets: Vec::new(),
+            pending_root: None,
+            retired: Vec::new(),
+            retired_changed: false,
+            now,
+        };
+        // Every bin exists from the start (empty), so clients can tell "not here" from
+        // "missing".
+        let mut empty = Bin::from_targets(repo.empty_bin(0));
+        empty.changed = true;
+        for b in 0..repo.succinct().bin_count() {
+            repo.bins.insert(b, empty.clone());
+        }
+        repo.targets.version = 0;
+        repo.targets_dirty = true;
+        fill(&mut repo)?;
+        let mut no_pass = |k: &KeyFile| -> Result<String, Error> {
+            pass.map(str::to_string).ok_or_else(|| Error::NoPassphrase { path: k.path.clone() })
+        };
+        repo.publish(&mut no_pass)?;
+        write_atomic(&dir.join("packman-repo.json"), &settings_bytes)?;
+        Ok(repo)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publisher::testkit::*;
+
+    /// A bulk import (targets listed before the first publish, prepared apart) publishes the
+    /// same targets as adding them one by one to an initialised repository, and a client
+    /// verifies both; a later one-file publish on the imported repository keeps them all.
+    #[test]
+    fn bulk_import_lists_what_incremental_adds_list() {
+        for mode in modes() {
+            bulk_import_in(mode);
+        }
+    }
+
+    fn bulk_import_in(mode: Durability) {
+        let now = OffsetDateTime::now_utc();
+        let model: BTreeMap<String, TargetFile> = entries().into_iter().collect();
+        let opts = InitOptions { bins: 16, durability: mode, ..InitOptions::default() };
+
+        let bulk = tempfile::tempdir().unwrap();
+        Repository::init_with(bulk.path(), &opts, now, |repo| {
+            let prepared: Vec<PreparedTarget> =
+                entries().into_iter().map(|(p, tf)| Repository::prepare_target(&p, tf)).collect::<Result<_, _>>()?;
+            for p in prepared {
+                repo.add_prepared(p)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let one_by_one = tempfile::tempdir().unwrap();
+        let mut repo = Repository::init(one_by_one.path(), &opts, now).unwrap();
+        for (p, tf) in entries() {
+            repo.add_target_info(&p, tf).unwrap();
+        }
+        repo.publish(&mut no_pass).unwrap();
+        drop(repo);
+
+        // Hash lists compare in file order; the files list them sorted.
+        let canon = |m: &BTreeMap<String, TargetFile>| packman_tuf::canonical::to_canonical(m).unwrap();
+        assert_eq!(canon(&verified_targets(bulk.path(), now)), canon(&model));
+        assert_eq!(canon(&verified_targets(one_by_one.path(), now)), canon(&model));
+        // Bulk: each bin written once (version 1); one by one: empty at init, then version 2.
+        assert!(bulk.path().join("metadata/1.bins-0.json").exists());
+        assert!(!bulk.path().join("metadata/2.bins-0.json").exists());
+        assert!(one_by_one.path().join("metadata/2.bins-0.json").exists());
+
+        let mut repo = Repository::open(bulk.path(), None, now).unwrap();
+        repo.set_durability(mode);
+        let extra = crate::target_file(b"one more");
+        repo.add_target_info("late/one-more.txt", extra.clone()).unwrap();
+        let report = repo.publish(&mut no_pass).unwrap();
+        assert_eq!(report.metadata_written.len(), 3, "{:?}", report.metadata_written);
+        drop(repo);
+        let mut expected = model;
+        expected.insert("late/one-more.txt".into(), extra);
+        assert_eq!(canon(&verified_targets(bulk.path(), now)), canon(&expected));
+    }
+}
