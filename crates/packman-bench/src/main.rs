@@ -98,7 +98,7 @@ fn rss_kib() -> Option<u64> {
 fn synthetic(i: u64) -> (String, TargetFile) {
     let project = i % 700_000;
     let path = format!("packages/project{project}/project{i}-1.0.tar.gz");
-    let mut tf = packman_repo::target_file(path.as_bytes());
+    let mut tf = packman_tuf::target::describe(path.as_bytes());
     // 2 KiB .. ~50 MiB, spread deterministically.
     tf.length = 2048 + (i.wrapping_mul(2_654_435_761) % 50_000_000);
     (path, tf)
@@ -405,7 +405,7 @@ fn profile_add(dir: &Path, file: &Path, prefix: &str) -> Result<(), Error> {
 
 /// sha256 and sha512 of `data` (packman_repo::target_file, i.e. ring), for scale.
 fn hashes_len(data: &[u8]) -> u64 {
-    packman_repo::target_file(data).length
+    packman_tuf::target::describe(data).length
 }
 
 fn main() -> ExitCode {

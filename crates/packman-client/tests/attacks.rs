@@ -152,7 +152,7 @@ impl Env {
     }
 
     fn target_url_path(&self) -> String {
-        let sha = packman_repo::target_file(CONTENT).hashes.get("sha256").unwrap().to_string();
+        let sha = packman_tuf::target::describe(CONTENT).hashes.get("sha256").unwrap().to_string();
         let (dir, file) = TARGET.rsplit_once('/').unwrap();
         format!("/targets/{dir}/{sha}.{file}")
     }

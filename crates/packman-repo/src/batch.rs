@@ -477,16 +477,28 @@ fn hint_tail(mode: Durability, path: &Path) {
 /// here, so a change in between (another process rewriting it) would publish bytes other
 /// than the signed ones.
 fn copy_verified(from: &Path, to: &mut File, path: &Path, len: u64, sha256: &str) -> Result<(), Error> {
+    use packman_tuf::target::{for_each_chunk, ReadError, Verifier};
     use std::io::Write;
-    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-    let total = crate::for_each_chunk(from, |chunk| {
-        hash.update(chunk);
-        to.write_all(chunk).map_err(|e| io(path, e))
-    })?;
-    if total != len || hex::encode(hash.finish()) != sha256 {
-        return Err(Error::SourceChanged { path: from.to_path_buf(), length: len, sha256: sha256.to_string() });
+    let changed = || Error::SourceChanged { path: from.to_path_buf(), length: len, sha256: sha256.to_string() };
+    let file = File::open(from).map_err(|e| io(from, e))?;
+    let hashes = packman_tuf::Hashes(vec![("sha256".into(), sha256.to_string())]);
+    let mut verifier = Verifier::new(Some(len), Some(&hashes)).map_err(|_| changed())?;
+    let mut write_error = None;
+    let read = for_each_chunk(file, |chunk| {
+        verifier.update(chunk)?;
+        to.write_all(chunk).map_err(|e| {
+            write_error = Some(io(path, e));
+            ReadError::Io(std::io::ErrorKind::Other.into())
+        })
+    });
+    if let Some(e) = write_error {
+        return Err(e);
     }
-    Ok(())
+    match read {
+        Ok(_) => verifier.finish().map_err(|_| changed()),
+        Err(ReadError::Mismatch(_)) => Err(changed()),
+        Err(ReadError::Io(e)) => Err(io(from, e)),
+    }
 }
 
 /// Deletes `files`; how many were there. Losing a deletion in a crash only leaves a file

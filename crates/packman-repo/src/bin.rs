@@ -145,8 +145,8 @@ impl Entry {
             Entry::Compact(c) => TargetFile {
                 custom: c.custom.as_deref().map(|s| serde_json::from_str(s).expect("canonical JSON of a value")),
                 hashes: Hashes(vec![
-                    ("sha256".into(), crate::hex_string(&c.sha256)),
-                    ("sha512".into(), crate::hex_string(&c.sha512)),
+                    ("sha256".into(), packman_tuf::target::hex_lower(&c.sha256)),
+                    ("sha512".into(), packman_tuf::target::hex_lower(&c.sha512)),
                 ]),
                 length: c.length,
                 extra: Extra::new(),
@@ -156,7 +156,7 @@ impl Entry {
 
     fn sha256(&self) -> Option<String> {
         match self {
-            Entry::Compact(c) => Some(crate::hex_string(&c.sha256)),
+            Entry::Compact(c) => Some(packman_tuf::target::hex_lower(&c.sha256)),
             Entry::Full(tf) => tf.hashes.get("sha256").map(str::to_string),
         }
     }
@@ -387,30 +387,30 @@ mod tests {
     fn varied() -> Vec<(String, TargetFile)> {
         let mut v = Vec::new();
         for (i, name) in ["a.whl", "dir/b \"q\" \\ é.tar.gz", "ünï/c.txt", "z/z"].iter().enumerate() {
-            v.push((name.to_string(), crate::target_file(name.as_bytes())));
-            let mut tf = crate::target_file(&[i as u8; 3]);
+            v.push((name.to_string(), packman_tuf::target::describe(name.as_bytes())));
+            let mut tf = packman_tuf::target::describe(&[i as u8; 3]);
             tf.custom = Some(
                 serde_json::json!({"yanked": false, "requires-python": ">=3.8", "x": ["\"\\ü", 1, null, {"b": 1, "a": 2}]}),
             );
             v.push((format!("{name}.custom"), tf));
         }
-        let mut ctl = crate::target_file(b"ctl");
+        let mut ctl = packman_tuf::target::describe(b"ctl");
         ctl.custom = Some(serde_json::json!({"note": "line\nbreak"}));
         v.push(("ctl-custom".into(), ctl));
-        v.push(("ctl\tpath".into(), crate::target_file(b"tab")));
-        let mut other = crate::target_file(b"o");
+        v.push(("ctl\tpath".into(), packman_tuf::target::describe(b"tab")));
+        let mut other = packman_tuf::target::describe(b"o");
         other.hashes.0.push(("blake2b".into(), "00ff".into()));
         v.push(("other-alg".into(), other));
-        let mut upper = crate::target_file(b"u");
+        let mut upper = packman_tuf::target::describe(b"u");
         upper.hashes.0[0].1.make_ascii_uppercase();
         v.push(("upper".into(), upper));
-        let mut extra = crate::target_file(b"e");
+        let mut extra = packman_tuf::target::describe(b"e");
         extra.extra.insert("x-field".into(), serde_json::json!([1, 2]));
         v.push(("extra".into(), extra));
-        let mut one = crate::target_file(b"one");
+        let mut one = packman_tuf::target::describe(b"one");
         one.hashes.0.truncate(1);
         v.push(("one-alg".into(), one));
-        let mut swapped = crate::target_file(b"s");
+        let mut swapped = packman_tuf::target::describe(b"s");
         swapped.hashes.0.reverse();
         v.push(("swapped".into(), swapped));
         v
@@ -429,9 +429,9 @@ mod tests {
         expected.targets = varied().into_iter().collect();
         assert_eq!(bin.to_targets(), expected);
         assert_eq!(Bin::from_targets(expected.clone()), bin);
-        bin.insert("a.whl", crate::target_file(b"new"));
+        bin.insert("a.whl", packman_tuf::target::describe(b"new"));
         assert_eq!(bin.len(), expected.targets.len() + 1, "appended, not yet settled");
-        assert_eq!(bin.remove("a.whl"), Some(crate::target_file(b"new")));
+        assert_eq!(bin.remove("a.whl"), Some(packman_tuf::target::describe(b"new")));
         assert!(!bin.contains("a.whl"));
         assert_eq!(bin.len(), expected.targets.len() - 1);
     }
@@ -446,7 +446,7 @@ mod tests {
             for _ in 0..200 {
                 x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 let p = format!("p/{}", (x >> 33) % 150);
-                let tf = crate::target_file(&x.to_le_bytes());
+                let tf = packman_tuf::target::describe(&x.to_le_bytes());
                 bin.insert(&p, tf.clone());
                 model.insert(p, tf);
             }

@@ -7,10 +7,10 @@ use std::path::Path;
 use packman_tuf::crypto::Signer;
 use packman_tuf::metadata::{Extra, SPEC_VERSION};
 use packman_tuf::{
-    Delegations, Hashes, Key, MetaFile, OffsetDateTime, RoleKeys, Root, Snapshot, SuccinctRoles, Targets, Timestamp,
+    Delegations, Key, MetaFile, OffsetDateTime, RoleKeys, Root, Snapshot, SuccinctRoles, Targets, Timestamp,
 };
 
-use crate::{io, new_expiry, sign_metadata, target_file, write_atomic, Error};
+use crate::{io, new_expiry, sign_metadata, write_atomic, Error};
 
 /// A repository held in memory: public fields are the roles' signed content, free for tests
 /// to bend; `publish` signs and writes what changed.
@@ -207,7 +207,7 @@ impl RepoBuilder {
     }
 
     pub fn add_target_to(&mut self, role: &str, path: &str, data: &[u8]) -> Result<(), Error> {
-        self.targets_mut(role)?.targets.insert(path.into(), target_file(data));
+        self.targets_mut(role)?.targets.insert(path.into(), packman_tuf::target::describe(data));
         self.target_data.insert(path.into(), data.to_vec());
         Ok(())
     }
@@ -280,7 +280,7 @@ impl RepoBuilder {
         std::fs::create_dir_all(&md).map_err(|e| io(&md, e))?;
         std::fs::create_dir_all(&td).map_err(|e| io(&td, e))?;
         for (path, data) in &self.target_data {
-            let tf = target_file(data);
+            let tf = packman_tuf::target::describe(data);
             let sha = tf.hashes.get("sha256").unwrap_or_default();
             let (d, f) = path.rsplit_once('/').map(|(d, f)| (format!("{d}/"), f)).unwrap_or((String::new(), path));
             let p = td.join(format!("{d}{sha}.{f}"));
@@ -314,8 +314,7 @@ impl RepoBuilder {
         write_atomic(&md.join(format!("{}.snapshot.json", self.snapshot.version)), &snap)?;
         let mut meta = MetaFile::new(self.snapshot.version);
         meta.length = Some(snap.len() as u64);
-        meta.hashes =
-            Some(Hashes(vec![("sha256".into(), hex::encode(ring::digest::digest(&ring::digest::SHA256, &snap)))]));
+        meta.hashes = packman_tuf::target::describe_meta(0, [snap.as_slice()]).hashes;
         self.timestamp.meta.insert("snapshot.json".into(), meta);
         self.timestamp.version += 1;
         self.timestamp.expires = new_expiry(self.now, 1);

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 use packman_tuf::canonical;
 use packman_tuf::crypto::Signer;
-use packman_tuf::metadata::{Extra, Role};
-use packman_tuf::{Expires, Hashes, OffsetDateTime, Signature, TargetFile};
+use packman_tuf::metadata::Role;
+use packman_tuf::{Expires, Hashes, OffsetDateTime, Signature};
 
 /// What went wrong, naming the file, role or path involved and the rule broken.
 #[derive(Debug, thiserror::Error)]
@@ -113,25 +113,6 @@ pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
     Error::Io { path: path.to_path_buf(), source }
 }
 
-/// sha256 and sha512 of `data`, as TUF target hashes.
-pub fn target_file(data: &[u8]) -> TargetFile {
-    let h = |a| hex_string(ring::digest::digest(a, data).as_ref());
-    TargetFile {
-        length: data.len() as u64,
-        hashes: Hashes(vec![("sha256".into(), h(&ring::digest::SHA256)), ("sha512".into(), h(&ring::digest::SHA512))]),
-        custom: None,
-        extra: Extra::new(),
-    }
-}
-
-/// Lower-case hex of `bytes` (`hex::encode` goes through a `char` iterator, a visible cost
-/// when a bulk import describes a million targets).
-pub(crate) fn hex_string(bytes: &[u8]) -> String {
-    let mut buf = vec![0u8; bytes.len() * 2];
-    hex::encode_to_slice(bytes, &mut buf).expect("twice the length");
-    String::from_utf8(buf).expect("hex digits are ASCII")
-}
-
 /// Signs `signed` with each signer: the bytes of a metadata file.
 pub fn sign_metadata<T: Role>(signed: &T, signers: &[&Signer]) -> Result<Vec<u8>, Error> {
     let forms =
@@ -202,19 +183,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     Ok(packman_fs::write_atomic_with(path, bytes, Access::Public, DirSync::Caller)?)
 }
 
-/// Reads `path` through, passing `f` each chunk as it comes; returns the length read.
-pub(crate) fn for_each_chunk(path: &Path, mut f: impl FnMut(&[u8]) -> Result<(), Error>) -> Result<u64, Error> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| io(path, e))?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(|e| io(path, e))?;
-        if n == 0 {
-            return Ok(total);
-        }
-        f(&buf[..n])?;
-        total += n as u64;
+/// Whether the file at `path` is exactly `length` bytes (when given) with this SHA-256, by
+/// the trust core's verifier. `Ok(false)` for a missing file.
+pub(crate) fn file_matches(path: &Path, length: Option<u64>, sha256: &str) -> Result<bool, Error> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(path, e)),
+    };
+    let hashes = Hashes(vec![("sha256".into(), sha256.into())]);
+    match packman_tuf::target::verify_reader(file, length, Some(&hashes)) {
+        Ok(()) => Ok(true),
+        Err(packman_tuf::target::ReadError::Mismatch(_)) => Ok(false),
+        Err(packman_tuf::target::ReadError::Io(e)) => Err(io(path, e)),
     }
 }
 
@@ -249,8 +230,8 @@ mod sign_tests {
             version: 3,
             extra: Default::default(),
         };
-        t.targets.insert("a/b.txt".into(), target_file(b"plain"));
-        let mut odd = target_file(b"odd");
+        t.targets.insert("a/b.txt".into(), packman_tuf::TargetFile::from_data(b"plain"));
+        let mut odd = packman_tuf::TargetFile::from_data(b"odd");
         odd.custom = Some(serde_json::json!({"note": "two\nlines", "q": "a\"b\\c"}));
         for with_escape in [false, true] {
             if with_escape {

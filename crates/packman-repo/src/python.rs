@@ -213,7 +213,7 @@ pub fn add_examined(repo: &mut Repository, pages: &mut Pages, file: &Path, exami
     }
     // A removed file keeps its plain copy in targets/, which binds its name to its bytes.
     let plain = repo.dir().join("targets").join(&path);
-    if plain.is_file() && file_sha256(&plain)? != bytes_sha {
+    if plain.is_file() && !crate::file_matches(&plain, None, &bytes_sha)? {
         return Err(reused());
     }
     let upload_time = rfc3339(repo.now());
@@ -229,9 +229,10 @@ pub fn add_examined(repo: &mut Repository, pages: &mut Pages, file: &Path, exami
     let bin = repo.add_read_target(&path, file, tf, bytes)?;
     let is_wheel = matches!(dist.kind, packman_index::DistKind::Wheel);
     let core_sha = if is_wheel {
-        let core_sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &dist.core_metadata));
+        let core = packman_tuf::target::describe(&dist.core_metadata);
+        let core_sha = core.hashes.get("sha256").map(str::to_string);
         repo.add_target_bytes(&format!("{path}.metadata"), dist.core_metadata, None)?;
-        Some(core_sha)
+        core_sha
     } else {
         None
     };
@@ -298,21 +299,6 @@ fn page_exists(repo: &Repository, project: &str) -> bool {
 pub fn is_distribution(file: &Path) -> bool {
     let n = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
     n.ends_with(".whl") || n.ends_with(".tar.gz") || n.ends_with(".zip")
-}
-
-fn file_sha256(file: &Path) -> Result<String, Error> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(file).map_err(|e| crate::io(file, e))?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| crate::io(file, e))?;
-        if n == 0 {
-            break;
-        }
-        ctx.update(&buf[..n]);
-    }
-    Ok(hex::encode(ctx.finish()))
 }
 
 fn percent_encode_segment(s: &str) -> String {

@@ -892,6 +892,57 @@ fn refresh_re_signs_only_what_is_due() {
     assert_eq!(r.tree(), before);
 }
 
+/// A root listing one key under two keyids (keyids are opaque, TAP 12) with threshold 2 and
+/// that key's one signature filed under both: the publisher counts distinct keys, as every
+/// client does. `repo sign` keeps such a root staged, `repo status` reports it below
+/// threshold, and the client refuses it; counting keyids would have published it.
+#[test]
+fn one_key_under_two_keyids_does_not_meet_a_threshold_of_two() {
+    let r = Repo::init(&[]);
+    let root1 = read_json(&r.dir.join("metadata/root.json"));
+    let k1 = root1["signed"]["roles"]["root"]["keyids"][0].as_str().unwrap().to_string();
+    let twin = "f".repeat(64);
+    let mut signed = root1["signed"].clone();
+    signed["version"] = 2.into();
+    signed["keys"][&twin] = signed["keys"][&k1].clone();
+    signed["roles"]["root"]["keyids"] = serde_json::json!([k1, twin]);
+    signed["roles"]["root"]["threshold"] = 2.into();
+    let staged = r.dir.join("staged/root.json");
+    std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+    let write = |p: &Path, v: &Value| std::fs::write(p, serde_json::to_vec(v).unwrap()).unwrap();
+    write(&staged, &serde_json::json!({"signatures": [], "signed": signed}));
+
+    // The one root key signs: one key of the two the new root asks for.
+    let published = r.walk(&["metadata", "targets"]);
+    let out = ok(r.repo("sign", &[]));
+    has_all(&out, &["root v2 staged", "1 of 1 signatures from the current root keys, 1 of 2 from the new ones"]);
+    // Its signature filed again under the twin keyid is still one key.
+    let mut env = read_json(&staged);
+    let mut twin_sig = env["signatures"][0].clone();
+    assert_eq!(twin_sig["keyid"], k1.as_str());
+    twin_sig["keyid"] = twin.as_str().into();
+    env["signatures"].as_array_mut().unwrap().push(twin_sig);
+    write(&staged, &env);
+    let out = ok(r.repo("sign", &[]));
+    has_all(&out, &["root v2 staged", "1 of 2 from the new ones"]);
+    assert!(!r.dir.join("metadata/2.root.json").exists());
+    assert_eq!(r.walk(&["metadata", "targets"]), published);
+
+    // Published anyway (by hand, as another tool might): status says it is below threshold.
+    let env = read_json(&staged);
+    assert_eq!(env["signatures"].as_array().unwrap().len(), 2);
+    write(&r.dir.join("metadata/2.root.json"), &env);
+    write(&r.dir.join("metadata/root.json"), &env);
+    let out = ok(r.repo("status", &[]));
+    let root_line = out.lines().find(|l| l.starts_with("root")).unwrap_or_else(|| panic!("{out}"));
+    has_all(root_line, &["v2", "signatures 1/2", "BELOW THRESHOLD"]);
+    // And the client, trusting root v1, refuses root v2 for the same reason.
+    let c = Client::file(&r);
+    let err = fails(c.get(&["any-target"]));
+    has_all(&err, &["2.root.json", "root", "threshold"]);
+    assert_eq!(c.trusted_root_version(), 1);
+}
+
 #[test]
 fn status_lists_every_role_with_version_and_signatures() {
     let r = Repo::init(&["--root-keys", "3", "--root-threshold", "2"]);

@@ -203,7 +203,7 @@ mod tests {
 
         let mut repo = Repository::open(bulk.path(), None, now).unwrap();
         repo.set_durability(mode);
-        let extra = crate::target_file(b"one more");
+        let extra = packman_tuf::target::describe(b"one more");
         repo.add_target_info("late/one-more.txt", extra.clone()).unwrap();
         let report = repo.publish(&mut no_pass).unwrap();
         assert_eq!(report.metadata_written.len(), 3, "{:?}", report.metadata_written);

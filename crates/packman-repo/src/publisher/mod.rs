@@ -29,8 +29,8 @@ use std::rc::Rc;
 use packman_tuf::crypto::Signer;
 use packman_tuf::metadata::{Extra, SPEC_VERSION};
 use packman_tuf::{
-    Delegations, Envelope, Expires, Hashes, MetaFile, OffsetDateTime, RoleKeys, Root, Snapshot, SuccinctRoles,
-    TargetFile, Targets, Timestamp,
+    Delegations, Envelope, Expires, MetaFile, OffsetDateTime, RoleKeys, Root, Snapshot, SuccinctRoles, TargetFile,
+    Targets, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -479,7 +479,7 @@ impl Repository {
         custom: Option<serde_json::Value>,
     ) -> Result<String, Error> {
         let data = data.into();
-        let mut tf = describe_bytes(&data);
+        let mut tf = packman_tuf::target::describe(&data);
         tf.custom = custom;
         self.list_target(path, tf, Source::Bytes(data))
     }
@@ -543,27 +543,6 @@ pub fn check_target_path(path: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Length, SHA-256 and SHA-512 of `data`.
-pub fn describe_bytes(data: &[u8]) -> TargetFile {
-    let hash = |alg| hex::encode(ring::digest::digest(alg, data));
-    // A project list at PyPI's size is 16 + 33 MB: its two hashes on the two cores.
-    let (sha256, sha512) = if data.len() >= 1 << 20 {
-        std::thread::scope(|s| {
-            let sha512 = s.spawn(|| hash(&ring::digest::SHA512));
-            let sha256 = hash(&ring::digest::SHA256);
-            (sha256, sha512.join().unwrap_or_else(|_| hash(&ring::digest::SHA512)))
-        })
-    } else {
-        (hash(&ring::digest::SHA256), hash(&ring::digest::SHA512))
-    };
-    TargetFile {
-        length: data.len() as u64,
-        hashes: Hashes(vec![("sha256".into(), sha256), ("sha512".into(), sha512)]),
-        custom: None,
-        extra: Extra::new(),
-    }
-}
-
 /// [`describe_file`], keeping the bytes when the file is at most `keep_up_to` bytes long: a
 /// publish then writes exactly what was hashed, without reading the file again.
 pub fn read_described(path: &Path, keep_up_to: u64) -> Result<(TargetFile, Option<Vec<u8>>), Error> {
@@ -572,24 +551,14 @@ pub fn read_described(path: &Path, keep_up_to: u64) -> Result<(TargetFile, Optio
         return Ok((describe_file(path)?, None));
     }
     let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
-    Ok((describe_bytes(&bytes), Some(bytes)))
+    Ok((packman_tuf::target::describe(&bytes), Some(bytes)))
 }
 
-/// Length, sha256 and sha512 of a file, read once: its TUF target description.
+/// Length, sha256 and sha512 of a file, read once: its TUF target description (by the
+/// trust core's describer).
 pub fn describe_file(path: &Path) -> Result<TargetFile, Error> {
-    let mut a = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut b = ring::digest::Context::new(&ring::digest::SHA512);
-    let n_total = crate::for_each_chunk(path, |chunk| {
-        a.update(chunk);
-        b.update(chunk);
-        Ok(())
-    })?;
-    Ok(TargetFile {
-        length: n_total,
-        hashes: Hashes(vec![("sha256".into(), hex::encode(a.finish())), ("sha512".into(), hex::encode(b.finish()))]),
-        custom: None,
-        extra: Extra::new(),
-    })
+    let file = std::fs::File::open(path).map_err(|e| io(path, e))?;
+    packman_tuf::target::describe_reader(file).map_err(|e| io(path, e))
 }
 
 /// `f` over each half of `items`, each half on a thread of its own (the machines have two

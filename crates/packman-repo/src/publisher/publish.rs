@@ -38,8 +38,9 @@ pub(super) type FileSink<'a> = dyn FnMut(PathBuf, &[u8]) -> Result<(), Error> + 
 
 /// Whether the file at `path` is `length` bytes with this SHA-256 (hex).
 pub(super) fn holds(path: &Path, length: u64, sha256: &str) -> bool {
+    // A cheap length check first: most files are new.
     std::fs::metadata(path).is_ok_and(|m| m.len() == length)
-        && describe_file(path).is_ok_and(|tf| tf.hashes.get("sha256") == Some(sha256))
+        && crate::file_matches(path, Some(length), sha256).unwrap_or(false)
 }
 
 /// Writes a new versioned metadata file. Versions are always one past what the current

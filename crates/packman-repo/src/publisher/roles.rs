@@ -158,14 +158,9 @@ impl Repository {
             staged.signatures.push(sig);
         }
         staged.signatures.sort_by(|a, b| a.keyid.cmp(&b.keyid));
+        // Counted as every client counts it: distinct keys, not keyids.
         let count = |ids: &[String], keys: &BTreeMap<String, packman_tuf::Key>| {
-            ids.iter()
-                .filter(|id| {
-                    keys.get(*id).is_some_and(|k| {
-                        staged.signatures.iter().any(|s| &s.keyid == *id && k.verify(&canon, &s.sig).is_ok())
-                    })
-                })
-                .count()
+            packman_tuf::count_signers(&canon, &staged.signatures, keys, ids)
         };
         let old = (count(&old_ids, &self.root.keys), self.root.roles["root"].threshold);
         let new = (count(&new_ids, &staged.signed.keys), staged.signed.roles["root"].threshold);

@@ -96,14 +96,8 @@ impl Repository {
                 .map_err(|e| Error::Corrupt { path: file.into(), reason: e.to_string() })?;
             let env: Envelope<serde_json::Value> = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::Corrupt { path: file.into(), reason: e.to_string() })?;
-            let valid = keyids
-                .iter()
-                .filter(|id| {
-                    keys.get(*id).is_some_and(|k| {
-                        env.signatures.iter().any(|s| &s.keyid == *id && k.verify(&canon, &s.sig).is_ok())
-                    })
-                })
-                .count();
+            // Counted as every client counts it: distinct keys, not keyids.
+            let valid = packman_tuf::count_signers(&canon, &env.signatures, keys, keyids);
             Ok(RoleStatus { role: role.into(), version, expires, valid_signatures: valid, threshold })
         };
         let roles = [

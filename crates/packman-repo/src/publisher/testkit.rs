@@ -12,7 +12,7 @@ pub(super) fn entries() -> Vec<(String, TargetFile)> {
     let mut v = Vec::new();
     for i in 0..3000u32 {
         let path = format!("packages/p{}/p{i}-1.0.tar.gz", i % 700);
-        let mut tf = crate::target_file(path.as_bytes());
+        let mut tf = packman_tuf::target::describe(path.as_bytes());
         match i % 5 {
             0 => tf.custom = Some(serde_json::json!({"requires-python": ">=3.8", "yanked": i % 2 == 0})),
             1 => {
@@ -24,7 +24,7 @@ pub(super) fn entries() -> Vec<(String, TargetFile)> {
     }
     for i in (0..3000u32).step_by(97) {
         let path = format!("packages/p{}/p{i}-1.0.tar.gz", i % 700);
-        v.push((path, crate::target_file(format!("replaced {i}").as_bytes())));
+        v.push((path, packman_tuf::target::describe(format!("replaced {i}").as_bytes())));
     }
     v
 }
