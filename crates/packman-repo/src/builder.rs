@@ -1,6 +1,7 @@
 //! [`RepoBuilder`]: a whole repository in memory, signed with in-memory keys. The client's
 //! tests, the demo and benchmarks use it; `publisher` is the on-disk, incremental one.
 
+use packman_tuf::layout;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -84,7 +85,7 @@ impl RepoBuilder {
             spec_version: SPEC_VERSION.into(),
             version: 0,
             expires: new_expiry(now, 1),
-            meta: [("snapshot.json".to_string(), MetaFile::new(1))].into_iter().collect(),
+            meta: [(layout::meta_key("snapshot"), MetaFile::new(1))].into_iter().collect(),
             extra: Extra::new(),
         };
         let snapshot = Snapshot {
@@ -275,8 +276,8 @@ impl RepoBuilder {
     /// Signs and writes everything changed since the last publish into `dir/metadata` and
     /// `dir/targets`: new versions of changed targets roles, then snapshot, then timestamp.
     pub fn publish(&mut self, dir: &Path) -> Result<(), Error> {
-        let md = dir.join("metadata");
-        let td = dir.join("targets");
+        let md = dir.join(layout::METADATA_DIR);
+        let td = dir.join(layout::TARGETS_DIR);
         std::fs::create_dir_all(&md).map_err(|e| io(&md, e))?;
         std::fs::create_dir_all(&td).map_err(|e| io(&td, e))?;
         for (path, data) in &self.target_data {
@@ -294,7 +295,7 @@ impl RepoBuilder {
                 write_atomic(&p, bytes)?;
             }
         }
-        write_atomic(&md.join("root.json"), self.signed_roots.last().expect("root signed at creation"))?;
+        write_atomic(&md.join(layout::ROOT_FILE), self.signed_roots.last().expect("root signed at creation"))?;
         // Delegated roles first (bins), top-level targets last: a client never sees a
         // snapshot naming a file that is not there yet.
         let dirty: Vec<String> = std::mem::take(&mut self.dirty).into_iter().collect();
@@ -304,21 +305,21 @@ impl RepoBuilder {
             t.version += 1;
             let version = t.version;
             let bytes = self.signed_targets(role)?;
-            write_atomic(&md.join(format!("{version}.{role}.json")), &bytes)?;
-            self.snapshot.meta.insert(format!("{role}.json"), MetaFile::new(version));
+            write_atomic(&md.join(layout::metadata_file(&role, Some(version))), &bytes)?;
+            self.snapshot.meta.insert(layout::meta_key(&role), MetaFile::new(version));
         }
         self.dirty.clear();
         self.snapshot.version += 1;
         self.snapshot.expires = new_expiry(self.now, 7);
         let snap = self.signed_snapshot()?;
-        write_atomic(&md.join(format!("{}.snapshot.json", self.snapshot.version)), &snap)?;
+        write_atomic(&md.join(layout::metadata_file("snapshot", Some(self.snapshot.version))), &snap)?;
         let mut meta = MetaFile::new(self.snapshot.version);
         meta.length = Some(snap.len() as u64);
         meta.hashes = packman_tuf::target::describe_meta(0, [snap.as_slice()]).hashes;
-        self.timestamp.meta.insert("snapshot.json".into(), meta);
+        self.timestamp.meta.insert(layout::meta_key("snapshot"), meta);
         self.timestamp.version += 1;
         self.timestamp.expires = new_expiry(self.now, 1);
-        write_atomic(&md.join("timestamp.json"), &self.signed_timestamp()?)
+        write_atomic(&md.join(layout::TIMESTAMP_FILE), &self.signed_timestamp()?)
     }
 
     /// Public key of the first signer of `role` (tests).

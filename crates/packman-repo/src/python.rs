@@ -12,6 +12,7 @@
 //! `DIR/targets/simple/` works as a pip index from any static host. A file name, once
 //! published with some content, is never reused with other content (as on PyPI).
 
+use packman_tuf::layout;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -44,7 +45,7 @@ fn rfc3339(t: packman_tuf::OffsetDateTime) -> String {
 }
 
 pub fn package_path(project: &str, filename: &str) -> String {
-    format!("packages/{project}/{filename}")
+    layout::package_target(project, filename)
 }
 
 fn idx(e: packman_index::IndexError) -> Error {
@@ -55,7 +56,7 @@ impl Pages {
     /// The file entries of `project`'s current page (empty for a new project).
     fn load(&mut self, repo: &Repository, project: &str) -> Result<&mut Vec<FileEntry>, Error> {
         if !self.projects.contains_key(project) {
-            let p = repo.dir().join("targets/simple").join(project).join("index.json");
+            let p = repo.dir().join(layout::TARGETS_DIR).join(layout::SIMPLE_DIR).join(project).join("index.json");
             let files = match std::fs::read(&p) {
                 Ok(bytes) => parse_page(&p, &bytes)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -73,12 +74,12 @@ impl Pages {
         let gone: Vec<&str> = self.projects.iter().filter(|(_, f)| f.is_empty()).map(|(p, _)| p.as_str()).collect();
         for (project, files) in &self.projects {
             repo.add_target_bytes(
-                &format!("simple/{project}/index.json"),
+                &layout::simple_page(Some(project), true),
                 packman_index::project_json(project, files),
                 None,
             )?;
             repo.add_target_bytes(
-                &format!("simple/{project}/index.html"),
+                &layout::simple_page(Some(project), false),
                 packman_index::project_html(project, files),
                 None,
             )?;
@@ -86,8 +87,8 @@ impl Pages {
         if !gone.is_empty() || !self.new_projects.is_empty() {
             let new: Vec<&str> = self.new_projects.iter().map(String::as_str).collect();
             let (json, html) = project_lists(repo, &new, &gone)?;
-            repo.add_target_bytes("simple/index.json", json, None)?;
-            repo.add_target_bytes("simple/index.html", html, None)?;
+            repo.add_target_bytes(&layout::simple_page(None, true), json, None)?;
+            repo.add_target_bytes(&layout::simple_page(None, false), html, None)?;
         }
         Ok(())
     }
@@ -98,7 +99,7 @@ impl Pages {
 /// size, parsing the JSON list and writing both again costs seconds and hundreds of MB for
 /// every new project. Lists in another layout are parsed and written in full.
 fn project_lists(repo: &Repository, add: &[&str], remove: &[&str]) -> Result<(Vec<u8>, Vec<u8>), Error> {
-    let dir = repo.dir().join("targets/simple");
+    let dir = repo.dir().join(layout::TARGETS_DIR).join(layout::SIMPLE_DIR);
     let read = |name: &str| {
         let p = dir.join(name);
         match std::fs::read(&p) {
@@ -155,9 +156,11 @@ pub fn prefetch(repo: &mut Repository, files: &[&Path]) {
         let path = package_path(&parsed.project, name);
         paths.push(format!("{path}.metadata"));
         paths.push(path);
-        paths.push(format!("simple/{}/index.json", parsed.project));
-        paths.push(format!("simple/{}/index.html", parsed.project));
-        pages.push(repo.dir().join("targets/simple").join(&parsed.project).join("index.json"));
+        paths.push(layout::simple_page(Some(&parsed.project), true));
+        paths.push(layout::simple_page(Some(&parsed.project), false));
+        pages.push(
+            repo.dir().join(layout::TARGETS_DIR).join(layout::SIMPLE_DIR).join(&parsed.project).join("index.json"),
+        );
     }
     repo.prefetch(&paths, &pages);
 }
@@ -212,7 +215,7 @@ pub fn add_examined(repo: &mut Repository, pages: &mut Pages, file: &Path, exami
         return Err(reused());
     }
     // A removed file keeps its plain copy in targets/, which binds its name to its bytes.
-    let plain = repo.dir().join("targets").join(&path);
+    let plain = repo.dir().join(layout::TARGETS_DIR).join(&path);
     if plain.is_file() && !crate::file_matches(&plain, None, &bytes_sha)? {
         return Err(reused());
     }
@@ -238,7 +241,7 @@ pub fn add_examined(repo: &mut Repository, pages: &mut Pages, file: &Path, exami
     };
     let entry = FileEntry {
         filename: dist.filename.clone(),
-        url: format!("../../packages/{}/{}", dist.project, percent_encode_segment(&dist.filename)),
+        url: layout::page_link_to_package(&dist.project, &dist.filename),
         sha256: bytes_sha,
         size,
         upload_time: Some(upload_time),
@@ -292,25 +295,13 @@ pub fn set_yanked(
 }
 
 fn page_exists(repo: &Repository, project: &str) -> bool {
-    repo.dir().join("targets/simple").join(project).join("index.json").exists()
+    repo.dir().join(layout::TARGETS_DIR).join(layout::SIMPLE_DIR).join(project).join("index.json").exists()
 }
 
 /// Whether a file looks like a Python distribution (by name).
 pub fn is_distribution(file: &Path) -> bool {
     let n = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
     n.ends_with(".whl") || n.ends_with(".tar.gz") || n.ends_with(".zip")
-}
-
-fn percent_encode_segment(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~+!".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Reads back a PEP 691 page this publisher wrote (into typed fields: a page of 2000 files is

@@ -230,6 +230,31 @@ pub fn cache_path(dir: &Path, target: &str) -> PathBuf {
     dir.join(quote(target))
 }
 
+/// packman's Python index: the target a distribution file is published as.
+pub fn package_target(project: &str, filename: &str) -> String {
+    format!("{PACKAGES_DIR}/{project}/{filename}")
+}
+
+/// packman's Python index: the target of a project's PEP 691 page (`index.json`) or PEP 503
+/// page (`index.html`), or of the project list when `project` is `None`.
+pub fn simple_page(project: Option<&str>, json: bool) -> String {
+    let file = if json { "index.json" } else { "index.html" };
+    match project {
+        Some(p) => format!("{SIMPLE_DIR}/{p}/{file}"),
+        None => format!("{SIMPLE_DIR}/{file}"),
+    }
+}
+
+/// Unreserved characters (RFC 3986) and the two pip and uv leave alone in file names.
+const LINK_SEGMENT: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'+').remove(b'!');
+
+/// The link from a project's simple page to one of its files: relative (`../../packages/…`),
+/// so the pages work from any host that serves the tree, and the file name percent-encoded.
+pub fn page_link_to_package(project: &str, filename: &str) -> String {
+    format!("../../{PACKAGES_DIR}/{project}/{}", utf8_percent_encode(filename, LINK_SEGMENT))
+}
+
 /// The paths of a repository kept on a local filesystem (a published tree or a mirror).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoPaths {
@@ -364,6 +389,14 @@ mod tests {
         assert!(file_name("x\0y").is_err());
         let d = Path::new("/cache");
         assert_eq!(cache_path(d, "../../etc/passwd"), Path::new("/cache/..%2F..%2Fetc%2Fpasswd"));
+    }
+
+    #[test]
+    fn python_index_names() {
+        assert_eq!(package_target("p", "p-1.0.tar.gz"), "packages/p/p-1.0.tar.gz");
+        assert_eq!(simple_page(Some("p"), true), "simple/p/index.json");
+        assert_eq!(simple_page(None, false), "simple/index.html");
+        assert_eq!(page_link_to_package("p", "p-1.0+local!x y#.whl"), "../../packages/p/p-1.0+local!x%20y%23.whl");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Creating a repository: keys for every role, root v1, targets delegating to hashed bins, and the first publish.
 
 use super::*;
+use packman_tuf::layout;
 
 impl Repository {
     /// Creates a new repository in `dir` (which must not already hold one): keys for every
@@ -24,7 +25,7 @@ impl Repository {
         if opts.root_threshold < 1 || opts.root_threshold as usize > opts.root_keys {
             return Err(Error::RootThreshold { threshold: opts.root_threshold, keys: opts.root_keys });
         }
-        if dir.join("packman-repo.json").exists() || dir.join("metadata").exists() {
+        if dir.join("packman-repo.json").exists() || dir.join(layout::METADATA_DIR).exists() {
             return Err(Error::AlreadyARepository { dir: dir.to_path_buf() });
         }
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
@@ -88,16 +89,16 @@ impl Repository {
             }),
             extra: Extra::new(),
         };
-        let md = dir.join("metadata");
+        let md = dir.join(layout::METADATA_DIR);
         std::fs::create_dir_all(&md).map_err(|e| io(&md, e))?;
-        std::fs::create_dir_all(dir.join("targets")).map_err(|e| io(dir, e))?;
+        std::fs::create_dir_all(dir.join(layout::TARGETS_DIR)).map_err(|e| io(dir, e))?;
         if opts.durability == Durability::PerFile {
             // syncfs would make the new directories' entries durable with the first publish.
             sync_dir(dir)?;
         }
         let root_bytes = sign_metadata(&root, &root_signers.iter().collect::<Vec<_>>())?;
-        write_atomic(&md.join("1.root.json"), &root_bytes)?;
-        write_atomic(&md.join("root.json"), &root_bytes)?;
+        write_atomic(&md.join(layout::metadata_file("root", Some(1))), &root_bytes)?;
+        write_atomic(&md.join(layout::ROOT_FILE), &root_bytes)?;
         let snapshot = Snapshot {
             type_: "snapshot".into(),
             spec_version: SPEC_VERSION.into(),
@@ -111,7 +112,7 @@ impl Repository {
             spec_version: SPEC_VERSION.into(),
             version: 0,
             expires: expiry(now, settings.expiry_days.timestamp),
-            meta: [("snapshot.json".to_string(), MetaFile::new(1))].into_iter().collect(),
+            meta: [(layout::meta_key("snapshot"), MetaFile::new(1))].into_iter().collect(),
             extra: Extra::new(),
         };
         let settings_bytes = serde_json::to_vec_pretty(&settings)

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use packman_tuf::crypto::Signer;
+use packman_tuf::layout;
 use packman_tuf::metadata::{Extra, SPEC_VERSION};
 use packman_tuf::{
     Delegations, Envelope, Expires, MetaFile, OffsetDateTime, RoleKeys, Root, Snapshot, SuccinctRoles, TargetFile,
@@ -206,11 +207,11 @@ impl Repository {
         lock: LockFile,
         now: OffsetDateTime,
     ) -> Result<Repository, Error> {
-        let md = dir.join("metadata");
-        let root: Envelope<Root> = read_json(&md.join("root.json"))?;
-        let timestamp: Envelope<Timestamp> = read_json(&md.join("timestamp.json"))?;
+        let md = dir.join(layout::METADATA_DIR);
+        let root: Envelope<Root> = read_json(&md.join(layout::ROOT_FILE))?;
+        let timestamp: Envelope<Timestamp> = read_json(&md.join(layout::TIMESTAMP_FILE))?;
         let sv = timestamp.signed.snapshot_meta().version;
-        let snapshot_path = md.join(format!("{sv}.snapshot.json"));
+        let snapshot_path = md.join(layout::metadata_file("snapshot", Some(sv)));
         let snapshot_bytes = std::fs::read(&snapshot_path).map_err(|e| io(&snapshot_path, e))?;
         // Our own snapshot, in the layout we write: kept as text (see SnapshotText).
         let mut snapshot = match SnapshotText::parse(snapshot_bytes) {
@@ -221,11 +222,11 @@ impl Repository {
                     .signed,
             ),
         };
-        let tv = snapshot.meta_version("targets.json").ok_or_else(|| Error::Corrupt {
-            path: md.join(format!("{sv}.snapshot.json")),
+        let tv = snapshot.meta_version(&layout::meta_key("targets")).ok_or_else(|| Error::Corrupt {
+            path: md.join(layout::metadata_file("snapshot", Some(sv))),
             reason: "snapshot does not list targets.json".into(),
         })?;
-        let targets: Envelope<Targets> = read_json(&md.join(format!("{tv}.targets.json")))?;
+        let targets: Envelope<Targets> = read_json(&md.join(layout::metadata_file("targets", Some(tv))))?;
         let retired_path = dir.join(RETIRED_FILE);
         let retired = if retired_path.exists() { read_json(&retired_path)? } else { Vec::new() };
         Ok(Repository {
@@ -337,8 +338,9 @@ impl Repository {
             return Ok(());
         }
         let name = self.bin_name(bin);
-        let v = self.snapshot.meta_version(&format!("{name}.json")).ok_or_else(|| Error::NoRole(name.clone()))?;
-        let env: Envelope<Targets> = read_json(&self.dir.join("metadata").join(format!("{v}.{name}.json")))?;
+        let v = self.snapshot.meta_version(&layout::meta_key(&name)).ok_or_else(|| Error::NoRole(name.clone()))?;
+        let env: Envelope<Targets> =
+            read_json(&self.dir.join(layout::METADATA_DIR).join(layout::metadata_file(&name, Some(v))))?;
         self.bins.insert(bin, Bin::from_targets(env.signed));
         Ok(())
     }
@@ -355,7 +357,7 @@ impl Repository {
     /// hinted, those reads overlap). Errors are left for the reads that need the files to
     /// report.
     pub fn prefetch(&mut self, paths: &[String], files: &[PathBuf]) {
-        let md = self.dir.join("metadata");
+        let md = self.dir.join(layout::METADATA_DIR);
         let mode = self.durability;
         let hint = |p: &Path| {
             if mode == Durability::Syncfs {
@@ -371,8 +373,8 @@ impl Repository {
                 continue;
             }
             let name = self.bin_name(bin);
-            if let Some(v) = self.snapshot.meta_version(&format!("{name}.json")) {
-                let file = md.join(format!("{v}.{name}.json"));
+            if let Some(v) = self.snapshot.meta_version(&layout::meta_key(&name)) {
+                let file = md.join(layout::metadata_file(&name, Some(v)));
                 hint(&file);
                 wanted.push((bin, file));
             }

@@ -1,11 +1,13 @@
 //! The publish pipeline: signing keys loaded first, target files planned and written, changed bins and targets signed, then the snapshot job and the batch commit.
 
 use super::*;
+use packman_tuf::layout;
 
 /// Distribution files and simple pages are also written under their plain names, so pip can
 /// use the published tree from any static host.
 pub(super) fn plain_copy_wanted(path: &str) -> bool {
-    path.starts_with("packages/") || path.starts_with("simple/")
+    let top = path.split('/').next().unwrap_or("");
+    top == layout::PACKAGES_DIR || top == layout::SIMPLE_DIR
 }
 
 /// A target file a publish writes (see `Repository::plan_targets`).
@@ -79,20 +81,20 @@ impl Repository {
         let snapshot_signers = self.role_signers("snapshot", pass)?;
         let timestamp_signers = self.role_signers("timestamp", pass)?;
 
-        let md = self.dir.join("metadata");
+        let md = self.dir.join(layout::METADATA_DIR);
         // 0. A new root, if one is ready (all other keys were loaded above, under it).
         if let Some(bytes) = self.pending_root.take() {
             let v = self.root.version;
-            write_new(&md.join(format!("{v}.root.json")), &bytes)?;
-            write_atomic(&md.join("root.json"), &bytes)?;
+            write_new(&md.join(layout::metadata_file("root", Some(v))), &bytes)?;
+            write_atomic(&md.join(layout::ROOT_FILE), &bytes)?;
             sync_dir(&md)?;
-            report.metadata_written.push(format!("{v}.root.json"));
+            report.metadata_written.push(layout::metadata_file("root", Some(v)));
             let _ = std::fs::remove_file(self.dir.join("staged/root.json"));
         }
         // 1. New versions of the changed bins and targets, listed in the snapshot.
         let files = self.new_targets.len() * 2 + bins_dirty.len() + 1;
         let mut batch = Batch::new(files > BULK_FILES, self.durability);
-        batch.graveyard(self.dir.join(GRAVEYARD_DIR), &[md.join("timestamp.json"), self.dir.join(RETIRED_FILE)]);
+        batch.graveyard(self.dir.join(GRAVEYARD_DIR), &[md.join(layout::TIMESTAMP_FILE), self.dir.join(RETIRED_FILE)]);
         let mut written = Vec::new();
         let expires_bins = expiry(self.now, self.settings.expiry_days.bins);
         for b in &bins_dirty {
@@ -102,15 +104,15 @@ impl Repository {
         }
         for b in &bins_dirty {
             let (v, name) = (self.bins[b].version(), self.bin_name(*b));
-            self.snapshot.set_meta_version(format!("{name}.json"), v);
-            written.push(format!("{v}.{name}.json"));
+            self.snapshot.set_meta_version(layout::meta_key(&name), v);
+            written.push(layout::metadata_file(&name, Some(v)));
         }
         if targets_dirty {
             self.targets.version += 1;
             self.targets.expires = expiry(self.now, self.settings.expiry_days.targets);
             let v = self.targets.version;
-            self.snapshot.set_meta_version("targets.json".into(), v);
-            written.push(format!("{v}.targets.json"));
+            self.snapshot.set_meta_version(layout::meta_key("targets"), v);
+            written.push(layout::metadata_file("targets", Some(v)));
         }
         // 2. Snapshot and timestamp (nothing leads to them yet: the timestamp goes to a temp
         //    file, put in place by the commit once everything it leads to is durable).
@@ -170,7 +172,7 @@ impl Repository {
             // freeing blocks, the bins and target files together take about as long as the
             // snapshot and timestamp, which balances the two threads better than writing the
             // target files on the side thread.
-            let paths = vec![md.join(format!("{sv}.snapshot.json")), md.join("timestamp.json")];
+            let paths = vec![md.join(layout::metadata_file("snapshot", Some(sv))), md.join(layout::TIMESTAMP_FILE)];
             let mut side = batch.split_off(&paths);
             let (done, side) = std::thread::scope(|s| {
                 let (snapshot_refs, timestamp_refs) = (&snapshot_refs, &timestamp_refs);
@@ -190,11 +192,11 @@ impl Repository {
             done
         };
         (self.snapshot, self.timestamp) = done;
-        written.push(format!("{sv}.snapshot.json"));
+        written.push(layout::metadata_file("snapshot", Some(sv)));
         report.removed = batch.commit()?;
         // Earlier versions staged generated targets here; only a crash left it behind.
         let _ = std::fs::remove_dir_all(self.dir.join(".staging"));
-        written.push("timestamp.json".into());
+        written.push(layout::TIMESTAMP_FILE.into());
         for b in &bins_dirty {
             self.bins.get_mut(b).expect("loaded").changed = false;
         }
@@ -212,7 +214,7 @@ impl Repository {
         batch: &mut Batch,
         report: &mut PublishReport,
     ) -> Result<Vec<TargetWrite>, Error> {
-        let td = self.dir.join("targets");
+        let td = self.dir.join(layout::TARGETS_DIR);
         let mut plan = Vec::new();
         for (path, src) in std::mem::take(&mut self.new_targets) {
             let bin = self.bin_index(&path);
@@ -221,7 +223,7 @@ impl Repository {
             let (d, f) = split_path(&path);
             let dest_dir = td.join(d);
             batch.create_dir_all(&dest_dir)?;
-            let dest = dest_dir.join(format!("{sha}.{f}"));
+            let dest = td.join(layout::hashed_target(&path, &sha));
             // Content-addressed: a file already there is reused if it holds these bytes
             // (the same content added again), and rewritten if not (a crash mid-write).
             let write = !holds(&dest, tf.length, &sha);
@@ -242,7 +244,7 @@ impl Repository {
         bin_signers: &[Rc<Signer>],
         targets_signers: &[Rc<Signer>],
     ) -> Result<(), Error> {
-        let md = self.dir.join("metadata");
+        let md = self.dir.join(layout::METADATA_DIR);
 
         // Signing is most of a big publish: in bulk mode (files written straight to their
         // new names, one filesystem sync at the end) it is split over two threads, each
@@ -260,7 +262,7 @@ impl Repository {
                     last = Some((b, b.sign(&bin_signer_refs)?));
                 }
                 let bytes = &last.as_ref().expect("just set").1;
-                out(md.join(format!("{}.{}.json", b.version(), succinct.bin_name(*n))), bytes)?;
+                out(md.join(layout::metadata_file(&succinct.bin_name(*n), Some(b.version()))), bytes)?;
             }
             Ok::<(), Error>(())
         };
@@ -277,7 +279,7 @@ impl Repository {
         }
         if self.targets_dirty {
             let bytes = sign_metadata(&self.targets, &targets_signers.iter().map(|s| &**s).collect::<Vec<_>>())?;
-            batch.write(&md.join(format!("{}.targets.json", self.targets.version)), &bytes)?;
+            batch.write(&md.join(layout::metadata_file("targets", Some(self.targets.version))), &bytes)?;
         }
         Ok(())
     }
@@ -291,8 +293,8 @@ impl Repository {
 
     pub(super) fn write_timestamp(&mut self, signers: &[Rc<Signer>]) -> Result<(), Error> {
         let bytes = self.sign_timestamp(signers)?;
-        let md = self.dir.join("metadata");
-        write_atomic(&md.join("timestamp.json"), &bytes)?;
+        let md = self.dir.join(layout::METADATA_DIR);
+        write_atomic(&md.join(layout::TIMESTAMP_FILE), &bytes)?;
         sync_dir(&md)
     }
 }

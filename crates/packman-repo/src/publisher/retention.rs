@@ -1,6 +1,7 @@
 //! What publishes stop publishing: old metadata versions, retired target files, and the dead files rewritten as new ones.
 
 use super::*;
+use packman_tuf::layout::{self, RepoPaths};
 
 /// A target file replaced by new content or removed: `targets/<dir>/<sha256>.<name>`
 /// stays published while a snapshot that may lead a client to it is kept, then goes.
@@ -59,8 +60,7 @@ impl Repository {
             if listed_again {
                 continue;
             }
-            let (d, f) = split_path(&r.path);
-            remove.push(self.dir.join("targets").join(d).join(format!("{}.{f}", r.sha256)));
+            remove.push(RepoPaths::new(&self.dir).hashed_target(&r.path, &r.sha256));
         }
         self.retired = kept;
         if self.retired_changed {
@@ -78,11 +78,11 @@ impl Repository {
     /// each with the new version of its role.
     pub(super) fn old_versions(&self, bins: &[u64], targets: bool) -> Vec<(PathBuf, PathBuf)> {
         let keep = self.settings.keep_versions.max(1);
-        let md = self.dir.join("metadata");
+        let md = self.dir.join(layout::METADATA_DIR);
         let mut old = Vec::new();
         let mut drop_old = |role: &str, current: u64| {
             if current > keep {
-                let name = |v: u64| md.join(format!("{v}.{role}.json"));
+                let name = |v: u64| md.join(layout::metadata_file(&role, Some(v)));
                 old.push((name(current - keep), name(current)));
             }
         };

@@ -1,6 +1,7 @@
 //! The snapshot as this process holds it ([`Snap`]), the job that signs it and the timestamp, and the bin-number hasher.
 
 use packman_tuf::canonical::SignedForms;
+use packman_tuf::layout;
 
 use super::*;
 
@@ -160,7 +161,7 @@ impl SnapshotJob {
         // into another half-megabyte buffer.
         let (head, tail) = crate::envelope_parts(&forms.canonical, snapshot_signers, "snapshot")?;
         let mut snap: Vec<Vec<u8>> = vec![head, forms.json.unwrap_or(forms.canonical), tail.to_vec()];
-        batch.write_parts(&md.join(format!("{sv}.snapshot.json")), &snap)?;
+        batch.write_parts(&md.join(layout::metadata_file("snapshot", Some(sv))), &snap)?;
         // The timestamp, the file clients read first: made durable along with the rest but
         // put in place only once everything it leads to is (Batch::last).
         let meta = packman_tuf::target::describe_meta(sv, snap.iter().map(Vec::as_slice));
@@ -168,9 +169,9 @@ impl SnapshotJob {
         if let Snap::Published { canonical, .. } = &mut published {
             *canonical = std::mem::take(&mut snap[1]);
         }
-        timestamp.meta.insert("snapshot.json".into(), meta);
+        timestamp.meta.insert(layout::meta_key("snapshot"), meta);
         let ts = next_timestamp(&mut timestamp, timestamp_expires, root_version, timestamp_signers)?;
-        batch.write_last(&md.join("timestamp.json"), &ts)?;
+        batch.write_last(&md.join(layout::TIMESTAMP_FILE), &ts)?;
         Ok((published, timestamp))
     }
 }

@@ -1,6 +1,7 @@
 //! Reading the repository's state: role status, bins summary, and the refresh of what expires.
 
 use super::*;
+use packman_tuf::layout;
 
 /// What `bins_summary` reads of a bin: its expiry and how many targets it lists.
 #[derive(Deserialize)]
@@ -80,7 +81,7 @@ impl Repository {
 
     /// Role status lines: version, expiry, signatures on the published file against threshold.
     pub fn status(&mut self) -> Result<Vec<RoleStatus>, Error> {
-        let md = self.dir.join("metadata");
+        let md = self.dir.join(layout::METADATA_DIR);
         let mut out = Vec::new();
         let keys = &self.root.keys;
         let check = |file: &Path,
@@ -101,15 +102,20 @@ impl Repository {
             Ok(RoleStatus { role: role.into(), version, expires, valid_signatures: valid, threshold })
         };
         let roles = [
-            ("root", "root.json".to_string(), self.root.expires, self.root.version),
-            ("targets", format!("{}.targets.json", self.targets.version), self.targets.expires, self.targets.version),
+            ("root", layout::ROOT_FILE.to_string(), self.root.expires, self.root.version),
+            (
+                "targets",
+                layout::metadata_file("targets", Some(self.targets.version)),
+                self.targets.expires,
+                self.targets.version,
+            ),
             (
                 "snapshot",
                 format!("{}.snapshot.json", self.snapshot.version()),
                 self.snapshot.expires(),
                 self.snapshot.version(),
             ),
-            ("timestamp", "timestamp.json".to_string(), self.timestamp.expires, self.timestamp.version),
+            ("timestamp", layout::TIMESTAMP_FILE.to_string(), self.timestamp.expires, self.timestamp.version),
         ];
         for (role, file, expires, version) in roles {
             let r = &self.root.roles[role];
@@ -130,7 +136,7 @@ impl Repository {
     /// every bin of a PyPI-sized repository takes seconds.
     pub fn bins_summary(&mut self) -> Result<(u64, Option<Expires>, usize), Error> {
         let succinct = self.succinct().clone();
-        let md = self.dir.join("metadata");
+        let md = self.dir.join(layout::METADATA_DIR);
         // (earliest expiry, targets) of the bins in memory, then of those read from disk.
         let mut parts = vec![(None, 0)];
         let mut files = Vec::new();
@@ -141,8 +147,8 @@ impl Repository {
                 parts[0] = (parts[0].0.into_iter().chain([t.expires()]).min(), parts[0].1 + t.len());
                 continue;
             }
-            let v = self.snapshot.meta_version(&format!("{name}.json")).ok_or(Error::NoRole(name.clone()))?;
-            files.push(md.join(format!("{v}.{name}.json")));
+            let v = self.snapshot.meta_version(&layout::meta_key(&name)).ok_or(Error::NoRole(name.clone()))?;
+            files.push(md.join(layout::metadata_file(&name, Some(v))));
         }
         parts.extend(on_two_threads("reading bins", &files, |paths| {
             let (mut earliest, mut targets) = (None, 0);
