@@ -4,14 +4,16 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use packman_tuf::trusted::SearchStep;
 use packman_tuf::{Limits, OffsetDateTime, TargetFile, TargetSearch, TrustedSet};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use tracing::debug;
 
-use crate::fetch::{Fetcher, FetcherConfig};
+use crate::fetch::FetcherConfig;
 use crate::store::{quote, MetadataStore};
+use crate::transport::{DefaultTransport, Transport};
 use crate::{Error, FetchError};
 
 /// Defaults follow python-tuf's `UpdaterConfig`.
@@ -25,6 +27,8 @@ pub struct Config {
     pub targets_max_length: u64,
     /// Fetch `dir/HASH.name` for targets when the root enables consistent snapshots.
     pub prefix_targets_with_hash: bool,
+    /// Timeouts and minimum speed of the [`DefaultTransport`] that [`Updater::new`] builds
+    /// (a transport given to [`Updater::with_transport`] brings its own).
     pub fetcher: FetcherConfig,
 }
 
@@ -48,9 +52,11 @@ impl Default for Config {
 const TARGET_PATH: &AsciiSet =
     &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}');
 
+/// One repository's client: its trusted metadata directory, its URLs, and the [`Transport`]
+/// every byte comes through.
 pub struct Updater {
     config: Config,
-    fetcher: Fetcher,
+    transport: Arc<dyn Transport>,
     store: MetadataStore,
     metadata_url: String,
     targets_url: Option<String>,
@@ -94,6 +100,31 @@ impl Updater {
         config: Config,
         now: OffsetDateTime,
     ) -> Result<Self, Error> {
+        let transport = Arc::new(DefaultTransport::new(config.fetcher.clone()));
+        Self::open(metadata_dir, metadata_url, targets_url, config, transport, now)
+    }
+
+    /// As [`Updater::new`], fetching every file through `transport` (`config.fetcher` is not
+    /// used). One transport may be shared by many updaters.
+    pub fn with_transport(
+        metadata_dir: &Path,
+        metadata_url: &str,
+        targets_url: Option<&str>,
+        config: Config,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, Error> {
+        Self::open(metadata_dir, metadata_url, targets_url, config, transport, OffsetDateTime::now_utc())
+    }
+
+    /// The constructor the others call: the transport and the update start time given.
+    pub fn open(
+        metadata_dir: &Path,
+        metadata_url: &str,
+        targets_url: Option<&str>,
+        config: Config,
+        transport: Arc<dyn Transport>,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
         let store = MetadataStore::open(metadata_dir)?;
         let root_path = store.path_of("root");
         let root =
@@ -101,7 +132,7 @@ impl Updater {
         let trusted =
             TrustedSet::new(&root, now).map_err(|e| Error::TrustedRoot { path: root_path, reason: e.to_string() })?;
         Ok(Updater {
-            fetcher: Fetcher::new(config.fetcher.clone()),
+            transport,
             config,
             store,
             metadata_url: with_slash(metadata_url),
@@ -117,6 +148,11 @@ impl Updater {
 
     pub fn metadata_dir(&self) -> &Path {
         self.store.dir()
+    }
+
+    /// The transport this updater fetches through (to share with another updater).
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
     }
 
     /// Spec 5.3-5.6: updates root, timestamp, snapshot and top-level targets.
@@ -140,7 +176,7 @@ impl Updater {
         let first = self.trusted.root().signed.version + 1;
         for version in first..first.saturating_add(self.config.max_root_rotations) {
             let url = self.metadata_url_for("root", Some(version));
-            let bytes = match self.fetcher.fetch(&url, self.config.root_max_length) {
+            let bytes = match self.transport.fetch(&url, self.config.root_max_length) {
                 Ok(b) => b,
                 Err(e) if e.is_not_found() => break,
                 Err(e) => return Err(e.into()),
@@ -173,7 +209,7 @@ impl Updater {
             }
         }
         let url = self.metadata_url_for("timestamp", None);
-        let bytes = self.fetcher.fetch(&url, self.config.timestamp_max_length)?;
+        let bytes = self.transport.fetch(&url, self.config.timestamp_max_length)?;
         match self.trusted.update_timestamp(&bytes) {
             Ok(_) => self.store.write("timestamp", &bytes),
             Err(packman_tuf::Error::EqualVersion { .. }) => {
@@ -201,7 +237,7 @@ impl Updater {
         let max_len = meta.length.unwrap_or(self.config.snapshot_max_length);
         let version = self.trusted.root().signed.consistent_snapshot().then_some(meta.version);
         let url = self.metadata_url_for("snapshot", version);
-        let bytes = self.fetcher.fetch(&url, max_len)?;
+        let bytes = self.transport.fetch(&url, max_len)?;
         self.trusted.update_snapshot(&bytes, false).map_err(|source| Error::Metadata { url, source })?;
         self.store.write("snapshot", &bytes)
     }
@@ -233,7 +269,7 @@ impl Updater {
         let max_len = meta.length.unwrap_or(self.config.targets_max_length);
         let version = self.trusted.root().signed.consistent_snapshot().then_some(meta.version);
         let url = self.metadata_url_for(role, version);
-        let bytes = self.fetcher.fetch(&url, max_len)?;
+        let bytes = self.transport.fetch(&url, max_len)?;
         self.trusted
             .update_delegated_targets(&bytes, role, delegator)
             .map_err(|source| Error::Metadata { url, source })?;
@@ -310,7 +346,7 @@ impl Updater {
         let mut tmp = b.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
         {
             let mut sink = HashingWriter { inner: tmp.as_file_mut(), hasher: &mut hasher };
-            self.fetcher.fetch_to(&url, info.length, &mut sink).map_err(|e| match e {
+            self.transport.fetch_to(&url, info.length, &mut sink).map_err(|e| match e {
                 FetchError::TooLarge { .. } => mismatch(format!("longer than the signed length {}", info.length)),
                 other => Error::Fetch(other),
             })?;
