@@ -298,7 +298,8 @@ impl Updater {
         }
     }
 
-    /// Where [`Updater::download_target`] puts `target` inside `dir`.
+    /// Where [`Updater::download_target`] and [`Updater::download_verified`] put `target`
+    /// inside `dir`.
     pub fn local_path(dir: &Path, target: &str) -> PathBuf {
         dir.join(quote(target))
     }
@@ -309,17 +310,78 @@ impl Updater {
         is_cached(&path, info).then_some(path)
     }
 
+    /// Looks `target` up in the signed metadata (refreshing first if needed) and makes sure a
+    /// verified copy is in `dir`, at [`Updater::local_path`]: a copy already there with the
+    /// signed length and hashes is kept, otherwise the target is downloaded as
+    /// [`Updater::download_target`] does. [`Error::TargetNotFound`] if no role lists it.
+    pub fn download_verified(&mut self, dir: &Path, target: &str) -> Result<Downloaded, Error> {
+        self.download_verified_to(&Self::local_path(dir, target), target)
+    }
+
+    /// As [`Updater::download_verified`], to a file path of the caller's choosing.
+    pub fn download_verified_to(&mut self, dest: &Path, target: &str) -> Result<Downloaded, Error> {
+        let info = self.get_target_info(target)?.ok_or_else(|| Error::TargetNotFound(target.into()))?;
+        let cached = is_cached(dest, &info);
+        if !cached {
+            self.download_target_to(dest, target, &info)?;
+        }
+        Ok(Downloaded { path: dest.to_path_buf(), info, cached })
+    }
+
     /// Downloads `target` into `dir`: streamed to a temp file while hashing, refused beyond
     /// the signed length, and renamed into place only when length and every hash match.
-    pub fn download_target(&mut self, dir: &Path, target: &str, info: &TargetFile) -> Result<PathBuf, Error> {
+    pub fn download_target(&self, dir: &Path, target: &str, info: &TargetFile) -> Result<PathBuf, Error> {
         let dest = Self::local_path(dir, target);
         self.download_target_to(&dest, target, info)?;
         Ok(dest)
     }
 
     /// As [`Updater::download_target`], to a file path of the caller's choosing.
-    pub fn download_target_to(&mut self, dest: &Path, target: &str, info: &TargetFile) -> Result<(), Error> {
+    pub fn download_target_to(&self, dest: &Path, target: &str, info: &TargetFile) -> Result<(), Error> {
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        self.download_target_temp(dir, target, info)?.persist(dest)
+    }
+
+    /// Streams `target` into a new temp file in `temp_dir` (created if needed), hashing as it
+    /// goes and refusing more than the signed length. The file is handed back only once its
+    /// length and every signed hash match; on any error it is removed. The caller reads it
+    /// ([`VerifiedTarget::reopen`]), moves it into place ([`VerifiedTarget::persist`], on
+    /// the same filesystem) or drops it (which removes it).
+    pub fn download_target_temp(
+        &self,
+        temp_dir: &Path,
+        target: &str,
+        info: &TargetFile,
+    ) -> Result<VerifiedTarget, Error> {
+        let url = self.target_url(target, info)?;
+        let mismatch = |reason: String| Error::TargetMismatch { target: target.into(), url: url.clone(), reason };
+        let mut hasher = MultiHasher::new(info).map_err(mismatch)?;
+
+        std::fs::create_dir_all(temp_dir).map_err(|e| Error::io(temp_dir, e))?;
+        let mut b = tempfile::Builder::new();
+        b.prefix(".part-");
+        // A downloaded file is an ordinary file for its user (tempfile's default is 0600).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            b.permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        let mut tmp = b.tempfile_in(temp_dir).map_err(|e| Error::io(temp_dir, e))?;
+        {
+            let mut sink = HashingWriter { inner: tmp.as_file_mut(), hasher: &mut hasher };
+            self.transport.fetch_to(&url, info.length, &mut sink).map_err(|e| match e {
+                FetchError::TooLarge { .. } => mismatch(format!("longer than the signed length {}", info.length)),
+                other => Error::Fetch(other),
+            })?;
+        }
+        hasher.check(info).map_err(mismatch)?;
+        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+        Ok(VerifiedTarget { tmp, target: target.into(), info: info.clone() })
+    }
+
+    /// The URL `target` is fetched from: the targets base, and with consistent snapshots the
+    /// file name prefixed by its first signed hash (`dir/HASH.name`).
+    fn target_url(&self, target: &str, info: &TargetFile) -> Result<String, Error> {
         let base = self.targets_url.as_deref().ok_or(Error::NoTargetsUrl)?;
         let mut name = target.to_string();
         if self.trusted.root().signed.consistent_snapshot() && self.config.prefix_targets_with_hash {
@@ -330,30 +392,54 @@ impl Updater {
             };
             name = format!("{dir_part}{first_hash}.{file}");
         }
-        let url = format!("{base}{}", utf8_percent_encode(&name, TARGET_PATH));
-        let mismatch = |reason: String| Error::TargetMismatch { target: target.into(), url: url.clone(), reason };
-        let mut hasher = MultiHasher::new(info).map_err(mismatch)?;
+        Ok(format!("{base}{}", utf8_percent_encode(&name, TARGET_PATH)))
+    }
+}
 
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut b = tempfile::Builder::new();
-        b.prefix(".part-");
-        // A downloaded file is an ordinary file for its user (tempfile's default is 0600).
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            b.permissions(std::fs::Permissions::from_mode(0o644));
-        }
-        let mut tmp = b.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-        {
-            let mut sink = HashingWriter { inner: tmp.as_file_mut(), hasher: &mut hasher };
-            self.transport.fetch_to(&url, info.length, &mut sink).map_err(|e| match e {
-                FetchError::TooLarge { .. } => mismatch(format!("longer than the signed length {}", info.length)),
-                other => Error::Fetch(other),
-            })?;
-        }
-        hasher.check(info).map_err(mismatch)?;
-        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-        tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+/// What [`Updater::download_verified`] did: where the verified file is, its signed
+/// description, and whether it was already there.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    pub path: PathBuf,
+    pub info: TargetFile,
+    /// A copy with the signed length and hashes was already at `path`: nothing was fetched.
+    pub cached: bool,
+}
+
+/// A target's bytes in a temp file, checked against the signed length and hashes. Only
+/// [`Updater::download_target_temp`] makes one, after the check; dropping it removes the file.
+#[derive(Debug)]
+pub struct VerifiedTarget {
+    tmp: tempfile::NamedTempFile,
+    target: String,
+    info: TargetFile,
+}
+
+impl VerifiedTarget {
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The signed description the bytes matched.
+    pub fn info(&self) -> &TargetFile {
+        &self.info
+    }
+
+    /// Where the temp file is now (it moves on [`VerifiedTarget::persist`]).
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// A new handle on the verified bytes, positioned at the start.
+    pub fn reopen(&self) -> Result<File, Error> {
+        self.tmp.reopen().map_err(|e| Error::io(self.tmp.path(), e))
+    }
+
+    /// Renames the file to `dest` (which must be on the temp file's filesystem) and makes
+    /// the rename durable.
+    pub fn persist(self, dest: &Path) -> Result<(), Error> {
+        self.tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         crate::store::sync_dir(dir)
     }
 }

@@ -2,62 +2,17 @@
 //! serves a published repository under a scheme no built-in transport knows (`mem://`) is
 //! enough for a full refresh and a verified download, and what it served is still checked.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+mod common;
 
+use std::path::Path;
+use std::sync::Arc;
+
+use common::MemTransport;
 use packman_client::{Config, Error, FetchError, Transport, Updater};
 use packman_repo::RepoBuilder;
 use packman_tuf::OffsetDateTime;
 
-/// Serves the files of a directory from memory under `mem://repo/`, logging each URL asked
-/// for; files listed in `tamper` are served with their last byte flipped.
-struct MemTransport {
-    files: BTreeMap<String, Vec<u8>>,
-    tamper: Vec<String>,
-    log: Mutex<Vec<String>>,
-}
-
-impl MemTransport {
-    fn of_dir(dir: &Path) -> Self {
-        let mut files = BTreeMap::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    let rel = p.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
-                    files.insert(format!("mem://repo/{rel}"), std::fs::read(&p).unwrap());
-                }
-            }
-        }
-        MemTransport { files, tamper: Vec::new(), log: Mutex::new(Vec::new()) }
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Transport for MemTransport {
-    fn fetch_to(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
-        self.log.lock().unwrap().push(url.to_string());
-        let mut bytes = self.files.get(url).ok_or(FetchError::NotFound { url: url.into(), status: 404 })?.clone();
-        if self.tamper.iter().any(|t| url.ends_with(t.as_str())) {
-            *bytes.last_mut().unwrap() ^= 1;
-        }
-        if bytes.len() as u64 > max_len {
-            return Err(FetchError::TooLarge { url: url.into(), limit: max_len });
-        }
-        sink.write_all(&bytes).unwrap();
-        Ok(bytes.len() as u64)
-    }
-}
-
-fn published(tmp: &Path) -> (RepoBuilder, std::path::PathBuf) {
+pub fn published(tmp: &Path) -> (RepoBuilder, std::path::PathBuf) {
     let repo_dir = tmp.join("repo");
     let mut repo = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap();
     repo.add_target("pkgs/a-1.0.tar.gz", b"the bytes of a").unwrap();
