@@ -1,6 +1,7 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use packman_client::{Config, Updater};
+use packman_client::Config;
+use packman_trust::{Home, TrustError, TrustedRepo};
 
 use crate::report::{explain, print_trusted};
 
@@ -18,7 +19,8 @@ pub struct Args {
     /// segment "metadata" replaced by "targets"].
     #[arg(long)]
     targets_url: Option<String>,
-    /// Where trusted metadata is kept [default: $PACKMAN_HOME/repos/<hash of metadata URL>].
+    /// Where trusted metadata is kept [default: <data dir>/repos/<hash of metadata URL>, the data
+    /// dir being $PACKMAN_HOME if set, else the platform's (~/.local/share/packman on Linux)].
     #[arg(long)]
     metadata_dir: Option<PathBuf>,
     /// Directory for downloaded files (each saved under its file name).
@@ -29,101 +31,54 @@ pub struct Args {
     targets: Vec<String>,
 }
 
-fn packman_home() -> PathBuf {
-    if let Some(h) = std::env::var_os("PACKMAN_HOME") {
-        return PathBuf::from(h);
-    }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(x).join("packman");
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".local/share/packman")
-}
-
-fn default_metadata_dir(url: &str) -> PathBuf {
-    let h = hex::encode(ring::digest::digest(&ring::digest::SHA256, url.trim_end_matches('/').as_bytes()));
-    packman_home().join("repos").join(&h[..16])
-}
-
-pub fn default_targets_url(metadata_url: &str) -> Option<String> {
-    let base = metadata_url.trim_end_matches('/');
-    base.strip_suffix("metadata").map(|p| format!("{p}targets/"))
-}
-
-/// Establishes trust in `dir`: the first time from `root`; afterwards `root`, if given,
-/// must be the very root already trusted (keys change only through signed rotation).
-fn ensure_trust(dir: &Path, root: Option<&Path>) -> Result<(), String> {
-    let trusted = dir.join("root.json");
-    let given = root.map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))).transpose()?;
-    match (trusted.exists(), given) {
-        (false, None) => Err(format!(
-            "{} holds no trusted root yet: pass --root with a root.json from a trusted place",
-            dir.display()
-        )),
-        (false, Some(bytes)) => Updater::bootstrap(dir, &bytes).map_err(|e| explain(&e)),
-        (true, Some(bytes)) => {
-            let current = std::fs::read(&trusted).map_err(|e| format!("{}: {e}", trusted.display()))?;
-            if current == bytes {
-                return Ok(());
-            }
-            // An older root we already moved past through signed rotations is fine too.
-            let first = |b: &[u8]| {
-                packman_tuf::TrustedSet::new(b, packman_tuf::OffsetDateTime::now_utc()).map(|s| s.root().signed.version)
-            };
-            match (first(&bytes), first(&current)) {
-                (Ok(g), Ok(c)) if g < c => Ok(()),
-                _ => Err(format!(
-                    "refusing to replace the trusted root in {}: the --root given differs from it. \
-                     Trusted keys change only through rotations signed by the repository. If you \
-                     really mean to start over, remove that directory.",
-                    trusted.display()
-                )),
-            }
+/// The trust errors as the command's flags name them: the library speaks of "a root
+/// given", the user passed `--root`.
+fn trust_message(e: TrustError) -> String {
+    match e {
+        TrustError::NoRoot { dir } => {
+            format!("{} holds no trusted root yet: pass --root with a root.json from a trusted place", dir.display())
         }
-        (true, None) => Ok(()),
+        TrustError::RootDiffers { trusted, .. } => format!(
+            "refusing to replace the trusted root in {}: the --root given differs from it. \
+             Trusted keys change only through rotations signed by the repository. If you \
+             really mean to start over, remove that directory.",
+            trusted.display()
+        ),
+        e @ TrustError::InvalidRoot { .. } => format!(
+            "{e}\n  hint: the --root given is not a root signed by its own keys; get root.json again from a trusted place"
+        ),
+        e @ TrustError::TrustedRootUnusable { .. } => {
+            format!("{e}\n  hint: the local trust anchor is unusable; re-initialise it from a trusted copy of root.json")
+        }
+        e => e.to_string(),
     }
 }
 
 pub fn run(a: Args) -> Result<(), String> {
-    let dir = a.metadata_dir.clone().unwrap_or_else(|| default_metadata_dir(&a.metadata_url));
-    ensure_trust(&dir, a.root.as_deref())?;
-    let targets_url = a.targets_url.clone().or_else(|| default_targets_url(&a.metadata_url));
-    let mut up =
-        Updater::new(&dir, &a.metadata_url, targets_url.as_deref(), Config::default()).map_err(|e| explain(&e))?;
+    let repo = match &a.metadata_dir {
+        Some(dir) => TrustedRepo::new(&a.metadata_url, a.targets_url.as_deref(), dir),
+        None => Home::from_env().map_err(trust_message)?.repo_by_url(&a.metadata_url, a.targets_url.as_deref()),
+    };
+    repo.ensure_trust(a.root.as_deref()).map_err(trust_message)?;
+    let mut up = repo.open(Config::default()).map_err(|e| explain(&e))?;
     up.refresh().map_err(|e| explain(&e))?;
-    println!("verified metadata from {} (trusted state in {})", a.metadata_url, dir.display());
+    println!("verified metadata from {} (trusted state in {})", a.metadata_url, repo.metadata_dir.display());
     print_trusted(&up);
     std::fs::create_dir_all(&a.dest).map_err(|e| format!("{}: {e}", a.dest.display()))?;
     for target in &a.targets {
-        let info = up
-            .get_target_info(target)
-            .map_err(|e| explain(&e))?
-            .ok_or_else(|| format!("target {target:?} is not in the repository's signed metadata"))?;
         let name = target
             .rsplit('/')
             .next()
             .filter(|n| !n.is_empty() && *n != "." && *n != "..")
             .ok_or_else(|| format!("target {target:?} has no usable file name"))?;
-        let dest = a.dest.join(name);
+        let got = up.download_verified_to(&a.dest.join(name), target).map_err(|e| explain(&e))?;
+        let info = &got.info;
         let sha = info.hashes.get("sha256").or_else(|| info.hashes.iter().next().map(|(_, h)| h)).unwrap_or("");
-        if packman_client::is_cached(&dest, &info) {
-            println!("{target}: already present at {} ({} bytes, sha256 {sha})", dest.display(), info.length);
-            continue;
+        if got.cached {
+            println!("{target}: already present at {} ({} bytes, sha256 {sha})", got.path.display(), info.length);
+        } else {
+            println!("{target}: verified {} bytes, sha256 {sha} -> {}", info.length, got.path.display());
         }
-        up.download_target_to(&dest, target, &info).map_err(|e| explain(&e))?;
-        println!("{target}: verified {} bytes, sha256 {sha} -> {}", info.length, dest.display());
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::default_targets_url;
-
-    #[test]
-    fn targets_url_is_derived_from_the_metadata_url() {
-        assert_eq!(default_targets_url("http://h/repo/metadata/").as_deref(), Some("http://h/repo/targets/"));
-        assert_eq!(default_targets_url("file:///srv/metadata").as_deref(), Some("file:///srv/targets/"));
-        assert_eq!(default_targets_url("http://h/meta"), None);
-    }
 }
