@@ -1,9 +1,11 @@
-//! Bounded fetching. Every fetch has a byte cap (no endless data) and a minimum average speed
-//! after a grace period plus a per-read stall timeout (no slow retrieval). One ureq agent,
-//! so connections are pooled across all requests of an updater.
+//! Bounded fetching over HTTP. Every fetch has a byte cap (no endless data) and a minimum
+//! average speed after a grace period plus a per-read stall timeout (no slow retrieval). One
+//! ureq agent per [`HttpTransport`], so connections are pooled across all its requests.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
+
+use crate::transport::Transport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -53,12 +55,14 @@ impl Default for FetcherConfig {
     }
 }
 
-pub struct Fetcher {
+/// `http://` and `https://` through one pooled ureq agent. Other schemes are refused with
+/// [`FetchError::UnsupportedScheme`].
+pub struct HttpTransport {
     agent: ureq::Agent,
     config: FetcherConfig,
 }
 
-impl Fetcher {
+impl HttpTransport {
     pub fn new(config: FetcherConfig) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -69,26 +73,12 @@ impl Fetcher {
             .max_redirects(5)
             .build()
             .into();
-        Fetcher { agent, config }
+        HttpTransport { agent, config }
     }
+}
 
-    /// Fetches `url` into memory, refusing more than `max_len` bytes.
-    pub fn fetch(&self, url: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
-        let mut buf = Vec::new();
-        self.fetch_to(url, max_len, &mut buf)?;
-        Ok(buf)
-    }
-
-    /// Streams `url` into `sink`, refusing more than `max_len` bytes; returns the byte count.
-    pub fn fetch_to(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
-        if let Some(path) = url.strip_prefix("file://") {
-            let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned();
-            let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => FetchError::NotFound { url: url.into(), status: 404 },
-                _ => FetchError::Transport { url: url.into(), message: e.to_string() },
-            })?;
-            return self.copy_bounded(url, file, max_len, sink);
-        }
+impl Transport for HttpTransport {
+    fn fetch_to(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(FetchError::UnsupportedScheme { url: url.into() });
         }
@@ -110,37 +100,45 @@ impl Fetcher {
             return Err(FetchError::TooLarge { url: url.into(), limit: max_len });
         }
         let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
-        self.copy_bounded(url, reader, max_len, sink)
+        copy_bounded(&self.config, url, reader, max_len, sink)
     }
+}
 
-    fn copy_bounded(&self, url: &str, mut r: impl Read, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
-        let start = Instant::now();
-        let mut total: u64 = 0;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match r.read(&mut buf) {
-                Ok(0) => return Ok(total),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(FetchError::Transport { url: url.into(), message: e.to_string() }),
-            };
-            total += n as u64;
-            if total > max_len {
-                return Err(FetchError::TooLarge { url: url.into(), limit: max_len });
-            }
-            sink.write_all(&buf[..n])
-                .map_err(|e| FetchError::Transport { url: url.into(), message: format!("writing: {e}") })?;
-            let elapsed = start.elapsed();
-            if elapsed > self.config.grace {
-                let rate = total as f64 / elapsed.as_secs_f64();
-                if rate < self.config.min_bytes_per_sec as f64 {
-                    return Err(FetchError::TooSlow {
-                        url: url.into(),
-                        received: total,
-                        secs: elapsed.as_secs_f64(),
-                        min_bytes_per_sec: self.config.min_bytes_per_sec,
-                    });
-                }
+/// Copies `r` into `sink`, refusing more than `max_len` bytes and an average speed below
+/// `config.min_bytes_per_sec` once `config.grace` has passed.
+pub(crate) fn copy_bounded(
+    config: &FetcherConfig,
+    url: &str,
+    mut r: impl Read,
+    max_len: u64,
+    sink: &mut dyn Write,
+) -> Result<u64, FetchError> {
+    let start = Instant::now();
+    let mut total: u64 = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(FetchError::Transport { url: url.into(), message: e.to_string() }),
+        };
+        total += n as u64;
+        if total > max_len {
+            return Err(FetchError::TooLarge { url: url.into(), limit: max_len });
+        }
+        sink.write_all(&buf[..n])
+            .map_err(|e| FetchError::Transport { url: url.into(), message: format!("writing: {e}") })?;
+        let elapsed = start.elapsed();
+        if elapsed > config.grace {
+            let rate = total as f64 / elapsed.as_secs_f64();
+            if rate < config.min_bytes_per_sec as f64 {
+                return Err(FetchError::TooSlow {
+                    url: url.into(),
+                    received: total,
+                    secs: elapsed.as_secs_f64(),
+                    min_bytes_per_sec: config.min_bytes_per_sec,
+                });
             }
         }
     }

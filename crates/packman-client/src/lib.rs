@@ -1,5 +1,5 @@
 //! The verifying client: [`Updater`] drives packman-tuf's `TrustedSet` with bytes it fetches
-//! ([`Fetcher`]: HTTP with one connection pool, and `file://`), persists trusted metadata
+//! through a [`Transport`] (by default HTTP with one connection pool, and `file://`), persists trusted metadata
 //! atomically under a lock ([`MetadataStore`]) and downloads targets into place only after
 //! their length and hashes check out.
 #![forbid(unsafe_code)]
@@ -7,9 +7,11 @@
 mod error;
 mod fetch;
 mod store;
+mod transport;
 mod updater;
 
 pub use error::Error;
-pub use fetch::{FetchError, Fetcher, FetcherConfig};
+pub use fetch::{FetchError, FetcherConfig, HttpTransport};
 pub use store::MetadataStore;
-pub use updater::{is_cached, Config, Updater};
+pub use transport::{DefaultTransport, Fetcher, FileTransport, Transport};
+pub use updater::{is_cached, Config, Downloaded, Updater, VerifiedTarget};

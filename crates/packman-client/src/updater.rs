@@ -4,14 +4,16 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use packman_tuf::trusted::SearchStep;
 use packman_tuf::{Limits, OffsetDateTime, TargetFile, TargetSearch, TrustedSet};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use tracing::debug;
 
-use crate::fetch::{Fetcher, FetcherConfig};
+use crate::fetch::FetcherConfig;
 use crate::store::{quote, MetadataStore};
+use crate::transport::{DefaultTransport, Transport};
 use crate::{Error, FetchError};
 
 /// Defaults follow python-tuf's `UpdaterConfig`.
@@ -25,6 +27,8 @@ pub struct Config {
     pub targets_max_length: u64,
     /// Fetch `dir/HASH.name` for targets when the root enables consistent snapshots.
     pub prefix_targets_with_hash: bool,
+    /// Timeouts and minimum speed of the [`DefaultTransport`] that [`Updater::new`] builds
+    /// (a transport given to [`Updater::with_transport`] brings its own).
     pub fetcher: FetcherConfig,
 }
 
@@ -48,9 +52,11 @@ impl Default for Config {
 const TARGET_PATH: &AsciiSet =
     &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}');
 
+/// One repository's client: its trusted metadata directory, its URLs, and the [`Transport`]
+/// every byte comes through.
 pub struct Updater {
     config: Config,
-    fetcher: Fetcher,
+    transport: Arc<dyn Transport>,
     store: MetadataStore,
     metadata_url: String,
     targets_url: Option<String>,
@@ -94,6 +100,31 @@ impl Updater {
         config: Config,
         now: OffsetDateTime,
     ) -> Result<Self, Error> {
+        let transport = Arc::new(DefaultTransport::new(config.fetcher.clone()));
+        Self::open(metadata_dir, metadata_url, targets_url, config, transport, now)
+    }
+
+    /// As [`Updater::new`], fetching every file through `transport` (`config.fetcher` is not
+    /// used). One transport may be shared by many updaters.
+    pub fn with_transport(
+        metadata_dir: &Path,
+        metadata_url: &str,
+        targets_url: Option<&str>,
+        config: Config,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, Error> {
+        Self::open(metadata_dir, metadata_url, targets_url, config, transport, OffsetDateTime::now_utc())
+    }
+
+    /// The constructor the others call: the transport and the update start time given.
+    pub fn open(
+        metadata_dir: &Path,
+        metadata_url: &str,
+        targets_url: Option<&str>,
+        config: Config,
+        transport: Arc<dyn Transport>,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
         let store = MetadataStore::open(metadata_dir)?;
         let root_path = store.path_of("root");
         let root =
@@ -101,7 +132,7 @@ impl Updater {
         let trusted =
             TrustedSet::new(&root, now).map_err(|e| Error::TrustedRoot { path: root_path, reason: e.to_string() })?;
         Ok(Updater {
-            fetcher: Fetcher::new(config.fetcher.clone()),
+            transport,
             config,
             store,
             metadata_url: with_slash(metadata_url),
@@ -117,6 +148,11 @@ impl Updater {
 
     pub fn metadata_dir(&self) -> &Path {
         self.store.dir()
+    }
+
+    /// The transport this updater fetches through (to share with another updater).
+    pub fn transport(&self) -> &Arc<dyn Transport> {
+        &self.transport
     }
 
     /// Spec 5.3-5.6: updates root, timestamp, snapshot and top-level targets.
@@ -140,7 +176,7 @@ impl Updater {
         let first = self.trusted.root().signed.version + 1;
         for version in first..first.saturating_add(self.config.max_root_rotations) {
             let url = self.metadata_url_for("root", Some(version));
-            let bytes = match self.fetcher.fetch(&url, self.config.root_max_length) {
+            let bytes = match self.transport.fetch(&url, self.config.root_max_length) {
                 Ok(b) => b,
                 Err(e) if e.is_not_found() => break,
                 Err(e) => return Err(e.into()),
@@ -173,7 +209,7 @@ impl Updater {
             }
         }
         let url = self.metadata_url_for("timestamp", None);
-        let bytes = self.fetcher.fetch(&url, self.config.timestamp_max_length)?;
+        let bytes = self.transport.fetch(&url, self.config.timestamp_max_length)?;
         match self.trusted.update_timestamp(&bytes) {
             Ok(_) => self.store.write("timestamp", &bytes),
             Err(packman_tuf::Error::EqualVersion { .. }) => {
@@ -201,7 +237,7 @@ impl Updater {
         let max_len = meta.length.unwrap_or(self.config.snapshot_max_length);
         let version = self.trusted.root().signed.consistent_snapshot().then_some(meta.version);
         let url = self.metadata_url_for("snapshot", version);
-        let bytes = self.fetcher.fetch(&url, max_len)?;
+        let bytes = self.transport.fetch(&url, max_len)?;
         self.trusted.update_snapshot(&bytes, false).map_err(|source| Error::Metadata { url, source })?;
         self.store.write("snapshot", &bytes)
     }
@@ -233,7 +269,7 @@ impl Updater {
         let max_len = meta.length.unwrap_or(self.config.targets_max_length);
         let version = self.trusted.root().signed.consistent_snapshot().then_some(meta.version);
         let url = self.metadata_url_for(role, version);
-        let bytes = self.fetcher.fetch(&url, max_len)?;
+        let bytes = self.transport.fetch(&url, max_len)?;
         self.trusted
             .update_delegated_targets(&bytes, role, delegator)
             .map_err(|source| Error::Metadata { url, source })?;
@@ -262,7 +298,8 @@ impl Updater {
         }
     }
 
-    /// Where [`Updater::download_target`] puts `target` inside `dir`.
+    /// Where [`Updater::download_target`] and [`Updater::download_verified`] put `target`
+    /// inside `dir`.
     pub fn local_path(dir: &Path, target: &str) -> PathBuf {
         dir.join(quote(target))
     }
@@ -273,17 +310,78 @@ impl Updater {
         is_cached(&path, info).then_some(path)
     }
 
+    /// Looks `target` up in the signed metadata (refreshing first if needed) and makes sure a
+    /// verified copy is in `dir`, at [`Updater::local_path`]: a copy already there with the
+    /// signed length and hashes is kept, otherwise the target is downloaded as
+    /// [`Updater::download_target`] does. [`Error::TargetNotFound`] if no role lists it.
+    pub fn download_verified(&mut self, dir: &Path, target: &str) -> Result<Downloaded, Error> {
+        self.download_verified_to(&Self::local_path(dir, target), target)
+    }
+
+    /// As [`Updater::download_verified`], to a file path of the caller's choosing.
+    pub fn download_verified_to(&mut self, dest: &Path, target: &str) -> Result<Downloaded, Error> {
+        let info = self.get_target_info(target)?.ok_or_else(|| Error::TargetNotFound(target.into()))?;
+        let cached = is_cached(dest, &info);
+        if !cached {
+            self.download_target_to(dest, target, &info)?;
+        }
+        Ok(Downloaded { path: dest.to_path_buf(), info, cached })
+    }
+
     /// Downloads `target` into `dir`: streamed to a temp file while hashing, refused beyond
     /// the signed length, and renamed into place only when length and every hash match.
-    pub fn download_target(&mut self, dir: &Path, target: &str, info: &TargetFile) -> Result<PathBuf, Error> {
+    pub fn download_target(&self, dir: &Path, target: &str, info: &TargetFile) -> Result<PathBuf, Error> {
         let dest = Self::local_path(dir, target);
         self.download_target_to(&dest, target, info)?;
         Ok(dest)
     }
 
     /// As [`Updater::download_target`], to a file path of the caller's choosing.
-    pub fn download_target_to(&mut self, dest: &Path, target: &str, info: &TargetFile) -> Result<(), Error> {
+    pub fn download_target_to(&self, dest: &Path, target: &str, info: &TargetFile) -> Result<(), Error> {
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        self.download_target_temp(dir, target, info)?.persist(dest)
+    }
+
+    /// Streams `target` into a new temp file in `temp_dir` (created if needed), hashing as it
+    /// goes and refusing more than the signed length. The file is handed back only once its
+    /// length and every signed hash match; on any error it is removed. The caller reads it
+    /// ([`VerifiedTarget::reopen`]), moves it into place ([`VerifiedTarget::persist`], on
+    /// the same filesystem) or drops it (which removes it).
+    pub fn download_target_temp(
+        &self,
+        temp_dir: &Path,
+        target: &str,
+        info: &TargetFile,
+    ) -> Result<VerifiedTarget, Error> {
+        let url = self.target_url(target, info)?;
+        let mismatch = |reason: String| Error::TargetMismatch { target: target.into(), url: url.clone(), reason };
+        let mut hasher = MultiHasher::new(info).map_err(mismatch)?;
+
+        std::fs::create_dir_all(temp_dir).map_err(|e| Error::io(temp_dir, e))?;
+        let mut b = tempfile::Builder::new();
+        b.prefix(".part-");
+        // A downloaded file is an ordinary file for its user (tempfile's default is 0600).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            b.permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        let mut tmp = b.tempfile_in(temp_dir).map_err(|e| Error::io(temp_dir, e))?;
+        {
+            let mut sink = HashingWriter { inner: tmp.as_file_mut(), hasher: &mut hasher };
+            self.transport.fetch_to(&url, info.length, &mut sink).map_err(|e| match e {
+                FetchError::TooLarge { .. } => mismatch(format!("longer than the signed length {}", info.length)),
+                other => Error::Fetch(other),
+            })?;
+        }
+        hasher.check(info).map_err(mismatch)?;
+        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+        Ok(VerifiedTarget { tmp, target: target.into(), info: info.clone() })
+    }
+
+    /// The URL `target` is fetched from: the targets base, and with consistent snapshots the
+    /// file name prefixed by its first signed hash (`dir/HASH.name`).
+    fn target_url(&self, target: &str, info: &TargetFile) -> Result<String, Error> {
         let base = self.targets_url.as_deref().ok_or(Error::NoTargetsUrl)?;
         let mut name = target.to_string();
         if self.trusted.root().signed.consistent_snapshot() && self.config.prefix_targets_with_hash {
@@ -294,30 +392,54 @@ impl Updater {
             };
             name = format!("{dir_part}{first_hash}.{file}");
         }
-        let url = format!("{base}{}", utf8_percent_encode(&name, TARGET_PATH));
-        let mismatch = |reason: String| Error::TargetMismatch { target: target.into(), url: url.clone(), reason };
-        let mut hasher = MultiHasher::new(info).map_err(mismatch)?;
+        Ok(format!("{base}{}", utf8_percent_encode(&name, TARGET_PATH)))
+    }
+}
 
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let mut b = tempfile::Builder::new();
-        b.prefix(".part-");
-        // A downloaded file is an ordinary file for its user (tempfile's default is 0600).
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            b.permissions(std::fs::Permissions::from_mode(0o644));
-        }
-        let mut tmp = b.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-        {
-            let mut sink = HashingWriter { inner: tmp.as_file_mut(), hasher: &mut hasher };
-            self.fetcher.fetch_to(&url, info.length, &mut sink).map_err(|e| match e {
-                FetchError::TooLarge { .. } => mismatch(format!("longer than the signed length {}", info.length)),
-                other => Error::Fetch(other),
-            })?;
-        }
-        hasher.check(info).map_err(mismatch)?;
-        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-        tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+/// What [`Updater::download_verified`] did: where the verified file is, its signed
+/// description, and whether it was already there.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    pub path: PathBuf,
+    pub info: TargetFile,
+    /// A copy with the signed length and hashes was already at `path`: nothing was fetched.
+    pub cached: bool,
+}
+
+/// A target's bytes in a temp file, checked against the signed length and hashes. Only
+/// [`Updater::download_target_temp`] makes one, after the check; dropping it removes the file.
+#[derive(Debug)]
+pub struct VerifiedTarget {
+    tmp: tempfile::NamedTempFile,
+    target: String,
+    info: TargetFile,
+}
+
+impl VerifiedTarget {
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The signed description the bytes matched.
+    pub fn info(&self) -> &TargetFile {
+        &self.info
+    }
+
+    /// Where the temp file is now (it moves on [`VerifiedTarget::persist`]).
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// A new handle on the verified bytes, positioned at the start.
+    pub fn reopen(&self) -> Result<File, Error> {
+        self.tmp.reopen().map_err(|e| Error::io(self.tmp.path(), e))
+    }
+
+    /// Renames the file to `dest` (which must be on the temp file's filesystem) and makes
+    /// the rename durable.
+    pub fn persist(self, dest: &Path) -> Result<(), Error> {
+        self.tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         crate::store::sync_dir(dir)
     }
 }

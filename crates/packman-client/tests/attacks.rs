@@ -212,7 +212,7 @@ fn arbitrary_target_is_refused_and_nothing_is_left_behind() {
 
     // The honest file still downloads (the refusals were about the bytes, not the setup).
     env.server.reset();
-    let mut up = env.updater();
+    let up = env.updater();
     let path = up.download_target(&env.targets_dir(), TARGET, &info).unwrap();
     assert_eq!(std::fs::read(path).unwrap(), CONTENT);
 }

@@ -2,15 +2,14 @@
 //! errors into messages a person can act on is all that happens here.
 #![forbid(unsafe_code)]
 
+mod cli;
 mod demo;
-mod download;
-mod repo;
 mod report;
-mod serve;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use cli::{consume, operate, publish};
 
 #[derive(Parser)]
 #[command(
@@ -30,16 +29,16 @@ struct Cli {
 #[command(defer = true)]
 enum Command {
     /// Download targets from a TUF repository, verifying every file against signed metadata.
-    Download(download::Args),
+    Download(consume::Args),
     /// Publish: create and maintain a signed repository.
     #[command(subcommand)]
-    Repo(repo::Command),
+    Repo(publish::Command),
     /// Build a small signed repository, serve it on 127.0.0.1 and show the client verifying
     /// a download and refusing two attacks.
     Demo(demo::Args),
     /// Serve a repository or mirror directory over HTTP: the TUF layout and the Python simple
     /// API (PEP 691), read-only, until SIGINT/SIGTERM.
-    Serve(serve::Args),
+    Serve(operate::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,10 +54,10 @@ fn main() -> ExitCode {
     }));
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Download(a) => download::run(a),
+        Command::Download(a) => consume::run(a),
         Command::Demo(a) => demo::run(a),
-        Command::Repo(c) => repo::run(c),
-        Command::Serve(a) => serve::run(a),
+        Command::Repo(c) => publish::run(c),
+        Command::Serve(a) => operate::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -140,3 +140,43 @@ fn missing_root_says_what_to_do() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err.contains("pass --root"), "{err}");
 }
+
+#[test]
+fn packman_home_keeps_trust_per_metadata_url() {
+    let f = fixture();
+    let home = Path::new(&f.dest).parent().unwrap().join("ph");
+    let url = format!("{}/metadata/", f.server.url());
+    let run = |root: Option<&str>| {
+        let mut args = vec!["download", "--metadata-url", &url, "--dest", &f.dest];
+        if let Some(r) = root {
+            args.extend(["--root", r]);
+        }
+        args.push("pkgs/a/a-1.0.tar.gz");
+        Command::new(env!("CARGO_BIN_EXE_packman")).args(&args).env("PACKMAN_HOME", &home).output().unwrap()
+    };
+    let o = run(Some(&f.root_file));
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let hash = hex::encode(ring::digest::digest(&ring::digest::SHA256, url.trim_end_matches('/').as_bytes()));
+    let dir = home.join("repos").join(&hash[..16]);
+    assert!(out.contains(&format!("trusted state in {}", dir.display())), "{out}");
+    assert_eq!(std::fs::read(dir.join("root.json")).unwrap(), std::fs::read(&f.root_file).unwrap());
+    // The next run finds that trust by the URL alone, and the verified file already there.
+    let o = run(None);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("pkgs/a/a-1.0.tar.gz: already present at"), "{out}");
+}
+
+#[test]
+fn a_root_that_does_not_verify_is_refused_at_first_use() {
+    let f = fixture();
+    let bad = Path::new(&f.dest).parent().unwrap().join("bad-root.json");
+    std::fs::write(&bad, b"{\"signed\": {}, \"signatures\": []}").unwrap();
+    let o = f.download(Some(bad.to_str().unwrap()), "pkgs/a/a-1.0.tar.gz");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("bad-root.json: not a usable root"), "{err}");
+    assert!(err.contains("hint: the --root given is not a root signed by its own keys"), "{err}");
+    assert!(!Path::new(&f.meta_dir).join("root.json").exists());
+}

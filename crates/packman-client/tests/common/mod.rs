@@ -1,10 +1,14 @@
 //! Helpers shared by the client's adversarial tests (attacks.rs, bad_input.rs): snapshots of
-//! the trusted metadata directory, and how they may differ after a refused update.
+//! the trusted metadata directory, and how they may differ after a refused update; an
+//! in-memory transport (transport.rs, download.rs).
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
+use std::sync::Mutex;
 
+use packman_client::{FetchError, Transport};
 use packman_tuf::{Hashes, MetaFile};
 
 pub type DirState = BTreeMap<String, Vec<u8>>;
@@ -57,4 +61,50 @@ pub fn meta_file(version: u64, bytes: &[u8]) -> MetaFile {
     m.length = Some(bytes.len() as u64);
     m.hashes = Some(Hashes(vec![("sha256".into(), hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)))]));
     m
+}
+
+/// Serves the files of a directory from memory under `mem://repo/`, logging each URL asked
+/// for; files listed in `tamper` are served with their last byte flipped.
+pub struct MemTransport {
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub tamper: Vec<String>,
+    log: Mutex<Vec<String>>,
+}
+
+impl MemTransport {
+    pub fn of_dir(dir: &Path) -> Self {
+        let mut files = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
+                    files.insert(format!("mem://repo/{rel}"), std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        MemTransport { files, tamper: Vec::new(), log: Mutex::new(Vec::new()) }
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Transport for MemTransport {
+    fn fetch_to(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
+        self.log.lock().unwrap().push(url.to_string());
+        let mut bytes = self.files.get(url).ok_or(FetchError::NotFound { url: url.into(), status: 404 })?.clone();
+        if self.tamper.iter().any(|t| url.ends_with(t.as_str())) {
+            *bytes.last_mut().unwrap() ^= 1;
+        }
+        if bytes.len() as u64 > max_len {
+            return Err(FetchError::TooLarge { url: url.into(), limit: max_len });
+        }
+        sink.write_all(&bytes).unwrap();
+        Ok(bytes.len() as u64)
+    }
 }

@@ -1,0 +1,18 @@
+//! The user's side of trust: where packman keeps its state ([`Home`]), how a repository's
+//! root comes to be trusted and stays pinned ([`ensure_trust`]), and the one
+//! [`TrustedRepo`] per repository that opens its [`packman_client::Updater`].
+//!
+//! Every door that reads a repository for a user (`packman download`, later `install`, the
+//! pip/uv proxy, `packman://` links) goes through here, so there is one rule for where
+//! trusted metadata lives and one for when a root may be trusted.
+#![forbid(unsafe_code)]
+
+mod error;
+mod home;
+mod pin;
+mod repo;
+
+pub use error::TrustError;
+pub use home::Home;
+pub use pin::{ensure_trust, ensure_trust_bytes, TrustOutcome};
+pub use repo::{default_targets_url, TrustedRepo};

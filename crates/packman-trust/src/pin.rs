@@ -1,0 +1,225 @@
+//! Trust on first use, then pinned: a metadata directory's root is set once from a root the
+//! user obtained from a trusted place, and after that changes only through rotations the
+//! repository signs (which the updater follows). A root given again later must be the one
+//! trusted, or an older one it has rotated past; anything else is refused and the trusted
+//! root stays byte for byte as it was.
+
+use std::path::Path;
+
+use packman_client::MetadataStore;
+use packman_tuf::{OffsetDateTime, TrustedSet};
+
+use crate::TrustError;
+
+/// What [`ensure_trust`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustOutcome {
+    /// No root was trusted yet: the given one (of this version) now is.
+    FirstUse { version: u64 },
+    /// A root is trusted and none was given.
+    AlreadyTrusted,
+    /// The root given is the trusted one, byte for byte.
+    Same,
+    /// The root given is an older version than the trusted one, which signed rotations
+    /// have replaced; the trusted one stays.
+    RotatedPast { given: u64, trusted: u64 },
+}
+
+/// Establishes trust in `dir` (a metadata directory): the first time from the root in
+/// `root_file`; afterwards `root_file`, if given, must hold the root already trusted or an
+/// older one it rotated past. `now` is the time the given root is checked at.
+pub fn ensure_trust(dir: &Path, root_file: Option<&Path>, now: OffsetDateTime) -> Result<TrustOutcome, TrustError> {
+    let given = root_file.map(|p| std::fs::read(p).map_err(|e| TrustError::io(p, e))).transpose()?;
+    let label = root_file.map(|p| p.display().to_string());
+    check(dir, given.as_deref().map(|b| (label.unwrap_or_default(), b)), now)
+}
+
+/// As [`ensure_trust`], with the given root's bytes (from a bundle, say) rather than a file.
+pub fn ensure_trust_bytes(dir: &Path, root: Option<&[u8]>, now: OffsetDateTime) -> Result<TrustOutcome, TrustError> {
+    check(dir, root.map(|b| ("the root given".to_string(), b)), now)
+}
+
+fn check(dir: &Path, given: Option<(String, &[u8])>, now: OffsetDateTime) -> Result<TrustOutcome, TrustError> {
+    let trusted_path = dir.join("root.json");
+    let current = match std::fs::read(&trusted_path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(TrustError::io(&trusted_path, e)),
+    };
+    let Some((label, given)) = given else {
+        return match current {
+            Some(_) => Ok(TrustOutcome::AlreadyTrusted),
+            None => Err(TrustError::NoRoot { dir: dir.to_path_buf() }),
+        };
+    };
+    if current.as_deref() == Some(given) {
+        return Ok(TrustOutcome::Same);
+    }
+    let given_version = TrustedSet::new(given, now)
+        .map_err(|source| TrustError::InvalidRoot { given: label, source })?
+        .root()
+        .signed
+        .version;
+    let Some(current) = current else {
+        write_root(dir, given)?;
+        return Ok(TrustOutcome::FirstUse { version: given_version });
+    };
+    let trusted_version = TrustedSet::new(&current, now)
+        .map_err(|source| TrustError::TrustedRootUnusable { path: trusted_path.clone(), source })?
+        .root()
+        .signed
+        .version;
+    // An older root the trusted one has moved past through signed rotations: the user
+    // kept the root.json they started from, which is fine; it changes nothing.
+    if given_version < trusted_version {
+        return Ok(TrustOutcome::RotatedPast { given: given_version, trusted: trusted_version });
+    }
+    Err(TrustError::RootDiffers { trusted: trusted_path, dir: dir.to_path_buf() })
+}
+
+/// Writes the first trusted root the way the updater writes all metadata (under the
+/// directory's lock, atomically).
+fn write_root(dir: &Path, root: &[u8]) -> Result<(), TrustError> {
+    let to_trust = |e: packman_client::Error| match e {
+        packman_client::Error::Io { path, source } => TrustError::Io { path, source },
+        other => TrustError::io(dir, std::io::Error::other(other.to_string())),
+    };
+    let store = MetadataStore::open(dir).map_err(to_trust)?;
+    store.write("root", root).map_err(to_trust)?;
+    store.flush().map_err(to_trust)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use packman_repo::RepoBuilder;
+
+    struct Roots {
+        v1: Vec<u8>,
+        v2: Vec<u8>,
+        other: Vec<u8>,
+    }
+
+    fn roots() -> Roots {
+        let now = OffsetDateTime::now_utc();
+        let mut repo = RepoBuilder::new(now).unwrap();
+        repo.rotate_key("root").unwrap();
+        let v1 = repo.signed_roots.first().unwrap().clone();
+        let v2 = repo.signed_roots.last().unwrap().clone();
+        let other = RepoBuilder::new(now).unwrap().signed_roots[0].clone();
+        Roots { v1, v2, other }
+    }
+
+    fn version_of(bytes: &[u8]) -> u64 {
+        TrustedSet::new(bytes, OffsetDateTime::now_utc()).unwrap().root().signed.version
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    #[test]
+    fn first_use_trusts_the_given_root() {
+        let r = roots();
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("meta");
+        let file = d.path().join("root.json");
+        std::fs::write(&file, &r.v1).unwrap();
+        assert_eq!(ensure_trust(&dir, Some(&file), now()).unwrap(), TrustOutcome::FirstUse { version: 1 });
+        assert_eq!(std::fs::read(dir.join("root.json")).unwrap(), r.v1);
+        // Later runs need no root, and the same one again is fine.
+        assert_eq!(ensure_trust(&dir, None, now()).unwrap(), TrustOutcome::AlreadyTrusted);
+        assert_eq!(ensure_trust(&dir, Some(&file), now()).unwrap(), TrustOutcome::Same);
+        assert_eq!(ensure_trust_bytes(&dir, Some(&r.v1), now()).unwrap(), TrustOutcome::Same);
+    }
+
+    #[test]
+    fn first_use_without_a_root_is_an_error_and_creates_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("meta");
+        match ensure_trust(&dir, None, now()) {
+            Err(TrustError::NoRoot { dir: got }) => assert_eq!(got, dir),
+            other => panic!("expected NoRoot, got {other:?}"),
+        }
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn an_older_root_rotated_past_is_accepted_and_changes_nothing() {
+        let r = roots();
+        assert_eq!((version_of(&r.v1), version_of(&r.v2)), (1, 2));
+        let d = tempfile::tempdir().unwrap();
+        ensure_trust_bytes(d.path(), Some(&r.v2), now()).unwrap();
+        assert_eq!(
+            ensure_trust_bytes(d.path(), Some(&r.v1), now()).unwrap(),
+            TrustOutcome::RotatedPast { given: 1, trusted: 2 }
+        );
+        assert_eq!(std::fs::read(d.path().join("root.json")).unwrap(), r.v2);
+    }
+
+    #[test]
+    fn a_different_root_is_refused_and_the_trusted_one_stays_byte_identical() {
+        let r = roots();
+        let d = tempfile::tempdir().unwrap();
+        ensure_trust_bytes(d.path(), Some(&r.v1), now()).unwrap();
+        let before = std::fs::read(d.path().join("root.json")).unwrap();
+        // Another repository's v1, and this repository's newer root given before the
+        // updater has followed the rotation: neither may replace what is trusted.
+        for given in [&r.other, &r.v2] {
+            match ensure_trust_bytes(d.path(), Some(given), now()) {
+                Err(e @ TrustError::RootDiffers { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains("refusing to replace the trusted root"), "{msg}");
+                    assert!(msg.contains("only through rotations signed by the repository"), "{msg}");
+                    assert!(msg.contains(&format!("remove {}", d.path().display())), "{msg}");
+                }
+                other => panic!("expected RootDiffers, got {other:?}"),
+            }
+            assert_eq!(std::fs::read(d.path().join("root.json")).unwrap(), before);
+        }
+    }
+
+    #[test]
+    fn a_root_that_does_not_verify_is_refused_first_use_or_not() {
+        let r = roots();
+        let mut tampered = r.v1.clone();
+        let at = tampered.windows(9).position(|w| w == b"\"expires\"").unwrap();
+        tampered[at + 13] ^= 1; // a digit of the expiry year: the signatures no longer match
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("given-root.json");
+        for (bad, signatures_fail) in [(&tampered[..], true), (b"{not json", false)] {
+            std::fs::write(&file, bad).unwrap();
+            let dir = d.path().join("fresh");
+            match ensure_trust(&dir, Some(&file), now()) {
+                Err(TrustError::InvalidRoot { given, source }) => {
+                    assert_eq!(given, file.display().to_string());
+                    let threshold = matches!(source, packman_tuf::Error::ThresholdNotMet { .. });
+                    assert_eq!(threshold, signatures_fail, "{source}");
+                }
+                other => panic!("expected InvalidRoot, got {other:?}"),
+            }
+            assert!(!dir.join("root.json").exists());
+        }
+        let dir = d.path().join("pinned");
+        ensure_trust_bytes(&dir, Some(&r.v1), now()).unwrap();
+        assert!(matches!(ensure_trust(&dir, Some(&file), now()), Err(TrustError::InvalidRoot { .. })));
+        assert_eq!(std::fs::read(dir.join("root.json")).unwrap(), r.v1);
+    }
+
+    #[test]
+    fn io_errors_name_the_path() {
+        let d = tempfile::tempdir().unwrap();
+        let missing = d.path().join("no-such-root.json");
+        match ensure_trust(&d.path().join("meta"), Some(&missing), now()) {
+            Err(e @ TrustError::Io { .. }) => assert!(e.to_string().contains("no-such-root.json"), "{e}"),
+            other => panic!("expected Io, got {other:?}"),
+        }
+        // A trusted root that is not a root.
+        std::fs::write(d.path().join("root.json"), b"[]").unwrap();
+        let r = roots();
+        match ensure_trust_bytes(d.path(), Some(&r.v1), now()) {
+            Err(TrustError::TrustedRootUnusable { path, .. }) => assert_eq!(path, d.path().join("root.json")),
+            other => panic!("expected TrustedRootUnusable, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+use std::path::PathBuf;
+
+use packman_client::Config;
+use packman_trust::{Home, TrustError, TrustedRepo};
+
+use crate::report::{explain, print_trusted};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Trusted root.json, obtained from a trusted place. Needed the first time only: after
+    /// that the root trusted in the metadata directory is used, and it changes only through
+    /// rotations the repository signs.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Base URL of the repository's metadata (http://, https:// or file://).
+    #[arg(long)]
+    metadata_url: String,
+    /// Base URL of the repository's targets [default: the metadata URL with its last
+    /// segment "metadata" replaced by "targets"].
+    #[arg(long)]
+    targets_url: Option<String>,
+    /// Where trusted metadata is kept [default: <data dir>/repos/<hash of metadata URL>, the data
+    /// dir being $PACKMAN_HOME if set, else the platform's (~/.local/share/packman on Linux)].
+    #[arg(long)]
+    metadata_dir: Option<PathBuf>,
+    /// Directory for downloaded files (each saved under its file name).
+    #[arg(long, default_value = ".")]
+    dest: PathBuf,
+    /// Target paths, as the repository names them.
+    #[arg(required = true)]
+    targets: Vec<String>,
+}
+
+/// The trust errors as the command's flags name them: the library speaks of "a root
+/// given", the user passed `--root`.
+fn trust_message(e: TrustError) -> String {
+    match e {
+        TrustError::NoRoot { dir } => {
+            format!("{} holds no trusted root yet: pass --root with a root.json from a trusted place", dir.display())
+        }
+        TrustError::RootDiffers { trusted, .. } => format!(
+            "refusing to replace the trusted root in {}: the --root given differs from it. \
+             Trusted keys change only through rotations signed by the repository. If you \
+             really mean to start over, remove that directory.",
+            trusted.display()
+        ),
+        e @ TrustError::InvalidRoot { .. } => format!(
+            "{e}\n  hint: the --root given is not a root signed by its own keys; get root.json again from a trusted place"
+        ),
+        e @ TrustError::TrustedRootUnusable { .. } => {
+            format!("{e}\n  hint: the local trust anchor is unusable; re-initialise it from a trusted copy of root.json")
+        }
+        e => e.to_string(),
+    }
+}
+
+pub fn run(a: Args) -> Result<(), String> {
+    let repo = match &a.metadata_dir {
+        Some(dir) => TrustedRepo::new(&a.metadata_url, a.targets_url.as_deref(), dir),
+        None => Home::from_env().map_err(trust_message)?.repo_by_url(&a.metadata_url, a.targets_url.as_deref()),
+    };
+    repo.ensure_trust(a.root.as_deref()).map_err(trust_message)?;
+    let mut up = repo.open(Config::default()).map_err(|e| explain(&e))?;
+    up.refresh().map_err(|e| explain(&e))?;
+    println!("verified metadata from {} (trusted state in {})", a.metadata_url, repo.metadata_dir.display());
+    print_trusted(&up);
+    std::fs::create_dir_all(&a.dest).map_err(|e| format!("{}: {e}", a.dest.display()))?;
+    for target in &a.targets {
+        let name = target
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+            .ok_or_else(|| format!("target {target:?} has no usable file name"))?;
+        let got = up.download_verified_to(&a.dest.join(name), target).map_err(|e| explain(&e))?;
+        let info = &got.info;
+        let sha = info.hashes.get("sha256").or_else(|| info.hashes.iter().next().map(|(_, h)| h)).unwrap_or("");
+        if got.cached {
+            println!("{target}: already present at {} ({} bytes, sha256 {sha})", got.path.display(), info.length);
+        } else {
+            println!("{target}: verified {} bytes, sha256 {sha} -> {}", info.length, got.path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! The commands, grouped by who uses them: `publish` for the people who sign a repository
+//! (`packman repo …`), `consume` for the people who download from one (`packman download`),
+//! `operate` for the people who host one (`packman serve`). Each only parses arguments,
+//! calls a library and turns its errors into messages.
+
+pub mod consume;
+pub mod operate;
+pub mod publish;
