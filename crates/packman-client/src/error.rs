@@ -18,6 +18,11 @@ pub enum Error {
     #[error("target {target:?} from {url}: {reason}")]
     TargetMismatch { target: String, url: String, reason: String },
 
+    /// A target path the repository layout refuses to fetch or save (it climbs above the
+    /// targets base, or names no file).
+    #[error("target {target:?}: {source}")]
+    TargetPath { target: String, source: packman_tuf::layout::LayoutError },
+
     #[error("target {0:?} is not in the repository's signed metadata")]
     TargetNotFound(String),
 
@@ -26,6 +31,12 @@ pub enum Error {
 
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+}
+
+impl From<packman_fs::Error> for Error {
+    fn from(e: packman_fs::Error) -> Self {
+        Error::Io { path: e.path, source: e.source }
+    }
 }
 
 impl Error {

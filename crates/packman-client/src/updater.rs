@@ -2,17 +2,16 @@
 //! hands bytes to the trust core, and persists only what the core accepted.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use packman_tuf::trusted::SearchStep;
-use packman_tuf::{Limits, OffsetDateTime, TargetFile, TargetSearch, TrustedSet};
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use packman_tuf::{layout, Limits, OffsetDateTime, TargetFile, TargetSearch, TrustedSet, Verifier};
 use tracing::debug;
 
 use crate::fetch::FetcherConfig;
-use crate::store::{quote, MetadataStore};
+use crate::store::MetadataStore;
 use crate::transport::{DefaultTransport, Transport};
 use crate::{Error, FetchError};
 
@@ -46,11 +45,6 @@ impl Default for Config {
         }
     }
 }
-
-/// Characters that cannot stand in a URL path; everything else in a target path is sent as
-/// is (as python-tuf does), so repositories see the names they published.
-const TARGET_PATH: &AsciiSet =
-    &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}');
 
 /// One repository's client: its trusted metadata directory, its URLs, and the [`Transport`]
 /// every byte comes through.
@@ -167,8 +161,8 @@ impl Updater {
 
     fn metadata_url_for(&self, role: &str, version: Option<u64>) -> String {
         match version {
-            Some(v) => format!("{}{}.{}.json", self.metadata_url, v, quote(role)),
-            None => format!("{}{}.json", self.metadata_url, quote(role)),
+            Some(v) => layout::metadata_url(&self.metadata_url, role, Some(v)),
+            None => layout::metadata_url(&self.metadata_url, role, None),
         }
     }
 
@@ -301,7 +295,7 @@ impl Updater {
     /// Where [`Updater::download_target`] and [`Updater::download_verified`] put `target`
     /// inside `dir`.
     pub fn local_path(dir: &Path, target: &str) -> PathBuf {
-        dir.join(quote(target))
+        layout::cache_path(dir, target)
     }
 
     /// The local copy of `target` in `dir`, if one exists with the signed length and hashes.
@@ -355,26 +349,19 @@ impl Updater {
     ) -> Result<VerifiedTarget, Error> {
         let url = self.target_url(target, info)?;
         let mismatch = |reason: String| Error::TargetMismatch { target: target.into(), url: url.clone(), reason };
-        let mut hasher = MultiHasher::new(info).map_err(mismatch)?;
+        let mut verifier = Verifier::for_target(info).map_err(|m| mismatch(m.to_string()))?;
 
         std::fs::create_dir_all(temp_dir).map_err(|e| Error::io(temp_dir, e))?;
-        let mut b = tempfile::Builder::new();
-        b.prefix(".part-");
         // A downloaded file is an ordinary file for its user (tempfile's default is 0600).
-        #[cfg(unix)]
+        let mut tmp = packman_fs::public_tempfile(temp_dir)?;
         {
-            use std::os::unix::fs::PermissionsExt;
-            b.permissions(std::fs::Permissions::from_mode(0o644));
-        }
-        let mut tmp = b.tempfile_in(temp_dir).map_err(|e| Error::io(temp_dir, e))?;
-        {
-            let mut sink = HashingWriter { inner: tmp.as_file_mut(), hasher: &mut hasher };
+            let mut sink = VerifyingWriter { inner: tmp.as_file_mut(), verifier: &mut verifier };
             self.transport.fetch_to(&url, info.length, &mut sink).map_err(|e| match e {
                 FetchError::TooLarge { .. } => mismatch(format!("longer than the signed length {}", info.length)),
                 other => Error::Fetch(other),
             })?;
         }
-        hasher.check(info).map_err(mismatch)?;
+        verifier.finish().map_err(|m| mismatch(m.to_string()))?;
         tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
         Ok(VerifiedTarget { tmp, target: target.into(), info: info.clone() })
     }
@@ -383,16 +370,9 @@ impl Updater {
     /// file name prefixed by its first signed hash (`dir/HASH.name`).
     fn target_url(&self, target: &str, info: &TargetFile) -> Result<String, Error> {
         let base = self.targets_url.as_deref().ok_or(Error::NoTargetsUrl)?;
-        let mut name = target.to_string();
-        if self.trusted.root().signed.consistent_snapshot() && self.config.prefix_targets_with_hash {
-            let (_, first_hash) = info.hashes.iter().next().expect("validated non-empty");
-            let (dir_part, file) = match target.rsplit_once('/') {
-                Some((d, f)) => (format!("{d}/"), f),
-                None => (String::new(), target),
-            };
-            name = format!("{dir_part}{first_hash}.{file}");
-        }
-        Ok(format!("{base}{}", utf8_percent_encode(&name, TARGET_PATH)))
+        let prefixed = self.trusted.root().signed.consistent_snapshot() && self.config.prefix_targets_with_hash;
+        let hash = if prefixed { info.name_hash() } else { None };
+        layout::target_url(base, target, hash).map_err(|source| Error::TargetPath { target: target.into(), source })
     }
 }
 
@@ -440,7 +420,7 @@ impl VerifiedTarget {
     pub fn persist(self, dest: &Path) -> Result<(), Error> {
         self.tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        crate::store::sync_dir(dir)
+        Ok(packman_fs::sync_dir(dir)?)
     }
 }
 
@@ -455,71 +435,24 @@ fn timestamp_snapshot_keys(root: &packman_tuf::Root) -> Vec<Vec<(String, Option<
     vec![keys_of("timestamp"), keys_of("snapshot")]
 }
 
-/// Whether `path` holds exactly the bytes `info` describes.
+/// Whether `path` holds exactly the bytes `info` describes (checked by the trust core).
 pub fn is_cached(path: &Path, info: &TargetFile) -> bool {
-    let Ok(mut file) = File::open(path) else { return false };
-    let Ok(mut hasher) = MultiHasher::new(info) else { return false };
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(_) => return false,
-        }
-    }
-    hasher.check(info).is_ok()
+    File::open(path).is_ok_and(|f| info.verify_reader(f).is_ok())
 }
 
-struct HashingWriter<'a> {
+/// Writes to a file and feeds the trust core's verifier the same bytes.
+struct VerifyingWriter<'a> {
     inner: &'a mut File,
-    hasher: &'a mut MultiHasher,
+    verifier: &'a mut Verifier,
 }
 
-impl Write for HashingWriter<'_> {
+impl Write for VerifyingWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.verifier.update(&buf[..n]).map_err(std::io::Error::other)?;
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// Computes every hash a TargetFile lists, in one pass.
-struct MultiHasher {
-    ctxs: Vec<(String, ring::digest::Context)>,
-    len: u64,
-}
-
-impl MultiHasher {
-    fn new(info: &TargetFile) -> Result<Self, String> {
-        let mut ctxs = Vec::new();
-        for (alg, _) in info.hashes.iter() {
-            let a = packman_tuf::digest_algorithm(alg).ok_or_else(|| format!("unsupported hash algorithm {alg:?}"))?;
-            ctxs.push((alg.to_string(), ring::digest::Context::new(a)));
-        }
-        Ok(MultiHasher { ctxs, len: 0 })
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        self.len += data.len() as u64;
-        for (_, c) in &mut self.ctxs {
-            c.update(data);
-        }
-    }
-
-    fn check(self, info: &TargetFile) -> Result<(), String> {
-        if self.len != info.length {
-            return Err(format!("length {} where the signed length is {}", self.len, info.length));
-        }
-        for (alg, ctx) in self.ctxs {
-            let got = hex::encode(ctx.finish());
-            let want = info.hashes.get(&alg).unwrap_or_default();
-            if !got.eq_ignore_ascii_case(want) {
-                return Err(format!("{alg} is {got}, the signed hash is {want}"));
-            }
-        }
-        Ok(())
     }
 }

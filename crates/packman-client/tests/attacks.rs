@@ -36,7 +36,7 @@ fn assert_changed_only(before: &DirState, dir: &Path, changes: &[(&str, &[u8])])
     changed_only(before, dir, changes, "after the refusal");
 }
 
-/// Files (recursively) under `dir`; used to prove no target or `.part-` file was left.
+/// Files (recursively) under `dir`; used to prove no target or temp file was left.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else { return out };
@@ -204,7 +204,7 @@ fn arbitrary_target_is_refused_and_nothing_is_left_behind() {
         }
         assert!(!Updater::local_path(&env.targets_dir(), TARGET).exists(), "{what}: file left under the final name");
         let left = files_under(&env.targets_dir());
-        assert!(left.is_empty(), "{what}: files left behind (.part- temp files?): {left:?}");
+        assert!(left.is_empty(), "{what}: files left behind (temp files?): {left:?}");
     }
     assert_eq!(env.server.requests().iter().filter(|p| **p == env.target_url_path()).count(), 2);
     drop(up);
@@ -447,7 +447,8 @@ fn mix_and_match_snapshot_not_matching_timestamp_is_refused() {
     let same_length = sign_metadata(&other, &[&env.repo.signers["snapshot"][0]]).unwrap();
     assert_eq!(same_length.len(), env.published("2.snapshot.json").len());
 
-    for (what, bytes, reason) in [("older snapshot", old_snapshot, ""), ("same length", same_length, "sha256 mismatch")]
+    for (what, bytes, reason) in
+        [("older snapshot", old_snapshot, ""), ("same length", same_length, "the signed hash is")]
     {
         env.serve("2.snapshot.json", &bytes);
         let (url, err) = refused(env.refresh());

@@ -23,9 +23,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-// Each command's arguments are built only when it runs, so a short command (a 10 ms
-// `repo add`) does not build every other one's (measured: argument parsing 0.25-0.37 ms ->
-// 0.21-0.29 ms in a fresh process).
+// Each command's arguments are built only when it runs, so a short command (a `repo add`
+// of a few milliseconds) does not pay for building every other one's (benches/README).
 #[command(defer = true)]
 enum Command {
     /// Download targets from a TUF repository, verifying every file against signed metadata.

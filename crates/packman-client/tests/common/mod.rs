@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use packman_client::{FetchError, Transport};
-use packman_tuf::{Hashes, MetaFile};
+use packman_tuf::MetaFile;
 
 pub type DirState = BTreeMap<String, Vec<u8>>;
 
@@ -57,10 +57,7 @@ pub fn assert_changed_only<N: AsRef<str>, B: AsRef<[u8]>>(
 
 /// Snapshot/timestamp meta for `bytes`: version, length and sha256.
 pub fn meta_file(version: u64, bytes: &[u8]) -> MetaFile {
-    let mut m = MetaFile::new(version);
-    m.length = Some(bytes.len() as u64);
-    m.hashes = Some(Hashes(vec![("sha256".into(), hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)))]));
-    m
+    packman_tuf::target::describe_meta(version, [bytes])
 }
 
 /// Serves the files of a directory from memory under `mem://repo/`, logging each URL asked

@@ -66,11 +66,8 @@ pub fn run(a: Args) -> Result<(), String> {
     print_trusted(&up);
     std::fs::create_dir_all(&a.dest).map_err(|e| format!("{}: {e}", a.dest.display()))?;
     for target in &a.targets {
-        let name = target
-            .rsplit('/')
-            .next()
-            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
-            .ok_or_else(|| format!("target {target:?} has no usable file name"))?;
+        // Saved under its own file name, which can never lead out of --dest.
+        let name = packman_tuf::layout::file_name(target).map_err(|e| format!("{e}: nothing downloaded"))?;
         let got = up.download_verified_to(&a.dest.join(name), target).map_err(|e| explain(&e))?;
         let info = &got.info;
         let sha = info.hashes.get("sha256").or_else(|| info.hashes.iter().next().map(|(_, h)| h)).unwrap_or("");
