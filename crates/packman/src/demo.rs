@@ -129,8 +129,9 @@ pub fn run(a: Args) -> Result<(), String> {
     let targets_url = format!("{}/targets/", mirror.url());
     let trusted_before = packman_testkit::dir_state(&client_dir);
     // It swaps the wheel's bytes (consistent snapshots: dir/SHA256.name).
-    let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &read(&wheels[2])?));
-    mirror.set(&format!("/targets/packages/demo-app/{sha}.{app_wheel}"), Behavior::Body(b"malware".to_vec()));
+    let wheel_info = packman_tuf::target::describe(&read(&wheels[2])?);
+    let hashed = packman_tuf::layout::hashed_target(&target, wheel_info.name_hash().unwrap_or_default());
+    mirror.set(&format!("/targets/{hashed}"), Behavior::Body(b"malware".to_vec()));
     {
         let mut up =
             Updater::new(&client_dir, &metadata_url, Some(&targets_url), Config::default()).map_err(|e| explain(&e))?;
