@@ -28,6 +28,22 @@ pub enum TrustError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 
+    /// The trust ring's config file cannot be read or written as a ring.
+    #[error("{path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+
+    #[error("repository name {name:?}: use 1 to 64 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit")]
+    BadName { name: String },
+
+    #[error("a repository named {name:?} is already trusted (packman trust show {name})")]
+    NameTaken { name: String },
+
+    #[error("{url} is already trusted as {name:?}: one repository, one name (packman trust show {name})")]
+    UrlTaken { url: String, name: String },
+
+    #[error("repository {name:?}: project patterns {patterns:?}: give at least one, none empty or with '/'")]
+    BadPattern { name: String, patterns: Vec<String> },
+
     /// Neither `PACKMAN_HOME` nor the platform's standard directories could be found.
     #[error("no home directory to keep packman's trusted metadata in: set PACKMAN_HOME")]
     NoHome,

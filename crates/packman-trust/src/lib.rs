@@ -11,8 +11,10 @@ mod error;
 mod home;
 mod pin;
 mod repo;
+mod ring;
 
 pub use error::TrustError;
 pub use home::Home;
 pub use pin::{ensure_trust, ensure_trust_bytes, TrustOutcome};
 pub use repo::{default_targets_url, TrustedRepo};
+pub use ring::{check_name, ring_dir, RepoEntry, Ring, CONFIG_FILE};
