@@ -427,12 +427,12 @@ impl VerifiedTarget {
 /// The keys (by keyid) of the timestamp and snapshot roles, for spec 5.3.11.
 fn timestamp_snapshot_keys(root: &packman_tuf::Root) -> Vec<Vec<(String, Option<packman_tuf::Key>)>> {
     let keys_of = |role| {
-        let ids = root.role_keys(role).map(|(ids, _)| ids).unwrap_or_default();
+        let ids = root.keys_for(role).map(|(ids, _)| ids).unwrap_or_default();
         let mut keys: Vec<_> = ids.iter().map(|id| (id.clone(), root.keys.get(id).cloned())).collect();
         keys.sort_by(|a, b| a.0.cmp(&b.0));
         keys
     };
-    vec![keys_of("timestamp"), keys_of("snapshot")]
+    vec![keys_of(packman_tuf::TopLevelRole::Timestamp), keys_of(packman_tuf::TopLevelRole::Snapshot)]
 }
 
 /// Whether `path` holds exactly the bytes `info` describes (checked by the trust core).

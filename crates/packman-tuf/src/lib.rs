@@ -15,7 +15,7 @@ pub mod trusted;
 pub use error::Error;
 pub use metadata::{
     DelegatedRole, Delegations, Envelope, Expires, Hashes, Key, MetaFile, MetaMap, Role, RoleKeys, Root, Signature,
-    Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp,
+    Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp, TopLevelRole,
 };
 pub use target::{digest_algorithm, Describer, Mismatch, Verifier};
 pub use trusted::{

@@ -22,6 +22,41 @@ pub const ROOT_VERSION_FIELD: &str = "x-packman-root-version";
 
 pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "timestamp", "snapshot", "targets"];
 
+/// The four top-level roles a root names keys for (TUF 1.0 section 2.1). Typed where code
+/// asks a root for a role's keys, so a misspelt role is a compile error, not a `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TopLevelRole {
+    Root,
+    Timestamp,
+    Snapshot,
+    Targets,
+}
+
+impl TopLevelRole {
+    pub const ALL: [TopLevelRole; 4] =
+        [TopLevelRole::Root, TopLevelRole::Timestamp, TopLevelRole::Snapshot, TopLevelRole::Targets];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopLevelRole::Root => "root",
+            TopLevelRole::Timestamp => "timestamp",
+            TopLevelRole::Snapshot => "snapshot",
+            TopLevelRole::Targets => "targets",
+        }
+    }
+
+    /// The role of this name, if it is a top-level one.
+    pub fn parse(name: &str) -> Option<TopLevelRole> {
+        TopLevelRole::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+impl fmt::Display for TopLevelRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
     pub keyid: String,
@@ -711,6 +746,10 @@ impl Root {
     }
     pub fn role_keys(&self, name: &str) -> Option<(&[String], u64)> {
         self.roles.get(name).map(|r| (&r.keyids[..], r.threshold))
+    }
+    /// The keyids and threshold of a top-level role (validation makes sure all four exist).
+    pub fn keys_for(&self, role: TopLevelRole) -> Option<(&[String], u64)> {
+        self.role_keys(role.as_str())
     }
 }
 

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use time::OffsetDateTime;
 
 use crate::metadata::{
-    Envelope, Hashes, Key, MetaFile, Role, Root, Signature, Snapshot, TargetFile, Targets, Timestamp,
+    Envelope, Hashes, Key, MetaFile, Role, Root, Signature, Snapshot, TargetFile, Targets, Timestamp, TopLevelRole,
 };
 use crate::Error;
 
@@ -141,9 +141,9 @@ pub fn check_threshold(
     Ok(())
 }
 
-fn verify_with_root<T: Role>(md: &Verified<T>, role: &str, root: &Root, keys_of: &str) -> Result<(), Error> {
+fn verify_with_root<T: Role>(md: &Verified<T>, role: &str, root: &Root, keys_of: TopLevelRole) -> Result<(), Error> {
     let (keyids, threshold) =
-        root.role_keys(keys_of).ok_or_else(|| Error::malformed("root", format_args!("no role {keys_of}")))?;
+        root.keys_for(keys_of).ok_or_else(|| Error::malformed("root", format_args!("no role {keys_of}")))?;
     md.verify(role, &root.keys, keyids, threshold)
 }
 
@@ -190,7 +190,7 @@ impl TrustedSet {
     /// here (a newer root may follow).
     pub fn new(root: &[u8], now: OffsetDateTime) -> Result<Self, Error> {
         let md: Verified<Root> = Verified::parse("root", root)?;
-        verify_with_root(&md, "root", &md.signed, "root")?;
+        verify_with_root(&md, "root", &md.signed, TopLevelRole::Root)?;
         Ok(TrustedSet { now, root: md, timestamp: None, snapshot: None, targets: HashMap::new() })
     }
 
@@ -218,12 +218,12 @@ impl TrustedSet {
             return Err(Error::Order("root cannot change after timestamp is loaded".into()));
         }
         let new: Verified<Root> = Verified::parse("root", bytes)?;
-        verify_with_root(&new, "root", &self.root.signed, "root")?;
+        verify_with_root(&new, "root", &self.root.signed, TopLevelRole::Root)?;
         let expected = self.root.signed.version + 1;
         if new.signed.version != expected {
             return Err(Error::BadVersion { role: "root".into(), expected, offered: new.signed.version });
         }
-        verify_with_root(&new, "root", &new.signed, "root")?;
+        verify_with_root(&new, "root", &new.signed, TopLevelRole::Root)?;
         self.root = new;
         Ok(&self.root)
     }
@@ -238,7 +238,7 @@ impl TrustedSet {
             return Err(Error::Expired { role: "root".into(), expires: self.root.signed.expires.to_string() });
         }
         let new: Verified<Timestamp> = Verified::parse("timestamp", bytes)?;
-        verify_with_root(&new, "timestamp", &self.root.signed, "timestamp")?;
+        verify_with_root(&new, "timestamp", &self.root.signed, TopLevelRole::Timestamp)?;
         // packman extension: a timestamp naming a newer root than the one we could fetch
         // means a root rotation is being withheld from us.
         if let Some(named) = new.signed.extra.get(crate::metadata::ROOT_VERSION_FIELD).and_then(|v| v.as_u64()) {
@@ -288,7 +288,7 @@ impl TrustedSet {
             check_length_and_hashes("snapshot", bytes, meta.length, meta.hashes.as_ref())?;
         }
         let new: Verified<Snapshot> = Verified::parse("snapshot", bytes)?;
-        verify_with_root(&new, "snapshot", &self.root.signed, "snapshot")?;
+        verify_with_root(&new, "snapshot", &self.root.signed, TopLevelRole::Snapshot)?;
         if let Some(old) = &self.snapshot {
             for (name, old_meta) in old.signed.meta.iter() {
                 let Some(new_meta) = new.signed.meta.get(name) else {
@@ -366,7 +366,7 @@ impl TrustedSet {
             if role != "targets" {
                 return Err(Error::NotDelegated { role: role.into(), delegator: delegator.into() });
             }
-            return verify_with_root(md, role, &self.root.signed, "targets");
+            return verify_with_root(md, role, &self.root.signed, TopLevelRole::Targets);
         }
         let parent = self
             .targets

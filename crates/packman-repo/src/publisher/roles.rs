@@ -43,7 +43,7 @@ impl Repository {
         let keydir = self.key_dir();
         let current: Vec<String> = match role {
             "bins" => self.succinct().keyids.clone(),
-            r if packman_tuf::metadata::TOP_LEVEL_ROLES.contains(&r) => self.root.roles[r].keyids.clone(),
+            r if packman_tuf::TopLevelRole::parse(r).is_some() => self.root.roles[r].keyids.clone(),
             r => return Err(Error::UnknownRole { role: r.to_string() }),
         };
         let mut removed = Vec::new();
