@@ -106,6 +106,10 @@ def main() -> None:
     ap.add_argument("--bit-length", type=int, default=14, help="succinct hashed bins bit length (default 14)")
     ap.add_argument("--no-stock-python", action="store_true", help="skip python-tuf without fsync")
     ap.add_argument("--workdir", type=Path, help="where to build the repository and client state (default: a temp dir)")
+    ap.add_argument("--baseline", type=Path, metavar="BIN_DIR",
+                    help="also time the packman-conformance in BIN_DIR (e.g. a build of the previous main), "
+                         "interleaved with the others, with as many runs as packman")
+    ap.add_argument("--no-python", action="store_true", help="skip python-tuf (with --baseline: packman A/B only)")
     args = ap.parse_args()
 
     conformance = BIN_DIR / "packman-conformance"
@@ -123,11 +127,14 @@ def main() -> None:
         bin_file = repo.metadata_dir / f"1.{repo.bin_for(target)}.json"
 
         clients = [Client("packman", [os.fspath(conformance)])]
+        if args.baseline:
+            clients.append(Client("packman baseline", [os.fspath(args.baseline / "packman-conformance")]))
         py = [sys.executable, os.fspath(NGCLIENT_CLI)]
-        if not args.no_stock_python:
+        if not args.no_python and not args.no_stock_python:
             clients.append(Client("python-tuf", py))
-        clients.append(Client("python-tuf +fsync", py, ["--fsync"]))
-        reps = {c.label: (args.packman_reps if c.label == "packman" else args.python_reps) for c in clients}
+        if not args.no_python:
+            clients.append(Client("python-tuf +fsync", py, ["--fsync"]))
+        reps = {c.label: (args.packman_reps if c.label.startswith("packman") else args.python_reps) for c in clients}
 
         cold: dict[str, list[dict[str, float]]] = {c.label: [] for c in clients}
         warm: dict[str, list[float]] = {c.label: [] for c in clients}
@@ -168,13 +175,14 @@ def main() -> None:
                 print(f"  round {i + 1}/{max(reps.values())} done", file=sys.stderr, flush=True)
 
         # Python's own start-up + `import tuf.ngclient`, for scale.
-        imp = [timed([sys.executable, "-c", "import tuf.ngclient"]) for _ in range(args.python_reps)]
+        imp = [timed([sys.executable, "-c", "import tuf.ngclient"]) for _ in range(max(args.python_reps, 1))]
 
         def row(scenario: str, label: str, xs: list[float], ref: list[float] | None, reqs: str) -> str:
             med, mn = statistics.median(xs), min(xs)
             ratio = ""
             if ref is not None:
-                ratio = f"{med / statistics.median(ref):6.1f}x  {mn / min(ref):6.1f}x"
+                d = 2 if label.startswith("packman") else 1
+                ratio = f"{med / statistics.median(ref):6.{d}f}x  {mn / min(ref):6.{d}f}x"
             return f"{scenario:<34} {label:<18} {len(xs):>4} {med:>10.1f} {mn:>9.1f} {reqs:>8}  {ratio}"
 
         head = f"{'scenario':<34} {'client':<18} {'runs':>4} {'median ms':>10} {'min ms':>9} {'requests':>8}  ratio vs packman (median, min)"
@@ -199,6 +207,8 @@ def main() -> None:
         print()
         print("requests: HTTP requests the server saw for the scenario (cold: all three processes).")
         print("ratio: python-tuf time / packman time; 'python-tuf +fsync' makes the same durable writes as packman.")
+        if args.baseline:
+            print(f"packman baseline: {args.baseline / 'packman-conformance'}; its ratio is baseline time / packman time.")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -392,6 +392,9 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, help="where to build the repositories (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the repositories (deleting ~50k files takes a while)")
     ap.add_argument("--skip-python-build", action="store_true", help="skip python-tuf's build (add still runs on a small repo)")
+    ap.add_argument("--baseline", type=Path, metavar="BIN_DIR",
+                    help="also build and add with the packman and packman-bench in BIN_DIR (e.g. a build of the "
+                         "previous main), on a repository of its own, interleaved with the others")
     ap.add_argument("--no-settle", action="store_true",
                     help="do not sync the filesystem (untimed) before each timed add; see 'settled' in the docstring")
     args = ap.parse_args()
@@ -421,6 +424,13 @@ def main() -> None:
         pm = json_line(out)
         print(f"[packman] {pm_wall:.2f} s, {pm_rss / 1024 if pm_rss else 0:.0f} MiB", file=sys.stderr, flush=True)
 
+        bl_dir = tmp / "baseline-repo"
+        if args.baseline:
+            print(f"[baseline] build-1m {args.targets:,} targets ...", file=sys.stderr, flush=True)
+            bl_wall, bl_rss, _ = run_measured([os.fspath(args.baseline / "packman-bench"), "build-1m", os.fspath(bl_dir),
+                                               "--targets", str(args.targets), "--bins", str(bins), "--json"])
+            print(f"[baseline] {bl_wall:.2f} s, {bl_rss / 1024 if bl_rss else 0:.0f} MiB", file=sys.stderr, flush=True)
+
         py = None
         if not args.skip_python_build:
             print(f"[python-tuf] build {args.targets:,} targets ...", file=sys.stderr, flush=True)
@@ -432,15 +442,15 @@ def main() -> None:
             py_build(py_dir, min(args.targets, 10_000), args.bit_length)
 
         # ---- 2. adds --------------------------------------------------------------------
-        def pm_add(k: int, raw: bool) -> tuple[float, int, list[str]]:
+        def pm_add(k: int, raw: bool, exe: Path = packman, repo_dir: Path = pm_dir) -> tuple[float, int, list[str]]:
             if raw:
                 f = files / f"note-{k}.txt"
                 f.write_bytes(f"benchmark note {k}\n".encode() * 20)
-                cmd = [os.fspath(packman), "repo", "add", os.fspath(pm_dir), "--raw", "--prefix", "notes/", os.fspath(f)]
+                cmd = [os.fspath(exe), "repo", "add", os.fspath(repo_dir), "--raw", "--prefix", "notes/", os.fspath(f)]
             else:
                 f = files / f"benchpkg-1.{k}-py3-none-any.whl"
                 make_wheel(f, "benchpkg", f"1.{k}")
-                cmd = [os.fspath(packman), "repo", "add", os.fspath(pm_dir), os.fspath(f)]
+                cmd = [os.fspath(exe), "repo", "add", os.fspath(repo_dir), os.fspath(f)]
             wall, out = run_timed(cmd)
             n, names = published(out)
             return wall, n, names
@@ -457,7 +467,8 @@ def main() -> None:
         # Interleave the scenarios, one warm-up round first (page cache, .pyc files).
         pyrepo = PyRepo(py_dir)
         for rnd in range(reps + 1):
-            for scenario in ("packman add wheel", "packman add --raw", "python-tuf add, in-process",
+            baseline = ("baseline add wheel", "baseline add --raw") if args.baseline else ()
+            for scenario in ("packman add wheel", "packman add --raw", *baseline, "python-tuf add, in-process",
                              "python-tuf add, fresh process", "python-tuf add, fresh +fsync",
                              HARNESS_TRUE, HARNESS_VERSION):
                 k += 1
@@ -473,6 +484,9 @@ def main() -> None:
                     written[scenario] = (0, [])
                 elif scenario.startswith("packman"):
                     wall, n, names = pm_add(k, raw=scenario.endswith("--raw"))
+                    written[scenario] = (n, names)
+                elif scenario.startswith("baseline"):
+                    wall, n, names = pm_add(k, scenario.endswith("--raw"), args.baseline / "packman", bl_dir)
                     written[scenario] = (n, names)
                 elif scenario.endswith("in-process"):
                     path, f = py_note(k)
@@ -509,6 +523,9 @@ def main() -> None:
             print(f"   {'python-tuf without its os.sync()':<34} {unsync:>8.2f} s {'':>10}   time {unsync / pm_wall:5.1f}x")
         print(f"   goals for packman: < 4 s ({'met' if pm_wall < 4 else 'MISSED'}), < 512 MiB "
               f"({'met' if pm_rss / 1024 < 512 else 'MISSED'})")
+        if args.baseline:
+            print(f"   {'baseline (' + args.baseline.name + ') build-1m':<34} {bl_wall:>8.2f} s {bl_rss / 1024:>6.0f} MiB   "
+                  f"time {bl_wall / pm_wall:5.2f}x packman's, memory {bl_rss / pm_rss:4.2f}x")
         print(f"   packman phases: keys and root {pm['init_s']:.2f} s, generate + prepare {pm['generate_s']:.2f} s "
               f"(busy time of two threads), listing {pm['add_s']:.2f} s (overlapping them), "
               f"publish {pm['publish_s']:.2f} s, drop {pm['drop_s']:.2f} s; "
@@ -527,7 +544,13 @@ def main() -> None:
             if scenario in (HARNESS_TRUE, HARNESS_VERSION):
                 continue
             med, mn = statistics.median(xs), min(xs)
-            ratio = "" if scenario.startswith("packman") else f"{med / statistics.median(ref):6.1f}x  {mn / min(ref):6.1f}x"
+            if scenario.startswith("baseline"):
+                mine = results[scenario.replace("baseline", "packman")]
+                ratio = f"{med / statistics.median(mine):6.2f}x  {mn / min(mine):6.2f}x  (baseline / packman, same scenario)"
+            elif scenario.startswith("packman"):
+                ratio = ""
+            else:
+                ratio = f"{med / statistics.median(ref):6.1f}x  {mn / min(ref):6.1f}x"
             print(f"   {scenario:<34} {fmt_s(med):>10} {fmt_s(mn):>10} {written[scenario][0]:>9}   {ratio}")
         print(f"   {'python start-up + import tuf':<34} {fmt_s(statistics.median(imp)):>10} {fmt_s(min(imp)):>10}")
         for scenario in (HARNESS_TRUE, HARNESS_VERSION):
