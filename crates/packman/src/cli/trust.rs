@@ -266,9 +266,9 @@ fn root_changed(c: &RootChange) -> String {
     ));
     s.push_str(&format!("Refused because: {}\n", c.reason));
     s.push_str(
-        "It is possible that someone is doing something nasty: the repository or a mirror of it may\n\
-         be compromised, or the network between you and it. It is also possible that the repository\n\
-         changed its keys without signing the change with its old root keys.\n\
+        "It is possible that someone is doing something nasty: this can be an attack on the repository,\n\
+         on a mirror of it or on the network between you and it. It is also possible that the\n\
+         repository changed its keys without signing the change with its old root keys.\n\
          Nothing was changed: the trusted root and metadata are as they were.\n",
     );
     s.push_str(
