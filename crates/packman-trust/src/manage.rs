@@ -454,3 +454,155 @@ fn root_change(
         reason: err.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use packman_client::DefaultTransport;
+    use packman_repo::RepoBuilder;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    fn transport() -> Arc<dyn Transport> {
+        Arc::new(DefaultTransport::default())
+    }
+
+    /// Every file under `dir` with its bytes (lock files included).
+    fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        fn go(p: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            if p.is_dir() {
+                out.push((p.into(), b"dir".to_vec()));
+                for e in std::fs::read_dir(p).unwrap() {
+                    go(&e.unwrap().path(), out);
+                }
+            } else if p.exists() {
+                out.push((p.into(), std::fs::read(p).unwrap()));
+            }
+        }
+        let mut out = Vec::new();
+        go(dir, &mut out);
+        out.sort();
+        out
+    }
+
+    struct Fixture {
+        _d: tempfile::TempDir,
+        home: Home,
+        repo: RepoBuilder,
+        dir: PathBuf,
+        entry: RepoEntry,
+    }
+
+    fn fixture() -> Fixture {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("repo");
+        let mut repo = RepoBuilder::new(now()).unwrap();
+        repo.add_target("a.txt", b"a").unwrap();
+        repo.publish(&dir).unwrap();
+        let home = Home::at(d.path().join("home"));
+        let entry = RepoEntry::new("r", &format!("file://{}", dir.display()));
+        Fixture { _d: d, home, repo, dir, entry }
+    }
+
+    fn add(f: &Fixture, source: &RootSource) -> Result<Added, TrustError> {
+        add_repo(&f.home, f.entry.clone(), source, &[], transport(), Config::default(), now())
+    }
+
+    fn update(f: &Fixture) -> Result<Updated, TrustError> {
+        update_repo(&f.home, Ring::load(&f.home).unwrap().get("r").unwrap(), transport(), Config::default(), now())
+    }
+
+    #[test]
+    fn add_pins_updates_and_records_state() {
+        let f = fixture();
+        let root = f.repo.signed_roots[0].clone();
+        let added = add(&f, &RootSource::Sha256(fingerprint(&root))).unwrap();
+        assert!(!added.tofu);
+        let s = &added.status;
+        assert_eq!((s.root_version, s.root_fingerprint.as_str()), (1, fingerprint(&root).as_str()));
+        assert_eq!(s.role("timestamp").unwrap().version, Some(1));
+        assert!(s.last_update.is_some() && s.added.is_some());
+        let state = read_state(&ring_dir(&f.home, "r")).unwrap();
+        assert_eq!((state.root_version, state.timestamp_version, state.snapshot_version), (1, Some(1), Some(1)));
+        // No staging directory is left behind.
+        let names: Vec<_> =
+            std::fs::read_dir(f.home.data_dir().join("ring")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["r"]);
+    }
+
+    #[test]
+    fn refused_adds_write_nothing() {
+        let f = fixture();
+        let wrong = fingerprint(b"x");
+        assert!(matches!(add(&f, &RootSource::Sha256(wrong)), Err(TrustError::FingerprintMismatch { .. })));
+        assert!(!f.home.data_dir().exists());
+        // A first update that fails: the staging directory and the dirs it made are gone.
+        std::fs::remove_file(f.dir.join("metadata/timestamp.json")).unwrap();
+        match add(&f, &RootSource::Tofu) {
+            Err(TrustError::Update { name, source: packman_client::Error::Fetch(e) }) => {
+                assert_eq!(name, "r");
+                assert!(e.is_not_found(), "{e}");
+            }
+            other => panic!("expected a failed update, got {other:?}"),
+        }
+        assert!(!f.home.data_dir().exists());
+        assert!(Ring::load(&f.home).unwrap().repos.is_empty());
+    }
+
+    #[test]
+    fn rotations_are_reported_with_the_keys_that_changed() {
+        let mut f = fixture();
+        add(&f, &RootSource::Tofu).unwrap();
+        assert_eq!(update(&f).unwrap().rotation, None);
+        let old = f.repo.root.roles["timestamp"].keyids[0].clone();
+        let new = f.repo.rotate_key("timestamp").unwrap();
+        f.repo.publish(&f.dir).unwrap();
+        let u = update(&f).unwrap();
+        let rot = u.rotation.unwrap();
+        assert_eq!((rot.from, rot.to), (1, 2));
+        assert_eq!(rot.keys_added, [format!("timestamp:{new}")]);
+        assert_eq!(rot.keys_removed, [format!("timestamp:{old}")]);
+        assert_eq!(u.state.root_version, 2);
+        assert_eq!(read_state(&ring_dir(&f.home, "r")).unwrap(), u.state);
+    }
+
+    #[test]
+    fn a_root_not_following_from_the_trusted_one_is_root_changed_and_nothing_changes() {
+        let f = fixture();
+        let trusted = f.repo.signed_roots[0].clone();
+        add(&f, &RootSource::Tofu).unwrap();
+        // An unrelated repository published over this one.
+        let mut other = RepoBuilder::new(now()).unwrap();
+        std::fs::remove_dir_all(&f.dir).unwrap();
+        other.publish(&f.dir).unwrap();
+        let before = tree(f.home.data_dir());
+        match update(&f) {
+            Err(TrustError::RootChanged(c)) => {
+                assert_eq!(c.trusted_fingerprint, fingerprint(&trusted));
+                assert_eq!(c.offered_fingerprint, Some(fingerprint(&other.signed_roots[0])));
+                assert_eq!(c.first_root_fingerprint, c.offered_fingerprint);
+                assert_eq!(c.offered_version, Some(1));
+                assert_ne!(c.offered_keys, c.trusted_keys);
+            }
+            other => panic!("expected RootChanged, got {other:?}"),
+        }
+        assert_eq!(tree(f.home.data_dir()), before);
+    }
+
+    #[test]
+    fn other_refusals_are_plain_update_errors() {
+        let f = fixture();
+        add(&f, &RootSource::Tofu).unwrap();
+        // A timestamp that does not verify while the root is the trusted one.
+        let ts = f.dir.join("metadata/timestamp.json");
+        let mut bytes = std::fs::read(&ts).unwrap();
+        let at = bytes.windows(9).position(|w| w == b"\"version\"").unwrap();
+        bytes.insert(at + 10, b'1');
+        std::fs::write(&ts, bytes).unwrap();
+        let before = tree(f.home.data_dir());
+        assert!(matches!(update(&f), Err(TrustError::Update { .. })));
+        assert_eq!(tree(f.home.data_dir()), before);
+    }
+}
