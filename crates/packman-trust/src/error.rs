@@ -44,6 +44,41 @@ pub enum TrustError {
     #[error("repository {name:?}: project patterns {patterns:?}: give at least one, none empty or with '/'")]
     BadPattern { name: String, patterns: Vec<String> },
 
+    #[error("no repository named {name:?} is trusted (packman trust list shows those that are)")]
+    NotTrusted { name: String },
+
+    /// `--root-sha256` is not a sha256 in hex.
+    #[error("root fingerprint {given:?}: expected 64 hex digits (the sha256 of the repository's 1.root.json)")]
+    BadFingerprint { given: String },
+
+    /// The root the repository serves is not the one whose fingerprint the user was given.
+    #[error(
+        "{url}: sha256 {got} is not the fingerprint given ({expected}): refusing to trust this root. \
+         Check the fingerprint and the URL with the repository's owner through a trusted channel."
+    )]
+    FingerprintMismatch { url: String, expected: String, got: String },
+
+    /// Two places that should serve the same root serve different bytes.
+    #[error(
+        "the root from {first} (sha256 {first_fingerprint}) and the root from {other} (sha256 \
+         {other_fingerprint}) differ: refusing to trust either. One of them is not the repository's root."
+    )]
+    RootSourcesDisagree { first: String, first_fingerprint: String, other: String, other_fingerprint: String },
+
+    /// A root could not be fetched.
+    #[error("fetching the root: {0}")]
+    FetchRoot(#[source] packman_client::FetchError),
+
+    /// Updating a trusted repository failed (the trusted state is as it was before the update,
+    /// or advanced only by what the trust core accepted).
+    #[error("{name}: {source}")]
+    Update { name: String, source: packman_client::Error },
+
+    /// The repository now serves a root that does not follow from the trusted one through a
+    /// signed rotation. Nothing was changed.
+    #[error("{}: the repository's root keys changed without a rotation signed by the trusted root ({})", .0.name, .0.reason)]
+    RootChanged(Box<crate::RootChange>),
+
     /// Neither `PACKMAN_HOME` nor the platform's standard directories could be found.
     #[error("no home directory to keep packman's trusted metadata in: set PACKMAN_HOME")]
     NoHome,

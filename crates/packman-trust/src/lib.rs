@@ -9,12 +9,17 @@
 
 mod error;
 mod home;
+mod manage;
 mod pin;
 mod repo;
 mod ring;
 
 pub use error::TrustError;
 pub use home::Home;
+pub use manage::{
+    add_repo, fingerprint, read_state, remove_repo, repo_status, update_repo, Added, RepoState, RepoStatus, RoleStatus,
+    RootChange, RootSource, Rotation, Updated, STATE_FILE,
+};
 pub use pin::{ensure_trust, ensure_trust_bytes, TrustOutcome};
 pub use repo::{default_targets_url, TrustedRepo};
 pub use ring::{check_name, ring_dir, RepoEntry, Ring, CONFIG_FILE};

@@ -9,7 +9,7 @@ mod report;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use cli::{consume, operate, publish};
+use cli::{consume, operate, publish, trust};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +38,12 @@ enum Command {
     /// Serve a repository or mirror directory over HTTP: the TUF layout and the Python simple
     /// API (PEP 691), read-only, until SIGINT/SIGTERM.
     Serve(operate::Args),
+    /// The repositories you trust (the trust ring): add, list, show, remove.
+    #[command(subcommand)]
+    Trust(trust::Command),
+    /// Refresh every trusted repository's signed metadata (or the ones named), following
+    /// signed root rotations and refusing any other root change.
+    Update(trust::UpdateArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +63,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Repo(c) => publish::run(c),
         Command::Serve(a) => operate::run(a),
+        Command::Trust(c) => trust::run(c),
+        Command::Update(a) => trust::update(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

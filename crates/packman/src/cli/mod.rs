@@ -1,8 +1,10 @@
 //! The commands, grouped by who uses them: `publish` for the people who sign a repository
 //! (`packman repo …`), `consume` for the people who download from one (`packman download`),
-//! `operate` for the people who host one (`packman serve`). Each only parses arguments,
+//! `operate` for the people who host one (`packman serve`), `trust` for the repositories a user
+//! trusts (`packman trust …`, `packman update`). Each only parses arguments,
 //! calls a library and turns its errors into messages.
 
 pub mod consume;
 pub mod operate;
 pub mod publish;
+pub mod trust;

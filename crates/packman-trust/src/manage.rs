@@ -1,0 +1,608 @@
+//! Changing the trust ring and keeping it fresh: [`add_repo`], [`remove_repo`],
+//! [`update_repo`], and [`repo_status`] for reading what is trusted.
+//!
+//! The rules, stated once:
+//!
+//! - **A root comes from the user.** [`RootSource`] is a file from a trusted place, the
+//!   sha256 fingerprint of the repository's `1.root.json` obtained from a trusted place, or,
+//!   only when asked for by name, trust on first use. Extra places serving the same root
+//!   (`--root-from`) must agree byte for byte. The root must carry its own threshold of
+//!   root signatures ([`crate::ensure_trust_bytes`]).
+//! - **An add is all or nothing.** The root is pinned and the first update runs in a staging
+//!   directory (`<data>/ring/.adding-NAME`, a name no repository can have); only when both
+//!   succeed is it renamed to `<data>/ring/NAME` and the ring saved. Any refusal leaves the
+//!   config and the repository's directory as they were.
+//! - **The root changes only through signed rotations**, which the updater follows. When an
+//!   update fails and the repository serves a root that is not the trusted one (the next
+//!   version not signed by the trusted root keys, or the trusted version or `root.json`
+//!   replaced), the error is [`TrustError::RootChanged`] with both fingerprints, and the
+//!   trusted state is untouched: the updater persists only what the trust core accepted,
+//!   and the state file is written only after a successful update.
+//!
+//! Each repository's directory holds `metadata/` (trusted metadata) and `state.json`
+//! ([`RepoState`]: when it was last updated and to which versions), replaced atomically.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use packman_client::{Config, Transport};
+use packman_tuf::{Envelope, Expires, OffsetDateTime, Root};
+use serde::{Deserialize, Serialize};
+
+use crate::{ensure_trust_bytes, ring_dir, Home, RepoEntry, Ring, TrustError};
+
+/// The state file's name in a repository's ring directory.
+pub const STATE_FILE: &str = "state.json";
+
+/// Where the root to trust comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootSource {
+    /// A root.json obtained from a trusted place.
+    File(PathBuf),
+    /// The sha256 (hex) of the repository's `1.root.json`, obtained from a trusted place.
+    Sha256(String),
+    /// Whatever `1.root.json` the repository serves now (trust on first use).
+    Tofu,
+}
+
+/// What [`add_repo`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Added {
+    pub status: RepoStatus,
+    /// The root was trusted on first use.
+    pub tofu: bool,
+    /// The URLs the root was fetched from or compared with.
+    pub sources: Vec<String>,
+}
+
+/// What a repository's `state.json` records after each successful update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoState {
+    /// RFC 3339, UTC.
+    pub last_update: String,
+    pub root_version: u64,
+    pub timestamp_version: Option<u64>,
+    pub snapshot_version: Option<u64>,
+    pub targets_version: Option<u64>,
+}
+
+/// One top-level role as the trusted metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleStatus {
+    pub role: String,
+    pub keyids: Vec<String>,
+    pub threshold: u64,
+    /// The trusted version and expiry of the role's own metadata (none before the first
+    /// update of that role).
+    pub version: Option<u64>,
+    pub expires: Option<String>,
+}
+
+/// A trusted repository as `trust list` and `trust show` describe it, read from local state
+/// only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepoStatus {
+    pub name: String,
+    pub url: String,
+    pub metadata_url: String,
+    pub targets_url: String,
+    pub projects: Vec<String>,
+    pub added: Option<String>,
+    /// sha256 (hex) of the trusted root.json bytes.
+    pub root_fingerprint: String,
+    pub root_version: u64,
+    pub root_expires: String,
+    /// root, timestamp, snapshot, targets.
+    pub roles: Vec<RoleStatus>,
+    pub last_update: Option<String>,
+}
+
+impl RepoStatus {
+    pub fn role(&self, role: &str) -> Option<&RoleStatus> {
+        self.roles.iter().find(|r| r.role == role)
+    }
+}
+
+/// A root rotation an update followed: keys as `ROLE:KEYID` (every top-level role's keys the
+/// root names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rotation {
+    pub from: u64,
+    pub to: u64,
+    pub keys_added: Vec<String>,
+    pub keys_removed: Vec<String>,
+}
+
+/// What [`update_repo`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Updated {
+    pub name: String,
+    pub state: RepoState,
+    /// Set when the trusted root moved (signed rotations followed).
+    pub rotation: Option<Rotation>,
+}
+
+/// A root the repository serves that does not follow from the trusted one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RootChange {
+    pub name: String,
+    pub url: String,
+    pub trusted_version: u64,
+    pub trusted_fingerprint: String,
+    /// The trusted root's root-role keyids.
+    pub trusted_keys: Vec<String>,
+    /// Where the offending root was found.
+    pub offending_url: String,
+    /// sha256 of the offending root's bytes, when they could be fetched again.
+    pub offered_fingerprint: Option<String>,
+    pub offered_version: Option<u64>,
+    /// The offending root's root-role keyids, when it parses as a root.
+    pub offered_keys: Vec<String>,
+    /// sha256 of the `1.root.json` the repository serves now: what `trust add --root-sha256`
+    /// checks, should the user accept the change.
+    pub first_root_fingerprint: Option<String>,
+    /// What the updater reported.
+    pub reason: String,
+}
+
+/// sha256 of `bytes`, lowercase hex: the fingerprint of a root file.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    hex::encode(::ring::digest::digest(&::ring::digest::SHA256, bytes))
+}
+
+fn now_text(now: OffsetDateTime) -> String {
+    Expires(now).to_string()
+}
+
+fn fetch_root(transport: &dyn Transport, url: &str, config: &Config) -> Result<Vec<u8>, TrustError> {
+    transport.fetch(url, config.root_max_length).map_err(TrustError::FetchRoot)
+}
+
+/// Adds `entry` to the ring of `home`, trusting the root `source` names, and updates it once.
+/// All or nothing (see the module docs). `entry.added` is set to `now`.
+pub fn add_repo(
+    home: &Home,
+    mut entry: RepoEntry,
+    source: &RootSource,
+    root_from: &[String],
+    transport: Arc<dyn Transport>,
+    config: Config,
+    now: OffsetDateTime,
+) -> Result<Added, TrustError> {
+    let mut ring = Ring::load(home)?;
+    entry.added = Some(now_text(now));
+    // Name, URL and patterns are checked before anything is fetched or written.
+    ring.clone().add(entry.clone())?;
+
+    let first_url = format!("{}1.root.json", entry.metadata_url());
+    let (root, label) = match source {
+        RootSource::File(path) => {
+            (std::fs::read(path).map_err(|e| TrustError::io(path, e))?, path.display().to_string())
+        }
+        RootSource::Sha256(want) => {
+            let want = want.to_ascii_lowercase();
+            if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(TrustError::BadFingerprint { given: want });
+            }
+            let bytes = fetch_root(&*transport, &first_url, &config)?;
+            let got = fingerprint(&bytes);
+            if got != want {
+                return Err(TrustError::FingerprintMismatch { url: first_url, expected: want, got });
+            }
+            (bytes, first_url)
+        }
+        RootSource::Tofu => (fetch_root(&*transport, &first_url, &config)?, first_url),
+    };
+    let mut sources = vec![label.clone()];
+    for url in root_from {
+        let other = fetch_root(&*transport, url, &config)?;
+        if other != root {
+            return Err(TrustError::RootSourcesDisagree {
+                first: label,
+                first_fingerprint: fingerprint(&root),
+                other: url.clone(),
+                other_fingerprint: fingerprint(&other),
+            });
+        }
+        sources.push(url.clone());
+    }
+
+    let ring_root = home.data_dir().join("ring");
+    let (data_existed, ring_root_existed) = (home.data_dir().exists(), ring_root.exists());
+    let staging = ring_root.join(format!(".adding-{}", entry.name));
+    let undo = |e: TrustError| {
+        let _ = std::fs::remove_dir_all(&staging);
+        // Directories this add created go too (remove_dir removes only empty ones).
+        if !ring_root_existed {
+            let _ = std::fs::remove_dir(&ring_root);
+        }
+        if !data_existed {
+            let _ = std::fs::remove_dir(home.data_dir());
+        }
+        e
+    };
+    // A staging directory left by a crashed add is ours to replace.
+    match std::fs::remove_dir_all(&staging) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(TrustError::io(&staging, e)),
+        _ => {}
+    }
+    let mut staged = entry.trusted(home);
+    staged.metadata_dir = staging.join("metadata");
+    ensure_trust_bytes(&staged.metadata_dir, Some(&root), now).map_err(|e| match e {
+        TrustError::InvalidRoot { source, .. } => undo(TrustError::InvalidRoot { given: label.clone(), source }),
+        e => undo(e),
+    })?;
+    (|| {
+        let mut up = staged
+            .open_with(config, transport)
+            .map_err(|source| TrustError::Update { name: entry.name.clone(), source })?;
+        up.refresh().map_err(|source| TrustError::Update { name: entry.name.clone(), source })?;
+        write_state(&staging, &state_of(up.trusted(), now))
+    })()
+    .map_err(undo)?;
+
+    let dest = ring_dir(home, &entry.name);
+    // A directory no ring entry names is left from a remove or add that did not finish.
+    match std::fs::remove_dir_all(&dest) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(undo(TrustError::io(&dest, e))),
+        _ => {}
+    }
+    std::fs::rename(&staging, &dest).map_err(|e| undo(TrustError::io(&dest, e)))?;
+    ring.add(entry.clone())?;
+    if let Err(e) = ring.save() {
+        let _ = std::fs::remove_dir_all(&dest);
+        return Err(e);
+    }
+    let status = repo_status(home, &entry)?;
+    Ok(Added { status, tofu: *source == RootSource::Tofu, sources })
+}
+
+/// Removes `name` from the ring (saved first) and then deletes its directory.
+pub fn remove_repo(home: &Home, name: &str) -> Result<RepoEntry, TrustError> {
+    let mut ring = Ring::load(home)?;
+    let entry = ring.remove(name).ok_or_else(|| TrustError::NotTrusted { name: name.into() })?;
+    ring.save()?;
+    let dir = ring_dir(home, name);
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(TrustError::io(&dir, e)),
+        _ => Ok(entry),
+    }
+}
+
+fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, TrustError> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(TrustError::io(path, e)),
+    }
+}
+
+fn parse_root(bytes: &[u8]) -> Option<Root> {
+    serde_json::from_slice::<Envelope<Root>>(bytes).ok().map(|e| e.signed)
+}
+
+/// Version and expiry of a stored (already verified) role file.
+fn version_expires(path: &Path) -> Result<(Option<u64>, Option<String>), TrustError> {
+    #[derive(Deserialize)]
+    struct Common {
+        version: u64,
+        expires: String,
+    }
+    #[derive(Deserialize)]
+    struct Env {
+        signed: Common,
+    }
+    Ok(match read_opt(path)? {
+        Some(b) => match serde_json::from_slice::<Env>(&b) {
+            Ok(e) => (Some(e.signed.version), Some(e.signed.expires)),
+            Err(_) => (None, None),
+        },
+        None => (None, None),
+    })
+}
+
+/// The repository `entry` as its local trusted state describes it (no network).
+pub fn repo_status(home: &Home, entry: &RepoEntry) -> Result<RepoStatus, TrustError> {
+    let dir = entry.trusted(home).metadata_dir;
+    let root_path = dir.join("root.json");
+    let bytes = read_opt(&root_path)?.ok_or_else(|| TrustError::NoRoot { dir: dir.clone() })?;
+    let root = parse_root(&bytes).ok_or_else(|| TrustError::TrustedRootUnusable {
+        path: root_path.clone(),
+        source: packman_tuf::Error::Malformed { role: "root".into(), reason: "not a root".into() },
+    })?;
+    let mut roles = Vec::new();
+    for role in packman_tuf::metadata::TOP_LEVEL_ROLES {
+        let (keyids, threshold) = root.roles.get(role).map(|r| (r.keyids.clone(), r.threshold)).unwrap_or_default();
+        let (version, expires) = if role == "root" {
+            (Some(root.version), Some(root.expires.to_string()))
+        } else {
+            version_expires(&dir.join(format!("{role}.json")))?
+        };
+        roles.push(RoleStatus { role: role.into(), keyids, threshold, version, expires });
+    }
+    let state = read_state(&ring_dir(home, &entry.name));
+    Ok(RepoStatus {
+        name: entry.name.clone(),
+        url: entry.url.clone(),
+        metadata_url: entry.metadata_url(),
+        targets_url: entry.targets_url(),
+        projects: entry.projects.clone(),
+        added: entry.added.clone(),
+        root_fingerprint: fingerprint(&bytes),
+        root_version: root.version,
+        root_expires: root.expires.to_string(),
+        roles,
+        last_update: state.map(|s| s.last_update),
+    })
+}
+
+/// The state file of a ring directory, if there is a readable one.
+pub fn read_state(ring_dir: &Path) -> Option<RepoState> {
+    let b = std::fs::read(ring_dir.join(STATE_FILE)).ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+fn write_state(ring_dir: &Path, state: &RepoState) -> Result<(), TrustError> {
+    let text = serde_json::to_vec_pretty(state).expect("a state serialises");
+    packman_fs::write_atomic(&ring_dir.join(STATE_FILE), &text)
+        .map_err(|e| TrustError::Io { path: e.path, source: e.source })
+}
+
+fn state_of(set: &packman_tuf::TrustedSet, now: OffsetDateTime) -> RepoState {
+    RepoState {
+        last_update: now_text(now),
+        root_version: set.root().signed.version,
+        timestamp_version: set.timestamp().map(|t| t.signed.version),
+        snapshot_version: set.snapshot().map(|s| s.signed.version),
+        targets_version: set.targets("targets").map(|t| t.signed.version),
+    }
+}
+
+fn role_keys(root: &Root) -> BTreeSet<String> {
+    root.roles.iter().flat_map(|(role, r)| r.keyids.iter().map(move |k| format!("{role}:{k}"))).collect()
+}
+
+/// Refreshes the top-level metadata of `entry` (root rotations, timestamp, snapshot,
+/// targets) and records it in the state file. A root that does not follow from the trusted
+/// one is reported as [`TrustError::RootChanged`]; then nothing under the home changed.
+pub fn update_repo(
+    home: &Home,
+    entry: &RepoEntry,
+    transport: Arc<dyn Transport>,
+    config: Config,
+    now: OffsetDateTime,
+) -> Result<Updated, TrustError> {
+    let repo = entry.trusted(home);
+    let root_path = repo.metadata_dir.join("root.json");
+    let before_bytes = read_opt(&root_path)?.ok_or_else(|| TrustError::NoRoot { dir: repo.metadata_dir.clone() })?;
+    let name = entry.name.clone();
+    let mut up = repo
+        .open_with(config.clone(), transport.clone())
+        .map_err(|source| TrustError::Update { name: name.clone(), source })?;
+    let before = up.trusted().root().signed.clone();
+    if let Err(source) = up.refresh() {
+        drop(up);
+        if let Some(change) = root_change(entry, &*transport, &config, &before_bytes, &before, &source) {
+            return Err(TrustError::RootChanged(Box::new(change)));
+        }
+        return Err(TrustError::Update { name, source });
+    }
+    let after = &up.trusted().root().signed;
+    let rotation = (after.version != before.version).then(|| {
+        let (old, new) = (role_keys(&before), role_keys(after));
+        Rotation {
+            from: before.version,
+            to: after.version,
+            keys_added: new.difference(&old).cloned().collect(),
+            keys_removed: old.difference(&new).cloned().collect(),
+        }
+    });
+    let state = state_of(up.trusted(), now);
+    write_state(&ring_dir(home, &entry.name), &state)?;
+    Ok(Updated { name, state, rotation })
+}
+
+/// After a failed update: does the repository serve a root that is not the trusted one and
+/// does not follow from it? Looks at the root version the updater refused, else the trusted
+/// version and `root.json` as the repository serves them now (each fetch bounded).
+fn root_change(
+    entry: &RepoEntry,
+    transport: &dyn Transport,
+    config: &Config,
+    trusted_bytes: &[u8],
+    trusted: &Root,
+    err: &packman_client::Error,
+) -> Option<RootChange> {
+    let packman_client::Error::Metadata { url, source } = err else { return None };
+    let base = entry.metadata_url();
+    let fetch = |u: &str| transport.fetch(u, config.root_max_length).ok();
+    let unsigned = matches!(source, packman_tuf::Error::ThresholdNotMet { .. } | packman_tuf::Error::BadVersion { .. });
+    let (offending_url, bytes) = if unsigned && source.role() == "root" && url.ends_with(".root.json") {
+        // The next root version does not verify against the trusted root.
+        (url.clone(), fetch(url))
+    } else {
+        let same_version = format!("{base}{}.root.json", trusted.version);
+        let current = format!("{base}root.json");
+        match fetch(&same_version) {
+            Some(b) if b != trusted_bytes => (same_version, Some(b)),
+            _ => match fetch(&current) {
+                Some(b) if b != trusted_bytes && parse_root(&b).is_some_and(|r| r.version <= trusted.version) => {
+                    (current, Some(b))
+                }
+                _ => return None,
+            },
+        }
+    };
+    let offered = bytes.as_deref().and_then(parse_root);
+    let first_root_fingerprint = match (&offered, &bytes) {
+        (Some(r), Some(b)) if r.version == 1 => Some(fingerprint(b)),
+        _ => fetch(&format!("{base}1.root.json")).map(|b| fingerprint(&b)),
+    };
+    let root_ids = |r: &Root| r.roles.get("root").map(|r| r.keyids.clone()).unwrap_or_default();
+    Some(RootChange {
+        name: entry.name.clone(),
+        url: entry.url.clone(),
+        trusted_version: trusted.version,
+        trusted_fingerprint: fingerprint(trusted_bytes),
+        trusted_keys: root_ids(trusted),
+        offending_url,
+        offered_fingerprint: bytes.as_deref().map(fingerprint),
+        offered_version: offered.as_ref().map(|r| r.version),
+        offered_keys: offered.as_ref().map(root_ids).unwrap_or_default(),
+        first_root_fingerprint,
+        reason: err.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use packman_client::DefaultTransport;
+    use packman_repo::RepoBuilder;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    fn transport() -> Arc<dyn Transport> {
+        Arc::new(DefaultTransport::default())
+    }
+
+    /// Every file under `dir` with its bytes (lock files included).
+    fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        fn go(p: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            if p.is_dir() {
+                out.push((p.into(), b"dir".to_vec()));
+                for e in std::fs::read_dir(p).unwrap() {
+                    go(&e.unwrap().path(), out);
+                }
+            } else if p.exists() {
+                out.push((p.into(), std::fs::read(p).unwrap()));
+            }
+        }
+        let mut out = Vec::new();
+        go(dir, &mut out);
+        out.sort();
+        out
+    }
+
+    struct Fixture {
+        _d: tempfile::TempDir,
+        home: Home,
+        repo: RepoBuilder,
+        dir: PathBuf,
+        entry: RepoEntry,
+    }
+
+    fn fixture() -> Fixture {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("repo");
+        let mut repo = RepoBuilder::new(now()).unwrap();
+        repo.add_target("a.txt", b"a").unwrap();
+        repo.publish(&dir).unwrap();
+        let home = Home::at(d.path().join("home"));
+        let entry = RepoEntry::new("r", &format!("file://{}", dir.display()));
+        Fixture { _d: d, home, repo, dir, entry }
+    }
+
+    fn add(f: &Fixture, source: &RootSource) -> Result<Added, TrustError> {
+        add_repo(&f.home, f.entry.clone(), source, &[], transport(), Config::default(), now())
+    }
+
+    fn update(f: &Fixture) -> Result<Updated, TrustError> {
+        update_repo(&f.home, Ring::load(&f.home).unwrap().get("r").unwrap(), transport(), Config::default(), now())
+    }
+
+    #[test]
+    fn add_pins_updates_and_records_state() {
+        let f = fixture();
+        let root = f.repo.signed_roots[0].clone();
+        let added = add(&f, &RootSource::Sha256(fingerprint(&root))).unwrap();
+        assert!(!added.tofu);
+        let s = &added.status;
+        assert_eq!((s.root_version, s.root_fingerprint.as_str()), (1, fingerprint(&root).as_str()));
+        assert_eq!(s.role("timestamp").unwrap().version, Some(1));
+        assert!(s.last_update.is_some() && s.added.is_some());
+        let state = read_state(&ring_dir(&f.home, "r")).unwrap();
+        assert_eq!((state.root_version, state.timestamp_version, state.snapshot_version), (1, Some(1), Some(1)));
+        // No staging directory is left behind.
+        let names: Vec<_> =
+            std::fs::read_dir(f.home.data_dir().join("ring")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["r"]);
+    }
+
+    #[test]
+    fn refused_adds_write_nothing() {
+        let f = fixture();
+        let wrong = fingerprint(b"x");
+        assert!(matches!(add(&f, &RootSource::Sha256(wrong)), Err(TrustError::FingerprintMismatch { .. })));
+        assert!(!f.home.data_dir().exists());
+        // A first update that fails: the staging directory and the dirs it made are gone.
+        std::fs::remove_file(f.dir.join("metadata/timestamp.json")).unwrap();
+        match add(&f, &RootSource::Tofu) {
+            Err(TrustError::Update { name, source: packman_client::Error::Fetch(e) }) => {
+                assert_eq!(name, "r");
+                assert!(e.is_not_found(), "{e}");
+            }
+            other => panic!("expected a failed update, got {other:?}"),
+        }
+        assert!(!f.home.data_dir().exists());
+        assert!(Ring::load(&f.home).unwrap().repos.is_empty());
+    }
+
+    #[test]
+    fn rotations_are_reported_with_the_keys_that_changed() {
+        let mut f = fixture();
+        add(&f, &RootSource::Tofu).unwrap();
+        assert_eq!(update(&f).unwrap().rotation, None);
+        let old = f.repo.root.roles["timestamp"].keyids[0].clone();
+        let new = f.repo.rotate_key("timestamp").unwrap();
+        f.repo.publish(&f.dir).unwrap();
+        let u = update(&f).unwrap();
+        let rot = u.rotation.unwrap();
+        assert_eq!((rot.from, rot.to), (1, 2));
+        assert_eq!(rot.keys_added, [format!("timestamp:{new}")]);
+        assert_eq!(rot.keys_removed, [format!("timestamp:{old}")]);
+        assert_eq!(u.state.root_version, 2);
+        assert_eq!(read_state(&ring_dir(&f.home, "r")).unwrap(), u.state);
+    }
+
+    #[test]
+    fn a_root_not_following_from_the_trusted_one_is_root_changed_and_nothing_changes() {
+        let f = fixture();
+        let trusted = f.repo.signed_roots[0].clone();
+        add(&f, &RootSource::Tofu).unwrap();
+        // An unrelated repository published over this one.
+        let mut other = RepoBuilder::new(now()).unwrap();
+        std::fs::remove_dir_all(&f.dir).unwrap();
+        other.publish(&f.dir).unwrap();
+        let before = tree(f.home.data_dir());
+        match update(&f) {
+            Err(TrustError::RootChanged(c)) => {
+                assert_eq!(c.trusted_fingerprint, fingerprint(&trusted));
+                assert_eq!(c.offered_fingerprint, Some(fingerprint(&other.signed_roots[0])));
+                assert_eq!(c.first_root_fingerprint, c.offered_fingerprint);
+                assert_eq!(c.offered_version, Some(1));
+                assert_ne!(c.offered_keys, c.trusted_keys);
+            }
+            other => panic!("expected RootChanged, got {other:?}"),
+        }
+        assert_eq!(tree(f.home.data_dir()), before);
+    }
+
+    #[test]
+    fn other_refusals_are_plain_update_errors() {
+        let f = fixture();
+        add(&f, &RootSource::Tofu).unwrap();
+        // A timestamp that does not verify while the root is the trusted one.
+        let ts = f.dir.join("metadata/timestamp.json");
+        let mut bytes = std::fs::read(&ts).unwrap();
+        let at = bytes.windows(9).position(|w| w == b"\"version\"").unwrap();
+        bytes.insert(at + 10, b'1');
+        std::fs::write(&ts, bytes).unwrap();
+        let before = tree(f.home.data_dir());
+        assert!(matches!(update(&f), Err(TrustError::Update { .. })));
+        assert_eq!(tree(f.home.data_dir()), before);
+    }
+}
