@@ -305,8 +305,8 @@ impl RepoBuilder {
             t.version += 1;
             let version = t.version;
             let bytes = self.signed_targets(role)?;
-            write_atomic(&md.join(layout::metadata_file(&role, Some(version))), &bytes)?;
-            self.snapshot.meta.insert(layout::meta_key(&role), MetaFile::new(version));
+            write_atomic(&md.join(layout::metadata_file(role, Some(version))), &bytes)?;
+            self.snapshot.meta.insert(layout::meta_key(role), MetaFile::new(version));
         }
         self.dirty.clear();
         self.snapshot.version += 1;

@@ -320,7 +320,7 @@ mod tests {
 
     #[test]
     fn write_order_puts_targets_first_and_the_timestamp_last() {
-        let mut files = vec![
+        let mut files = [
             "metadata/timestamp.json",
             "metadata/4.snapshot.json",
             "metadata/root.json",

@@ -82,7 +82,7 @@ impl Repository {
         let mut old = Vec::new();
         let mut drop_old = |role: &str, current: u64| {
             if current > keep {
-                let name = |v: u64| md.join(layout::metadata_file(&role, Some(v)));
+                let name = |v: u64| md.join(layout::metadata_file(role, Some(v)));
                 old.push((name(current - keep), name(current)));
             }
         };
