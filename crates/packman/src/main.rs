@@ -38,6 +38,9 @@ enum Command {
     /// Serve a repository or mirror directory over HTTP: the TUF layout and the Python simple
     /// API (PEP 691), read-only, until SIGINT/SIGTERM.
     Serve(operate::Args),
+    /// Mirror a repository: every file verified before it gets its final name.
+    #[command(subcommand)]
+    Mirror(operate::Mirror),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Repo(c) => publish::run(c),
         Command::Serve(a) => operate::run(a),
+        Command::Mirror(c) => operate::mirror(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
