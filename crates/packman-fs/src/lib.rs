@@ -89,7 +89,14 @@ pub fn link_atomic(existing: &Path, path: &Path) -> Result<()> {
         .make_in(dir, |p| std::fs::hard_link(existing, p))
         .map_err(|e| Error::new(path, e))?
         .into_temp_path();
-    tmp.persist(path).map_err(|e| Error::new(path, e.error))
+    let tmp_name = tmp.to_path_buf();
+    tmp.persist(path).map_err(|e| Error::new(path, e.error))?;
+    // rename(2) does nothing when both names are links to one file already: the temp name
+    // stays, so remove it.
+    match std::fs::remove_file(&tmp_name) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::new(&tmp_name, e)),
+        _ => Ok(()),
+    }
 }
 
 /// The prefix of every temp file made here (a crash can leave one behind).
