@@ -28,8 +28,9 @@
 //!    renamed to their hashed names and plain links put in place; the accepted metadata is
 //!    written (each file atomically, skipped when DEST has those bytes already), the metadata
 //!    directory synced, then `timestamp.json` replaced last. Then the trusted state is
-//!    replaced file by file with the staged one, and last, hashed target files (and plain
-//!    names) that no role of the new metadata lists are removed.
+//!    replaced file by file with the staged one, and last, hashed target files that no role
+//!    of the new metadata lists are removed. Plain names stay, as the publisher keeps them (a
+//!    removed distribution's plain copy binds its name to its bytes).
 //!
 //! # Crash consistency
 //! A crash (or I/O error) during commit leaves DEST a complete repository: before the

@@ -237,7 +237,7 @@ fn sync_locked(paths: &MirrorPaths, opts: &SyncOptions) -> Result<SyncReport, Mi
     }
     report.metadata_written = write_metadata(paths.repo(), files)?;
     replace_state(&staged_state, &trusted)?;
-    report.targets_removed = remove_unlisted(&targets_dir, &wanted_hashed, &wanted_plain)?;
+    report.targets_removed = remove_unlisted(&targets_dir, &wanted_hashed)?;
     Ok(report)
 }
 
@@ -369,14 +369,12 @@ fn replace_state(staged: &Path, trusted: &Path) -> Result<(), MirrorError> {
     Ok(())
 }
 
-/// Removes, under `targets/`, hashed files no role lists, plain names of `packages/` and
-/// `simple/` that no listed target has, and temp files a crash left. Other files are left
-/// alone. Returns the paths removed (relative, `/`-separated).
-fn remove_unlisted(
-    targets_dir: &Path,
-    wanted_hashed: &BTreeSet<String>,
-    wanted_plain: &BTreeMap<String, PathBuf>,
-) -> Result<Vec<String>, MirrorError> {
+/// Removes, under `targets/`, hashed files no role lists and temp files a crash left. Plain
+/// names stay, as the publisher keeps them: a removed distribution's plain copy binds its
+/// name to its bytes (a later upload under that name with other bytes is refused), and a
+/// listed one is replaced when its target changes. Returns the paths removed (relative,
+/// `/`-separated).
+fn remove_unlisted(targets_dir: &Path, wanted_hashed: &BTreeSet<String>) -> Result<Vec<String>, MirrorError> {
     let mut removed = Vec::new();
     let mut stack = vec![(targets_dir.to_path_buf(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
@@ -398,13 +396,8 @@ fn remove_unlisted(
             if !ft.is_file() {
                 continue;
             }
-            let stale = if name.starts_with(packman_fs::TEMP_PREFIX) {
-                true
-            } else if layout::is_immutable(&rel, false) {
-                !wanted_hashed.contains(&rel)
-            } else {
-                layout::plain_copy_wanted(&rel) && !wanted_plain.contains_key(&rel)
-            };
+            let stale = name.starts_with(packman_fs::TEMP_PREFIX)
+                || (layout::is_immutable(&rel, false) && !wanted_hashed.contains(&rel));
             if stale {
                 std::fs::remove_file(e.path()).map_err(|err| MirrorError::io(e.path(), err))?;
                 removed.push(rel);

@@ -154,13 +154,16 @@ fn mirror_sync_copies_a_published_repository_and_keeps_up_with_it() {
     assert_same_names_and_bytes(&before, &files(&dest, &["metadata", "targets", ".packman-mirror"]), "refused");
     server.reset();
 
-    // Removed upstream: the hashed file and its plain name leave the mirror.
+    // Removed upstream (keep_versions 1: the publisher drops the hashed file at once): the
+    // hashed file leaves the mirror too.
     ok(&["mirror", "sync", &server.url(), s(&dest)]);
     let a_hashed =
         served(&dest).into_keys().find(|k| k.starts_with("targets/packages/p/") && k.ends_with(".a.txt")).unwrap();
     ok(&["repo", "remove", s(&up), "packages/p/a.txt"]);
     let out = ok(&["mirror", "sync", &server.url(), s(&dest)]);
     assert!(!dest.join(&a_hashed).exists(), "{out}");
-    assert!(!dest.join("targets/packages/p/a.txt").exists());
     assert!(dest.join("targets/packages/p/c.txt").exists());
+    // As upstream: the hashed file goes, the plain name stays (the publisher keeps it).
+    assert!(up.join("targets/packages/p/a.txt").exists() && dest.join("targets/packages/p/a.txt").exists());
+    assert!(!up.join(&a_hashed).exists());
 }
