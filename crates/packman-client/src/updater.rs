@@ -56,6 +56,18 @@ pub struct Updater {
     targets_url: Option<String>,
     trusted: TrustedSet,
     refreshed: bool,
+    /// Metadata accepted so far, kept when [`Updater::record_verified`] is on.
+    recorded: Option<Vec<VerifiedFile>>,
+}
+
+/// One metadata file the updater accepted: the exact bytes it verified (fetched, or read back
+/// from its trusted metadata directory), its role and its signed version. What a mirror
+/// writes (see [`Updater::record_verified`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedFile {
+    pub role: String,
+    pub version: u64,
+    pub bytes: Vec<u8>,
 }
 
 fn with_slash(url: &str) -> String {
@@ -133,6 +145,7 @@ impl Updater {
             targets_url: targets_url.map(with_slash),
             trusted,
             refreshed: false,
+            recorded: None,
         })
     }
 
@@ -147,6 +160,35 @@ impl Updater {
     /// The transport this updater fetches through (to share with another updater).
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport
+    }
+
+    /// Starts (or stops and forgets) keeping the exact bytes of every metadata file this
+    /// updater accepts from now on: each root of the rotation walk, the timestamp, snapshot,
+    /// targets and delegated roles, whether fetched or read back from the trusted metadata
+    /// directory. Off by default; [`Updater::take_verified`] hands them over.
+    pub fn record_verified(&mut self, on: bool) {
+        self.recorded = on.then(Vec::new);
+    }
+
+    /// The metadata files accepted since recording started (or since the last call), in the
+    /// order they were accepted. Empty when recording is off.
+    pub fn take_verified(&mut self) -> Vec<VerifiedFile> {
+        self.recorded.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Records `bytes` just accepted for `role` (a no-op unless recording).
+    fn record(&mut self, role: &str, bytes: &[u8]) {
+        let Some(recorded) = self.recorded.as_mut() else { return };
+        let t = &self.trusted;
+        let version = match role {
+            "root" => Some(t.root().signed.version),
+            "timestamp" => t.timestamp().map(|m| m.signed.version),
+            "snapshot" => t.snapshot().map(|m| m.signed.version),
+            _ => t.targets(role).map(|m| m.signed.version),
+        };
+        if let Some(version) = version {
+            recorded.push(VerifiedFile { role: role.into(), version, bytes: bytes.to_vec() });
+        }
     }
 
     /// Spec 5.3-5.6: updates root, timestamp, snapshot and top-level targets.
@@ -189,6 +231,7 @@ impl Updater {
                 }
             }
             self.store.write("root", &bytes)?;
+            self.record("root", &bytes);
             debug!(version, "trusted new root");
         }
         Ok(())
@@ -198,14 +241,18 @@ impl Updater {
         if let Ok(local) = self.store.read("timestamp") {
             // An invalid or expired local copy is no reason to stop: a valid one still
             // guards the new timestamp against rollback.
-            if let Err(e) = self.trusted.update_timestamp(&local) {
-                debug!("local timestamp not usable: {e}");
+            match self.trusted.update_timestamp(&local) {
+                Ok(_) => self.record("timestamp", &local),
+                Err(e) => debug!("local timestamp not usable: {e}"),
             }
         }
         let url = self.metadata_url_for("timestamp", None);
         let bytes = self.transport.fetch(&url, self.config.timestamp_max_length)?;
         match self.trusted.update_timestamp(&bytes) {
-            Ok(_) => self.store.write("timestamp", &bytes),
+            Ok(_) => {
+                self.record("timestamp", &bytes);
+                self.store.write("timestamp", &bytes)
+            }
             Err(packman_tuf::Error::EqualVersion { .. }) => {
                 // The trusted timestamp stays; if it has expired, stop here (spec 5.4.4).
                 let ts = &self.trusted.timestamp().expect("equal to the loaded one").signed;
@@ -223,7 +270,10 @@ impl Updater {
     fn load_snapshot(&mut self) -> Result<(), Error> {
         if let Ok(local) = self.store.read("snapshot") {
             match self.trusted.update_snapshot(&local, true) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.record("snapshot", &local);
+                    return Ok(());
+                }
                 Err(e) => debug!("local snapshot not usable: {e}"),
             }
         }
@@ -233,6 +283,7 @@ impl Updater {
         let url = self.metadata_url_for("snapshot", version);
         let bytes = self.transport.fetch(&url, max_len)?;
         self.trusted.update_snapshot(&bytes, false).map_err(|source| Error::Metadata { url, source })?;
+        self.record("snapshot", &bytes);
         self.store.write("snapshot", &bytes)
     }
 
@@ -249,7 +300,10 @@ impl Updater {
         }
         if let Ok(local) = self.store.read(role) {
             match self.trusted.update_delegated_targets(&local, role, delegator) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.record(role, &local);
+                    return Ok(());
+                }
                 Err(e) => debug!(role, "local metadata not usable: {e}"),
             }
         }
@@ -267,7 +321,78 @@ impl Updater {
         self.trusted
             .update_delegated_targets(&bytes, role, delegator)
             .map_err(|source| Error::Metadata { url, source })?;
+        self.record(role, &bytes);
         self.store.write(role, &bytes)
+    }
+
+    /// Loads every targets role reachable through the delegation graph from top-level
+    /// `targets`: each classic delegation and every bin of a succinct (TAP 15) one, each
+    /// verified as [`Updater::get_target_info`] verifies the roles it passes through
+    /// (snapshot entry, length, hashes, version, expiry, and the keys of *every* delegator
+    /// that names it). Refreshes first if needed. Returns the roles in the order loaded
+    /// (breadth first, `targets` first). Roles the snapshot lists that no delegation reaches
+    /// are not loaded (nothing could verify their signatures).
+    pub fn load_all_targets(&mut self) -> Result<Vec<String>, Error> {
+        if !self.refreshed {
+            self.refresh()?;
+        }
+        // Every role loaded must be listed by the snapshot, so its size bounds the walk.
+        let cap = self.trusted.snapshot().map_or(0, |s| s.signed.meta.len());
+        let mut order = vec!["targets".to_string()];
+        let mut seen: std::collections::HashSet<String> = order.iter().cloned().collect();
+        let mut next = 0;
+        while next < order.len() {
+            let delegator = order[next].clone();
+            next += 1;
+            let children: Vec<String> =
+                match self.trusted.targets(&delegator).and_then(|t| t.signed.delegations.as_ref()) {
+                    None => Vec::new(),
+                    Some(d) => match (&d.roles, &d.succinct_roles) {
+                        (Some(roles), _) => roles.iter().map(|r| r.name.clone()).collect(),
+                        (None, Some(s)) => (0..s.bin_count()).map(|b| s.bin_name(b)).collect(),
+                        (None, None) => Vec::new(),
+                    },
+                };
+            for child in children {
+                if seen.len() >= cap && !seen.contains(&child) {
+                    return Err(Error::Metadata {
+                        url: self.metadata_url_for("snapshot", None),
+                        source: packman_tuf::Error::Inconsistent {
+                            role: child,
+                            reason: format!("more delegated roles than the {cap} the snapshot lists"),
+                        },
+                    });
+                }
+                self.load_targets(&child, &delegator)?;
+                if seen.insert(child.clone()) {
+                    order.push(child);
+                }
+            }
+        }
+        self.store.flush()?;
+        Ok(order)
+    }
+
+    /// Every target the repository signs, as a client would resolve it: the paths listed by
+    /// any role [`Updater::load_all_targets`] loads, each looked up through the delegation
+    /// search of [`Updater::get_target_info`] (so delegated paths, terminating delegations
+    /// and precedence apply as for a client; a path that a client's search would not find
+    /// in any role is left out). Sorted by path.
+    pub fn all_targets(&mut self) -> Result<Vec<(String, TargetFile)>, Error> {
+        let roles = self.load_all_targets()?;
+        let mut paths = std::collections::BTreeSet::new();
+        for role in &roles {
+            if let Some(t) = self.trusted.targets(role) {
+                paths.extend(t.signed.targets.keys().cloned());
+            }
+        }
+        let mut out = Vec::with_capacity(paths.len());
+        for path in paths {
+            if let Some(info) = self.get_target_info(&path)? {
+                out.push((path, info));
+            }
+        }
+        Ok(out)
     }
 
     /// Spec 5.7: finds the signed description of `target`, loading only the delegated roles

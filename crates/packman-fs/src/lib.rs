@@ -78,6 +78,27 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], access: Access, dir_sync: Di
     }
 }
 
+/// Puts a hard link to `existing` at `path` atomically, replacing whatever `path` was: a
+/// link under a temp name in `path`'s directory, renamed over `path`. Readers see the old
+/// file or the new one. The rename is not made durable (sync the directory after a batch).
+/// Both must be on one filesystem.
+pub fn link_atomic(existing: &Path, path: &Path) -> Result<()> {
+    let dir = parent(path);
+    let tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .make_in(dir, |p| std::fs::hard_link(existing, p))
+        .map_err(|e| Error::new(path, e))?
+        .into_temp_path();
+    let tmp_name = tmp.to_path_buf();
+    tmp.persist(path).map_err(|e| Error::new(path, e.error))?;
+    // rename(2) does nothing when both names are links to one file already: the temp name
+    // stays, so remove it.
+    match std::fs::remove_file(&tmp_name) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::new(&tmp_name, e)),
+        _ => Ok(()),
+    }
+}
+
 /// The prefix of every temp file made here (a crash can leave one behind).
 pub const TEMP_PREFIX: &str = ".tmp-";
 
@@ -226,6 +247,22 @@ mod tests {
         std::fs::create_dir(&sub).unwrap();
         restrict_dir(&sub).unwrap();
         assert_eq!(mode(&sub), 0o700);
+    }
+
+    #[test]
+    fn link_atomic_replaces_the_name_with_a_link() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::write(&a, b"new").unwrap();
+        std::fs::write(&b, b"old").unwrap();
+        link_atomic(&a, &b).unwrap();
+        assert_eq!(std::fs::read(&b).unwrap(), b"new");
+        link_atomic(&a, &b).unwrap();
+        assert_eq!(names(d.path()), ["a", "b"]);
+        #[cfg(unix)]
+        assert_eq!(platform::link_count(&std::fs::metadata(&a).unwrap()), Some(2));
+        assert!(link_atomic(&d.path().join("missing"), &b).is_err());
+        assert_eq!(std::fs::read(&b).unwrap(), b"new");
     }
 
     #[test]

@@ -128,6 +128,19 @@ pub fn rename_noreplace(mode: Durability, from: &Path, to: &Path) -> std::io::Re
     Ok(())
 }
 
+/// Whether two metadata describe the same file (one inode under two names), where the
+/// platform tells (unix: device and inode).
+#[cfg(unix)]
+pub fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    Some(a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+#[cfg(not(unix))]
+pub fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> Option<bool> {
+    None
+}
+
 /// The number of hard links to the file `m` describes, where the platform tells (unix).
 #[cfg(unix)]
 pub fn link_count(m: &std::fs::Metadata) -> Option<u64> {

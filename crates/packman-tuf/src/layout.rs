@@ -89,6 +89,14 @@ pub fn hashed_target(path: &str, hash: &str) -> String {
     }
 }
 
+/// Whether a target is also written under its plain name `targets/PATH` (a hard link to
+/// its `DIR/HASH.NAME` file): distribution files and simple pages, so pip can use a
+/// published tree or a mirror from any static host.
+pub fn plain_copy_wanted(path: &str) -> bool {
+    let top = path.split('/').next().unwrap_or("");
+    top == PACKAGES_DIR || top == SIMPLE_DIR
+}
+
 /// Whether a file of the metadata tree (`in_metadata = true`) or the targets tree never
 /// changes once written: versioned metadata and hash-prefixed targets (a SHA-256, SHA-384 or
 /// SHA-512 in lower-case hex before the first dot of the file name).

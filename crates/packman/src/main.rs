@@ -44,6 +44,9 @@ enum Command {
     /// Refresh every trusted repository's signed metadata (or the ones named), following
     /// signed root rotations and refusing any other root change.
     Update(trust::UpdateArgs),
+    /// Mirror a repository: every file verified before it gets its final name.
+    #[command(subcommand)]
+    Mirror(operate::Mirror),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => operate::run(a),
         Command::Trust(c) => trust::run(c),
         Command::Update(a) => trust::update(a),
+        Command::Mirror(c) => operate::mirror(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

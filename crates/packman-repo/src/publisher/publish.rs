@@ -3,12 +3,7 @@
 use super::*;
 use packman_tuf::layout;
 
-/// Distribution files and simple pages are also written under their plain names, so pip can
-/// use the published tree from any static host.
-pub(super) fn plain_copy_wanted(path: &str) -> bool {
-    let top = path.split('/').next().unwrap_or("");
-    top == layout::PACKAGES_DIR || top == layout::SIMPLE_DIR
-}
+use layout::plain_copy_wanted;
 
 /// A target file a publish writes (see `Repository::plan_targets`).
 pub(super) struct TargetWrite {

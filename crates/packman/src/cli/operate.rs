@@ -1,4 +1,5 @@
 //! `packman serve DIR`: serve a repository or mirror over HTTP until SIGINT/SIGTERM.
+//! `packman mirror sync UPSTREAM DEST`: keep a verified copy of a repository in DEST.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -50,4 +51,73 @@ pub fn run(a: Args) -> Result<(), String> {
         let _ = out.flush();
     })
     .map_err(|e| e.to_string())
+}
+
+#[derive(clap::Subcommand)]
+pub enum Mirror {
+    /// Copy a repository into DEST (the layout `packman serve` serves), verifying every
+    /// metadata file and target through the updater before it gets its final name; targets
+    /// first, timestamp.json last. Later runs fetch only what changed.
+    Sync(SyncArgs),
+}
+
+#[derive(clap::Args)]
+pub struct SyncArgs {
+    /// Repository base URL (the parent of metadata/ and targets/, as `packman serve` serves
+    /// it): http://, https:// or file://.
+    upstream: String,
+    /// Mirror directory (created if needed).
+    dest: PathBuf,
+    /// Trusted root.json of the upstream, from a trusted place. Needed for the first sync
+    /// only: after that the mirror's trusted state in DEST/.packman-mirror is used.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Metadata base URL [default: UPSTREAM/metadata/].
+    #[arg(long)]
+    metadata_url: Option<String>,
+    /// Targets base URL [default: UPSTREAM/targets/].
+    #[arg(long)]
+    targets_url: Option<String>,
+}
+
+pub fn mirror(c: Mirror) -> Result<(), String> {
+    let Mirror::Sync(a) = c;
+    let mut opts = packman_mirror::SyncOptions::from_base(&a.upstream);
+    if let Some(u) = a.metadata_url {
+        opts.metadata_url = u;
+    }
+    if let Some(u) = a.targets_url {
+        opts.targets_url = u;
+    }
+    if let Some(p) = &a.root {
+        opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
+    }
+    let r = packman_mirror::sync(&a.dest, &opts).map_err(|e| match e {
+        packman_mirror::MirrorError::NoRoot { .. } => format!("{e}\n  hint: pass --root ROOT.json"),
+        e @ packman_mirror::MirrorError::Upstream(_) => {
+            format!("{e}\n  nothing changed in {}: the mirror still serves its last verified state", a.dest.display())
+        }
+        e => e.to_string(),
+    })?;
+    println!(
+        "synced {} -> {}: root v{}, timestamp v{}, snapshot v{}, {} role(s), {} target(s)",
+        a.upstream,
+        a.dest.display(),
+        r.root_version,
+        r.timestamp_version,
+        r.snapshot_version,
+        r.roles,
+        r.targets
+    );
+    println!(
+        "  {} metadata file(s) written, {} target(s) fetched ({} bytes), {} file(s) removed",
+        r.metadata_written.len(),
+        r.targets_fetched.len(),
+        r.bytes_fetched,
+        r.targets_removed.len()
+    );
+    if let Some(gap) = r.root_chain_gap {
+        println!("  note: root versions before the trusted one are not mirrored: {gap}");
+    }
+    Ok(())
 }

@@ -1,0 +1,104 @@
+//! What a mirror needs from the updater: the exact bytes of every metadata file it accepted
+//! (`record_verified` / `take_verified`), every targets role reachable through the
+//! delegations (`load_all_targets`), and every target as a client's search resolves it
+//! (`all_targets`).
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::MemTransport;
+use packman_client::{Config, Updater, VerifiedFile};
+use packman_repo::RepoBuilder;
+use packman_tuf::{layout, OffsetDateTime};
+
+fn updater(meta: &Path, repo_dir: &Path) -> (Updater, Arc<MemTransport>) {
+    let t = Arc::new(MemTransport::of_dir(repo_dir));
+    let up =
+        Updater::with_transport(meta, "mem://repo/metadata", Some("mem://repo/targets"), Config::default(), t.clone())
+            .unwrap();
+    (up, t)
+}
+
+/// Each recorded file is byte for byte the published `N.ROLE.json` (or `timestamp.json`).
+#[track_caller]
+fn assert_published(repo_dir: &Path, files: &[VerifiedFile]) {
+    for f in files {
+        let name = if f.role == "timestamp" {
+            layout::TIMESTAMP_FILE.into()
+        } else {
+            layout::metadata_file(&f.role, Some(f.version))
+        };
+        let published = std::fs::read(repo_dir.join("metadata").join(&name)).unwrap();
+        assert!(published == f.bytes, "{name}: recorded bytes differ from the published file");
+    }
+}
+
+fn names(files: &[VerifiedFile]) -> Vec<String> {
+    files.iter().map(|f| format!("{}.{}", f.version, f.role)).collect()
+}
+
+#[test]
+fn classic_delegations_load_all_roles_and_resolve_targets_as_the_search_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("repo");
+    let mut repo = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap();
+    repo.add_target_to("targets", "top.txt", b"top").unwrap();
+    repo.add_delegation("targets", "a", vec!["a/*".into()], false).unwrap();
+    repo.add_delegation("a", "ab", vec!["a/b*".into()], false).unwrap();
+    repo.add_delegation("targets", "c", vec!["c/*".into()], true).unwrap();
+    repo.add_target_to("a", "a/x.txt", b"ax").unwrap();
+    repo.add_target_to("ab", "a/b.txt", b"ab").unwrap();
+    repo.add_target_to("c", "c/y.txt", b"cy").unwrap();
+    // Listed by "a" but outside the paths delegated to it: no client finds it there.
+    repo.add_target_to("a", "z/outside.txt", b"zz").unwrap();
+    repo.publish(&repo_dir).unwrap();
+    repo.bump_root().unwrap();
+    repo.publish(&repo_dir).unwrap();
+
+    let meta = tmp.path().join("meta");
+    Updater::bootstrap(&meta, &repo.signed_roots[0]).unwrap();
+    let (mut up, _) = updater(&meta, &repo_dir);
+    up.record_verified(true);
+    assert_eq!(up.load_all_targets().unwrap(), ["targets", "a", "c", "ab"]);
+    let all: Vec<String> = up.all_targets().unwrap().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(all, ["a/b.txt", "a/x.txt", "c/y.txt", "top.txt"]);
+    let files = up.take_verified();
+    assert_eq!(names(&files), ["2.root", "2.timestamp", "2.snapshot", "1.targets", "1.a", "1.c", "1.ab"]);
+    assert_published(&repo_dir, &files);
+    assert!(up.take_verified().is_empty(), "taken once");
+
+    // A second updater on the same state accepts the same files from its trusted copies
+    // (nothing new upstream) and records those too.
+    drop(up);
+    let (mut up, t) = updater(&meta, &repo_dir);
+    up.record_verified(true);
+    up.load_all_targets().unwrap();
+    let files = up.take_verified();
+    assert_eq!(names(&files), ["2.timestamp", "2.snapshot", "1.targets", "1.a", "1.c", "1.ab"]);
+    assert_published(&repo_dir, &files);
+    assert_eq!(t.log(), ["mem://repo/metadata/3.root.json", "mem://repo/metadata/timestamp.json"]);
+}
+
+#[test]
+fn succinct_bins_are_all_loaded_and_recording_is_off_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo_dir = tmp.path().join("repo");
+    let mut repo = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap().with_succinct_bins(2).unwrap();
+    for i in 0..8 {
+        repo.add_target(&format!("p/{i}.txt"), format!("data {i}").as_bytes()).unwrap();
+    }
+    repo.publish(&repo_dir).unwrap();
+    let meta = tmp.path().join("meta");
+    Updater::bootstrap(&meta, &repo.signed_roots[0]).unwrap();
+    let (mut up, _) = updater(&meta, &repo_dir);
+    let roles = up.load_all_targets().unwrap();
+    assert_eq!(roles.len(), 5, "{roles:?}");
+    assert_eq!(up.all_targets().unwrap().len(), 8);
+    assert!(up.take_verified().is_empty(), "recording is opt-in");
+    // Every bin is in the trusted metadata directory now.
+    for r in &roles {
+        assert!(meta.join(layout::metadata_file(r, None)).exists(), "{r}");
+    }
+}

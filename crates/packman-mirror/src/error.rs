@@ -1,0 +1,60 @@
+use std::path::PathBuf;
+
+/// Why a sync stopped. Every refusal happens before anything under DEST's served names (or
+/// its trusted state) changes; only [`MirrorError::Io`] can come later (see the crate docs).
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    /// First sync: the mirror trusts nothing yet.
+    #[error(
+        "{dest} holds no trusted state yet: give the upstream's root.json, from a trusted place, for the first sync"
+    )]
+    NoRoot { dest: PathBuf },
+
+    /// The root given for the first sync is not a root signed by its own keys.
+    #[error("the root given: {0}")]
+    InvalidRoot(packman_tuf::Error),
+
+    /// The upstream served metadata or a target that the updater refused, or could not be
+    /// fetched. Nothing was changed.
+    #[error("upstream refused: {0}")]
+    Upstream(#[from] packman_client::Error),
+
+    /// A mirror copies versioned metadata and hash-prefixed targets; a repository without
+    /// consistent snapshots has neither.
+    #[error(
+        "{url}: the repository does not use consistent snapshots (a mirror needs N.ROLE.json and DIR/HASH.NAME files)"
+    )]
+    NotConsistent { url: String },
+
+    /// A signed target path that cannot be a file name under DEST/targets.
+    #[error("target {target:?}: {source}")]
+    TargetPath { target: String, source: packman_tuf::layout::LayoutError },
+
+    /// Another `mirror sync` holds DEST's lock.
+    #[error("{lock}: another sync of this mirror is running")]
+    Busy { lock: PathBuf },
+
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl From<packman_fs::Error> for MirrorError {
+    fn from(e: packman_fs::Error) -> Self {
+        MirrorError::Io { path: e.path, source: e.source }
+    }
+}
+
+impl MirrorError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        MirrorError::Io { path: path.into(), source }
+    }
+
+    /// The trust-core rule behind a refusal, if the upstream's metadata was refused.
+    pub fn tuf(&self) -> Option<&packman_tuf::Error> {
+        match self {
+            MirrorError::Upstream(e) => e.tuf(),
+            MirrorError::InvalidRoot(e) => Some(e),
+            _ => None,
+        }
+    }
+}

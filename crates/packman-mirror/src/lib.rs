@@ -1,0 +1,71 @@
+//! Mirrors that need no trust: [`sync`] copies a TUF repository into a local directory that
+//! `packman serve` (or any static host) serves, every byte checked by packman-client's
+//! [`Updater`](packman_client::Updater) first. No second verifier lives here: metadata bytes
+//! are those the updater accepted ([`Updater::record_verified`](packman_client::Updater::record_verified)),
+//! the set of targets is the one its delegation search resolves
+//! ([`Updater::all_targets`](packman_client::Updater::all_targets)), and target files are its
+//! verified downloads.
+//!
+//! # DEST
+//! - `metadata/`, `targets/`: the repository, in the layout of [`packman_tuf::layout`], holding
+//!   the upstream's exact bytes (never re-serialised): every metadata version the mirror
+//!   accepted (`N.ROLE.json`, every root version, `root.json` the newest root), the newest
+//!   `timestamp.json`, each signed target as `DIR/HASH.NAME` plus a hard link under its plain
+//!   name for `packages/` and `simple/` targets ([`layout::plain_copy_wanted`](packman_tuf::layout::plain_copy_wanted)).
+//! - `.packman-mirror/` (never served: `packman serve` serves `metadata/` and `targets/` only):
+//!   `lock` (one sync at a time), `metadata/` (the updater's trusted state) and `staging/`
+//!   (exists only while a sync runs, or after a crash; removed by the next sync).
+//!
+//! # One sync
+//! 1. **Verify, touching nothing served.** The trusted state is copied to
+//!    `staging/metadata` (or, on the first sync, bootstrapped there from the root given) and
+//!    the updater runs on that copy: root rotations, timestamp, snapshot, every targets role
+//!    reachable through the delegations. Targets not yet in DEST (by hashed name with the
+//!    signed length) are downloaded to `staging/targets` and verified. Any refusal stops here:
+//!    staging is removed and DEST, its trusted state included, is byte-identical to before
+//!    (on a first sync, the `.packman-mirror` it created is removed too).
+//! 2. **Commit, in [`write_rank`](packman_tuf::layout::write_rank) order.** Verified targets are
+//!    renamed to their hashed names and plain links put in place; the accepted metadata is
+//!    written (each file atomically, skipped when DEST has those bytes already), the metadata
+//!    directory synced, then `timestamp.json` replaced last. Then the trusted state is
+//!    replaced file by file with the staged one, and last, hashed target files that no role
+//!    of the new metadata lists are removed. Plain names stay, as the publisher keeps them (a
+//!    removed distribution's plain copy binds its name to its bytes).
+//!
+//! # Crash consistency
+//! A crash (or I/O error) during commit leaves DEST a complete repository: before the
+//! `timestamp.json` rename, readers are led by the old timestamp to files that are all still
+//! there (new files are only added before it; nothing is removed until after it); after it,
+//! by the new timestamp to files that were all durable before it. The trusted state is never
+//! ahead of DEST (it is replaced after the timestamp), and a state mixed of old and new files
+//! is one the updater itself can leave and recovers from, so the next sync completes the work.
+//!
+//! Windows, stated precisely:
+//! - **Root rotation that changes the timestamp keys.** `N.root.json` and `root.json` appear
+//!   before `timestamp.json` is replaced. A client that fetches during the interval between the
+//!   rename of the first new `N.root.json` and the rename of the new `timestamp.json` (two or
+//!   three atomic writes and one directory fsync, typically milliseconds) trusts the new root,
+//!   then reads the old timestamp signed by the old key and refuses it (threshold not met); it
+//!   accepts nothing wrong and succeeds on retry. Closing it needs an atomic swap of the whole
+//!   metadata directory (`renameat2(RENAME_EXCHANGE)`), not done yet.
+//! - **Removed targets.** Target files nothing lists any more go right after the timestamp
+//!   is replaced. A client that read the previous timestamp just before that and fetches such
+//!   a target afterwards gets a 404 (the publisher keeps them for a few snapshots).
+//!
+//! # What is not copied
+//! - Metadata versions the upstream still keeps but that were superseded before the mirror's
+//!   first sync (the timestamp leads only to the current snapshot; older versions cannot be
+//!   verified through the updater). Every version accepted since is kept; the mirror never
+//!   removes metadata.
+//! - Roles the snapshot lists that no delegation reaches (nothing can verify them).
+//! - Root versions before the root given on a first sync are fetched and kept only if they
+//!   verify as a chain ending in it (see [`SyncReport::root_chain_gap`]). Such older roots
+//!   are as trustworthy as any file from an untrusted host: bootstrap clients from a trusted
+//!   root, not from a mirror.
+#![forbid(unsafe_code)]
+
+mod error;
+mod sync;
+
+pub use error::MirrorError;
+pub use sync::{sync, MirrorPaths, SyncOptions, SyncReport};

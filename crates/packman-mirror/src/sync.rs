@@ -1,0 +1,413 @@
+//! [`sync`]: one mirror update (see the crate docs for the steps and guarantees).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use packman_client::{Config, DefaultTransport, Transport, Updater, VerifiedFile, VerifiedTarget};
+use packman_fs::{Access, DirSync};
+use packman_tuf::layout::{self, RepoPaths};
+use packman_tuf::{OffsetDateTime, TargetFile, TrustedSet};
+
+use crate::MirrorError;
+
+/// Where a mirror keeps what it serves and what it trusts.
+#[derive(Debug, Clone)]
+pub struct MirrorPaths {
+    repo: RepoPaths,
+}
+
+impl MirrorPaths {
+    /// The mirror's own directory under DEST, never served.
+    pub const STATE_DIR: &'static str = ".packman-mirror";
+
+    pub fn new(dest: &Path) -> Self {
+        MirrorPaths { repo: RepoPaths::new(dest) }
+    }
+    /// `DEST/metadata` and `DEST/targets`, as `packman serve` serves them.
+    pub fn repo(&self) -> &RepoPaths {
+        &self.repo
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.repo.base().join(Self::STATE_DIR)
+    }
+    /// The updater's trusted metadata.
+    pub fn trusted_dir(&self) -> PathBuf {
+        self.state_dir().join("metadata")
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.state_dir().join("lock")
+    }
+    pub fn staging_dir(&self) -> PathBuf {
+        self.state_dir().join("staging")
+    }
+}
+
+/// Where to sync from, and how.
+#[derive(Clone)]
+pub struct SyncOptions {
+    /// Base URL of the upstream's metadata (`…/metadata/`).
+    pub metadata_url: String,
+    /// Base URL of the upstream's targets (`…/targets/`).
+    pub targets_url: String,
+    /// The trusted root for a first sync (ignored once DEST has trusted state: from then on
+    /// the root changes only through rotations the upstream signs).
+    pub root: Option<Vec<u8>>,
+    pub config: Config,
+    /// Fetch through this transport [default: HTTP and file:// per `config.fetcher`].
+    pub transport: Option<Arc<dyn Transport>>,
+    /// The update start time [default: now] (tests).
+    pub now: Option<OffsetDateTime>,
+}
+
+impl SyncOptions {
+    /// `UPSTREAM/metadata/` and `UPSTREAM/targets/` of a repository base URL.
+    pub fn from_base(upstream: &str) -> Self {
+        let base = upstream.trim_end_matches('/');
+        SyncOptions {
+            metadata_url: format!("{base}/{}/", layout::METADATA_DIR),
+            targets_url: format!("{base}/{}/", layout::TARGETS_DIR),
+            root: None,
+            config: Config::default(),
+            transport: None,
+            now: None,
+        }
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    pub root_version: u64,
+    pub timestamp_version: u64,
+    pub snapshot_version: u64,
+    /// Targets roles loaded (top-level and delegated).
+    pub roles: usize,
+    /// Targets the metadata signs.
+    pub targets: usize,
+    /// Metadata files written under `metadata/` (names), in write order.
+    pub metadata_written: Vec<String>,
+    /// Targets downloaded (paths), and their bytes.
+    pub targets_fetched: Vec<String>,
+    pub bytes_fetched: u64,
+    /// Files removed under `targets/` (paths relative to it).
+    pub targets_removed: Vec<String>,
+    /// Why root versions before the first trusted one are missing, if they are.
+    pub root_chain_gap: Option<String>,
+}
+
+/// Brings DEST up to the upstream's newest verified state (see the crate docs).
+pub fn sync(dest: &Path, opts: &SyncOptions) -> Result<SyncReport, MirrorError> {
+    let paths = MirrorPaths::new(dest);
+    let dest_created = !dest.exists();
+    let state_created = !paths.state_dir().exists();
+    std::fs::create_dir_all(paths.state_dir()).map_err(|e| MirrorError::io(paths.state_dir(), e))?;
+    let result = match packman_fs::try_lock_exclusive(&paths.lock()) {
+        Ok(Some(lock)) => {
+            let r = sync_locked(&paths, opts);
+            let _ = std::fs::remove_dir_all(paths.staging_dir());
+            drop(lock);
+            r
+        }
+        Ok(None) => return Err(MirrorError::Busy { lock: paths.lock() }),
+        Err(e) => Err(e.into()),
+    };
+    if result.is_err() && state_created && !paths.trusted_dir().join(layout::ROOT_FILE).exists() {
+        // A first sync that failed leaves DEST as it found it.
+        let _ = std::fs::remove_dir_all(paths.state_dir());
+        if dest_created {
+            let _ = std::fs::remove_dir(dest);
+        }
+    }
+    result
+}
+
+fn sync_locked(paths: &MirrorPaths, opts: &SyncOptions) -> Result<SyncReport, MirrorError> {
+    let staging = paths.staging_dir();
+    match std::fs::remove_dir_all(&staging) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(MirrorError::io(&staging, e)),
+        _ => {}
+    }
+    let staged_state = staging.join("metadata");
+    let trusted = paths.trusted_dir();
+    let first_sync = !trusted.join(layout::ROOT_FILE).exists();
+    if first_sync {
+        let root = opts.root.as_deref().ok_or_else(|| MirrorError::NoRoot { dest: paths.repo().base().into() })?;
+        TrustedSet::new(root, OffsetDateTime::now_utc()).map_err(MirrorError::InvalidRoot)?;
+        Updater::bootstrap(&staged_state, root)?;
+    } else {
+        std::fs::create_dir_all(&staged_state).map_err(|e| MirrorError::io(&staged_state, e))?;
+        for (name, bytes) in state_files(&trusted)? {
+            let to = staged_state.join(&name);
+            std::fs::write(&to, bytes).map_err(|e| MirrorError::io(to, e))?;
+        }
+    }
+    let initial_root = std::fs::read(staged_state.join(layout::ROOT_FILE))
+        .map_err(|e| MirrorError::io(staged_state.join(layout::ROOT_FILE), e))?;
+
+    // 1. Verify everything; nothing served changes.
+    let transport: Arc<dyn Transport> = match &opts.transport {
+        Some(t) => t.clone(),
+        None => Arc::new(DefaultTransport::new(opts.config.fetcher.clone())),
+    };
+    let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
+    let mut up = Updater::open(
+        &staged_state,
+        &opts.metadata_url,
+        Some(&opts.targets_url),
+        opts.config.clone(),
+        transport.clone(),
+        now,
+    )?;
+    up.record_verified(true);
+    up.refresh()?;
+    if !up.trusted().root().signed.consistent_snapshot() {
+        return Err(MirrorError::NotConsistent { url: opts.metadata_url.clone() });
+    }
+    let roles = up.load_all_targets()?;
+    let targets = up.all_targets()?;
+    let mut files = up.take_verified();
+    let mut report = SyncReport {
+        root_version: up.trusted().root().signed.version,
+        timestamp_version: up.trusted().timestamp().map_or(0, |t| t.signed.version),
+        snapshot_version: up.trusted().snapshot().map_or(0, |s| s.signed.version),
+        roles: roles.len(),
+        targets: targets.len(),
+        ..SyncReport::default()
+    };
+    // The root the walk started from is not "accepted" by it, but belongs in the chain.
+    let v0 = TrustedSet::new(&initial_root, now).map_err(MirrorError::InvalidRoot)?.root().signed.version;
+    files.insert(0, VerifiedFile { role: "root".into(), version: v0, bytes: initial_root.clone() });
+    if first_sync && v0 > 1 {
+        match earlier_roots(transport.as_ref(), opts, &initial_root, v0, now) {
+            Ok(earlier) => {
+                for (i, f) in earlier.into_iter().enumerate() {
+                    files.insert(i, f);
+                }
+            }
+            Err(gap) => report.root_chain_gap = Some(gap),
+        }
+    }
+
+    let targets_dir = paths.repo().targets_dir();
+    let staged_targets = staging.join("targets");
+    let mut wanted_hashed = BTreeSet::new();
+    let mut wanted_plain = BTreeMap::new();
+    let mut fetched: Vec<(VerifiedTarget, PathBuf)> = Vec::new();
+    for (path, info) in &targets {
+        let hashed_rel = hashed_rel(path, info)?;
+        let hashed = targets_dir.join(&hashed_rel);
+        if layout::plain_copy_wanted(path) {
+            wanted_plain.insert(target_rel(path, path)?, hashed.clone());
+        }
+        wanted_hashed.insert(hashed_rel);
+        if std::fs::metadata(&hashed).is_ok_and(|m| m.is_file() && m.len() == info.length) {
+            continue;
+        }
+        let verified = up.download_target_temp(&staged_targets, path, info)?;
+        report.bytes_fetched += info.length;
+        report.targets_fetched.push(path.clone());
+        fetched.push((verified, hashed));
+    }
+    drop(up);
+
+    // 2. Commit, in write order: targets, versioned metadata, root.json, snapshots, timestamp.
+    for (verified, hashed) in fetched {
+        let dir = packman_fs::parent(&hashed);
+        std::fs::create_dir_all(dir).map_err(|e| MirrorError::io(dir, e))?;
+        verified.persist(&hashed).map_err(|e| match e {
+            packman_client::Error::Io { path, source } => MirrorError::Io { path, source },
+            e => MirrorError::Upstream(e),
+        })?;
+    }
+    let mut dirs = BTreeSet::new();
+    for (plain_rel, hashed) in &wanted_plain {
+        let plain = targets_dir.join(plain_rel);
+        let same = match (std::fs::symlink_metadata(&plain), std::fs::metadata(hashed)) {
+            (Ok(p), Ok(h)) => packman_fs::platform::same_file(&p, &h).unwrap_or(false),
+            _ => false,
+        };
+        if !same {
+            packman_fs::link_atomic(hashed, &plain)?;
+            dirs.insert(packman_fs::parent(&plain).to_path_buf());
+        }
+    }
+    for d in &dirs {
+        packman_fs::sync_dir(d)?;
+    }
+    report.metadata_written = write_metadata(paths.repo(), files)?;
+    replace_state(&staged_state, &trusted)?;
+    report.targets_removed = remove_unlisted(&targets_dir, &wanted_hashed)?;
+    Ok(report)
+}
+
+/// The regular files of a trusted metadata directory (lock and temp files aside).
+fn state_files(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, MirrorError> {
+    let mut out = BTreeMap::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(MirrorError::io(dir, e)),
+    };
+    for e in entries {
+        let e = e.map_err(|e| MirrorError::io(dir, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let is_file = e.file_type().map_err(|err| MirrorError::io(e.path(), err))?.is_file();
+        if !is_file || name.ends_with(".lock") || name.starts_with(packman_fs::TEMP_PREFIX) {
+            continue;
+        }
+        out.insert(name, std::fs::read(e.path()).map_err(|err| MirrorError::io(e.path(), err))?);
+    }
+    Ok(out)
+}
+
+/// A signed target path as a path under `targets/`, refused if a segment cannot be a
+/// plain file name there (climbs out, is empty, holds a separator).
+fn target_rel(target: &str, rel: &str) -> Result<String, MirrorError> {
+    let bad = |source| MirrorError::TargetPath { target: target.into(), source };
+    let resolved = layout::resolve_target_path(rel).map_err(bad)?;
+    for seg in resolved.split('/') {
+        if layout::file_name(seg).map_err(bad)? != seg {
+            return Err(bad(layout::LayoutError::UnsafeFileName { path: target.into(), segment: seg.into() }));
+        }
+    }
+    Ok(resolved)
+}
+
+/// `DIR/HASH.NAME` of a target (the name consistent snapshots fetch it by).
+fn hashed_rel(path: &str, info: &TargetFile) -> Result<String, MirrorError> {
+    let hash = info.name_hash().ok_or_else(|| MirrorError::TargetPath {
+        target: path.into(),
+        source: layout::LayoutError::NoFileName { path: path.into() },
+    })?;
+    target_rel(path, &layout::hashed_target(path, hash))
+}
+
+/// Root versions `1 .. v0-1`, kept only if they verify (by the trust core) as a chain whose
+/// next step is the trusted root `v0`.
+fn earlier_roots(
+    transport: &dyn Transport,
+    opts: &SyncOptions,
+    trusted_root: &[u8],
+    v0: u64,
+    now: OffsetDateTime,
+) -> Result<Vec<VerifiedFile>, String> {
+    let fetch = |v: u64| {
+        let url = layout::metadata_url(&opts.metadata_url, "root", Some(v));
+        transport.fetch(&url, opts.config.root_max_length).map_err(|e| e.to_string())
+    };
+    let first = fetch(1)?;
+    let mut chain = TrustedSet::new(&first, now).map_err(|e| format!("1.root.json: {e}"))?;
+    let mut out = vec![VerifiedFile { role: "root".into(), version: 1, bytes: first }];
+    for v in 2..v0 {
+        let bytes = fetch(v)?;
+        chain.update_root(&bytes).map_err(|e| format!("{v}.root.json: {e}"))?;
+        out.push(VerifiedFile { role: "root".into(), version: v, bytes });
+    }
+    chain.update_root(trusted_root).map_err(|e| format!("the trusted root does not follow {}: {e}", v0 - 1))?;
+    Ok(out)
+}
+
+/// Writes the accepted metadata under `metadata/` in write order, `timestamp.json` last after
+/// a directory sync; skips files that hold those bytes already. Returns the names written.
+fn write_metadata(repo: &RepoPaths, files: Vec<VerifiedFile>) -> Result<Vec<String>, MirrorError> {
+    let dir = repo.metadata_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| MirrorError::io(&dir, e))?;
+    let mut by_name: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let newest = |role: &str| files.iter().filter(|f| f.role == role).max_by_key(|f| f.version);
+    if let Some(root) = newest("root") {
+        by_name.insert(layout::ROOT_FILE.into(), root.bytes.clone());
+    }
+    if let Some(ts) = newest("timestamp") {
+        by_name.insert(layout::TIMESTAMP_FILE.into(), ts.bytes.clone());
+    }
+    for f in &files {
+        if f.role != "timestamp" {
+            by_name.insert(layout::metadata_file(&f.role, Some(f.version)), f.bytes.clone());
+        }
+    }
+    let mut names: Vec<String> = by_name.keys().cloned().collect();
+    names.sort_by_key(|n| layout::write_rank(&format!("{}/{n}", layout::METADATA_DIR)));
+    let mut written = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let bytes = &by_name[&name];
+        if std::fs::read(&path).is_ok_and(|have| &have == bytes) {
+            continue;
+        }
+        if name == layout::TIMESTAMP_FILE {
+            // Everything it leads to is durable first.
+            packman_fs::sync_dir(&dir)?;
+            packman_fs::write_atomic(&path, bytes)?;
+        } else {
+            packman_fs::write_atomic_with(&path, bytes, Access::Public, DirSync::Caller)?;
+        }
+        written.push(name);
+    }
+    packman_fs::sync_dir(&dir)?;
+    Ok(written)
+}
+
+/// Replaces the trusted state with the staged one, file by file (removals, then `root.json`,
+/// then the rest), each atomically.
+fn replace_state(staged: &Path, trusted: &Path) -> Result<(), MirrorError> {
+    std::fs::create_dir_all(trusted).map_err(|e| MirrorError::io(trusted, e))?;
+    let new = state_files(staged)?;
+    let old = state_files(trusted)?;
+    for name in old.keys().filter(|n| !new.contains_key(*n)) {
+        let p = trusted.join(name);
+        std::fs::remove_file(&p).map_err(|e| MirrorError::io(p, e))?;
+    }
+    let mut names: Vec<&String> = new.keys().collect();
+    names.sort_by_key(|n| (n.as_str() != layout::ROOT_FILE, n.as_str() != layout::TIMESTAMP_FILE));
+    for name in names {
+        if old.get(name) != Some(&new[name]) {
+            packman_fs::write_atomic_with(&trusted.join(name), &new[name], Access::Public, DirSync::Caller)?;
+        }
+    }
+    packman_fs::sync_dir(trusted)?;
+    Ok(())
+}
+
+/// Removes, under `targets/`, hashed files no role lists and temp files a crash left. Plain
+/// names stay, as the publisher keeps them: a removed distribution's plain copy binds its
+/// name to its bytes (a later upload under that name with other bytes is refused), and a
+/// listed one is replaced when its target changes. Returns the paths removed (relative,
+/// `/`-separated).
+fn remove_unlisted(targets_dir: &Path, wanted_hashed: &BTreeSet<String>) -> Result<Vec<String>, MirrorError> {
+    let mut removed = Vec::new();
+    let mut stack = vec![(targets_dir.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(MirrorError::io(&dir, e)),
+        };
+        let mut changed = false;
+        for e in entries {
+            let e = e.map_err(|e| MirrorError::io(&dir, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel = format!("{prefix}{name}");
+            let ft = e.file_type().map_err(|err| MirrorError::io(e.path(), err))?;
+            if ft.is_dir() {
+                stack.push((e.path(), format!("{rel}/")));
+                continue;
+            }
+            if !ft.is_file() {
+                continue;
+            }
+            let stale = name.starts_with(packman_fs::TEMP_PREFIX)
+                || (layout::is_immutable(&rel, false) && !wanted_hashed.contains(&rel));
+            if stale {
+                std::fs::remove_file(e.path()).map_err(|err| MirrorError::io(e.path(), err))?;
+                removed.push(rel);
+                changed = true;
+            }
+        }
+        if changed {
+            packman_fs::sync_dir(&dir)?;
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}

@@ -1,0 +1,169 @@
+//! End-to-end: `packman mirror sync` (the real binary) of a repository made by `packman repo
+//! init/add/remove`, over HTTP on 127.0.0.1 (testkit server, which logs requests) and
+//! file://, read back by `packman download`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use packman_testkit::{Behavior, TestServer};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_packman"))
+        .args(args)
+        .stdin(Stdio::null())
+        .env_remove("PACKMAN_PASSPHRASE")
+        .output()
+        .expect("run packman")
+}
+
+#[track_caller]
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "packman {args:?} failed\nstdout:\n{out}\nstderr:\n{err}");
+    out.into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Every file under `dir/sub` for each `sub`, by path relative to `dir`.
+fn files(dir: &Path, subs: &[&str]) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack: Vec<_> = subs.iter().map(|d| dir.join(d)).collect();
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_str().unwrap().to_string(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn served(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    files(dir, &["metadata", "targets"])
+}
+
+#[track_caller]
+fn assert_same_names_and_bytes(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>>, what: &str) {
+    let names = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(a), names(b), "{what}: file names differ");
+    for (k, v) in a {
+        assert!(&b[k] == v, "{what}: {k} differs");
+    }
+}
+
+#[test]
+fn mirror_sync_copies_a_published_repository_and_keeps_up_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    // The publisher keeps only the newest version of each role: the mirror must equal it.
+    let settings = up.join("packman-repo.json");
+    let text = std::fs::read_to_string(&settings).unwrap().replace("\"keep_versions\": 3", "\"keep_versions\": 1");
+    std::fs::write(&settings, text).unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for (name, body) in [("a.txt", "alpha"), ("b.txt", "beta"), ("c.txt", "gamma")] {
+        std::fs::write(src.join(name), body).unwrap();
+    }
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "packages/p/", s(&src.join("a.txt"))]);
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "docs/", s(&src.join("b.txt"))]);
+    let root = up.join("metadata/1.root.json");
+    let server = TestServer::serve_dir(&up).unwrap();
+
+    // First sync over HTTP: exactly the upstream's files, plain-name links included.
+    let dest = tmp.path().join("mirror");
+    let out = ok(&["mirror", "sync", &server.url(), s(&dest), "--root", s(&root)]);
+    assert!(out.contains("2 target(s)"), "{out}");
+    assert_same_names_and_bytes(&served(&up), &served(&dest), "first sync over HTTP");
+
+    // The same over file://, with the URLs given one by one.
+    let dest_file = tmp.path().join("mirror-file");
+    let base = format!("file://{}", s(&up));
+    ok(&[
+        "mirror",
+        "sync",
+        "unused://",
+        s(&dest_file),
+        "--root",
+        s(&root),
+        "--metadata-url",
+        &format!("{base}/metadata/"),
+        "--targets-url",
+        &format!("{base}/targets/"),
+    ]);
+    assert_same_names_and_bytes(&served(&up), &served(&dest_file), "first sync over file://");
+
+    // The client reads the mirror.
+    let dl = tmp.path().join("dl");
+    let mirror_url = format!("file://{}", s(&dest));
+    ok(&[
+        "download",
+        "--root",
+        s(&dest.join("metadata/1.root.json")),
+        "--metadata-url",
+        &format!("{mirror_url}/metadata"),
+        "--metadata-dir",
+        s(&tmp.path().join("client")),
+        "--dest",
+        s(&dl),
+        "packages/p/a.txt",
+        "docs/b.txt",
+    ]);
+    assert_eq!(std::fs::read(dl.join("a.txt")).unwrap(), b"alpha");
+
+    // One more file upstream: the next sync asks for the next root, the timestamp, and then
+    // only new metadata versions and the new file.
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "docs/", s(&src.join("c.txt"))]);
+    let new_versions: Vec<String> =
+        served(&up).into_keys().filter(|k| !served(&dest).contains_key(k)).map(|k| format!("/{k}")).collect();
+    server.clear_log();
+    ok(&["mirror", "sync", &server.url(), s(&dest)]);
+    let mut got = server.requests();
+    got.sort();
+    let mut want: Vec<String> = ["/metadata/2.root.json".to_string(), "/metadata/timestamp.json".into()]
+        .into_iter()
+        .chain(new_versions.into_iter().filter(|k| k != "/metadata/timestamp.json"))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(want.iter().any(|k| k.ends_with(".c.txt")) && want.iter().any(|k| k.ends_with(".snapshot.json")));
+    let mut mirrored = served(&dest);
+    // The mirror keeps every metadata version it accepted; the publisher (keep 1) does not.
+    mirrored.retain(|k, _| served(&up).contains_key(k));
+    assert_same_names_and_bytes(&served(&up), &mirrored, "second sync");
+
+    // A tampered upstream is refused and changes nothing.
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "packages/p/", s(&src.join("c.txt"))]);
+    let hashed =
+        served(&up).into_keys().find(|k| k.starts_with("targets/packages/p/") && k.ends_with(".c.txt")).unwrap();
+    server.set(&format!("/{hashed}"), Behavior::Body(b"gamm4".to_vec()));
+    let before = files(&dest, &["metadata", "targets", ".packman-mirror"]);
+    let o = run(&["mirror", "sync", &server.url(), s(&dest)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("packman: error: upstream refused") && err.contains("nothing changed"), "{err}");
+    assert_same_names_and_bytes(&before, &files(&dest, &["metadata", "targets", ".packman-mirror"]), "refused");
+    server.reset();
+
+    // Removed upstream (keep_versions 1: the publisher drops the hashed file at once): the
+    // hashed file leaves the mirror too.
+    ok(&["mirror", "sync", &server.url(), s(&dest)]);
+    let a_hashed =
+        served(&dest).into_keys().find(|k| k.starts_with("targets/packages/p/") && k.ends_with(".a.txt")).unwrap();
+    ok(&["repo", "remove", s(&up), "packages/p/a.txt"]);
+    let out = ok(&["mirror", "sync", &server.url(), s(&dest)]);
+    assert!(!dest.join(&a_hashed).exists(), "{out}");
+    assert!(dest.join("targets/packages/p/c.txt").exists());
+    // As upstream: the hashed file goes, the plain name stays (the publisher keeps it).
+    assert!(up.join("targets/packages/p/a.txt").exists() && dest.join("targets/packages/p/a.txt").exists());
+    assert!(!up.join(&a_hashed).exists());
+}
