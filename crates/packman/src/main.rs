@@ -9,7 +9,7 @@ mod report;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use cli::{consume, operate, publish};
+use cli::{consume, install, operate, proxy, publish};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +38,11 @@ enum Command {
     /// Serve a repository or mirror directory over HTTP: the TUF layout and the Python simple
     /// API (PEP 691), read-only, until SIGINT/SIGTERM.
     Serve(operate::Args),
+    /// Serve the trust ring as a simple API (PEP 503/691) on 127.0.0.1 for pip and uv: only
+    /// verified bytes, each project from the repository configured for it.
+    Proxy(proxy::Args),
+    /// Install Python projects with uv or pip through an in-process packman proxy.
+    Install(install::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +62,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(a),
         Command::Repo(c) => publish::run(c),
         Command::Serve(a) => operate::run(a),
+        Command::Proxy(a) => proxy::run(a),
+        Command::Install(a) => install::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

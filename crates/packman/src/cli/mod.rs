@@ -4,5 +4,7 @@
 //! calls a library and turns its errors into messages.
 
 pub mod consume;
+pub mod install;
 pub mod operate;
+pub mod proxy;
 pub mod publish;
