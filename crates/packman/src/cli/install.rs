@@ -98,7 +98,13 @@ pub fn run(a: Args) -> Result<(), String> {
         .collect();
     files.sort_by(|a, b| a.target.cmp(&b.target));
     files.dedup_by(|a, b| a.target == b.target);
-    let refused: Vec<String> = proxy.refusals().into_iter().filter(|r| r.status >= 400).map(|r| r.message).collect();
+    // pip and uv retry a failed request: each reason once, in the order first given.
+    let mut refused: Vec<String> = Vec::new();
+    for r in proxy.refusals().into_iter().filter(|r| r.status >= 400) {
+        if !refused.contains(&r.message) {
+            refused.push(r.message);
+        }
+    }
     if !status.success() {
         let code = status.code().map_or("a signal".to_string(), |c| c.to_string());
         if refused.is_empty() {
