@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -185,6 +186,14 @@ def test_pip_and_uv_install_requests_through_the_proxy(tool, proxy, origin, whee
     cache = proxy.home / "cache" / "files"
     for project, wheel in wheels.items():
         assert (cache / PINS[project][1]).read_bytes() == wheel.read_bytes(), project
+
+
+def test_the_project_list_comes_from_the_signed_one(proxy):
+    req = urllib.request.Request(proxy.index_url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["Content-Type"] == "application/vnd.pypi.simple.v1+json"
+        names = [p["name"] for p in json.load(r)["projects"]]
+    assert names == sorted(PINS), names
 
 
 @pytest.mark.parametrize("tool", ["uv", "pip"])
