@@ -21,8 +21,10 @@
 //!   whose refresh failed is refreshed again on its next request.
 //!
 //! One [`Updater`] per repository, behind a mutex: an updater locks its metadata directory
-//! for its lifetime, so there is never a second one. The calls block (network, disk): the
-//! HTTP layer makes them from `spawn_blocking`.
+//! for its lifetime, so there is never a second one. Refreshes and target lookups hold the
+//! mutex; downloads go through the updater's [`TargetFetcher`](packman_client::TargetFetcher)
+//! without it, side by side. The calls block (network, disk): the HTTP layer makes them from
+//! `spawn_blocking`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -421,6 +423,9 @@ impl Proxy {
             Ok(None) => return Ok(None),
             Err(source) => return Err(ProxyError::Repository { repo: repo(), source }),
         };
+        // Downloads go without the lock, so that one slow file holds up nothing else.
+        let fetcher = up.target_fetcher();
+        drop(state);
         let sha256 = info
             .hashes
             .get("sha256")
@@ -431,12 +436,11 @@ impl Proxy {
         // Named by the signed sha256 only after a full check: the size still has to match.
         let cached = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == info.length);
         if !cached {
-            let verified = up
+            fetcher
                 .download_target_temp(&self.cache, target, &info)
+                .and_then(|verified| verified.persist(&path))
                 .map_err(|source| ProxyError::Repository { repo: repo(), source })?;
-            verified.persist(&path).map_err(|source| ProxyError::Repository { repo: repo(), source })?;
         }
-        drop(state);
         lock(&self.record).served.push(Served {
             repo: repo(),
             target: target.into(),
