@@ -139,7 +139,11 @@ impl Got {
 
 /// One GET over a fresh connection, as plain HTTP/1.1.
 fn get(p: &Running, path: &str, accept: Option<&str>) -> Got {
-    let mut s = TcpStream::connect(p.addr()).unwrap();
+    get_at(p.addr(), path, accept)
+}
+
+fn get_at(addr: std::net::SocketAddr, path: &str, accept: Option<&str>) -> Got {
+    let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
     write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{accept}Connection: close\r\n\r\n").unwrap();
@@ -373,4 +377,27 @@ fn an_empty_ring_or_an_unpinned_repository_is_a_clear_error() {
     let results = proxy.refresh_all();
     let err = results[0].1.as_ref().unwrap_err().to_string();
     assert!(err.contains("no trusted root"), "{err}");
+}
+
+#[test]
+fn a_slow_download_holds_up_no_other_request() {
+    let slow_wheel = [b'x'; 30];
+    let up = Upstream::new(&[("slow", &slow_wheel), ("fast", b"fast wheel")]);
+    let (_d, home) = home_with(&[("main", &up, &["*"])]);
+    let p = start(&home, options());
+    // 30 bytes, one every 100 ms: three seconds (within the fetcher's grace period).
+    let slow_file = wheel_name("slow", "1.0");
+    let slow_target = layout::package_target("slow", &slow_file);
+    up.server.set(&up.target_url_path(&slow_target), Behavior::Drip(Duration::from_millis(100)));
+    let addr = p.addr();
+    let slow = std::thread::spawn(move || get_at(addr, &format!("/packages/slow/{slow_file}"), None));
+    std::thread::sleep(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let fast = get(&p, &format!("/packages/fast/{}", wheel_name("fast", "1.0")), None);
+    assert_eq!((fast.status, fast.body.as_slice()), (200, &b"fast wheel"[..]));
+    assert_eq!(get(&p, "/simple/fast/", None).status, 200);
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert!(!slow.is_finished(), "the slow download should still be running");
+    let slow = slow.join().unwrap();
+    assert_eq!((slow.status, slow.body.as_slice()), (200, &slow_wheel[..]));
 }
