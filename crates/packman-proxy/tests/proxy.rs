@@ -143,10 +143,14 @@ fn get(p: &Running, path: &str, accept: Option<&str>) -> Got {
 }
 
 fn get_at(addr: std::net::SocketAddr, path: &str, accept: Option<&str>) -> Got {
+    request(addr, "GET", path, accept)
+}
+
+fn request(addr: std::net::SocketAddr, method: &str, path: &str, accept: Option<&str>) -> Got {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{accept}Connection: close\r\n\r\n").unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{accept}Connection: close\r\n\r\n").unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head");
@@ -204,6 +208,13 @@ fn pages_and_wheels_are_served_as_signed_with_their_content_types() {
     assert!(c.contains(&(sha256(WHEEL), WHEEL.to_vec())), "{:?}", c.iter().map(|x| &x.0).collect::<Vec<_>>());
     assert!(c.iter().all(|(name, bytes)| *name == sha256(bytes)));
 
+    // HEAD: the headers of GET, no body; other methods are refused.
+    let head = request(p.addr(), "HEAD", &format!("/packages/demo/{file}"), None);
+    assert_eq!(
+        (head.status, head.header("content-length"), head.body.len()),
+        (200, Some(WHEEL.len().to_string().as_str()), 0)
+    );
+    assert_eq!(request(p.addr(), "POST", &format!("/packages/demo/{file}"), None).status, 405);
     // Again: from the cache, same bytes.
     let again = get(&p, &format!("/packages/demo/{file}"), None);
     assert_eq!(again.body, WHEEL);
@@ -211,7 +222,7 @@ fn pages_and_wheels_are_served_as_signed_with_their_content_types() {
     let whl_served: Vec<_> = served.iter().filter(|s| s.target == format!("packages/demo/{file}")).collect();
     assert_eq!(
         whl_served.iter().map(|s| (s.repo.as_str(), s.cached)).collect::<Vec<_>>(),
-        [("main", false), ("main", true)]
+        [("main", false), ("main", true), ("main", true)]
     );
 
     // PEP 503 names: redirected to the normal form.
