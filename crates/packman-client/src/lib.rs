@@ -14,4 +14,4 @@ pub use error::Error;
 pub use fetch::{FetchError, FetcherConfig, HttpTransport};
 pub use store::MetadataStore;
 pub use transport::{DefaultTransport, Fetcher, FileTransport, Transport};
-pub use updater::{is_cached, Config, Downloaded, Updater, VerifiedFile, VerifiedTarget};
+pub use updater::{is_cached, Config, Downloaded, TargetFetcher, Updater, VerifiedFile, VerifiedTarget};

@@ -472,6 +472,39 @@ impl Updater {
         target: &str,
         info: &TargetFile,
     ) -> Result<VerifiedTarget, Error> {
+        self.target_fetcher().download_target_temp(temp_dir, target, info)
+    }
+
+    /// What downloading a target needs (transport, targets URL, hash-prefixed names or not),
+    /// apart from the updater: a server looks targets up with the updater and downloads
+    /// through this without holding it, so downloads run side by side.
+    pub fn target_fetcher(&self) -> TargetFetcher {
+        TargetFetcher {
+            transport: self.transport.clone(),
+            targets_url: self.targets_url.clone(),
+            prefixed: self.trusted.root().signed.consistent_snapshot() && self.config.prefix_targets_with_hash,
+        }
+    }
+}
+
+/// Downloads targets as [`Updater::download_target_temp`] does, for a target whose signed
+/// description the caller got from [`Updater::get_target_info`]. Made by
+/// [`Updater::target_fetcher`].
+#[derive(Clone)]
+pub struct TargetFetcher {
+    transport: Arc<dyn Transport>,
+    targets_url: Option<String>,
+    prefixed: bool,
+}
+
+impl TargetFetcher {
+    /// See [`Updater::download_target_temp`].
+    pub fn download_target_temp(
+        &self,
+        temp_dir: &Path,
+        target: &str,
+        info: &TargetFile,
+    ) -> Result<VerifiedTarget, Error> {
         let url = self.target_url(target, info)?;
         let mismatch = |reason: String| Error::TargetMismatch { target: target.into(), url: url.clone(), reason };
         let mut verifier = Verifier::for_target(info).map_err(|m| mismatch(m.to_string()))?;
@@ -495,8 +528,7 @@ impl Updater {
     /// file name prefixed by its first signed hash (`dir/HASH.name`).
     fn target_url(&self, target: &str, info: &TargetFile) -> Result<String, Error> {
         let base = self.targets_url.as_deref().ok_or(Error::NoTargetsUrl)?;
-        let prefixed = self.trusted.root().signed.consistent_snapshot() && self.config.prefix_targets_with_hash;
-        let hash = if prefixed { info.name_hash() } else { None };
+        let hash = if self.prefixed { info.name_hash() } else { None };
         layout::target_url(base, target, hash).map_err(|source| Error::TargetPath { target: target.into(), source })
     }
 }

@@ -183,7 +183,8 @@ fn wants_gzip(headers: &HeaderMap) -> bool {
     accepts_gzip(headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()))
 }
 
-fn content_type(rel: &Path) -> (&'static str, bool) {
+/// The `Content-Type` of a served file by its name, and whether it is worth compressing.
+pub fn content_type(rel: &Path) -> (&'static str, bool) {
     let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if name.ends_with(".json") {
         ("application/json", true)

@@ -33,7 +33,9 @@ use tokio::sync::Semaphore;
 use tokio::time::Sleep;
 
 pub use access_log::AccessLog;
-pub use negotiate::{accepts_gzip, page_format, PageFormat};
+pub use files::Body;
+pub use handler::{content_type, text};
+pub use negotiate::{accepts_gzip, page_format, PageFormat, ACCEPTABLE};
 pub use resolve::{resolve, Resolved};
 
 #[derive(Debug, thiserror::Error)]

@@ -78,6 +78,12 @@ fn simple(mut path: PathBuf, prefix: &str, tail: &[String], trailing_slash: bool
     match tail {
         [] if trailing_slash => Resolved::SimplePage(path),
         [] => Resolved::Redirect(format!("{prefix}/")),
+        // The project list's own files (`index.json`, and `<hash>.index.json` as updaters ask
+        // for it with consistent snapshots) are files, not project names to redirect.
+        [file] if !trailing_slash && is_list_file(file) => {
+            path.push(file);
+            Resolved::File(path)
+        }
         [project] => {
             let normal = packman_index::normalize_name(project);
             if !packman_index::is_valid_name(project) {
@@ -95,6 +101,14 @@ fn simple(mut path: PathBuf, prefix: &str, tail: &[String], trailing_slash: bool
             Resolved::File(path)
         }
     }
+}
+
+fn is_list_file(name: &str) -> bool {
+    let base = match name.split_once('.') {
+        Some((hash, rest)) if hash.len() >= 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => rest,
+        _ => name,
+    };
+    base == "index.json" || base == "index.html"
 }
 
 fn decode_segment(raw: &str) -> Result<String, &'static str> {
@@ -174,6 +188,18 @@ mod tests {
         assert_eq!(resolve("/targets/simple/Foo/"), Resolved::Redirect("/targets/simple/foo/".into()));
         assert_eq!(resolve("/targets/simple/foo/"), Resolved::SimplePage("targets/simple/foo".into()));
         assert_eq!(resolve("/simple/foo/index.json"), file("targets/simple/foo/index.json"));
+        // The project list's files, plain and hash-prefixed (what an updater fetches).
+        assert_eq!(resolve("/simple/index.json"), file("targets/simple/index.json"));
+        let h = "ab".repeat(32);
+        assert_eq!(
+            resolve(&format!("/targets/simple/{h}.index.json")),
+            file(&format!("targets/simple/{h}.index.json"))
+        );
+        assert_eq!(
+            resolve(&format!("/targets/simple/{h}.index.html")),
+            file(&format!("targets/simple/{h}.index.html"))
+        );
+        assert_eq!(resolve("/simple/index.json/"), Resolved::Redirect("/simple/index-json/".into()));
         assert_eq!(resolve("/simple/-bad-/"), Resolved::NotFound);
         assert_eq!(resolve("/simple/foo/bar/"), Resolved::NotFound);
     }

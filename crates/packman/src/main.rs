@@ -9,7 +9,7 @@ mod report;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use cli::{consume, operate, publish, trust};
+use cli::{consume, install, operate, proxy, publish, trust};
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +47,11 @@ enum Command {
     /// Mirror a repository: every file verified before it gets its final name.
     #[command(subcommand)]
     Mirror(operate::Mirror),
+    /// Serve the trust ring as a simple API (PEP 503/691) on 127.0.0.1 for pip and uv: only
+    /// verified bytes, each project from the repository configured for it.
+    Proxy(proxy::Args),
+    /// Install Python projects with uv or pip through an in-process packman proxy.
+    Install(install::Args),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +74,8 @@ fn main() -> ExitCode {
         Command::Trust(c) => trust::run(c),
         Command::Update(a) => trust::update(a),
         Command::Mirror(c) => operate::mirror(c),
+        Command::Proxy(a) => proxy::run(a),
+        Command::Install(a) => install::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,8 @@
 //! calls a library and turns its errors into messages.
 
 pub mod consume;
+pub mod install;
 pub mod operate;
+pub mod proxy;
 pub mod publish;
 pub mod trust;

@@ -1,0 +1,453 @@
+//! [`Proxy`]: the trust ring's repositories behind one simple API, every answer made of bytes
+//! an [`Updater`] verified.
+//!
+//! The rules, stated once:
+//!
+//! - **Routing.** A project is answered by the repository [`Ring::route`] gives it, and
+//!   only by that one: if the owner does not list the project, or a file of it, the answer is
+//!   404 with the reason, never another repository's copy (dependency confusion). The project
+//!   list (`/simple/`) names, for each repository, only the projects it owns by routing.
+//! - **Verified before the first byte.** A page or file is downloaded through the owner's
+//!   updater into a temp file in the cache, checked against the signed length and hashes, and
+//!   only then renamed to `cache/files/<sha256>` and served. Nothing unverified is streamed.
+//!   A cached file is used again when its name is the signed sha256 and its size the signed
+//!   length (it got that name only after a full check).
+//! - **Fresh metadata.** Each repository is refreshed at start and, when one of its pages is
+//!   asked for, again once `refresh_every` has passed; a file request uses the metadata of
+//!   the last refresh. Each refresh opens the updater anew at the clock's time, so expiry is
+//!   judged at the time of the refresh, not the time the proxy started.
+//! - **Loud failures.** A refused refresh or file is an error response (502) whose body is
+//!   packman's message; it is logged to stderr and kept ([`Proxy::refusals`]). A repository
+//!   whose refresh failed is refreshed again on its next request.
+//!
+//! One [`Updater`] per repository, behind a mutex: an updater locks its metadata directory
+//! for its lifetime, so there is never a second one. Refreshes and target lookups hold the
+//! mutex; downloads go through the updater's [`TargetFetcher`](packman_client::TargetFetcher)
+//! without it, side by side. The calls block (network, disk): the HTTP layer makes them from
+//! `spawn_blocking`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use packman_client::{DefaultTransport, Transport, Updater};
+use packman_server::{page_format, resolve, PageFormat, Resolved, ACCEPTABLE};
+use packman_trust::{Home, RepoEntry, Ring, TrustedRepo};
+use packman_tuf::{layout, OffsetDateTime, TargetFile};
+
+use crate::ProxyError;
+
+/// The time updaters judge expiry at.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// How the proxy fetches and refreshes.
+#[derive(Clone)]
+pub struct Options {
+    /// A repository is refreshed again, when one of its pages is asked for, once this has
+    /// passed since its last refresh.
+    pub refresh_every: Duration,
+    /// The updaters' limits and timeouts.
+    pub client: packman_client::Config,
+    pub clock: Clock,
+    /// Print each refusal to stderr as it happens.
+    pub log_to_stderr: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            refresh_every: Duration::from_secs(60),
+            client: packman_client::Config::default(),
+            clock: Arc::new(OffsetDateTime::now_utc),
+            log_to_stderr: true,
+        }
+    }
+}
+
+/// A page or file the proxy served, and the repository whose signed metadata it matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub repo: String,
+    /// The target path (`packages/idna/idna-3.20-py3-none-any.whl`, `simple/idna/index.json`).
+    pub target: String,
+    pub sha256: String,
+    pub length: u64,
+    /// Served from the cache, nothing fetched.
+    pub cached: bool,
+}
+
+/// A request the proxy refused, with the message it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The request path.
+    pub path: String,
+    pub status: u16,
+    pub message: String,
+}
+
+/// A response, before it is HTTP.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: ReplyBody,
+    /// `Location` of a redirect.
+    pub location: Option<String>,
+    /// A simple page: its representation depends on `Accept`.
+    pub negotiated: bool,
+}
+
+#[derive(Debug)]
+pub enum ReplyBody {
+    Bytes(Vec<u8>),
+    /// A verified file of the cache, open, and its length.
+    File(File, u64),
+}
+
+impl Reply {
+    fn text(status: u16, text: String) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: ReplyBody::Bytes(text.into_bytes()),
+            location: None,
+            negotiated: false,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match &self.body {
+            ReplyBody::Bytes(b) => b.len() as u64,
+            ReplyBody::File(_, n) => *n,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct Slot {
+    entry: RepoEntry,
+    trusted: TrustedRepo,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    updater: Option<Updater>,
+    refreshed: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Record {
+    served: Vec<Served>,
+    refusals: Vec<Refusal>,
+}
+
+/// A verified file in the cache.
+struct Fetched {
+    path: PathBuf,
+    info: TargetFile,
+}
+
+/// The trust ring's repositories as one simple API. See the module docs for the rules.
+pub struct Proxy {
+    ring: Ring,
+    cache: PathBuf,
+    options: Options,
+    transport: Arc<dyn Transport>,
+    repos: Vec<Slot>,
+    record: Mutex<Record>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves an updater whose state is still only what the
+    // trust core accepted: keep going with it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Proxy {
+    /// The ring of `home` (`config.toml` in its config dir), its cache in
+    /// `<cache dir>/files/`. Opens nothing yet: [`Proxy::refresh_all`] does.
+    pub fn open(home: &Home, options: Options) -> Result<Proxy, ProxyError> {
+        let ring = Ring::load(home)?;
+        if ring.repos.is_empty() {
+            return Err(ProxyError::EmptyRing { config: ring.path().to_path_buf() });
+        }
+        let cache = home.cache_dir().join("files");
+        std::fs::create_dir_all(&cache).map_err(|e| ProxyError::io(&cache, e))?;
+        let transport: Arc<dyn Transport> = Arc::new(DefaultTransport::new(options.client.fetcher.clone()));
+        let repos = ring
+            .repos
+            .iter()
+            .map(|entry| Slot { entry: entry.clone(), trusted: entry.trusted(home), state: Mutex::default() })
+            .collect();
+        Ok(Proxy { ring, cache, options, transport, repos, record: Mutex::default() })
+    }
+
+    /// Where verified files are kept, each named by its sha256.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache
+    }
+
+    /// The repositories, in routing order.
+    pub fn repositories(&self) -> impl Iterator<Item = &RepoEntry> {
+        self.repos.iter().map(|s| &s.entry)
+    }
+
+    /// Refreshes every repository (in parallel) and says how each went. A repository that
+    /// failed is tried again on its next request.
+    pub fn refresh_all(&self) -> Vec<(String, Result<(), ProxyError>)> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .repos
+                .iter()
+                .map(|slot| (slot.entry.name.clone(), s.spawn(move || self.refresh(slot, &mut lock(&slot.state)))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|(name, h)| {
+                    let r = h.join().unwrap_or_else(|_| {
+                        Err(ProxyError::Io { path: PathBuf::new(), source: std::io::Error::other("refresh panicked") })
+                    });
+                    (name, r)
+                })
+                .collect()
+        })
+    }
+
+    /// Every page and file served so far.
+    pub fn served(&self) -> Vec<Served> {
+        lock(&self.record).served.clone()
+    }
+
+    /// Every request refused so far, with its message.
+    pub fn refusals(&self) -> Vec<Refusal> {
+        lock(&self.record).refusals.clone()
+    }
+
+    /// Answers a `GET` of `path` (the request path, still percent-encoded) with the given
+    /// `Accept` header. Blocks.
+    pub fn handle(&self, path: &str, accept: Option<&str>) -> Reply {
+        match self.answer(path, accept) {
+            Ok(reply) => reply,
+            Err(e) => {
+                let status = e.status();
+                let message = format!("packman: {path}: {e}");
+                if self.options.log_to_stderr {
+                    eprintln!("{message}");
+                }
+                lock(&self.record).refusals.push(Refusal { path: path.into(), status, message: message.clone() });
+                Reply::text(status, message + "\n")
+            }
+        }
+    }
+
+    fn answer(&self, path: &str, accept: Option<&str>) -> Result<Reply, ProxyError> {
+        let ours = |p: &str| p.starts_with("/simple") || p.starts_with("/packages/");
+        if !ours(path) {
+            return Ok(Reply::text(404, "not found: this proxy serves /simple/ and /packages/\n".into()));
+        }
+        match resolve(path) {
+            Resolved::BadRequest(rule) => Ok(Reply::text(400, format!("bad request: {rule}\n"))),
+            Resolved::NotFound => Ok(Reply::text(404, "not found\n".into())),
+            Resolved::Redirect(location) if ours(&location) => {
+                let mut r = Reply::text(301, format!("moved to {location}\n"));
+                r.location = Some(location);
+                Ok(r)
+            }
+            Resolved::Redirect(_) => Ok(Reply::text(404, "not found\n".into())),
+            Resolved::SimplePage(dir) => {
+                let Some(format) = page_format(accept) else {
+                    let mut r = Reply::text(406, format!("acceptable: {ACCEPTABLE}\n"));
+                    r.negotiated = true;
+                    return Ok(r);
+                };
+                let rel = dir.strip_prefix(layout::TARGETS_DIR).unwrap_or(&dir);
+                let mut reply = match rel.strip_prefix(layout::SIMPLE_DIR).ok().and_then(|p| p.to_str()) {
+                    Some("") => self.project_list(format)?,
+                    Some(project) => self.project_page(project, format)?,
+                    None => return Ok(Reply::text(404, "not found\n".into())),
+                };
+                reply.negotiated = true;
+                Ok(reply)
+            }
+            Resolved::File(rel) => {
+                let rel = rel.strip_prefix(layout::TARGETS_DIR).unwrap_or(&rel);
+                let segments: Vec<&str> = rel.iter().filter_map(|s| s.to_str()).collect();
+                match segments.as_slice() {
+                    [kind, project, rest @ ..]
+                        if !rest.is_empty() && (*kind == layout::PACKAGES_DIR || *kind == layout::SIMPLE_DIR) =>
+                    {
+                        self.file(project, &segments.join("/"))
+                    }
+                    _ => Ok(Reply::text(404, "not found\n".into())),
+                }
+            }
+        }
+    }
+
+    fn route(&self, project: &str) -> Result<&Slot, ProxyError> {
+        let owner = self
+            .ring
+            .route(project)
+            .ok_or_else(|| ProxyError::NotRouted { project: project.into(), config: self.ring.path().into() })?;
+        Ok(self.repos.iter().find(|s| s.entry.name == owner.name).expect("the ring's repositories have slots"))
+    }
+
+    fn not_listed(slot: &Slot, project: &str, target: &str) -> ProxyError {
+        ProxyError::NotListed {
+            project: project.into(),
+            repo: slot.entry.name.clone(),
+            patterns: slot.entry.projects.clone(),
+            target: target.into(),
+        }
+    }
+
+    /// `/simple/`: each repository's signed project list, keeping the projects it owns.
+    fn project_list(&self, format: PageFormat) -> Result<Reply, ProxyError> {
+        #[derive(serde::Deserialize)]
+        struct List {
+            projects: Vec<Entry>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            name: String,
+        }
+        let target = layout::simple_page(None, true);
+        let mut names = Vec::new();
+        for slot in &self.repos {
+            let Some(got) = self.fetch(slot, &target, true)? else { continue };
+            let bytes = std::fs::read(&got.path).map_err(|e| ProxyError::io(&got.path, e))?;
+            let list: List = serde_json::from_slice(&bytes).map_err(|e| ProxyError::BadIndex {
+                repo: slot.entry.name.clone(),
+                target: target.clone(),
+                reason: e.to_string(),
+            })?;
+            let owned = list.projects.into_iter().map(|p| p.name);
+            names.extend(owned.filter(|n| self.ring.route(n).is_some_and(|r| r.name == slot.entry.name)));
+        }
+        let body = match format {
+            PageFormat::Json => packman_index::index_json(&names),
+            PageFormat::Html | PageFormat::LegacyHtml => packman_index::index_html(&names),
+        };
+        Ok(Reply {
+            status: 200,
+            content_type: format.content_type(),
+            body: ReplyBody::Bytes(body),
+            location: None,
+            negotiated: true,
+        })
+    }
+
+    /// `/simple/PROJECT/`: the owner's signed page, as signed (its links are relative, so
+    /// they lead back to this proxy).
+    fn project_page(&self, project: &str, format: PageFormat) -> Result<Reply, ProxyError> {
+        let slot = self.route(project)?;
+        let target = layout::simple_page(Some(project), format == PageFormat::Json);
+        let got = self.fetch(slot, &target, true)?.ok_or_else(|| Self::not_listed(slot, project, &target))?;
+        let bytes = std::fs::read(&got.path).map_err(|e| ProxyError::io(&got.path, e))?;
+        Ok(Reply {
+            status: 200,
+            content_type: format.content_type(),
+            body: ReplyBody::Bytes(bytes),
+            location: None,
+            negotiated: true,
+        })
+    }
+
+    /// `/packages/PROJECT/FILE` (and the page files under `/simple/PROJECT/`).
+    fn file(&self, project: &str, target: &str) -> Result<Reply, ProxyError> {
+        if !packman_index::is_valid_name(project) {
+            return Ok(Reply::text(404, "not found\n".into()));
+        }
+        let slot = self.route(project)?;
+        let got = self.fetch(slot, target, false)?.ok_or_else(|| Self::not_listed(slot, project, target))?;
+        let file = File::open(&got.path).map_err(|e| ProxyError::io(&got.path, e))?;
+        Ok(Reply {
+            status: 200,
+            content_type: packman_server::content_type(Path::new(target)).0,
+            body: ReplyBody::File(file, got.info.length),
+            location: None,
+            negotiated: false,
+        })
+    }
+
+    /// Opens the updater of `slot` anew (after closing the old one, which holds the metadata
+    /// directory's lock) and refreshes it.
+    fn refresh(&self, slot: &Slot, state: &mut State) -> Result<(), ProxyError> {
+        state.updater = None;
+        state.refreshed = None;
+        let repo = || slot.entry.name.clone();
+        let dir = &slot.trusted.metadata_dir;
+        let now = (self.options.clock)();
+        packman_trust::ensure_trust(dir, None, now)?;
+        // Waiting for another process's lock would hang every request: say so instead.
+        if let Ok(None) = packman_fs::try_lock_exclusive(&dir.join(".lock")) {
+            return Err(ProxyError::Busy { repo: repo(), dir: dir.clone() });
+        }
+        let t = &slot.trusted;
+        let mut up = Updater::open(
+            dir,
+            &t.metadata_url,
+            t.targets_url.as_deref(),
+            self.options.client.clone(),
+            self.transport.clone(),
+            now,
+        )
+        .map_err(|source| ProxyError::Repository { repo: repo(), source })?;
+        up.refresh().map_err(|source| ProxyError::Repository { repo: repo(), source })?;
+        state.updater = Some(up);
+        state.refreshed = Some(Instant::now());
+        Ok(())
+    }
+
+    /// The verified file of `target` in the cache, fetched through the owner's updater if
+    /// needed; `None` if the repository does not sign it. A page request (`page`) refreshes
+    /// the repository first when its metadata is older than `refresh_every`.
+    fn fetch(&self, slot: &Slot, target: &str, page: bool) -> Result<Option<Fetched>, ProxyError> {
+        let repo = || slot.entry.name.clone();
+        let mut state = lock(&slot.state);
+        let stale = match state.refreshed {
+            None => true,
+            Some(at) => page && at.elapsed() >= self.options.refresh_every,
+        };
+        if stale || state.updater.is_none() {
+            self.refresh(slot, &mut state)?;
+        }
+        let up = state.updater.as_mut().expect("refreshed");
+        let info = match up.get_target_info(target) {
+            Ok(Some(info)) => info,
+            Ok(None) => return Ok(None),
+            Err(source) => return Err(ProxyError::Repository { repo: repo(), source }),
+        };
+        // Downloads go without the lock, so that one slow file holds up nothing else.
+        let fetcher = up.target_fetcher();
+        drop(state);
+        let sha256 = info
+            .hashes
+            .get("sha256")
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+            .ok_or_else(|| ProxyError::NoSha256 { repo: repo(), target: target.into() })?
+            .to_string();
+        let path = self.cache.join(&sha256);
+        // Named by the signed sha256 only after a full check: the size still has to match.
+        let cached = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == info.length);
+        if !cached {
+            fetcher
+                .download_target_temp(&self.cache, target, &info)
+                .and_then(|verified| verified.persist(&path))
+                .map_err(|source| ProxyError::Repository { repo: repo(), source })?;
+        }
+        lock(&self.record).served.push(Served {
+            repo: repo(),
+            target: target.into(),
+            sha256,
+            length: info.length,
+            cached,
+        });
+        Ok(Some(Fetched { path, info }))
+    }
+}
