@@ -1,14 +1,19 @@
 //! `packman demo`: the whole loop on loopback in a few seconds. A publisher creates a
 //! repository and adds three real (tiny, installable) wheels, one depending on another;
 //! `packman serve` serves it on 127.0.0.1; packman's client downloads a wheel verified against
-//! the signed metadata; pip installs the app and its dependency from the server's simple
-//! index and runs it; then a second, malicious mirror of the same files is refused twice.
+//! the signed metadata; the user trusts the repository (`packman trust add`) and pip installs
+//! the app and its dependency through packman's verifying proxy and runs it; then a second,
+//! malicious mirror of the same files is refused three times (a tampered wheel, a replayed
+//! timestamp, and, through the proxy, a wheel swapped together with its page).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::sync::Arc;
+
 use packman_client::{Config, Updater};
+use packman_proxy::{Options as ProxyOptions, Proxy, Running};
 use packman_repo::{python, InitOptions, Repository};
 use packman_testkit::{Behavior, TestServer};
 use packman_tuf::OffsetDateTime;
@@ -120,7 +125,22 @@ pub fn run(a: Args) -> Result<(), String> {
         );
     }
 
-    pip_install(&dir, &base)?;
+    println!("== the user's side: a trust ring and packman's verifying proxy for pip");
+    let home = packman_trust::Home::at(dir.join("home"));
+    let root_file = repo_dir.join("metadata/1.root.json");
+    let (proxy, running) = trust_and_proxy(&home, &format!("{base}/"), &root_file)?;
+    let index = running.index_url();
+    println!("   $ packman proxy  ->  {index}\n== pip: pip install --index-url {index} demo-app");
+    if pip_install(&dir.join("site"), &index, false)?.is_some() {
+        for s in proxy.served().iter().filter(|s| s.target.starts_with("packages/")) {
+            println!(
+                "   proxy: {} from repository {}: {} bytes, sha256 {} verified",
+                s.target, s.repo, s.length, s.sha256
+            );
+        }
+    }
+    running.stop().map_err(|e| e.to_string())?;
+    drop(proxy);
     drop(server);
 
     println!("== a malicious mirror of the same files");
@@ -154,7 +174,33 @@ pub fn run(a: Args) -> Result<(), String> {
     if packman_testkit::dir_state(&client_dir) != trusted_before {
         return Err("trusted metadata changed during the attacks".into());
     }
-    println!("== done: published, served, verified, installed by pip; two attacks refused, trusted state unchanged");
+    // A host that swaps the wheel and rewrites its project page to match: pip alone would
+    // take it (the page is all it checks); through the proxy the page fails its signed hash.
+    mirror.reset();
+    mirror.set(&format!("/targets/{hashed}"), Behavior::Body(b"malware".to_vec()));
+    let page = packman_tuf::layout::simple_page(Some("demo-app"), true);
+    let page_bytes = read(&repo_dir.join("targets").join(&page))?;
+    let page_hash = packman_tuf::target::describe(&page_bytes);
+    let forged = String::from_utf8_lossy(&page_bytes).replace(
+        wheel_info.hashes.get("sha256").unwrap_or_default(),
+        packman_tuf::target::describe(b"malware").hashes.get("sha256").unwrap_or_default(),
+    );
+    let page_url = packman_tuf::layout::hashed_target(&page, page_hash.name_hash().unwrap_or_default());
+    mirror.set(&format!("/targets/{page_url}"), Behavior::Body(forged.into_bytes()));
+    let attacked_home = packman_trust::Home::at(dir.join("home-mirror"));
+    let (proxy, running) = trust_and_proxy(&attacked_home, &format!("{}/", mirror.url()), &root_file)?;
+    let site = dir.join("site-mirror");
+    if pip_install(&site, &running.index_url(), true)? == Some(false) {
+        let why = proxy.refusals().first().map(|r| r.message.clone()).unwrap_or_default();
+        println!("   wheel and page swapped together: pip through the proxy refused, nothing installed: {why}");
+        if site.join("demo_app").exists() {
+            return Err("the tampered wheel was installed".into());
+        }
+    }
+    running.stop().map_err(|e| e.to_string())?;
+    println!(
+        "== done: published, served, verified, installed by pip through packman's proxy; three attacks refused, trusted state unchanged"
+    );
     Ok(())
 }
 
@@ -162,27 +208,36 @@ fn read(p: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
 }
 
-/// `pip install demo-app` from the server's simple index into DIR/site, then runs it.
-fn pip_install(dir: &Path, base: &str) -> Result<(), String> {
-    let index = format!("{base}/simple/");
-    let site = dir.join("site");
-    println!("== pip: pip install --index-url {index} demo-app");
+/// `pip install demo-app` from the simple index at `index` into `site`, then runs it.
+/// `Ok(None)` when pip cannot run here; `Ok(Some(false))` when pip failed and `expect_refusal`
+/// (the attack), with nothing installed.
+fn pip_install(site: &Path, index: &str, expect_refusal: bool) -> Result<Option<bool>, String> {
     let mut pip = Command::new("python3");
-    pip.args(["-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--no-input", "--index-url"])
-        .arg(&index)
+    pip.args(["-m", "pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--no-input", "--retries", "0"])
+        .arg("--index-url")
+        .arg(index)
         .arg("--target")
-        .arg(&site)
+        .arg(site)
         .arg("demo-app");
     clean_pip_env(&mut pip);
     let out = match pip.output() {
         Ok(o) => o,
         Err(e) => {
             println!("   skipped: cannot run python3 -m pip ({e})");
-            return Ok(());
+            return Ok(None);
         }
     };
     if !out.status.success() {
+        if expect_refusal {
+            return Ok(Some(false));
+        }
         return Err(format!("pip install failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    if expect_refusal {
+        return Err(format!(
+            "pip installed through the proxy from a tampering host:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        ));
     }
     for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()) {
         println!("   pip: {}", line.trim());
@@ -195,7 +250,30 @@ fn pip_install(dir: &Path, base: &str) -> Result<(), String> {
         return Err(format!("the installed app failed:\n{}", String::from_utf8_lossy(&out.stderr)));
     }
     println!("   $ python3 -m demo_app\n   {}", String::from_utf8_lossy(&out.stdout).trim());
-    Ok(())
+    Ok(Some(true))
+}
+
+/// The user's side: a trust ring in `home` holding `url` as repository "demo" (root v1 from
+/// the publisher), and the verifying proxy on a free loopback port.
+fn trust_and_proxy(home: &packman_trust::Home, url: &str, root_file: &Path) -> Result<(Arc<Proxy>, Running), String> {
+    let transport = Arc::new(packman_client::DefaultTransport::new(Config::default().fetcher));
+    let source = packman_trust::RootSource::File(root_file.to_path_buf());
+    let entry = packman_trust::RepoEntry::new("demo", url);
+    let added =
+        packman_trust::add_repo(home, entry, &source, &[], transport, Config::default(), OffsetDateTime::now_utc())
+            .map_err(|e| e.to_string())?;
+    println!(
+        "   $ packman trust add demo {url} --root 1.root.json\n   demo: trusted {url} (root v{}, sha256 {})",
+        added.status.root_version, added.status.root_fingerprint
+    );
+    let options = ProxyOptions { log_to_stderr: false, ..ProxyOptions::default() };
+    let proxy = Arc::new(Proxy::open(home, options).map_err(|e| e.to_string())?);
+    for (name, r) in proxy.refresh_all() {
+        r.map_err(|e| format!("{name}: {e}"))?;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("127.0.0.1:0: {e}"))?;
+    let running = Running::start(proxy.clone(), listener).map_err(|e| e.to_string())?;
+    Ok((proxy, running))
 }
 
 fn clean_pip_env(c: &mut Command) {

@@ -55,12 +55,19 @@ fn demo_runs_the_whole_loop() {
     let o = packman(&["demo"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
-    assert!(out.contains("two attacks refused"), "{out}");
+    assert!(out.contains("three attacks refused"), "{out}");
     assert!(out.contains("rollback refused"), "{out}");
     assert!(out.contains("tampered wheel: refused"), "{out}");
-    // pip really installed the app and its dependency from `packman serve`, and it ran.
+    // pip really installed the app and its dependency through packman's proxy, every file
+    // verified, and it ran.
     assert!(out.contains("Successfully installed demo-app-1.0 demo-greeting-1.1"), "{out}");
     assert!(out.contains("Hello, world: installed by pip from a packman index."), "{out}");
+    assert!(out.contains("demo: trusted http://127.0.0.1:"), "{out}");
+    assert!(out.contains("proxy: packages/demo-app/demo_app-1.0-py3-none-any.whl from repository demo"), "{out}");
+    // Through the proxy, a wheel swapped together with its page is refused by the page's
+    // signed hash, and pip installs nothing.
+    assert!(out.contains("pip through the proxy refused, nothing installed"), "{out}");
+    assert!(out.contains("the signed hash is"), "{out}");
 }
 
 #[test]
