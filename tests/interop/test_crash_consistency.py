@@ -1,0 +1,234 @@
+"""Crash consistency: the publisher's ``repo add`` and ``repo refresh`` and the client's update
+(``packman download``) killed with SIGKILL at random moments, many times each (100 by default;
+``PACKMAN_CRASH_KILLS`` changes it, ``PACKMAN_CRASH_SEED`` replays a run).
+
+After every kill:
+
+* the published tree is the old state or the new one: python-tuf's client, starting from
+  root v1 in a fresh directory, refreshes and downloads the newest target (so everything the
+  timestamp leads to is complete and verifies);
+* no file the signed metadata lists is half written: a hash-prefixed target file whose bytes
+  do not match its name is never one that python-tuf's client finds listed with that hash
+  (files a killed publish was writing are not referenced until a later timestamp names
+  them; the next publish of that version overwrites them);
+* the client's trusted metadata directory still loads, and its next update succeeds;
+* the next run of the killed command succeeds.
+
+Kill moments are drawn uniformly over the measured length of an uninterrupted run, so they
+land inside the writes rather than before or after them.
+
+Run: ``.venv/bin/python -m pytest tests/interop/test_crash_consistency.py -q``
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.fspath(Path(__file__).resolve().parent))
+
+from tufrepo import RepoServer  # noqa: E402
+from tuf.ngclient import Updater  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(os.environ.get("PACKMAN_BIN_DIR", REPO_ROOT / "target" / "release"))
+PACKMAN = BIN_DIR / "packman"
+KILLS = int(os.environ.get("PACKMAN_CRASH_KILLS", "100"))
+SEED = int(os.environ.get("PACKMAN_CRASH_SEED", str(random.randrange(1 << 32))))
+HASHED = re.compile(r"([0-9a-f]{64})\.(.+)")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _packman_present():
+    if not os.access(PACKMAN, os.X_OK):
+        pytest.fail(f"missing {PACKMAN}: run `cargo build --release -p packman` or set PACKMAN_BIN_DIR",
+                    pytrace=False)
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PACKMAN_")}
+
+
+def run(*args: object) -> subprocess.CompletedProcess:
+    cmd = [os.fspath(PACKMAN), *map(os.fspath, args)]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env=_env())
+    assert p.returncode == 0, f"{cmd} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+    return p
+
+
+def timed(*args: object) -> float:
+    t = time.perf_counter()
+    run(*args)
+    return time.perf_counter() - t
+
+
+def killed(rng: random.Random, window: float, *args: object) -> bool:
+    """Starts ``packman ARGS`` and kills it with SIGKILL after a random part of ``window``;
+    whether it was still running when killed."""
+    p = subprocess.Popen([os.fspath(PACKMAN), *map(os.fspath, args)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    time.sleep(rng.uniform(0, window))
+    alive = p.poll() is None
+    if alive:
+        p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    return alive
+
+
+def note(directory: Path, i: int) -> Path:
+    f = directory / f"note-{i}.txt"
+    f.write_bytes(f"note {i}\n".encode() * (1 + i % 50))
+    return f
+
+
+class Verifier:
+    """python-tuf's client over HTTP, fresh each time, trusting root v1."""
+
+    def __init__(self, repo_dir: Path, work: Path, server: RepoServer):
+        self.root = (repo_dir / "metadata" / "1.root.json").read_bytes()
+        self.work = work
+        self.server = server
+        self.n = 0
+
+    def updater(self) -> Updater:
+        self.n += 1
+        d = self.work / f"ng-{self.n}"
+        (d / "md").mkdir(parents=True)
+        (d / "dl").mkdir()
+        return Updater(metadata_dir=os.fspath(d / "md"), metadata_base_url=f"{self.server.url}/metadata/",
+                       target_base_url=f"{self.server.url}/targets/", target_dir=os.fspath(d / "dl"),
+                       bootstrap=self.root)
+
+    def check(self, repo_dir: Path, must_list: list[str]) -> int:
+        """Refreshes from scratch, downloads every path in ``must_list`` and checks that no
+        corrupt hash-prefixed file is listed; returns how many corrupt, unlisted files there are."""
+        up = self.updater()
+        up.refresh()
+        for path in must_list:
+            info = up.get_targetinfo(path)
+            assert info is not None, f"{path} is not listed"
+            up.download_target(info)
+        corrupt = 0
+        for f in (repo_dir / "targets").rglob("*"):
+            m = HASHED.fullmatch(f.name)
+            if not f.is_file() or not m:
+                continue
+            if hashlib.sha256(f.read_bytes()).hexdigest() == m.group(1):
+                continue
+            corrupt += 1
+            rel = f.relative_to(repo_dir / "targets").parent / m.group(2)
+            info = up.get_targetinfo(rel.as_posix())
+            assert info is None or info.hashes.get("sha256") != m.group(1), \
+                f"{f} is listed by the signed metadata but its bytes do not match"
+        return corrupt
+
+
+def trusted_dir_loads(md: Path) -> None:
+    """Every file of a client's trusted metadata directory is complete JSON."""
+    for f in md.iterdir():
+        if f.name.endswith(".json"):
+            json.loads(f.read_bytes())
+
+
+def test_publisher_and_client_survive_sigkill_at_any_moment(tmp_path):
+    rng = random.Random(SEED)
+    print(f"seed {SEED}, {KILLS} kills per command", file=sys.stderr)
+    repo_dir, src = tmp_path / "repo", tmp_path / "src"
+    src.mkdir()
+    run("repo", "init", repo_dir, "--bins", "16")
+    # Retention of one version: every publish rewrites the files the previous one replaced,
+    # the case where a kill could hurt most.
+    settings = repo_dir / "packman-repo.json"
+    s = json.loads(settings.read_text())
+    s["keep_versions"] = 1
+    settings.write_text(json.dumps(s))
+
+    n = 0
+    listed: list[str] = []
+
+    def add_untimed() -> None:
+        nonlocal n
+        n += 1
+        run("repo", "add", repo_dir, "--raw", "--prefix", "notes/", note(src, n))
+        listed.append(f"notes/note-{n}.txt")
+
+    for _ in range(3):
+        add_untimed()
+    # Measure an uninterrupted add (three runs) for the kill window.
+    times = []
+    for _ in range(3):
+        n += 1
+        times.append(timed("repo", "add", repo_dir, "--raw", "--prefix", "notes/", note(src, n)))
+        listed.append(f"notes/note-{n}.txt")
+    window_add = statistics.median(times) * 1.2
+    times = [timed("repo", "refresh", repo_dir, "--margin-hours", "1000000") for _ in range(3)]
+    window_refresh = statistics.median(times) * 1.2
+
+    client_md = tmp_path / "client-md"
+    client_dl = tmp_path / "client-dl"
+    root_file = repo_dir / "metadata" / "1.root.json"
+
+    with RepoServer(repo_dir) as server:
+        # A client killed mid-request resets its connection: expected here, not worth a trace.
+        server.httpd.handle_error = lambda *_: None
+        verify = Verifier(repo_dir, tmp_path / "verify", server)
+        metadata_url = f"{server.url}/metadata/"
+
+        def client(target: str) -> list[str]:
+            return ["download", "--root", root_file, "--metadata-url", metadata_url,
+                    "--metadata-dir", client_md, "--dest", client_dl, target]
+
+        run(*client(listed[-1]))
+        times = []
+        for _ in range(3):
+            add_untimed()
+            times.append(timed(*client(listed[-1])))
+        window_client = statistics.median(times) * 1.2
+
+        interrupted = {"repo add": 0, "repo refresh": 0, "client update": 0}
+        leftovers = 0
+        for i in range(KILLS):
+            # The publisher, killed during an add of a new file.
+            n += 1
+            f = note(src, n)
+            if killed(rng, window_add, "repo", "add", repo_dir, "--raw", "--prefix", "notes/", f):
+                interrupted["repo add"] += 1
+            leftovers = verify.check(repo_dir, listed[-1:] + rng.sample(listed, 2))
+            # The next add (of the same file) succeeds and the tree is whole again.
+            run("repo", "add", repo_dir, "--raw", "--prefix", "notes/", f)
+            listed.append(f"notes/note-{n}.txt")
+
+            # The publisher, killed while re-signing everything.
+            if killed(rng, window_refresh, "repo", "refresh", repo_dir, "--margin-hours", "1000000"):
+                interrupted["repo refresh"] += 1
+            verify.check(repo_dir, listed[-1:])
+            run("repo", "refresh", repo_dir, "--margin-hours", "1000000")
+
+            # The client, killed during an update that has something new to fetch.
+            add_untimed()
+            if killed(rng, window_client, *client(listed[-1])):
+                interrupted["client update"] += 1
+            trusted_dir_loads(client_md)
+            shutil.rmtree(client_dl, ignore_errors=True)
+            out = run(*client(listed[-1])).stdout
+            assert f"{listed[-1]}:" in out, out
+            assert (client_dl / Path(listed[-1]).name).read_bytes() == (src / Path(listed[-1]).name).read_bytes()
+
+        final_corrupt = verify.check(repo_dir, listed)
+        print(f"interrupted mid-run: {interrupted} of {KILLS} each; corrupt unlisted target files after the "
+              f"last kill: {leftovers}; at the end: {final_corrupt}", file=sys.stderr)
+        # The kills must have landed inside the runs often enough to mean something.
+        for what, count in interrupted.items():
+            assert count >= KILLS // 4, f"{what}: only {count} of {KILLS} kills interrupted a run (seed {SEED})"
