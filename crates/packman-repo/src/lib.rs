@@ -14,6 +14,9 @@ pub mod publisher;
 pub mod python;
 mod snapshot_text;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
+
 pub use bin::{Bin, PreparedTarget};
 pub use builder::RepoBuilder;
 pub use packman_fs::Durability;
