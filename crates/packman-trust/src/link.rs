@@ -222,7 +222,8 @@ mod tests {
     #[test]
     fn refusals() {
         use LinkError::*;
-        let cases: &[(&str, fn(&LinkError) -> bool)] = &[
+        type Rule = fn(&LinkError) -> bool;
+        let cases: &[(&str, Rule)] = &[
             ("packman://install/a?repo=x&repo=y", |e| matches!(e, BadQuery { .. })),
             ("packman://install/a?repo=x&yes=1", |e| matches!(e, BadQuery { .. })),
             ("packman://install/a?yes=1", |e| matches!(e, BadQuery { .. })),
