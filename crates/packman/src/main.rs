@@ -9,7 +9,7 @@ mod report;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use cli::{consume, install, operate, proxy, publish, trust};
+use cli::{consume, install, open, operate, proxy, publish, trust};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +52,9 @@ enum Command {
     Proxy(proxy::Args),
     /// Install Python projects with uv or pip through an in-process packman proxy.
     Install(install::Args),
+    /// Show what a packman:// link would install, from verified metadata only, and install it
+    /// if you confirm at the terminal.
+    Open(open::Args),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Mirror(c) => operate::mirror(c),
         Command::Proxy(a) => proxy::run(a),
         Command::Install(a) => install::run(a),
+        Command::Open(a) => open::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

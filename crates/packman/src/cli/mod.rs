@@ -6,6 +6,7 @@
 
 pub mod consume;
 pub mod install;
+pub mod open;
 pub mod operate;
 pub mod proxy;
 pub mod publish;
