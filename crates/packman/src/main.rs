@@ -9,7 +9,7 @@ mod report;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use cli::{consume, install, open, operate, proxy, publish, trust};
+use cli::{consume, install, open, operate, proxy, publish, trust, url_handler};
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +55,9 @@ enum Command {
     /// Show what a packman:// link would install, from verified metadata only, and install it
     /// if you confirm at the terminal.
     Open(open::Args),
+    /// Register (or remove) packman as the desktop's handler of packman:// links.
+    #[command(subcommand)]
+    UrlHandler(url_handler::Action),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Proxy(a) => proxy::run(a),
         Command::Install(a) => install::run(a),
         Command::Open(a) => open::run(a),
+        Command::UrlHandler(c) => url_handler::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

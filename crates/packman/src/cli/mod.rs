@@ -11,3 +11,4 @@ pub mod operate;
 pub mod proxy;
 pub mod publish;
 pub mod trust;
+pub mod url_handler;
