@@ -29,7 +29,7 @@ const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:72rem;mar
 h1,h2{line-height:1.2}a{color:#0645ad}code,pre{font-family:ui-monospace,monospace;font-size:.9em}\
 pre{background:#f4f4f4;padding:.5rem;overflow-x:auto;white-space:pre-wrap;word-break:break-all}\
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}\
-td.hash{font-family:ui-monospace,monospace;font-size:.8em;word-break:break-all}.yanked{color:#a00}\
+td.hash{font-family:ui-monospace,monospace;font-size:.8em;word-break:break-all}.yanked{color:#a00}td.size{white-space:nowrap}\
 ul.projects{columns:16rem}form{margin:1rem 0}input{font-size:1rem;padding:.25rem}\
 .note{color:#555;font-size:.9em}";
 
@@ -142,7 +142,7 @@ fn file_rows(body: &mut String, project: &str, files: &[&FileEntry]) {
         };
         let _ = writeln!(
             body,
-            "<tr><td>{name}</td><td>{}</td><td class=\"hash\">{}</td><td>{}</td><td>{}</td><td>{yanked}</td></tr>",
+            "<tr><td>{name}</td><td class=\"size\">{}</td><td class=\"hash\">{}</td><td>{}</td><td>{}</td><td>{yanked}</td></tr>",
             size(f.size),
             escape_html(&f.sha256),
             escape_html(f.upload_time.as_deref().unwrap_or("")),

@@ -7,12 +7,14 @@
 //! Needs tmux and `python3 -m venv`. `.ci/run` installs tmux; under CI (`CI` set) a missing
 //! tool fails the test, elsewhere the test says it skipped.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{need, wheel};
 use packman_testkit::TestServer;
+
+mod common;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_packman")
@@ -27,54 +29,6 @@ fn ok(o: Output) -> String {
     let (out, err) = text(&o);
     assert!(o.status.success(), "failed ({:?})\nstdout:\n{out}\nstderr:\n{err}", o.status);
     out
-}
-
-/// A tool the test needs: missing under CI is a failure, elsewhere a skip.
-fn need(tool: &str, args: &[&str]) -> bool {
-    match Command::new(tool).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status() {
-        Ok(s) if s.success() => true,
-        other => {
-            if std::env::var_os("CI").is_some() {
-                panic!("{tool} is needed in CI (.ci/run installs it): {other:?}");
-            }
-            eprintln!("skipped: {tool} not available ({other:?})");
-            false
-        }
-    }
-}
-
-fn b64_urlsafe(data: &[u8]) -> String {
-    <base64ct::Base64UrlUnpadded as base64ct::Encoding>::encode_string(data)
-}
-
-/// A pure-Python wheel `{project}-{version}-py3-none-any.whl` with module `{project}`.
-fn wheel(dir: &Path, project: &str, version: &str) -> PathBuf {
-    let path = dir.join(format!("{project}-{version}-py3-none-any.whl"));
-    let di = format!("{project}-{version}.dist-info");
-    let metadata = format!("Metadata-Version: 2.1\nName: {project}\nVersion: {version}\nRequires-Python: >=3.8\n\n");
-    let mut files: Vec<(String, Vec<u8>)> = vec![
-        (format!("{project}/__init__.py"), format!("VERSION = {version:?}\n").into_bytes()),
-        (format!("{di}/METADATA"), metadata.into_bytes()),
-        (
-            format!("{di}/WHEEL"),
-            b"Wheel-Version: 1.0\nGenerator: packman-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n".to_vec(),
-        ),
-    ];
-    let mut record = String::new();
-    for (n, b) in &files {
-        let digest = ring::digest::digest(&ring::digest::SHA256, b);
-        record.push_str(&format!("{n},sha256={},{}\n", b64_urlsafe(digest.as_ref()), b.len()));
-    }
-    record.push_str(&format!("{di}/RECORD,,\n"));
-    files.push((format!("{di}/RECORD"), record.into_bytes()));
-    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    for (n, b) in files {
-        z.start_file(n, opts).unwrap();
-        z.write_all(&b).unwrap();
-    }
-    z.finish().unwrap();
-    path
 }
 
 fn sha256(b: &[u8]) -> String {
