@@ -7,7 +7,7 @@
 //! Needs tmux and `python3 -m venv`. `.ci/run` installs tmux; under CI (`CI` set) a missing
 //! tool fails the test, elsewhere the test says it skipped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
