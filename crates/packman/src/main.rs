@@ -8,7 +8,7 @@ mod report;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use cli::{consume, install, open, operate, proxy, publish, trust, url_handler};
 
 #[derive(Parser)]
@@ -58,6 +58,9 @@ enum Command {
     /// Register (or remove) packman as the desktop's handler of packman:// links.
     #[command(subcommand)]
     UrlHandler(url_handler::Action),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
+    /// `packman completions bash > ~/.local/share/bash-completion/completions/packman`.
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> ExitCode {
@@ -84,6 +87,10 @@ fn main() -> ExitCode {
         Command::Install(a) => install::run(a),
         Command::Open(a) => open::run(a),
         Command::UrlHandler(c) => url_handler::run(c),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "packman", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
