@@ -78,4 +78,7 @@ pub enum IndexError {
     /// The metadata `Version` normalises to another version than the file name.
     #[error("{file}: metadata Version {metadata:?} does not match the file name's version {filename:?}")]
     VersionMismatch { file: String, filename: String, metadata: String },
+    /// A PEP 691 JSON page that does not parse as one.
+    #[error("{page}: not a PEP 691 JSON page: {reason}")]
+    BadPage { page: String, reason: String },
 }

@@ -23,6 +23,7 @@ pub use inspect::{inspect, Distribution, MAX_CORE_METADATA_SIZE, MAX_SDIST_SCAN}
 pub use metadata::{parse_core_metadata, CoreMetadata};
 pub use name::{is_normalized, is_valid_name, normalize_name};
 pub use simple::{
-    escape_html, index_html, index_html_edit, index_json, index_json_edit, project_html, project_json, FileEntry,
-    API_VERSION, HTML_CONTENT_TYPE, JSON_CONTENT_TYPE,
+    escape_html, file_version, index_html, index_html_edit, index_json, index_json_edit, parse_index_json,
+    parse_project_json, project_html, project_json, FileEntry, ProjectPage, API_VERSION, HTML_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
 };

@@ -151,6 +151,100 @@ pub fn project_json(project: &str, files: &[FileEntry]) -> Vec<u8> {
     to_json(&JsonProject { meta: META, name: normalize_name(project), files: files_json, versions: versions(files) })
 }
 
+/// A PEP 691 JSON project page as [`parse_project_json`] reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectPage {
+    /// The `name` key (normalised, as [`project_json`] writes it).
+    pub name: String,
+    pub files: Vec<FileEntry>,
+    /// Versions of the files whose names parse, recomputed from the file names in PEP 440
+    /// order (oldest first), not taken from the page's `versions` key.
+    pub versions: Vec<String>,
+}
+
+/// The normalised PEP 440 version in a distribution file name, if the name parses.
+pub fn file_version(filename: &str) -> Option<String> {
+    let parsed = parse_filename(filename).ok()?;
+    Some(parse_version(filename, &parsed.version).ok()?.to_string())
+}
+
+/// Reads a PEP 691 JSON project page (what [`project_json`] writes, or any api-version 1.x
+/// page): the files with their hashes, sizes, `requires-python`, `yanked` and
+/// `upload-time`. A file without a sha256 is refused. `page` names the page in errors.
+pub fn parse_project_json(page: &str, bytes: &[u8]) -> Result<ProjectPage, crate::IndexError> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        name: String,
+        files: Vec<File>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Yanked {
+        Flag(bool),
+        Reason(String),
+    }
+    #[derive(serde::Deserialize)]
+    struct File {
+        filename: String,
+        url: String,
+        hashes: std::collections::BTreeMap<String, String>,
+        #[serde(rename = "requires-python", default)]
+        requires_python: Option<String>,
+        #[serde(default)]
+        yanked: Option<Yanked>,
+        #[serde(default)]
+        size: Option<u64>,
+        #[serde(rename = "upload-time", default)]
+        upload_time: Option<String>,
+        #[serde(rename = "core-metadata", default)]
+        core_metadata: Option<serde_json::Value>,
+    }
+    let bad = |reason: String| crate::IndexError::BadPage { page: page.to_string(), reason };
+    let parsed: Page = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    let mut files = Vec::with_capacity(parsed.files.len());
+    for f in parsed.files {
+        let sha256 = f
+            .hashes
+            .get("sha256")
+            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| bad(format!("{}: no sha256", f.filename)))?
+            .to_ascii_lowercase();
+        let core_metadata_sha256 =
+            f.core_metadata.as_ref().and_then(|v| v.get("sha256")).and_then(|h| h.as_str()).map(str::to_string);
+        files.push(FileEntry {
+            filename: f.filename,
+            url: f.url,
+            sha256,
+            size: f.size.ok_or_else(|| bad("a file without a size (api-version 1.1 needs one)".into()))?,
+            upload_time: f.upload_time,
+            requires_python: f.requires_python,
+            yanked: match f.yanked {
+                None | Some(Yanked::Flag(false)) => None,
+                Some(Yanked::Flag(true)) => Some(String::new()),
+                Some(Yanked::Reason(r)) => Some(r),
+            },
+            core_metadata_sha256,
+        });
+    }
+    let versions = versions(&files);
+    Ok(ProjectPage { name: parsed.name, files, versions })
+}
+
+/// The project names of a PEP 691 JSON project list (`/simple/`), in page order.
+pub fn parse_index_json(page: &str, bytes: &[u8]) -> Result<Vec<String>, crate::IndexError> {
+    #[derive(serde::Deserialize)]
+    struct List {
+        projects: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        name: String,
+    }
+    let list: List = serde_json::from_slice(bytes)
+        .map_err(|e| crate::IndexError::BadPage { page: page.to_string(), reason: e.to_string() })?;
+    Ok(list.projects.into_iter().map(|e| e.name).collect())
+}
+
 /// Escape text for an HTML attribute value or element content.
 pub fn escape_html(s: &str) -> String {
     // Most names and URLs have nothing to escape (a page of 2000 files calls this 10000 times).
@@ -414,6 +508,35 @@ fn normalized(name: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_pages_read_back_as_written() {
+        let f = |name: &str, yanked: Option<&str>| FileEntry {
+            filename: name.into(),
+            url: format!("../../packages/a/{name}"),
+            sha256: "ab".repeat(32),
+            size: 7,
+            upload_time: Some("2026-11-23T12:00:00Z".into()),
+            requires_python: Some("<script>".into()),
+            yanked: yanked.map(str::to_string),
+            core_metadata_sha256: None,
+        };
+        let files =
+            vec![f("a-1.10-py3-none-any.whl", None), f("a-1.9.tar.gz", Some("")), f("a-1.2.tar.gz", Some("bad"))];
+        let page = parse_project_json("a", &project_json("A", &files)).unwrap();
+        assert_eq!(page.name, "a");
+        assert_eq!(page.versions, ["1.2", "1.9", "1.10"]);
+        let mut want = files.clone();
+        want.sort();
+        assert_eq!(page.files, want);
+        assert_eq!(file_version("a-1.0RC1-py3-none-any.whl").as_deref(), Some("1.0rc1"));
+        assert!(parse_project_json(
+            "a",
+            b"{\"name\":\"a\",\"files\":[{\"filename\":\"x\",\"url\":\"x\",\"hashes\":{}}]}"
+        )
+        .is_err());
+        assert_eq!(parse_index_json("/", &index_json(&["b".into(), "A".into()])).unwrap(), ["A", "b"]);
+    }
     use serde_json::{json, Value};
 
     /// Editing the lists gives exactly what writing them from the merged names gives, for

@@ -228,6 +228,21 @@ impl Proxy {
         lock(&self.record).refusals.clone()
     }
 
+    /// The signed PEP 691 JSON page of `project` from the repository the ring routes it to,
+    /// verified (and cached) as for a request, with that repository's name: what
+    /// `packman open` shows before an install through this same proxy.
+    pub fn verified_project_page(&self, project: &str) -> Result<(String, Vec<u8>), ProxyError> {
+        let project = packman_index::normalize_name(project);
+        if !packman_index::is_valid_name(&project) {
+            return Err(ProxyError::NotRouted { project, config: self.ring.path().into() });
+        }
+        let slot = self.route(&project)?;
+        let target = layout::simple_page(Some(&project), true);
+        let got = self.fetch(slot, &target, true)?.ok_or_else(|| Self::not_listed(slot, &project, &target))?;
+        let bytes = std::fs::read(&got.path).map_err(|e| ProxyError::io(&got.path, e))?;
+        Ok((slot.entry.name.clone(), bytes))
+    }
+
     /// Answers a `GET` of `path` (the request path, still percent-encoded) with the given
     /// `Accept` header. Blocks.
     pub fn handle(&self, path: &str, accept: Option<&str>) -> Reply {

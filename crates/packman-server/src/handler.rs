@@ -40,40 +40,45 @@ impl Handler {
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return r;
         }
-        let mut response = match resolve(req.uri().path()) {
-            Resolved::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
-            Resolved::BadRequest(rule) => text(StatusCode::BAD_REQUEST, &format!("bad request: {rule}\n")),
-            Resolved::Redirect(location) => {
-                let mut r = text(StatusCode::MOVED_PERMANENTLY, "moved\n");
-                if let Ok(v) = HeaderValue::from_str(&location) {
-                    r.headers_mut().insert(header::LOCATION, v);
-                }
-                r
-            }
-            Resolved::SimplePage(dir) => {
-                let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
-                match page_format(accept) {
-                    None => {
-                        let mut r = text(StatusCode::NOT_ACCEPTABLE, &format!("acceptable: {ACCEPTABLE}\n"));
-                        r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
-                        r
+        let browse = crate::resolve::resolve_browse(req.uri().path());
+        let mut response = if let Some(b) = browse {
+            self.browse(b, req).await
+        } else {
+            match resolve(req.uri().path()) {
+                Resolved::NotFound => text(StatusCode::NOT_FOUND, "not found\n"),
+                Resolved::BadRequest(rule) => text(StatusCode::BAD_REQUEST, &format!("bad request: {rule}\n")),
+                Resolved::Redirect(location) => {
+                    let mut r = text(StatusCode::MOVED_PERMANENTLY, "moved\n");
+                    if let Ok(v) = HeaderValue::from_str(&location) {
+                        r.headers_mut().insert(header::LOCATION, v);
                     }
-                    Some(format) => {
-                        let rel = dir.join(format.file_name());
-                        let mut r = self.file(req.headers(), &rel, format.content_type(), SHORT, true).await;
-                        r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
-                        r
+                    r
+                }
+                Resolved::SimplePage(dir) => {
+                    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+                    match page_format(accept) {
+                        None => {
+                            let mut r = text(StatusCode::NOT_ACCEPTABLE, &format!("acceptable: {ACCEPTABLE}\n"));
+                            r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
+                            r
+                        }
+                        Some(format) => {
+                            let rel = dir.join(format.file_name());
+                            let mut r = self.file(req.headers(), &rel, format.content_type(), SHORT, true).await;
+                            r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+                            r
+                        }
                     }
                 }
-            }
-            Resolved::File(rel) => {
-                let (content_type, compressible) = content_type(&rel);
-                let cache_control = cache_control(&rel);
-                let mut r = self.file(req.headers(), &rel, content_type, cache_control, compressible).await;
-                if compressible {
-                    r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+                Resolved::File(rel) => {
+                    let (content_type, compressible) = content_type(&rel);
+                    let cache_control = cache_control(&rel);
+                    let mut r = self.file(req.headers(), &rel, content_type, cache_control, compressible).await;
+                    if compressible {
+                        r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+                    }
+                    r
                 }
-                r
             }
         };
         response.headers_mut().insert(header::SERVER, HeaderValue::from_static("packman"));
@@ -83,6 +88,46 @@ impl Handler {
             *response.body_mut() = Body::empty();
         }
         response
+    }
+
+    /// The browsable pages, from the signed JSON pages in the served tree (see [`crate::browse`]).
+    async fn browse<B>(&self, b: crate::resolve::Browse, req: &Request<B>) -> Response<Body> {
+        use crate::browse;
+        use crate::resolve::Browse;
+        let simple = self.root.join(layout::TARGETS_DIR).join(layout::SIMPLE_DIR);
+        let read = |path: std::path::PathBuf| tokio::task::block_in_place(|| std::fs::read(path));
+        let built = match b {
+            Browse::NotFound => return text(StatusCode::NOT_FOUND, "not found\n"),
+            Browse::Redirect(location) => {
+                let mut r = text(StatusCode::MOVED_PERMANENTLY, "moved\n");
+                if let Ok(v) = HeaderValue::from_str(&location) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                return r;
+            }
+            Browse::Index => match read(simple.join("index.json")) {
+                Ok(json) => browse::index_page(&json, browse::search_term(req.uri().query()).as_deref()),
+                Err(_) => return text(StatusCode::NOT_FOUND, "this repository publishes no simple index\n"),
+            },
+            Browse::Project(name) => match read(simple.join(&name).join("index.json")) {
+                Ok(json) => {
+                    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+                    browse::project_page(&json, &name, &browse::base_url(host))
+                }
+                Err(_) => return text(StatusCode::NOT_FOUND, "no such project\n"),
+            },
+        };
+        match built {
+            Ok(html) => Response::builder()
+                .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+                .header(header::CONTENT_LENGTH, html.len())
+                .header(header::CACHE_CONTROL, SHORT)
+                .header("content-security-policy", browse::CSP)
+                .header("referrer-policy", "no-referrer")
+                .body(Body::bytes(Bytes::from(html)))
+                .expect("valid response"),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
+        }
     }
 
     async fn open(&self, rel: &Path) -> io::Result<Source> {

@@ -8,6 +8,7 @@
 //! `metadata/` and `targets/`.
 
 mod access_log;
+pub mod browse;
 mod files;
 mod handler;
 mod negotiate;
@@ -36,7 +37,7 @@ pub use access_log::AccessLog;
 pub use files::Body;
 pub use handler::{content_type, text};
 pub use negotiate::{accepts_gzip, page_format, PageFormat, ACCEPTABLE};
-pub use resolve::{resolve, Resolved};
+pub use resolve::{resolve, resolve_browse, Browse, Resolved};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

@@ -103,6 +103,46 @@ fn simple(mut path: PathBuf, prefix: &str, tail: &[String], trailing_slash: bool
     }
 }
 
+/// A request for one of the browsable pages ([`crate::browse`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Browse {
+    /// `/`: the project list.
+    Index,
+    /// `/project/NAME/`, NAME PEP 503 normalised.
+    Project(String),
+    /// Moved: `/project/NAME/` with NAME normalised and the trailing slash.
+    Redirect(String),
+    NotFound,
+}
+
+/// `/` and `/project/…` are the browsable pages; every other path is [`resolve`]'s.
+pub fn resolve_browse(raw: &str) -> Option<Browse> {
+    if raw == "/" {
+        return Some(Browse::Index);
+    }
+    let rest = raw.strip_prefix("/project")?;
+    if rest.is_empty() || rest == "/" {
+        return Some(Browse::Redirect("/".into()));
+    }
+    let rest = rest.strip_prefix('/')?;
+    let (segment, trailing) = match rest.strip_suffix('/') {
+        Some(s) => (s, true),
+        None => (rest, false),
+    };
+    if raw.len() > MAX_PATH || segment.contains('/') {
+        return Some(Browse::NotFound);
+    }
+    let Ok(project) = decode_segment(segment) else { return Some(Browse::NotFound) };
+    if !packman_index::is_valid_name(&project) {
+        return Some(Browse::NotFound);
+    }
+    let normal = packman_index::normalize_name(&project);
+    if normal != project || !trailing {
+        return Some(Browse::Redirect(format!("/project/{normal}/")));
+    }
+    Some(Browse::Project(normal))
+}
+
 fn is_list_file(name: &str) -> bool {
     let base = match name.split_once('.') {
         Some((hash, rest)) if hash.len() >= 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => rest,
@@ -175,6 +215,19 @@ mod tests {
             assert!(matches!(resolve(p), Resolved::BadRequest(_)), "{p} -> {:?}", resolve(p));
         }
         assert!(matches!(resolve(&format!("/targets/{}", "a".repeat(MAX_PATH))), Resolved::BadRequest(_)));
+    }
+
+    #[test]
+    fn browse_pages() {
+        assert_eq!(resolve_browse("/"), Some(Browse::Index));
+        assert_eq!(resolve_browse("/project/foo-bar/"), Some(Browse::Project("foo-bar".into())));
+        assert_eq!(resolve_browse("/project/Foo_Bar"), Some(Browse::Redirect("/project/foo-bar/".into())));
+        assert_eq!(resolve_browse("/project"), Some(Browse::Redirect("/".into())));
+        for p in ["/project/a/b/", "/project/..%2f/", "/project/%2e%2e/", "/project/-x/", "/project/a%00/"] {
+            assert_eq!(resolve_browse(p), Some(Browse::NotFound), "{p}");
+        }
+        assert_eq!(resolve_browse("/projects/"), None);
+        assert_eq!(resolve_browse("/simple/"), None);
     }
 
     #[test]

@@ -157,11 +157,15 @@ fn files_and_caching_headers() {
     assert_eq!(r.header("content-length"), Some("25165824"));
     assert!(r.body.is_empty());
     // No listings, nothing missing invented.
-    for p in
-        ["/", "/metadata/", "/metadata", "/targets/", "/targets/packages/", "/nothing.json", "/metadata/9.root.json"]
-    {
+    for p in ["/metadata/", "/metadata", "/targets/", "/targets/packages/", "/nothing.json", "/metadata/9.root.json"] {
         assert_eq!(get(s.addr, p, &[]).status, 404, "{p}");
     }
+    // `/` is the browsable project list, made from the signed targets/simple/index.json,
+    // sent with a policy that forbids scripts.
+    let r = get(s.addr, "/", &[]);
+    assert_eq!((r.status, r.header("content-type")), (200, Some("text/html; charset=utf-8")));
+    assert!(r.header("content-security-policy").is_some_and(|c| c.starts_with("default-src 'none'")));
+    assert!(String::from_utf8_lossy(&r.body).contains("0 projects."));
     assert_eq!(request(s.addr, "POST /metadata/timestamp.json HTTP/1.1\r\nContent-Length: 0").status, 405);
     assert_eq!(request(s.addr, "DELETE /metadata/timestamp.json HTTP/1.1").status, 405);
 }

@@ -9,6 +9,7 @@
 
 mod error;
 mod home;
+mod link;
 mod manage;
 mod pin;
 mod repo;
@@ -16,6 +17,7 @@ mod ring;
 
 pub use error::TrustError;
 pub use home::Home;
+pub use link::{Link, LinkAction, LinkError, MAX_LINK_LEN};
 pub use manage::{
     add_repo, fingerprint, read_state, remove_repo, repo_status, update_repo, Added, RepoState, RepoStatus, RoleStatus,
     RootChange, RootSource, Rotation, Updated, STATE_FILE,

@@ -8,8 +8,8 @@ mod report;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use cli::{consume, install, operate, proxy, publish, trust};
+use clap::{CommandFactory, Parser, Subcommand};
+use cli::{consume, install, open, operate, proxy, publish, trust, url_handler};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +52,15 @@ enum Command {
     Proxy(proxy::Args),
     /// Install Python projects with uv or pip through an in-process packman proxy.
     Install(install::Args),
+    /// Show what a packman:// link would install, from verified metadata only, and install it
+    /// if you confirm at the terminal.
+    Open(open::Args),
+    /// Register (or remove) packman as the desktop's handler of packman:// links.
+    #[command(subcommand)]
+    UrlHandler(url_handler::Action),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout, e.g.
+    /// `packman completions bash > ~/.local/share/bash-completion/completions/packman`.
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +85,12 @@ fn main() -> ExitCode {
         Command::Mirror(c) => operate::mirror(c),
         Command::Proxy(a) => proxy::run(a),
         Command::Install(a) => install::run(a),
+        Command::Open(a) => open::run(a),
+        Command::UrlHandler(c) => url_handler::run(c),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "packman", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

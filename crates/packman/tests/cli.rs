@@ -187,3 +187,24 @@ fn a_root_that_does_not_verify_is_refused_at_first_use() {
     assert!(err.contains("hint: the --root given is not a root signed by its own keys"), "{err}");
     assert!(!Path::new(&f.meta_dir).join("root.json").exists());
 }
+
+#[test]
+fn completions_cover_every_command_and_parse_in_bash() {
+    let o = packman(&["completions", "bash"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    for needle in ["url-handler", "open", "--root-sha256", "--installer", "--yes"] {
+        assert!(out.contains(needle), "{needle} missing from the bash completions");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("packman.bash");
+    std::fs::write(&script, &out).unwrap();
+    // `bash -n`: the script parses.
+    let check = Command::new("bash").arg("-n").arg(&script).output().expect("bash");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let o = packman(&["completions", shell]);
+        assert!(o.status.success() && text(&o).0.contains("url-handler"), "{shell}");
+    }
+    assert!(!packman(&["completions", "tcsh"]).status.success());
+}

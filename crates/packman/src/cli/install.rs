@@ -83,10 +83,21 @@ fn command(installer: Installer, python: &Path, index_url: &str, projects: &[Str
 
 pub fn run(a: Args) -> Result<(), String> {
     let proxy = Arc::new(super::proxy::open(Duration::from_secs(60), false)?);
+    install_through(proxy, a.python, a.installer, &a.projects)
+}
+
+/// Runs the installer with `proxy` (already open, perhaps already used) as its only index:
+/// what `packman install` does, and `packman open` once the user said yes.
+pub fn install_through(
+    proxy: Arc<packman_proxy::Proxy>,
+    python: Option<PathBuf>,
+    installer: Installer,
+    projects: &[String],
+) -> Result<(), String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("127.0.0.1:0: {e}"))?;
     let running = Running::start(proxy.clone(), listener).map_err(|e| format!("starting the proxy: {e}"))?;
-    let python = a.python.clone().unwrap_or_else(default_python);
-    let (name, mut cmd) = command(a.installer, &python, &running.index_url(), &a.projects);
+    let python = python.unwrap_or_else(default_python);
+    let (name, mut cmd) = command(installer, &python, &running.index_url(), projects);
     eprintln!("packman: installing into {} with {name}, index {}", python.display(), running.index_url());
     let status = cmd.status().map_err(|e| format!("cannot run {name}: {e}"))?;
     let _ = running.stop();

@@ -6,7 +6,9 @@
 
 pub mod consume;
 pub mod install;
+pub mod open;
 pub mod operate;
 pub mod proxy;
 pub mod publish;
 pub mod trust;
+pub mod url_handler;
