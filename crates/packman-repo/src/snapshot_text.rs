@@ -110,7 +110,9 @@ impl Head {
         let meta_start = expect(b, i, b"\",\"meta\":{")?;
         // The tail, from the end: `},"spec_version":"S","version":N}` (then `}` in a file),
         // then only whitespace.
-        let mut end = b.len() - b.iter().rev().take_while(|c| c.is_ascii_whitespace()).count();
+        // JSON's whitespace only (not form feed, which `is_ascii_whitespace` also takes: found
+        // by the snapshot_text fuzz target).
+        let mut end = b.len() - b.iter().rev().take_while(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')).count();
         if signed_start > 0 {
             end = end.checked_sub(1).filter(|&e| b[e] == b'}')?;
         }
