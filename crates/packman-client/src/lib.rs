@@ -5,12 +5,14 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod failover;
 mod fetch;
 mod store;
 mod transport;
 mod updater;
 
 pub use error::Error;
+pub use failover::{failover, Candidate, FailoverTransport, FailureKind, MirrorFailure};
 pub use fetch::{FetchError, FetcherConfig, HttpTransport};
 pub use store::MetadataStore;
 pub use transport::{DefaultTransport, Fetcher, FileTransport, Transport};

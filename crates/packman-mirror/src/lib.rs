@@ -68,4 +68,4 @@ mod error;
 mod sync;
 
 pub use error::MirrorError;
-pub use sync::{sync, MirrorPaths, SyncOptions, SyncReport};
+pub use sync::{sync, sync_with, MirrorPaths, SyncOptions, SyncReport};

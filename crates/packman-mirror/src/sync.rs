@@ -4,9 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use packman_client::{Config, DefaultTransport, Transport, Updater, VerifiedFile, VerifiedTarget};
+use packman_client::{
+    failover, Config, DefaultTransport, FailoverTransport, MirrorFailure, Transport, Updater, VerifiedFile,
+    VerifiedTarget,
+};
 use packman_fs::{Access, DirSync};
 use packman_tuf::layout::{self, RepoPaths};
+use packman_tuf::mirrors::MirrorEntry;
 use packman_tuf::{OffsetDateTime, TargetFile, TrustedSet};
 
 use crate::MirrorError;
@@ -56,6 +60,12 @@ pub struct SyncOptions {
     pub config: Config,
     /// Fetch through this transport [default: HTTP and file:// per `config.fetcher`].
     pub transport: Option<Arc<dyn Transport>>,
+    /// Mirrors of the upstream to fail over to, in order, after the upstream itself (and
+    /// before those of the upstream's signed list).
+    pub mirrors: Vec<MirrorEntry>,
+    /// Also fail over to the mirrors the upstream's signed list names (read after the
+    /// verified refresh) [default: on].
+    pub signed_mirrors: bool,
     /// The update start time [default: now] (tests).
     pub now: Option<OffsetDateTime>,
 }
@@ -70,6 +80,8 @@ impl SyncOptions {
             root: None,
             config: Config::default(),
             transport: None,
+            mirrors: Vec::new(),
+            signed_mirrors: true,
             now: None,
         }
     }
@@ -94,17 +106,55 @@ pub struct SyncReport {
     pub targets_removed: Vec<String>,
     /// Why root versions before the first trusted one are missing, if they are.
     pub root_chain_gap: Option<String>,
+    /// The mirrors that were available, in the order they were last tried.
+    pub mirrors: Vec<MirrorEntry>,
+    /// Which mirror failed (was down, too slow, answered an error, or served bytes that
+    /// failed verification) on which file, in order. Set on success and on failure (see
+    /// [`sync`]).
+    pub mirror_failures: Vec<MirrorFailure>,
 }
 
-/// Brings DEST up to the upstream's newest verified state (see the crate docs).
+/// Brings DEST up to the upstream's newest verified state (see the crate docs). Fetches fail
+/// over from the upstream to each mirror (see [`SyncOptions::mirrors`]); on a refusal the
+/// mirrors' failures are in [`MirrorError::Upstream`]'s message only: use [`sync_with`] to
+/// get them either way.
 pub fn sync(dest: &Path, opts: &SyncOptions) -> Result<SyncReport, MirrorError> {
+    sync_with(dest, opts).0
+}
+
+/// [`sync`], and the mirrors' failures, whatever the outcome.
+pub fn sync_with(dest: &Path, opts: &SyncOptions) -> (Result<SyncReport, MirrorError>, Vec<MirrorFailure>) {
+    let inner: Arc<dyn Transport> = match &opts.transport {
+        Some(t) => t.clone(),
+        None => Arc::new(DefaultTransport::new(opts.config.fetcher.clone())),
+    };
+    let primary = MirrorEntry {
+        name: opts.metadata_url.clone(),
+        metadata_url: opts.metadata_url.clone(),
+        targets_url: opts.targets_url.clone(),
+    };
+    let transport = Arc::new(FailoverTransport::new(inner, primary));
+    transport.add_mirrors(&opts.mirrors);
+    let r = sync_through(dest, opts, &transport).map(|mut r| {
+        r.mirrors = transport.mirrors();
+        r.mirror_failures = transport.failures();
+        r
+    });
+    (r, transport.failures())
+}
+
+fn sync_through(
+    dest: &Path,
+    opts: &SyncOptions,
+    transport: &Arc<FailoverTransport>,
+) -> Result<SyncReport, MirrorError> {
     let paths = MirrorPaths::new(dest);
     let dest_created = !dest.exists();
     let state_created = !paths.state_dir().exists();
     std::fs::create_dir_all(paths.state_dir()).map_err(|e| MirrorError::io(paths.state_dir(), e))?;
     let result = match packman_fs::try_lock_exclusive(&paths.lock()) {
         Ok(Some(lock)) => {
-            let r = sync_locked(&paths, opts);
+            let r = sync_locked(&paths, opts, transport);
             let _ = std::fs::remove_dir_all(paths.staging_dir());
             drop(lock);
             r
@@ -122,7 +172,11 @@ pub fn sync(dest: &Path, opts: &SyncOptions) -> Result<SyncReport, MirrorError> 
     result
 }
 
-fn sync_locked(paths: &MirrorPaths, opts: &SyncOptions) -> Result<SyncReport, MirrorError> {
+fn sync_locked(
+    paths: &MirrorPaths,
+    opts: &SyncOptions,
+    mirrors: &Arc<FailoverTransport>,
+) -> Result<SyncReport, MirrorError> {
     let staging = paths.staging_dir();
     match std::fs::remove_dir_all(&staging) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(MirrorError::io(&staging, e)),
@@ -146,10 +200,7 @@ fn sync_locked(paths: &MirrorPaths, opts: &SyncOptions) -> Result<SyncReport, Mi
         .map_err(|e| MirrorError::io(staged_state.join(layout::ROOT_FILE), e))?;
 
     // 1. Verify everything; nothing served changes.
-    let transport: Arc<dyn Transport> = match &opts.transport {
-        Some(t) => t.clone(),
-        None => Arc::new(DefaultTransport::new(opts.config.fetcher.clone())),
-    };
+    let transport: Arc<dyn Transport> = mirrors.clone();
     let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
     let mut up = Updater::open(
         &staged_state,
@@ -161,6 +212,16 @@ fn sync_locked(paths: &MirrorPaths, opts: &SyncOptions) -> Result<SyncReport, Mi
     )?;
     up.record_verified(true);
     up.refresh()?;
+    if opts.signed_mirrors {
+        match up.signed_mirrors(&staging.join("targets")) {
+            Ok(Some(list)) => {
+                mirrors.add_mirrors(&list.mirrors);
+            }
+            // A list the upstream signed but clients cannot read is mirrored as it is.
+            Ok(None) | Err(packman_client::Error::MirrorList { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     if !up.trusted().root().signed.consistent_snapshot() {
         return Err(MirrorError::NotConsistent { url: opts.metadata_url.clone() });
     }
@@ -294,7 +355,7 @@ fn earlier_roots(
 ) -> Result<Vec<VerifiedFile>, String> {
     let fetch = |v: u64| {
         let url = layout::metadata_url(&opts.metadata_url, "root", Some(v));
-        transport.fetch(&url, opts.config.root_max_length).map_err(|e| e.to_string())
+        failover(transport, &url, |u| Ok(transport.fetch(u, opts.config.root_max_length)?)).map_err(|e| e.to_string())
     };
     let first = fetch(1)?;
     let mut chain = TrustedSet::new(&first, now).map_err(|e| format!("1.root.json: {e}"))?;

@@ -78,6 +78,11 @@ pub struct SyncArgs {
     /// Targets base URL [default: UPSTREAM/targets/].
     #[arg(long)]
     targets_url: Option<String>,
+    /// A mirror of the upstream to fail over to, as METADATA_URL,TARGETS_URL (repeatable;
+    /// tried in order after the upstream, before the mirrors its signed list names). Every
+    /// file from a mirror is verified as from the upstream.
+    #[arg(long = "mirror", value_name = "METADATA_URL,TARGETS_URL")]
+    mirrors: Vec<String>,
 }
 
 pub fn mirror(c: Mirror) -> Result<(), String> {
@@ -92,7 +97,13 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     if let Some(p) = &a.root {
         opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
     }
-    let r = packman_mirror::sync(&a.dest, &opts).map_err(|e| match e {
+    let given = crate::report::failover_transport(&opts.metadata_url, &opts.targets_url, &a.mirrors, &opts.config)?;
+    opts.mirrors = given.mirrors().into_iter().skip(1).collect();
+    let (r, failures) = packman_mirror::sync_with(&a.dest, &opts);
+    for f in &failures {
+        eprintln!("packman: {f}");
+    }
+    let r = r.map_err(|e| match e {
         packman_mirror::MirrorError::NoRoot { .. } => format!("{e}\n  hint: pass --root ROOT.json"),
         e @ packman_mirror::MirrorError::Upstream(_) => {
             format!("{e}\n  nothing changed in {}: the mirror still serves its last verified state", a.dest.display())
