@@ -99,6 +99,16 @@ impl Transport for FileTransport {
     }
 }
 
+/// The `file://` URL of a local path, as [`FileTransport`] reads it back (each byte that is
+/// not unreserved in a URL path percent-encoded; a directory gets a trailing `/` if asked).
+pub fn file_url(path: &std::path::Path, dir: bool) -> String {
+    const PATH: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    let p = path.to_string_lossy();
+    let slash = if dir && !p.ends_with('/') { "/" } else { "" };
+    format!("file://{}{slash}", percent_encoding::utf8_percent_encode(&p, PATH))
+}
+
 /// What [`Updater::new`](crate::Updater::new) uses: `file://` to [`FileTransport`],
 /// `http://` and `https://` to [`HttpTransport`], anything else refused with
 /// [`FetchError::UnsupportedScheme`].
@@ -172,6 +182,15 @@ mod tests {
         }
         let missing = file_url(&d.path().join("missing.json"));
         assert!(t.fetch(&missing, 10).unwrap_err().is_not_found());
+    }
+
+    #[test]
+    fn file_url_round_trips_through_the_file_transport() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("a b%c?#é.json");
+        std::fs::write(&path, b"x").unwrap();
+        assert_eq!(FileTransport::default().fetch(&super::file_url(&path, false), 1).unwrap(), b"x");
+        assert!(super::file_url(d.path(), true).ends_with('/'));
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! ([`Updater::all_targets`](packman_client::Updater::all_targets)), and target files are its
 //! verified downloads.
 //!
+//! Fetches fail over from the upstream to its mirrors (given in [`SyncOptions::mirrors`], and
+//! those of the upstream's signed list, read after the verified refresh) through
+//! packman-client's [`failover`](packman_client::failover): each attempt is verified before
+//! it counts, and [`SyncReport::mirror_failures`] names each mirror that misbehaved and how.
+//! [`verify`] audits a mirror offline against a trusted root.
+//!
 //! # DEST
 //! - `metadata/`, `targets/`: the repository, in the layout of [`packman_tuf::layout`], holding
 //!   the upstream's exact bytes (never re-serialised): every metadata version the mirror
@@ -66,6 +72,8 @@
 
 mod error;
 mod sync;
+mod verify;
 
 pub use error::MirrorError;
 pub use sync::{sync, sync_with, MirrorPaths, SyncOptions, SyncReport};
+pub use verify::{verify, Corrupt, VerifyOptions, VerifyReport};

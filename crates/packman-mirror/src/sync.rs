@@ -324,7 +324,7 @@ fn state_files(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, MirrorError> {
 
 /// A signed target path as a path under `targets/`, refused if a segment cannot be a
 /// plain file name there (climbs out, is empty, holds a separator).
-fn target_rel(target: &str, rel: &str) -> Result<String, MirrorError> {
+pub(crate) fn target_rel(target: &str, rel: &str) -> Result<String, MirrorError> {
     let bad = |source| MirrorError::TargetPath { target: target.into(), source };
     let resolved = layout::resolve_target_path(rel).map_err(bad)?;
     for seg in resolved.split('/') {
@@ -336,7 +336,7 @@ fn target_rel(target: &str, rel: &str) -> Result<String, MirrorError> {
 }
 
 /// `DIR/HASH.NAME` of a target (the name consistent snapshots fetch it by).
-fn hashed_rel(path: &str, info: &TargetFile) -> Result<String, MirrorError> {
+pub(crate) fn hashed_rel(path: &str, info: &TargetFile) -> Result<String, MirrorError> {
     let hash = info.name_hash().ok_or_else(|| MirrorError::TargetPath {
         target: path.into(),
         source: layout::LayoutError::NoFileName { path: path.into() },

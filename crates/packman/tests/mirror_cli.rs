@@ -259,3 +259,36 @@ fn a_signed_mirror_list_is_published_and_downloads_fail_over_to_it() {
     assert!(!dl2.join("a.txt").exists());
     assert!(err.contains("mirror good: answered HTTP 500"), "{err}");
 }
+
+#[test]
+fn mirror_verify_exits_with_one_bit_per_kind_of_finding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    let src = tmp.path().join("a.txt");
+    std::fs::write(&src, "alpha").unwrap();
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "docs/", s(&src)]);
+    let root = up.join("metadata/1.root.json");
+    let dest = tmp.path().join("mirror");
+    ok(&["mirror", "sync", &format!("file://{}", s(&up)), s(&dest), "--root", s(&root)]);
+    let out = ok(&["mirror", "verify", s(&dest), "--root", s(&root)]);
+    assert!(out.contains("metadata verified") && out.trim_end().ends_with("ok"), "{out}");
+
+    let sha = packman_tuf::target::describe(b"alpha").hashes.get("sha256").unwrap().to_string();
+    let hashed = dest.join("targets").join(packman_tuf::layout::hashed_target("docs/a.txt", &sha));
+    std::fs::write(&hashed, "ALPHA").unwrap();
+    std::fs::write(dest.join("targets/docs/junk"), "junk").unwrap();
+    let o = run(&["mirror", "verify", s(&dest), "--root", s(&root), "--json"]);
+    assert_eq!(o.status.code(), Some(8 | 16), "{}", String::from_utf8_lossy(&o.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["exit"], 24);
+    assert_eq!(v["extra"][0], "targets/docs/junk");
+    assert!(v["corrupt"][0]["path"].as_str().unwrap().ends_with(".a.txt"));
+    // --fast checks sizes only: same length, not seen.
+    assert_eq!(run(&["mirror", "verify", s(&dest), "--root", s(&root), "--fast"]).status.code(), Some(16));
+    std::fs::remove_file(&hashed).unwrap();
+    std::fs::remove_file(dest.join("metadata/timestamp.json")).unwrap();
+    let o = run(&["mirror", "verify", s(&dest), "--root", s(&root)]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("REFUSED"));
+}
