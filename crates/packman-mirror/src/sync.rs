@@ -45,6 +45,11 @@ impl MirrorPaths {
     pub fn staging_dir(&self) -> PathBuf {
         self.state_dir().join("staging")
     }
+    /// The next `metadata/`, built whole when a sync brings a new root and swapped in for
+    /// the served one (see the crate docs); holds the old one just after the swap.
+    pub fn next_metadata_dir(&self) -> PathBuf {
+        self.state_dir().join("metadata-next")
+    }
 }
 
 /// Where to sync from, and how.
@@ -177,6 +182,10 @@ fn sync_locked(
     opts: &SyncOptions,
     mirrors: &Arc<FailoverTransport>,
 ) -> Result<SyncReport, MirrorError> {
+    // A crash inside a metadata swap: the served metadata back in place, the other gone.
+    let served = paths.repo().metadata_dir();
+    packman_fs::platform::recover_exchange(&served).map_err(|e| MirrorError::io(&served, e))?;
+    remove_dir_if_there(&paths.next_metadata_dir())?;
     let staging = paths.staging_dir();
     match std::fs::remove_dir_all(&staging) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(MirrorError::io(&staging, e)),
@@ -296,7 +305,7 @@ fn sync_locked(
     for d in &dirs {
         packman_fs::sync_dir(d)?;
     }
-    report.metadata_written = write_metadata(paths.repo(), files)?;
+    report.metadata_written = write_metadata(paths, files)?;
     replace_state(&staged_state, &trusted)?;
     report.targets_removed = remove_unlisted(&targets_dir, &wanted_hashed)?;
     Ok(report)
@@ -369,9 +378,19 @@ fn earlier_roots(
     Ok(out)
 }
 
+fn remove_dir_if_there(dir: &Path) -> Result<(), MirrorError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(MirrorError::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
 /// Writes the accepted metadata under `metadata/` in write order, `timestamp.json` last after
 /// a directory sync; skips files that hold those bytes already. Returns the names written.
-fn write_metadata(repo: &RepoPaths, files: Vec<VerifiedFile>) -> Result<Vec<String>, MirrorError> {
+/// When the newest root changes, the whole new `metadata/` is built aside and swapped in
+/// (see the crate docs).
+fn write_metadata(paths: &MirrorPaths, files: Vec<VerifiedFile>) -> Result<Vec<String>, MirrorError> {
+    let repo = paths.repo();
     let dir = repo.metadata_dir();
     std::fs::create_dir_all(&dir).map_err(|e| MirrorError::io(&dir, e))?;
     let mut by_name: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -389,6 +408,12 @@ fn write_metadata(repo: &RepoPaths, files: Vec<VerifiedFile>) -> Result<Vec<Stri
     }
     let mut names: Vec<String> = by_name.keys().cloned().collect();
     names.sort_by_key(|n| layout::write_rank(&format!("{}/{n}", layout::METADATA_DIR)));
+    let new_root = by_name
+        .get(layout::ROOT_FILE)
+        .is_some_and(|r| std::fs::read(dir.join(layout::ROOT_FILE)).is_ok_and(|have| &have != r));
+    if new_root {
+        return swap_metadata(paths, &by_name, &names);
+    }
     let mut written = Vec::new();
     for name in names {
         let path = dir.join(&name);
@@ -406,6 +431,47 @@ fn write_metadata(repo: &RepoPaths, files: Vec<VerifiedFile>) -> Result<Vec<Stri
         written.push(name);
     }
     packman_fs::sync_dir(&dir)?;
+    Ok(written)
+}
+
+/// A sync that brings a new root: the complete new `metadata/` is built as
+/// [`MirrorPaths::next_metadata_dir`] (hard links to the files that stay, the new files
+/// written), made durable, then swapped with the served one in one step
+/// ([`packman_fs::platform::exchange`]), so the new roots and the new timestamp appear to
+/// readers together; then the old tree is removed.
+fn swap_metadata(
+    paths: &MirrorPaths,
+    by_name: &BTreeMap<String, Vec<u8>>,
+    names: &[String],
+) -> Result<Vec<String>, MirrorError> {
+    let dir = paths.repo().metadata_dir();
+    let next = paths.next_metadata_dir();
+    remove_dir_if_there(&next)?;
+    std::fs::create_dir_all(&next).map_err(|e| MirrorError::io(&next, e))?;
+    for e in std::fs::read_dir(&dir).map_err(|e| MirrorError::io(&dir, e))? {
+        let e = e.map_err(|e| MirrorError::io(&dir, e))?;
+        let name = e.file_name();
+        let is_file = e.file_type().map_err(|err| MirrorError::io(e.path(), err))?.is_file();
+        if is_file && !name.to_string_lossy().starts_with(packman_fs::TEMP_PREFIX) {
+            std::fs::hard_link(e.path(), next.join(&name)).map_err(|err| MirrorError::io(next.join(&name), err))?;
+        }
+    }
+    let mut written = Vec::new();
+    for name in names {
+        let bytes = &by_name[name];
+        if std::fs::read(dir.join(name)).is_ok_and(|have| &have == bytes) {
+            continue;
+        }
+        // Atomic replace: a linked name gets a new file, the served one is left alone.
+        packman_fs::write_atomic_with(&next.join(name), bytes, Access::Public, DirSync::Caller)?;
+        written.push(name.clone());
+    }
+    packman_fs::sync_dir(&next)?;
+    packman_fs::platform::exchange(packman_fs::Durability::detect(), &next, &dir)
+        .map_err(|e| MirrorError::io(&dir, e))?;
+    packman_fs::sync_dir(paths.repo().base())?;
+    packman_fs::sync_dir(&paths.state_dir())?;
+    remove_dir_if_there(&next)?;
     Ok(written)
 }
 
