@@ -142,6 +142,8 @@ struct State {
     /// The mirrors in the order to try: the primary, then the others as given; a mirror that
     /// failed moves to the back, so one that is down costs one timeout, not one per file.
     order: Vec<MirrorEntry>,
+    /// Names of the mirrors that failed at least once (at the back of `order`).
+    failed: std::collections::BTreeSet<String>,
     failures: Vec<MirrorFailure>,
 }
 
@@ -176,7 +178,7 @@ impl FailoverTransport {
     /// `primary`: the URLs the updater is configured with (its name is how reports call it).
     pub fn new(inner: Arc<dyn Transport>, primary: MirrorEntry) -> Self {
         let primary = normalised(&primary);
-        let state = State { order: vec![primary.clone()], failures: Vec::new() };
+        let state = State { order: vec![primary.clone()], failed: Default::default(), failures: Vec::new() };
         FailoverTransport { inner, primary, state: Mutex::new(state) }
     }
 
@@ -184,8 +186,8 @@ impl FailoverTransport {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds mirrors after those already known (a mirror with a name or URLs already known
-    /// is skipped). Returns how many were added.
+    /// Adds mirrors after those already known, but before any that has failed (a mirror
+    /// with a name or URLs already known is skipped). Returns how many were added.
     pub fn add_mirrors<'a>(&self, mirrors: impl IntoIterator<Item = &'a MirrorEntry>) -> usize {
         let mut s = self.lock();
         let mut added = 0;
@@ -196,7 +198,8 @@ impl FailoverTransport {
                 .iter()
                 .any(|o| o.name == m.name || (o.metadata_url == m.metadata_url && o.targets_url == m.targets_url));
             if !known {
-                s.order.push(m);
+                let at = s.order.iter().position(|o| s.failed.contains(&o.name)).unwrap_or(s.order.len());
+                s.order.insert(at, m);
                 added += 1;
             }
         }
@@ -239,6 +242,7 @@ impl Transport for FailoverTransport {
             let m = s.order.remove(i);
             s.order.push(m);
         }
+        s.failed.insert(failure.mirror.clone());
         s.failures.push(failure.clone());
     }
 }
@@ -287,6 +291,10 @@ mod tests {
             urls("http://down/metadata/t"),
             ["http://a/metadata/t", "http://b/metadata/t", "http://down/metadata/t"]
         );
+        // Mirrors added later go before those that failed.
+        t.add_mirrors(&[entry("c", "http://c")]);
+        let order: Vec<_> = t.candidates("http://down/targets/f").into_iter().map(|c| c.mirror).collect();
+        assert_eq!(order, ["a", "b", "c", "primary"]);
     }
 
     #[test]

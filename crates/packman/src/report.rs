@@ -88,12 +88,13 @@ pub fn failover_transport(
 }
 
 /// Adds the mirrors of the repository's signed list (after a verified refresh); a list that
-/// cannot be read is a warning, not a failure: the URLs given still work.
+/// cannot be read is a warning, not a failure: the URLs given still work. Returns how many
+/// mirrors it added.
 pub fn add_signed_mirrors(
     up: &mut packman_client::Updater,
     t: &packman_client::FailoverTransport,
     temp_dir: &std::path::Path,
-) {
+) -> usize {
     match up.signed_mirrors(temp_dir) {
         Ok(Some(list)) => {
             let n = t.add_mirrors(&list.mirrors);
@@ -103,9 +104,13 @@ pub fn add_signed_mirrors(
                     list.mirrors.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
                 );
             }
+            n
         }
-        Ok(None) => {}
-        Err(e) => eprintln!("packman: warning: the signed mirror list is not used: {}", explain(&e)),
+        Ok(None) => 0,
+        Err(e) => {
+            eprintln!("packman: warning: the signed mirror list is not used: {}", explain(&e));
+            0
+        }
     }
 }
 

@@ -81,11 +81,24 @@ fn download(a: &Args, repo: &TrustedRepo, config: Config, mirrors: &Arc<Failover
     println!("verified metadata from {} (trusted state in {})", a.metadata_url, repo.metadata_dir.display());
     print_trusted(&up);
     std::fs::create_dir_all(&a.dest).map_err(|e| format!("{}: {e}", a.dest.display()))?;
-    add_signed_mirrors(&mut up, mirrors, &a.dest);
+    // The signed mirror list is read only when a download fails (looking it up costs a
+    // bin's metadata); then the failed target is tried again with its mirrors.
+    let mut list_read = false;
     for target in &a.targets {
         // Saved under its own file name, which can never lead out of --dest.
         let name = packman_tuf::layout::file_name(target).map_err(|e| format!("{e}: nothing downloaded"))?;
-        let got = up.download_verified_to(&a.dest.join(name), target).map_err(|e| explain(&e))?;
+        let dest = a.dest.join(name);
+        let got = match up.download_verified_to(&dest, target) {
+            Err(e) if !list_read && !matches!(e, packman_client::Error::TargetNotFound(_)) => {
+                list_read = true;
+                if add_signed_mirrors(&mut up, mirrors, &a.dest) == 0 {
+                    return Err(explain(&e));
+                }
+                up.download_verified_to(&dest, target)
+            }
+            r => r,
+        }
+        .map_err(|e| explain(&e))?;
         let info = &got.info;
         let sha = info.hashes.get("sha256").or_else(|| info.hashes.iter().next().map(|(_, h)| h)).unwrap_or("");
         if got.cached {
