@@ -250,6 +250,25 @@ fn a_signed_mirror_list_is_published_and_downloads_fail_over_to_it() {
     assert!(err.contains(&primary_name), "{err}");
     assert!(err.contains(&format!("mirror {down}/metadata/: unreachable")), "{err}");
 
+    // mirror sync: the upstream down, --mirror the primary (which tampers), and the signed
+    // list's good mirror: the mirror gets the right bytes.
+    let dest = tmp.path().join("mirror");
+    let o = run(&[
+        "mirror",
+        "sync",
+        &down,
+        s(&dest),
+        "--root",
+        s(&up.join("metadata/1.root.json")),
+        "--mirror",
+        &format!("{0}/metadata/,{0}/targets/", primary.url()),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(std::fs::read(dest.join(&hashed[1..])).unwrap(), b"alpha");
+    assert!(err.contains(&format!("mirror {down}/metadata/: unreachable")), "{err}");
+    assert!(err.contains(&primary_name), "{err}");
+
     // Every source bad: refused, nothing saved.
     good.set_all(Behavior::Status(500));
     let dl2 = tmp.path().join("dl2");
