@@ -1,4 +1,4 @@
-//! `sync` failing over from the upstream to its mirrors: one down, one stalled (slow drip),
+//! `sync` failing over from the upstream to its mirrors: one down, one stuck (headers, then nothing), one dripping too slowly,
 //! one malicious (a tampered target), one good. The sync succeeds with the upstream's bytes
 //! and names each bad mirror and what it did; with every source bad it is refused and DEST
 //! stays byte-identical.
@@ -59,6 +59,7 @@ struct Setup {
     dir: PathBuf,
     repo: RepoBuilder,
     stalled: TestServer,
+    stuck: TestServer,
     malicious: TestServer,
     good: TestServer,
 }
@@ -76,9 +77,11 @@ fn setup() -> Setup {
     copy_tree(&dir, &evil_dir);
     let stalled = TestServer::serve_dir(&dir).unwrap();
     stalled.set_all(Behavior::Drip(Duration::from_millis(40)));
+    let stuck = TestServer::serve_dir(&dir).unwrap();
+    stuck.set_all(Behavior::Stall);
     let malicious = TestServer::serve_dir(&evil_dir).unwrap();
     let good = TestServer::serve_dir(&dir).unwrap();
-    let s = Setup { _tmp: tmp, dir, repo, stalled, malicious, good };
+    let s = Setup { _tmp: tmp, dir, repo, stalled, stuck, malicious, good };
     s.tamper(README);
     s
 }
@@ -91,13 +94,15 @@ impl Setup {
         self.malicious.set(&path, Behavior::Body(vec![b'X'; data.len()]));
     }
 
-    /// Upstream down; then the stalled, malicious and good mirrors, in that order.
+    /// Upstream down; then the stuck (headers, then nothing), stalled (slow drip), malicious
+    /// and good mirrors, in that order.
     fn opts(&self, down: &str) -> SyncOptions {
         let mut o = SyncOptions::from_base(down);
         o.root = Some(self.repo.signed_roots[0].clone());
         o.config.fetcher.grace = Duration::from_millis(200);
         o.config.fetcher.read_timeout = Duration::from_secs(2);
         o.mirrors = vec![
+            entry("stuck", &self.stuck.url()),
             entry("stalled", &self.stalled.url()),
             entry("malicious", &self.malicious.url()),
             entry("good", &self.good.url()),
@@ -107,7 +112,7 @@ impl Setup {
 }
 
 #[test]
-fn a_sync_fails_over_past_a_down_a_stalled_and_a_malicious_mirror_and_names_each() {
+fn a_sync_fails_over_past_down_stuck_dripping_and_malicious_mirrors_and_names_each() {
     let s = setup();
     let down = down_url();
     let dest_tmp = tempfile::tempdir().unwrap();
@@ -125,13 +130,14 @@ fn a_sync_fails_over_past_a_down_a_stalled_and_a_malicious_mirror_and_names_each
     let upstream = format!("{down}/metadata/");
     assert!(kinds(&upstream).contains(&FailureKind::Unreachable), "{:#?}", r.mirror_failures);
     assert!(kinds("stalled").contains(&FailureKind::TooSlow), "{:#?}", r.mirror_failures);
+    assert_eq!(kinds("stuck"), [FailureKind::TooSlow], "{:#?}", r.mirror_failures);
     assert_eq!(kinds("malicious"), [FailureKind::Refused], "{:#?}", r.mirror_failures);
     assert!(kinds("good").is_empty(), "{:#?}", r.mirror_failures);
     let bad = r.mirror_failures.iter().find(|f| f.mirror == "malicious").unwrap();
     assert!(bad.url.ends_with(".readme.txt") && bad.to_string().contains("failed verification"), "{bad}");
     // A failed mirror is tried last from then on: each bad one failed once per kind of
     // fault, not once per file.
-    assert!(r.mirror_failures.len() <= 4, "{:#?}", r.mirror_failures);
+    assert!(r.mirror_failures.len() <= 5, "{:#?}", r.mirror_failures);
 }
 
 #[test]
