@@ -1,7 +1,7 @@
-//! `sync` failing over from the upstream to its mirrors: one down, one stuck (headers, then nothing), one dripping too slowly,
-//! one malicious (a tampered target), one good. The sync succeeds with the upstream's bytes
-//! and names each bad mirror and what it did; with every source bad it is refused and DEST
-//! stays byte-identical.
+//! `sync` failing over from the upstream to its mirrors: one down, one stuck (headers, then
+//! nothing), one dripping too slowly, one malicious (a tampered target), one good. The sync
+//! succeeds with the upstream's bytes and names each bad mirror and what it did; with every
+//! source bad it is refused and DEST stays byte-identical.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -49,3 +49,54 @@ impl Repository {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    fn entry(name: &str) -> MirrorEntry {
+        MirrorEntry {
+            name: name.into(),
+            metadata_url: format!("https://{name}.example/metadata/"),
+            targets_url: format!("https://{name}.example/targets/"),
+        }
+    }
+
+    #[test]
+    fn the_list_is_a_signed_target_read_back_verified() {
+        let now = OffsetDateTime::now_utc();
+        let d = tempfile::tempdir().unwrap();
+        let opts = InitOptions { bins: 4, ..InitOptions::default() };
+        let mut repo = Repository::init(d.path(), &opts, now).unwrap();
+        assert!(repo.mirrors().unwrap().mirrors.is_empty());
+        repo.add_mirror(entry("eu")).unwrap();
+        repo.publish(&mut no_pass).unwrap();
+        repo.add_mirror(entry("us")).unwrap();
+        repo.publish(&mut no_pass).unwrap();
+        assert!(matches!(repo.add_mirror(entry("eu")), Err(Error::Mirrors { .. })));
+        let bad = MirrorEntry { metadata_url: "ftp://x/".into(), ..entry("ftp") };
+        assert!(matches!(repo.add_mirror(bad), Err(Error::Mirrors { .. })));
+        assert!(!repo.remove_mirror("nowhere").unwrap());
+        drop(repo);
+
+        // As a client sees it: a target signed by the metadata, in order.
+        let listed = verified_targets(d.path(), now);
+        let tf = &listed[layout::MIRRORS_TARGET];
+        let path = layout::RepoPaths::new(d.path()).hashed_target(layout::MIRRORS_TARGET, tf.name_hash().unwrap());
+        let list = MirrorList::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(list.mirrors, [entry("eu"), entry("us")]);
+
+        let mut repo = Repository::open(d.path(), None, now).unwrap();
+        assert!(repo.remove_mirror("eu").unwrap());
+        repo.publish(&mut no_pass).unwrap();
+        assert_eq!(repo.mirrors().unwrap().mirrors, [entry("us")]);
+        // Published bytes that no longer match their signed hashes are not believed.
+        let tf = repo.target(layout::MIRRORS_TARGET).unwrap().unwrap();
+        let path = layout::RepoPaths::new(d.path()).hashed_target(layout::MIRRORS_TARGET, tf.name_hash().unwrap());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[0] = b' ';
+        std::fs::write(&path, bytes).unwrap();
+        assert!(matches!(repo.mirrors(), Err(Error::Corrupt { .. })));
+    }
+}
