@@ -26,6 +26,10 @@ pub enum Error {
     #[error("target {0:?} is not in the repository's signed metadata")]
     TargetNotFound(String),
 
+    /// The repository signs a mirror list that is not a valid one.
+    #[error("the signed mirror list ({}): {reason}", packman_tuf::layout::MIRRORS_TARGET)]
+    MirrorList { reason: String },
+
     #[error("no targets URL configured")]
     NoTargetsUrl,
 

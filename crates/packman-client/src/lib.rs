@@ -5,13 +5,15 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod failover;
 mod fetch;
 mod store;
 mod transport;
 mod updater;
 
 pub use error::Error;
+pub use failover::{failover, Candidate, FailoverTransport, FailureKind, MirrorFailure};
 pub use fetch::{FetchError, FetcherConfig, HttpTransport};
 pub use store::MetadataStore;
-pub use transport::{DefaultTransport, Fetcher, FileTransport, Transport};
+pub use transport::{file_url, DefaultTransport, Fetcher, FileTransport, Transport};
 pub use updater::{is_cached, Config, Downloaded, TargetFetcher, Updater, VerifiedFile, VerifiedTarget};

@@ -9,6 +9,7 @@
 
 use std::io::Write;
 
+use crate::failover::{Candidate, MirrorFailure};
 use crate::fetch::{copy_bounded, FetchError, FetcherConfig, HttpTransport};
 
 /// Fetches a file by URL, bounded.
@@ -19,8 +20,9 @@ use crate::fetch::{copy_bounded, FetchError, FetcherConfig, HttpTransport};
 ///   (`…/metadata/2.root.json`, `…/metadata/timestamp.json`) or the targets base joined with
 ///   a target path (`…/targets/<sha256>.pkg-1.0.tar.gz`). An implementation that serves the
 ///   same repository from elsewhere maps them by prefix: a mirror list replaces the
-///   configured base with each mirror's; a bundle looks up the part after the base in its
-///   index.
+///   configured base with each mirror's (in [`Transport::candidates`]: failover is the
+///   updater's loop, [`failover`](crate::failover), so that an attempt that fails
+///   verification moves on too); a bundle looks up the part after the base in its index.
 /// - **Not found is [`FetchError::NotFound`]** (HTTP 403/404, a missing file or entry). The
 ///   updater ends its root rotation walk on it; any other error ends the update. A mirror
 ///   list should answer `NotFound` only when every mirror it tried said so.
@@ -40,6 +42,22 @@ pub trait Transport: Send + Sync {
     /// Streams the file at `url` into `sink`, refusing more than `max_len` bytes; returns the
     /// number of bytes written.
     fn fetch_to(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError>;
+
+    /// Where `url` can be fetched from, in the order to try (each a full URL for
+    /// [`Transport::fetch_to`]). By default `url` alone; a mirror list maps it to each
+    /// mirror ([`FailoverTransport`](crate::FailoverTransport)). The updater tries them with
+    /// [`failover`](crate::failover), each attempt into its own sink and verified before it
+    /// counts.
+    fn candidates(&self, url: &str) -> Vec<Candidate> {
+        vec![Candidate { mirror: String::new(), url: url.into() }]
+    }
+
+    /// Told by [`failover`](crate::failover) that a candidate failed (a fetch error, or bytes
+    /// that then failed verification). By default ignored; a mirror list keeps it for its
+    /// report and tries that mirror last from then on.
+    fn report(&self, failure: &MirrorFailure) {
+        let _ = failure;
+    }
 
     /// Fetches the file at `url` into memory, refusing more than `max_len` bytes.
     fn fetch(&self, url: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
@@ -79,6 +97,16 @@ impl Transport for FileTransport {
         })?;
         copy_bounded(&self.config, url, file, max_len, sink)
     }
+}
+
+/// The `file://` URL of a local path, as [`FileTransport`] reads it back (each byte that is
+/// not unreserved in a URL path percent-encoded; a directory gets a trailing `/` if asked).
+pub fn file_url(path: &std::path::Path, dir: bool) -> String {
+    const PATH: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    let p = path.to_string_lossy();
+    let slash = if dir && !p.ends_with('/') { "/" } else { "" };
+    format!("file://{}{slash}", percent_encoding::utf8_percent_encode(&p, PATH))
 }
 
 /// What [`Updater::new`](crate::Updater::new) uses: `file://` to [`FileTransport`],
@@ -154,6 +182,15 @@ mod tests {
         }
         let missing = file_url(&d.path().join("missing.json"));
         assert!(t.fetch(&missing, 10).unwrap_err().is_not_found());
+    }
+
+    #[test]
+    fn file_url_round_trips_through_the_file_transport() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("a b%c?#é.json");
+        std::fs::write(&path, b"x").unwrap();
+        assert_eq!(FileTransport::default().fetch(&super::file_url(&path, false), 1).unwrap(), b"x");
+        assert!(super::file_url(d.path(), true).ends_with('/'));
     }
 
     #[test]

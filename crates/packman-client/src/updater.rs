@@ -10,6 +10,7 @@ use packman_tuf::trusted::SearchStep;
 use packman_tuf::{layout, Limits, OffsetDateTime, TargetFile, TargetSearch, TrustedSet, Verifier};
 use tracing::debug;
 
+use crate::failover::failover;
 use crate::fetch::FetcherConfig;
 use crate::store::MetadataStore;
 use crate::transport::{DefaultTransport, Transport};
@@ -212,13 +213,18 @@ impl Updater {
         let first = self.trusted.root().signed.version + 1;
         for version in first..first.saturating_add(self.config.max_root_rotations) {
             let url = self.metadata_url_for("root", Some(version));
-            let bytes = match self.transport.fetch(&url, self.config.root_max_length) {
-                Ok(b) => b,
-                Err(e) if e.is_not_found() => break,
-                Err(e) => return Err(e.into()),
-            };
             let keys_before = timestamp_snapshot_keys(&self.trusted.root().signed);
-            self.trusted.update_root(&bytes).map_err(|source| Error::Metadata { url: url.clone(), source })?;
+            let (transport, trusted, max_len) =
+                (self.transport.clone(), &mut self.trusted, self.config.root_max_length);
+            let bytes = match failover(transport.as_ref(), &url, |u| {
+                let bytes = transport.fetch(u, max_len)?;
+                trusted.update_root(&bytes).map_err(|source| Error::Metadata { url: u.into(), source })?;
+                Ok(bytes)
+            }) {
+                Ok(b) => b,
+                Err(Error::Fetch(e)) if e.is_not_found() => break,
+                Err(e) => return Err(e),
+            };
             // Spec 5.3.11: new timestamp or snapshot keys end trust in the local timestamp and
             // snapshot (fast-forward attack recovery). Removed before the root is persisted,
             // so a crash in between cannot skip it.
@@ -247,13 +253,22 @@ impl Updater {
             }
         }
         let url = self.metadata_url_for("timestamp", None);
-        let bytes = self.transport.fetch(&url, self.config.timestamp_max_length)?;
-        match self.trusted.update_timestamp(&bytes) {
-            Ok(_) => {
+        let (transport, trusted, max_len) =
+            (self.transport.clone(), &mut self.trusted, self.config.timestamp_max_length);
+        let got = failover(transport.as_ref(), &url, |u| {
+            let bytes = transport.fetch(u, max_len)?;
+            match trusted.update_timestamp(&bytes) {
+                Ok(_) => Ok(Some(bytes)),
+                Err(packman_tuf::Error::EqualVersion { .. }) => Ok(None),
+                Err(source) => Err(Error::Metadata { url: u.into(), source }),
+            }
+        })?;
+        match got {
+            Some(bytes) => {
                 self.record("timestamp", &bytes);
                 self.store.write("timestamp", &bytes)
             }
-            Err(packman_tuf::Error::EqualVersion { .. }) => {
+            None => {
                 // The trusted timestamp stays; if it has expired, stop here (spec 5.4.4).
                 let ts = &self.trusted.timestamp().expect("equal to the loaded one").signed;
                 if ts.expires.is_expired(self.trusted.reference_time()) {
@@ -263,7 +278,6 @@ impl Updater {
                 }
                 Ok(())
             }
-            Err(source) => Err(Error::Metadata { url, source }),
         }
     }
 
@@ -281,8 +295,12 @@ impl Updater {
         let max_len = meta.length.unwrap_or(self.config.snapshot_max_length);
         let version = self.trusted.root().signed.consistent_snapshot().then_some(meta.version);
         let url = self.metadata_url_for("snapshot", version);
-        let bytes = self.transport.fetch(&url, max_len)?;
-        self.trusted.update_snapshot(&bytes, false).map_err(|source| Error::Metadata { url, source })?;
+        let (transport, trusted) = (self.transport.clone(), &mut self.trusted);
+        let bytes = failover(transport.as_ref(), &url, |u| {
+            let bytes = transport.fetch(u, max_len)?;
+            trusted.update_snapshot(&bytes, false).map_err(|source| Error::Metadata { url: u.into(), source })?;
+            Ok(bytes)
+        })?;
         self.record("snapshot", &bytes);
         self.store.write("snapshot", &bytes)
     }
@@ -317,10 +335,14 @@ impl Updater {
         let max_len = meta.length.unwrap_or(self.config.targets_max_length);
         let version = self.trusted.root().signed.consistent_snapshot().then_some(meta.version);
         let url = self.metadata_url_for(role, version);
-        let bytes = self.transport.fetch(&url, max_len)?;
-        self.trusted
-            .update_delegated_targets(&bytes, role, delegator)
-            .map_err(|source| Error::Metadata { url, source })?;
+        let (transport, trusted) = (self.transport.clone(), &mut self.trusted);
+        let bytes = failover(transport.as_ref(), &url, |u| {
+            let bytes = transport.fetch(u, max_len)?;
+            trusted
+                .update_delegated_targets(&bytes, role, delegator)
+                .map_err(|source| Error::Metadata { url: u.into(), source })?;
+            Ok(bytes)
+        })?;
         self.record(role, &bytes);
         self.store.write(role, &bytes)
     }
@@ -475,6 +497,18 @@ impl Updater {
         self.target_fetcher().download_target_temp(temp_dir, target, info)
     }
 
+    /// The repository's signed mirror list ([`layout::MIRRORS_TARGET`]), if it signs one:
+    /// looked up (refreshing first if needed) and downloaded as any target, verified, through
+    /// `temp_dir`. [`Error::MirrorList`] if its signed bytes are not a valid list.
+    pub fn signed_mirrors(&mut self, temp_dir: &Path) -> Result<Option<packman_tuf::mirrors::MirrorList>, Error> {
+        let Some(info) = self.get_target_info(layout::MIRRORS_TARGET)? else { return Ok(None) };
+        let file = self.download_target_temp(temp_dir, layout::MIRRORS_TARGET, &info)?;
+        let bytes = std::fs::read(file.path()).map_err(|e| Error::io(file.path(), e))?;
+        packman_tuf::mirrors::MirrorList::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::MirrorList { reason: e.to_string() })
+    }
+
     /// What downloading a target needs (transport, targets URL, hash-prefixed names or not),
     /// apart from the updater: a server looks targets up with the updater and downloads
     /// through this without holding it, so downloads run side by side.
@@ -506,7 +540,13 @@ impl TargetFetcher {
         info: &TargetFile,
     ) -> Result<VerifiedTarget, Error> {
         let url = self.target_url(target, info)?;
-        let mismatch = |reason: String| Error::TargetMismatch { target: target.into(), url: url.clone(), reason };
+        // Each candidate (mirror) into its own temp file, verified before it counts.
+        failover(self.transport.as_ref(), &url, |u| self.attempt(temp_dir, target, info, u))
+    }
+
+    /// One download of `target` from `url`, verified.
+    fn attempt(&self, temp_dir: &Path, target: &str, info: &TargetFile, url: &str) -> Result<VerifiedTarget, Error> {
+        let mismatch = |reason: String| Error::TargetMismatch { target: target.into(), url: url.into(), reason };
         let mut verifier = Verifier::for_target(info).map_err(|m| mismatch(m.to_string()))?;
 
         std::fs::create_dir_all(temp_dir).map_err(|e| Error::io(temp_dir, e))?;
@@ -514,7 +554,7 @@ impl TargetFetcher {
         let mut tmp = packman_fs::public_tempfile(temp_dir)?;
         {
             let mut sink = VerifyingWriter { inner: tmp.as_file_mut(), verifier: &mut verifier };
-            self.transport.fetch_to(&url, info.length, &mut sink).map_err(|e| match e {
+            self.transport.fetch_to(url, info.length, &mut sink).map_err(|e| match e {
                 FetchError::TooLarge { .. } => mismatch(format!("longer than the signed length {}", info.length)),
                 other => Error::Fetch(other),
             })?;

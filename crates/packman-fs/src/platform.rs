@@ -128,6 +128,57 @@ pub fn rename_noreplace(mode: Durability, from: &Path, to: &Path) -> std::io::Re
     Ok(())
 }
 
+/// The name [`exchange`]'s portable fallback parks `b` under while it swaps (`B.exchanging`
+/// next to `b`). Only a crash during the fallback leaves it; then `b` is missing and this
+/// holds its old content ([`recover_exchange`] puts it back).
+pub fn exchange_aside(b: &Path) -> PathBuf {
+    let mut name = b.file_name().unwrap_or_default().to_os_string();
+    name.push(".exchanging");
+    b.with_file_name(name)
+}
+
+/// Swaps the names of `a` and `b` (files or directories on one filesystem): afterwards `b`
+/// names what `a` named and `a` what `b` named. Returns whether the swap was atomic.
+///
+/// Linux ([`Durability::Syncfs`] mode): `renameat2(RENAME_EXCHANGE)`, one atomic step: a
+/// reader opening a path under `b` finds the old tree or the new one, never neither nor a
+/// mix. Portable (and Linux filesystems without `RENAME_EXCHANGE`): three renames, `b` to
+/// [`exchange_aside`], `a` to `b`, the aside to `a`. Window: between the first two renames
+/// (two syscalls, microseconds) `b` does not exist, so readers get "not found" there; they
+/// never see a mix of old and new. A crash in that window leaves `b` missing and its old
+/// content at the aside name: [`recover_exchange`] undoes it.
+pub fn exchange(mode: Durability, a: &Path, b: &Path) -> std::io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    if mode == Durability::Syncfs {
+        match rustix::fs::renameat_with(rustix::fs::CWD, a, rustix::fs::CWD, b, rustix::fs::RenameFlags::EXCHANGE) {
+            Ok(()) => return Ok(true),
+            // Not supported by this filesystem (or kernel): the portable way.
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _ = mode;
+    let aside = exchange_aside(b);
+    std::fs::rename(b, &aside)?;
+    if let Err(e) = std::fs::rename(a, b) {
+        let _ = std::fs::rename(&aside, b);
+        return Err(e);
+    }
+    std::fs::rename(&aside, a)?;
+    Ok(false)
+}
+
+/// After a crash inside [`exchange`]'s portable fallback: if `b` is missing and its aside
+/// name exists, renames it back (the state before the exchange). Returns whether it did.
+pub fn recover_exchange(b: &Path) -> std::io::Result<bool> {
+    let aside = exchange_aside(b);
+    if std::fs::symlink_metadata(b).is_err() && std::fs::symlink_metadata(&aside).is_ok() {
+        std::fs::rename(&aside, b)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 /// Whether two metadata describe the same file (one inode under two names), where the
 /// platform tells (unix: device and inode).
 #[cfg(unix)]
@@ -248,6 +299,28 @@ mod tests {
             read_ahead(mode, &f, 0, None);
             drop(f);
             assert_eq!(std::fs::read(&p).unwrap(), vec![7u8; 20_000]);
+        }
+    }
+
+    #[test]
+    fn exchange_swaps_two_directories_in_either_mode() {
+        for mode in linux_or_portable() {
+            let d = tempfile::tempdir().unwrap();
+            let (a, b) = (d.path().join("new"), d.path().join("metadata"));
+            std::fs::create_dir(&a).unwrap();
+            std::fs::create_dir(&b).unwrap();
+            std::fs::write(a.join("f"), b"new").unwrap();
+            std::fs::write(b.join("f"), b"old").unwrap();
+            let atomic = exchange(mode, &a, &b).unwrap();
+            assert_eq!(atomic, mode == Durability::Syncfs && cfg!(target_os = "linux"), "{mode:?}");
+            assert_eq!(std::fs::read(b.join("f")).unwrap(), b"new", "{mode:?}");
+            assert_eq!(std::fs::read(a.join("f")).unwrap(), b"old", "{mode:?}");
+            assert!(!exchange_aside(&b).exists());
+            // A crash in the portable window: b missing, its old content aside.
+            std::fs::rename(&b, exchange_aside(&b)).unwrap();
+            assert!(recover_exchange(&b).unwrap());
+            assert_eq!(std::fs::read(b.join("f")).unwrap(), b"new");
+            assert!(!recover_exchange(&b).unwrap());
         }
     }
 

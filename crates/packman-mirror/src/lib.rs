@@ -6,6 +6,12 @@
 //! ([`Updater::all_targets`](packman_client::Updater::all_targets)), and target files are its
 //! verified downloads.
 //!
+//! Fetches fail over from the upstream to its mirrors (given in [`SyncOptions::mirrors`], and
+//! those of the upstream's signed list, read after the verified refresh) through
+//! packman-client's [`failover`](packman_client::failover): each attempt is verified before
+//! it counts, and [`SyncReport::mirror_failures`] names each mirror that misbehaved and how.
+//! [`verify`] audits a mirror offline against a trusted root.
+//!
 //! # DEST
 //! - `metadata/`, `targets/`: the repository, in the layout of [`packman_tuf::layout`], holding
 //!   the upstream's exact bytes (never re-serialised): every metadata version the mirror
@@ -13,8 +19,9 @@
 //!   `timestamp.json`, each signed target as `DIR/HASH.NAME` plus a hard link under its plain
 //!   name for `packages/` and `simple/` targets ([`layout::plain_copy_wanted`](packman_tuf::layout::plain_copy_wanted)).
 //! - `.packman-mirror/` (never served: `packman serve` serves `metadata/` and `targets/` only):
-//!   `lock` (one sync at a time), `metadata/` (the updater's trusted state) and `staging/`
-//!   (exists only while a sync runs, or after a crash; removed by the next sync).
+//!   `lock` (one sync at a time), `metadata/` (the updater's trusted state), `staging/` and
+//!   `metadata-next/` (exist only while a sync runs, or after a crash; removed by the next
+//!   sync).
 //!
 //! # One sync
 //! 1. **Verify, touching nothing served.** The trusted state is copied to
@@ -41,13 +48,21 @@
 //! is one the updater itself can leave and recovers from, so the next sync completes the work.
 //!
 //! Windows, stated precisely:
-//! - **Root rotation that changes the timestamp keys.** `N.root.json` and `root.json` appear
-//!   before `timestamp.json` is replaced. A client that fetches during the interval between the
-//!   rename of the first new `N.root.json` and the rename of the new `timestamp.json` (two or
-//!   three atomic writes and one directory fsync, typically milliseconds) trusts the new root,
-//!   then reads the old timestamp signed by the old key and refuses it (threshold not met); it
-//!   accepts nothing wrong and succeeds on retry. Closing it needs an atomic swap of the whole
-//!   metadata directory (`renameat2(RENAME_EXCHANGE)`), not done yet.
+//! - **Root rotation.** A sync that brings a new root (whatever keys it changes) does not
+//!   write into the served `metadata/`: it builds the whole next tree as
+//!   `.packman-mirror/metadata-next` (hard links to the files that stay, new roots, snapshot,
+//!   roles and timestamp written), makes it durable, and swaps it with `metadata/` in one
+//!   step ([`packman_fs::platform::exchange`]: Linux `renameat2(RENAME_EXCHANGE)`), then
+//!   removes the old tree. A reader opening any path under `metadata/` sees the old roots
+//!   with the old timestamp or the new roots with the new timestamp, never a mix. With the
+//!   portable fallback (`PACKMAN_PORTABLE_FS=1`, other systems, or filesystems without
+//!   `RENAME_EXCHANGE`) the swap is three renames: for the two syscalls between the first
+//!   two, `metadata/` does not exist and readers get 404 (never a mix); a crash there leaves
+//!   `metadata.exchanging`, which the next sync puts back before anything else. What no
+//!   mirror can close: a client that probes `N+1.root.json` just before the swap and fetches
+//!   `timestamp.json` just after trusts the old root and refuses the new timestamp (as it
+//!   would against the publisher itself); it accepts nothing wrong and succeeds on retry.
+//!   Cost: one hard link per metadata file the mirror keeps, on rotations only.
 //! - **Removed targets.** Target files nothing lists any more go right after the timestamp
 //!   is replaced. A client that read the previous timestamp just before that and fetches such
 //!   a target afterwards gets a 404 (the publisher keeps them for a few snapshots).
@@ -66,6 +81,8 @@
 
 mod error;
 mod sync;
+mod verify;
 
 pub use error::MirrorError;
-pub use sync::{sync, MirrorPaths, SyncOptions, SyncReport};
+pub use sync::{sync, sync_with, MirrorPaths, SyncOptions, SyncReport};
+pub use verify::{verify, Corrupt, VerifyOptions, VerifyReport};

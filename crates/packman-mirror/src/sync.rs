@@ -4,9 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use packman_client::{Config, DefaultTransport, Transport, Updater, VerifiedFile, VerifiedTarget};
+use packman_client::{
+    failover, Config, DefaultTransport, FailoverTransport, MirrorFailure, Transport, Updater, VerifiedFile,
+    VerifiedTarget,
+};
 use packman_fs::{Access, DirSync};
 use packman_tuf::layout::{self, RepoPaths};
+use packman_tuf::mirrors::MirrorEntry;
 use packman_tuf::{OffsetDateTime, TargetFile, TrustedSet};
 
 use crate::MirrorError;
@@ -41,6 +45,11 @@ impl MirrorPaths {
     pub fn staging_dir(&self) -> PathBuf {
         self.state_dir().join("staging")
     }
+    /// The next `metadata/`, built whole when a sync brings a new root and swapped in for
+    /// the served one (see the crate docs); holds the old one just after the swap.
+    pub fn next_metadata_dir(&self) -> PathBuf {
+        self.state_dir().join("metadata-next")
+    }
 }
 
 /// Where to sync from, and how.
@@ -56,6 +65,12 @@ pub struct SyncOptions {
     pub config: Config,
     /// Fetch through this transport [default: HTTP and file:// per `config.fetcher`].
     pub transport: Option<Arc<dyn Transport>>,
+    /// Mirrors of the upstream to fail over to, in order, after the upstream itself (and
+    /// before those of the upstream's signed list).
+    pub mirrors: Vec<MirrorEntry>,
+    /// Also fail over to the mirrors the upstream's signed list names (read after the
+    /// verified refresh) [default: on].
+    pub signed_mirrors: bool,
     /// The update start time [default: now] (tests).
     pub now: Option<OffsetDateTime>,
 }
@@ -70,6 +85,8 @@ impl SyncOptions {
             root: None,
             config: Config::default(),
             transport: None,
+            mirrors: Vec::new(),
+            signed_mirrors: true,
             now: None,
         }
     }
@@ -94,17 +111,55 @@ pub struct SyncReport {
     pub targets_removed: Vec<String>,
     /// Why root versions before the first trusted one are missing, if they are.
     pub root_chain_gap: Option<String>,
+    /// The mirrors that were available, in the order they were last tried.
+    pub mirrors: Vec<MirrorEntry>,
+    /// Which mirror failed (was down, too slow, answered an error, or served bytes that
+    /// failed verification) on which file, in order. Set on success and on failure (see
+    /// [`sync`]).
+    pub mirror_failures: Vec<MirrorFailure>,
 }
 
-/// Brings DEST up to the upstream's newest verified state (see the crate docs).
+/// Brings DEST up to the upstream's newest verified state (see the crate docs). Fetches fail
+/// over from the upstream to each mirror (see [`SyncOptions::mirrors`]); on a refusal the
+/// mirrors' failures are in [`MirrorError::Upstream`]'s message only: use [`sync_with`] to
+/// get them either way.
 pub fn sync(dest: &Path, opts: &SyncOptions) -> Result<SyncReport, MirrorError> {
+    sync_with(dest, opts).0
+}
+
+/// [`sync`], and the mirrors' failures, whatever the outcome.
+pub fn sync_with(dest: &Path, opts: &SyncOptions) -> (Result<SyncReport, MirrorError>, Vec<MirrorFailure>) {
+    let inner: Arc<dyn Transport> = match &opts.transport {
+        Some(t) => t.clone(),
+        None => Arc::new(DefaultTransport::new(opts.config.fetcher.clone())),
+    };
+    let primary = MirrorEntry {
+        name: opts.metadata_url.clone(),
+        metadata_url: opts.metadata_url.clone(),
+        targets_url: opts.targets_url.clone(),
+    };
+    let transport = Arc::new(FailoverTransport::new(inner, primary));
+    transport.add_mirrors(&opts.mirrors);
+    let r = sync_through(dest, opts, &transport).map(|mut r| {
+        r.mirrors = transport.mirrors();
+        r.mirror_failures = transport.failures();
+        r
+    });
+    (r, transport.failures())
+}
+
+fn sync_through(
+    dest: &Path,
+    opts: &SyncOptions,
+    transport: &Arc<FailoverTransport>,
+) -> Result<SyncReport, MirrorError> {
     let paths = MirrorPaths::new(dest);
     let dest_created = !dest.exists();
     let state_created = !paths.state_dir().exists();
     std::fs::create_dir_all(paths.state_dir()).map_err(|e| MirrorError::io(paths.state_dir(), e))?;
     let result = match packman_fs::try_lock_exclusive(&paths.lock()) {
         Ok(Some(lock)) => {
-            let r = sync_locked(&paths, opts);
+            let r = sync_locked(&paths, opts, transport);
             let _ = std::fs::remove_dir_all(paths.staging_dir());
             drop(lock);
             r
@@ -122,7 +177,15 @@ pub fn sync(dest: &Path, opts: &SyncOptions) -> Result<SyncReport, MirrorError> 
     result
 }
 
-fn sync_locked(paths: &MirrorPaths, opts: &SyncOptions) -> Result<SyncReport, MirrorError> {
+fn sync_locked(
+    paths: &MirrorPaths,
+    opts: &SyncOptions,
+    mirrors: &Arc<FailoverTransport>,
+) -> Result<SyncReport, MirrorError> {
+    // A crash inside a metadata swap: the served metadata back in place, the other gone.
+    let served = paths.repo().metadata_dir();
+    packman_fs::platform::recover_exchange(&served).map_err(|e| MirrorError::io(&served, e))?;
+    remove_dir_if_there(&paths.next_metadata_dir())?;
     let staging = paths.staging_dir();
     match std::fs::remove_dir_all(&staging) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(MirrorError::io(&staging, e)),
@@ -146,10 +209,7 @@ fn sync_locked(paths: &MirrorPaths, opts: &SyncOptions) -> Result<SyncReport, Mi
         .map_err(|e| MirrorError::io(staged_state.join(layout::ROOT_FILE), e))?;
 
     // 1. Verify everything; nothing served changes.
-    let transport: Arc<dyn Transport> = match &opts.transport {
-        Some(t) => t.clone(),
-        None => Arc::new(DefaultTransport::new(opts.config.fetcher.clone())),
-    };
+    let transport: Arc<dyn Transport> = mirrors.clone();
     let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
     let mut up = Updater::open(
         &staged_state,
@@ -161,6 +221,16 @@ fn sync_locked(paths: &MirrorPaths, opts: &SyncOptions) -> Result<SyncReport, Mi
     )?;
     up.record_verified(true);
     up.refresh()?;
+    if opts.signed_mirrors {
+        match up.signed_mirrors(&staging.join("targets")) {
+            Ok(Some(list)) => {
+                mirrors.add_mirrors(&list.mirrors);
+            }
+            // A list the upstream signed but clients cannot read is mirrored as it is.
+            Ok(None) | Err(packman_client::Error::MirrorList { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     if !up.trusted().root().signed.consistent_snapshot() {
         return Err(MirrorError::NotConsistent { url: opts.metadata_url.clone() });
     }
@@ -235,7 +305,7 @@ fn sync_locked(paths: &MirrorPaths, opts: &SyncOptions) -> Result<SyncReport, Mi
     for d in &dirs {
         packman_fs::sync_dir(d)?;
     }
-    report.metadata_written = write_metadata(paths.repo(), files)?;
+    report.metadata_written = write_metadata(paths, files)?;
     replace_state(&staged_state, &trusted)?;
     report.targets_removed = remove_unlisted(&targets_dir, &wanted_hashed)?;
     Ok(report)
@@ -263,7 +333,7 @@ fn state_files(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, MirrorError> {
 
 /// A signed target path as a path under `targets/`, refused if a segment cannot be a
 /// plain file name there (climbs out, is empty, holds a separator).
-fn target_rel(target: &str, rel: &str) -> Result<String, MirrorError> {
+pub(crate) fn target_rel(target: &str, rel: &str) -> Result<String, MirrorError> {
     let bad = |source| MirrorError::TargetPath { target: target.into(), source };
     let resolved = layout::resolve_target_path(rel).map_err(bad)?;
     for seg in resolved.split('/') {
@@ -275,7 +345,7 @@ fn target_rel(target: &str, rel: &str) -> Result<String, MirrorError> {
 }
 
 /// `DIR/HASH.NAME` of a target (the name consistent snapshots fetch it by).
-fn hashed_rel(path: &str, info: &TargetFile) -> Result<String, MirrorError> {
+pub(crate) fn hashed_rel(path: &str, info: &TargetFile) -> Result<String, MirrorError> {
     let hash = info.name_hash().ok_or_else(|| MirrorError::TargetPath {
         target: path.into(),
         source: layout::LayoutError::NoFileName { path: path.into() },
@@ -294,7 +364,7 @@ fn earlier_roots(
 ) -> Result<Vec<VerifiedFile>, String> {
     let fetch = |v: u64| {
         let url = layout::metadata_url(&opts.metadata_url, "root", Some(v));
-        transport.fetch(&url, opts.config.root_max_length).map_err(|e| e.to_string())
+        failover(transport, &url, |u| Ok(transport.fetch(u, opts.config.root_max_length)?)).map_err(|e| e.to_string())
     };
     let first = fetch(1)?;
     let mut chain = TrustedSet::new(&first, now).map_err(|e| format!("1.root.json: {e}"))?;
@@ -308,9 +378,19 @@ fn earlier_roots(
     Ok(out)
 }
 
+fn remove_dir_if_there(dir: &Path) -> Result<(), MirrorError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(MirrorError::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
 /// Writes the accepted metadata under `metadata/` in write order, `timestamp.json` last after
 /// a directory sync; skips files that hold those bytes already. Returns the names written.
-fn write_metadata(repo: &RepoPaths, files: Vec<VerifiedFile>) -> Result<Vec<String>, MirrorError> {
+/// When the newest root changes, the whole new `metadata/` is built aside and swapped in
+/// (see the crate docs).
+fn write_metadata(paths: &MirrorPaths, files: Vec<VerifiedFile>) -> Result<Vec<String>, MirrorError> {
+    let repo = paths.repo();
     let dir = repo.metadata_dir();
     std::fs::create_dir_all(&dir).map_err(|e| MirrorError::io(&dir, e))?;
     let mut by_name: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -328,6 +408,12 @@ fn write_metadata(repo: &RepoPaths, files: Vec<VerifiedFile>) -> Result<Vec<Stri
     }
     let mut names: Vec<String> = by_name.keys().cloned().collect();
     names.sort_by_key(|n| layout::write_rank(&format!("{}/{n}", layout::METADATA_DIR)));
+    let new_root = by_name
+        .get(layout::ROOT_FILE)
+        .is_some_and(|r| std::fs::read(dir.join(layout::ROOT_FILE)).is_ok_and(|have| &have != r));
+    if new_root {
+        return swap_metadata(paths, &by_name, &names);
+    }
     let mut written = Vec::new();
     for name in names {
         let path = dir.join(&name);
@@ -345,6 +431,47 @@ fn write_metadata(repo: &RepoPaths, files: Vec<VerifiedFile>) -> Result<Vec<Stri
         written.push(name);
     }
     packman_fs::sync_dir(&dir)?;
+    Ok(written)
+}
+
+/// A sync that brings a new root: the complete new `metadata/` is built as
+/// [`MirrorPaths::next_metadata_dir`] (hard links to the files that stay, the new files
+/// written), made durable, then swapped with the served one in one step
+/// ([`packman_fs::platform::exchange`]), so the new roots and the new timestamp appear to
+/// readers together; then the old tree is removed.
+fn swap_metadata(
+    paths: &MirrorPaths,
+    by_name: &BTreeMap<String, Vec<u8>>,
+    names: &[String],
+) -> Result<Vec<String>, MirrorError> {
+    let dir = paths.repo().metadata_dir();
+    let next = paths.next_metadata_dir();
+    remove_dir_if_there(&next)?;
+    std::fs::create_dir_all(&next).map_err(|e| MirrorError::io(&next, e))?;
+    for e in std::fs::read_dir(&dir).map_err(|e| MirrorError::io(&dir, e))? {
+        let e = e.map_err(|e| MirrorError::io(&dir, e))?;
+        let name = e.file_name();
+        let is_file = e.file_type().map_err(|err| MirrorError::io(e.path(), err))?.is_file();
+        if is_file && !name.to_string_lossy().starts_with(packman_fs::TEMP_PREFIX) {
+            std::fs::hard_link(e.path(), next.join(&name)).map_err(|err| MirrorError::io(next.join(&name), err))?;
+        }
+    }
+    let mut written = Vec::new();
+    for name in names {
+        let bytes = &by_name[name];
+        if std::fs::read(dir.join(name)).is_ok_and(|have| &have == bytes) {
+            continue;
+        }
+        // Atomic replace: a linked name gets a new file, the served one is left alone.
+        packman_fs::write_atomic_with(&next.join(name), bytes, Access::Public, DirSync::Caller)?;
+        written.push(name.clone());
+    }
+    packman_fs::sync_dir(&next)?;
+    packman_fs::platform::exchange(packman_fs::Durability::detect(), &next, &dir)
+        .map_err(|e| MirrorError::io(&dir, e))?;
+    packman_fs::sync_dir(paths.repo().base())?;
+    packman_fs::sync_dir(&paths.state_dir())?;
+    remove_dir_if_there(&next)?;
     Ok(written)
 }
 

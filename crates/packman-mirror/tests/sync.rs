@@ -342,3 +342,59 @@ fn a_sync_needs_a_root_the_first_time_only_and_never_serves_its_state() {
     assert!(!paths.state_dir().starts_with(paths.repo().metadata_dir()));
     assert!(!paths.state_dir().starts_with(paths.repo().targets_dir()));
 }
+
+/// A rotation of the timestamp key: while the sync commits, a reader keeps reading
+/// `root.json`, `timestamp.json` and `root.json` again; whenever both roots are the same
+/// file, the timestamp read between them must verify under it (the new root never appears
+/// with the old timestamp, nor the old root with the new one).
+#[test]
+fn a_root_rotation_appears_to_readers_together_with_its_timestamp() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut up = Upstream::new();
+    let dest_tmp = tempfile::tempdir().unwrap();
+    let dest = dest_tmp.path().join("m");
+    sync(&dest, &up.opts()).unwrap();
+    up.repo.rotate_key("timestamp").unwrap();
+    up.add("docs/after-rotation.txt", b"after");
+
+    let stop = AtomicBool::new(false);
+    let md = dest.join("metadata");
+    let (reads, mixed) = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let (mut reads, mut mixed) = (0u32, Vec::new());
+            let now = OffsetDateTime::now_utc();
+            while !stop.load(Ordering::SeqCst) {
+                let (Ok(r1), Ok(ts), Ok(r2)) = (
+                    std::fs::read(md.join("root.json")),
+                    std::fs::read(md.join("timestamp.json")),
+                    std::fs::read(md.join("root.json")),
+                ) else {
+                    continue; // the portable swap's instant without metadata/
+                };
+                if r1 != r2 {
+                    continue;
+                }
+                reads += 1;
+                let mut set = packman_tuf::TrustedSet::new(&r1, now).unwrap();
+                if let Err(e) = set.update_timestamp(&ts) {
+                    mixed.push(e.to_string());
+                }
+            }
+            (reads, mixed)
+        });
+        let r = sync(&dest, &up.opts()).unwrap();
+        assert_eq!(r.root_version, 2);
+        stop.store(true, Ordering::SeqCst);
+        reader.join().unwrap()
+    });
+    assert!(reads > 0);
+    assert!(
+        mixed.is_empty(),
+        "{} of {reads} reads saw a root and a timestamp that do not go together: {:?}",
+        mixed.len(),
+        mixed.first()
+    );
+    assert_same(&served(&up.dir), &served(&dest), "after the rotation");
+    let state = tree(&dest);
+    assert!(state.keys().all(|k| !k.contains("metadata-next") && !k.contains(".exchanging")), "{:?}", state.keys());
+}

@@ -98,6 +98,9 @@ pub enum Error {
     MissingKeys { role: String, have: usize, threshold: u64, missing: String, searched: String },
     #[error("{path}: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    /// A mirror list change that cannot be made (a name already listed, a bad URL).
+    #[error("mirror list: {reason}")]
+    Mirrors { reason: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("signing {role}: {reason}")]

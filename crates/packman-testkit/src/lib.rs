@@ -22,7 +22,7 @@ pub enum Behavior {
     Status(u16),
     /// An endless body (no Content-Length), until the client hangs up or `MAX_MISBEHAVE`.
     Endless,
-    /// The file's bytes, one byte every `interval`.
+    /// The file's bytes, one byte every `interval` (404 for a file that is not there).
     Drip(Duration),
     /// Headers, then nothing.
     Stall,
@@ -178,7 +178,11 @@ fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>, stop: &AtomicBool)
                     return Ok(());
                 }
                 Some(Behavior::Drip(every)) => {
-                    let body = read_file(root, &path).unwrap_or_default();
+                    // A slow host still knows which files it does not have.
+                    let Some(body) = read_file(root, &path) else {
+                        respond(&mut out, 404, b"not found", close)?;
+                        continue;
+                    };
                     write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
                     let start = Instant::now();
                     for b in body {

@@ -30,6 +30,9 @@ pub const PACKAGES_DIR: &str = "packages";
 pub const SIMPLE_DIR: &str = "simple";
 /// The one metadata file fetched by a fixed name on every update.
 pub const TIMESTAMP_FILE: &str = "timestamp.json";
+/// The signed target listing a repository's mirrors ([`crate::mirrors::MirrorList`]): read
+/// by clients only after a verified refresh, written by `packman repo mirrors`.
+pub const MIRRORS_TARGET: &str = "mirrors.json";
 /// The newest root under a fixed name (clients walk `N.root.json`; this is for people and
 /// tools that bootstrap from the repository itself).
 pub const ROOT_FILE: &str = "root.json";

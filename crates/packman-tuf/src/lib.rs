@@ -8,6 +8,7 @@ pub mod crypto;
 mod error;
 pub mod layout;
 pub mod metadata;
+pub mod mirrors;
 pub mod pattern;
 pub mod target;
 pub mod trusted;

@@ -58,3 +58,65 @@ pub fn explain(e: &Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// The transport every fetching command uses: the repository's URLs first, then each
+/// `--mirror METADATA_URL,TARGETS_URL` in order (the signed list is added after a verified
+/// refresh, by [`add_signed_mirrors`]).
+pub fn failover_transport(
+    metadata_url: &str,
+    targets_url: &str,
+    mirrors: &[String],
+    config: &packman_client::Config,
+) -> Result<std::sync::Arc<packman_client::FailoverTransport>, String> {
+    use packman_tuf::mirrors::MirrorEntry;
+    let inner = std::sync::Arc::new(packman_client::DefaultTransport::new(config.fetcher.clone()));
+    let primary =
+        MirrorEntry { name: metadata_url.into(), metadata_url: metadata_url.into(), targets_url: targets_url.into() };
+    let t = packman_client::FailoverTransport::new(inner, primary);
+    let mut given = Vec::new();
+    for m in mirrors {
+        let (md, tg) = m
+            .split_once(',')
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+            .ok_or_else(|| format!("--mirror {m:?}: expected METADATA_URL,TARGETS_URL"))?;
+        given.push(MirrorEntry { name: md.into(), metadata_url: md.into(), targets_url: tg.into() });
+    }
+    let list = packman_tuf::mirrors::MirrorList { mirrors: given };
+    list.check().map_err(|e| format!("--mirror: {e}"))?;
+    t.add_mirrors(&list.mirrors);
+    Ok(std::sync::Arc::new(t))
+}
+
+/// Adds the mirrors of the repository's signed list (after a verified refresh); a list that
+/// cannot be read is a warning, not a failure: the URLs given still work. Returns how many
+/// mirrors it added.
+pub fn add_signed_mirrors(
+    up: &mut packman_client::Updater,
+    t: &packman_client::FailoverTransport,
+    temp_dir: &std::path::Path,
+) -> usize {
+    match up.signed_mirrors(temp_dir) {
+        Ok(Some(list)) => {
+            let n = t.add_mirrors(&list.mirrors);
+            if n > 0 {
+                println!(
+                    "{n} mirror(s) from the signed list: {}",
+                    list.mirrors.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
+            n
+        }
+        Ok(None) => 0,
+        Err(e) => {
+            eprintln!("packman: warning: the signed mirror list is not used: {}", explain(&e));
+            0
+        }
+    }
+}
+
+/// Which mirror misbehaved, and how (on stderr).
+pub fn print_mirror_failures(t: &packman_client::FailoverTransport) {
+    for f in t.failures() {
+        eprintln!("packman: {f}");
+    }
+}

@@ -167,3 +167,147 @@ fn mirror_sync_copies_a_published_repository_and_keeps_up_with_it() {
     assert!(up.join("targets/packages/p/a.txt").exists() && dest.join("targets/packages/p/a.txt").exists());
     assert!(!up.join(&a_hashed).exists());
 }
+
+#[track_caller]
+fn fails(args: &[&str]) -> (String, String) {
+    let o = run(args);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(!o.status.success(), "packman {args:?} succeeded\nstdout:\n{out}\nstderr:\n{err}");
+    (out.into_owned(), err.into_owned())
+}
+
+#[test]
+fn a_signed_mirror_list_is_published_and_downloads_fail_over_to_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    let src = tmp.path().join("a.txt");
+    std::fs::write(&src, "alpha").unwrap();
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "docs/", s(&src)]);
+    let primary = TestServer::serve_dir(&up).unwrap();
+    let good = TestServer::serve_dir(&up).unwrap();
+    let gone = TestServer::serve_dir(&up).unwrap();
+
+    // The publisher's list: one publish per change, read back as published.
+    assert!(ok(&["repo", "mirrors", "list", s(&up)]).contains("no mirrors"));
+    let add = |name: &str, url: &str| {
+        ok(&[
+            "repo",
+            "mirrors",
+            "add",
+            s(&up),
+            name,
+            "--metadata-url",
+            &format!("{url}/metadata/"),
+            "--targets-url",
+            &format!("{url}/targets/"),
+        ])
+    };
+    assert!(add("gone", &gone.url()).contains("published"));
+    assert!(add("good", &good.url()).contains("published"));
+    let (_, err) =
+        fails(&["repo", "mirrors", "add", s(&up), "good", "--metadata-url", "http://x/", "--targets-url", "http://x/"]);
+    assert!(err.contains("already listed"), "{err}");
+    ok(&["repo", "mirrors", "remove", s(&up), "gone"]);
+    let (_, err) = fails(&["repo", "mirrors", "remove", s(&up), "gone"]);
+    assert!(err.contains("not a mirror"), "{err}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&["repo", "mirrors", "list", s(&up), "--json"])).unwrap();
+    assert_eq!(json["mirrors"].as_array().unwrap().len(), 1);
+    assert_eq!(json["mirrors"][0]["name"], "good");
+
+    // The primary tampers with the file; an explicit --mirror is down; the signed list's
+    // mirror serves it right.
+    let sha = packman_tuf::target::describe(b"alpha").hashes.get("sha256").unwrap().to_string();
+    let hashed = format!("/targets/{}", packman_tuf::layout::hashed_target("docs/a.txt", &sha));
+    primary.set(&hashed, Behavior::Body(b"ALPHA".to_vec()));
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let download = |dl: &Path, client: &str| {
+        run(&[
+            "download",
+            "--root",
+            s(&up.join("metadata/1.root.json")),
+            "--metadata-url",
+            &format!("{}/metadata/", primary.url()),
+            "--metadata-dir",
+            s(&tmp.path().join(client)),
+            "--mirror",
+            &format!("{down}/metadata/,{down}/targets/"),
+            "--dest",
+            s(dl),
+            "docs/a.txt",
+        ])
+    };
+    let dl = tmp.path().join("dl");
+    let o = download(&dl, "client");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(std::fs::read(dl.join("a.txt")).unwrap(), b"alpha");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 mirror(s) from the signed list: good"));
+    let primary_name = format!("mirror {}/metadata/: served bytes that failed verification", primary.url());
+    assert!(err.contains(&primary_name), "{err}");
+    assert!(err.contains(&format!("mirror {down}/metadata/: unreachable")), "{err}");
+
+    // mirror sync: the upstream down, --mirror the primary (which tampers), and the signed
+    // list's good mirror: the mirror gets the right bytes.
+    let dest = tmp.path().join("mirror");
+    let o = run(&[
+        "mirror",
+        "sync",
+        &down,
+        s(&dest),
+        "--root",
+        s(&up.join("metadata/1.root.json")),
+        "--mirror",
+        &format!("{0}/metadata/,{0}/targets/", primary.url()),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(std::fs::read(dest.join(&hashed[1..])).unwrap(), b"alpha");
+    assert!(err.contains(&format!("mirror {down}/metadata/: unreachable")), "{err}");
+    assert!(err.contains(&primary_name), "{err}");
+
+    // Every source bad: refused, nothing saved.
+    good.set_all(Behavior::Status(500));
+    let dl2 = tmp.path().join("dl2");
+    let o = download(&dl2, "client2");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(!dl2.join("a.txt").exists());
+    assert!(err.contains("mirror good: answered HTTP 500"), "{err}");
+}
+
+#[test]
+fn mirror_verify_exits_with_one_bit_per_kind_of_finding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    let src = tmp.path().join("a.txt");
+    std::fs::write(&src, "alpha").unwrap();
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "docs/", s(&src)]);
+    let root = up.join("metadata/1.root.json");
+    let dest = tmp.path().join("mirror");
+    ok(&["mirror", "sync", &format!("file://{}", s(&up)), s(&dest), "--root", s(&root)]);
+    let out = ok(&["mirror", "verify", s(&dest), "--root", s(&root)]);
+    assert!(out.contains("metadata verified") && out.trim_end().ends_with("ok"), "{out}");
+
+    let sha = packman_tuf::target::describe(b"alpha").hashes.get("sha256").unwrap().to_string();
+    let hashed = dest.join("targets").join(packman_tuf::layout::hashed_target("docs/a.txt", &sha));
+    std::fs::write(&hashed, "ALPHA").unwrap();
+    std::fs::write(dest.join("targets/docs/junk"), "junk").unwrap();
+    let o = run(&["mirror", "verify", s(&dest), "--root", s(&root), "--json"]);
+    assert_eq!(o.status.code(), Some(8 | 16), "{}", String::from_utf8_lossy(&o.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["exit"], 24);
+    assert_eq!(v["extra"][0], "targets/docs/junk");
+    assert!(v["corrupt"][0]["path"].as_str().unwrap().ends_with(".a.txt"));
+    // --fast checks sizes only: same length, not seen.
+    assert_eq!(run(&["mirror", "verify", s(&dest), "--root", s(&root), "--fast"]).status.code(), Some(16));
+    std::fs::remove_file(&hashed).unwrap();
+    std::fs::remove_file(dest.join("metadata/timestamp.json")).unwrap();
+    let o = run(&["mirror", "verify", s(&dest), "--root", s(&root)]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("REFUSED"));
+}

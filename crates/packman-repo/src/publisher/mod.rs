@@ -42,6 +42,7 @@ use crate::snapshot_text::SnapshotText;
 use crate::{io, sign_metadata, sync_dir, write_atomic, Error};
 
 mod init;
+mod mirrors;
 mod publish;
 mod retention;
 mod roles;

@@ -1,9 +1,11 @@
 use std::path::PathBuf;
 
-use packman_client::Config;
+use std::sync::Arc;
+
+use packman_client::{Config, FailoverTransport};
 use packman_trust::{Home, TrustError, TrustedRepo};
 
-use crate::report::{explain, print_trusted};
+use crate::report::{add_signed_mirrors, explain, failover_transport, print_mirror_failures, print_trusted};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,6 +28,11 @@ pub struct Args {
     /// Directory for downloaded files (each saved under its file name).
     #[arg(long, default_value = ".")]
     dest: PathBuf,
+    /// A mirror to fail over to, as METADATA_URL,TARGETS_URL (repeatable; tried in order,
+    /// after the URLs above and before the mirrors the repository's signed list names).
+    /// Every file from a mirror is verified as from the repository itself.
+    #[arg(long = "mirror", value_name = "METADATA_URL,TARGETS_URL")]
+    mirrors: Vec<String>,
     /// Target paths, as the repository names them.
     #[arg(required = true)]
     targets: Vec<String>,
@@ -60,15 +67,38 @@ pub fn run(a: Args) -> Result<(), String> {
         None => Home::from_env().map_err(trust_message)?.repo_by_url(&a.metadata_url, a.targets_url.as_deref()),
     };
     repo.ensure_trust(a.root.as_deref()).map_err(trust_message)?;
-    let mut up = repo.open(Config::default()).map_err(|e| explain(&e))?;
+    let config = Config::default();
+    let targets_url = repo.targets_url.clone().unwrap_or_default();
+    let mirrors = failover_transport(&a.metadata_url, &targets_url, &a.mirrors, &config)?;
+    let result = download(&a, &repo, config, &mirrors);
+    print_mirror_failures(&mirrors);
+    result
+}
+
+fn download(a: &Args, repo: &TrustedRepo, config: Config, mirrors: &Arc<FailoverTransport>) -> Result<(), String> {
+    let mut up = repo.open_with(config, mirrors.clone()).map_err(|e| explain(&e))?;
     up.refresh().map_err(|e| explain(&e))?;
     println!("verified metadata from {} (trusted state in {})", a.metadata_url, repo.metadata_dir.display());
     print_trusted(&up);
     std::fs::create_dir_all(&a.dest).map_err(|e| format!("{}: {e}", a.dest.display()))?;
+    // The signed mirror list is read only when a download fails (looking it up costs a
+    // bin's metadata); then the failed target is tried again with its mirrors.
+    let mut list_read = false;
     for target in &a.targets {
         // Saved under its own file name, which can never lead out of --dest.
         let name = packman_tuf::layout::file_name(target).map_err(|e| format!("{e}: nothing downloaded"))?;
-        let got = up.download_verified_to(&a.dest.join(name), target).map_err(|e| explain(&e))?;
+        let dest = a.dest.join(name);
+        let got = match up.download_verified_to(&dest, target) {
+            Err(e) if !list_read && !matches!(e, packman_client::Error::TargetNotFound(_)) => {
+                list_read = true;
+                if add_signed_mirrors(&mut up, mirrors, &a.dest) == 0 {
+                    return Err(explain(&e));
+                }
+                up.download_verified_to(&dest, target)
+            }
+            r => r,
+        }
+        .map_err(|e| explain(&e))?;
         let info = &got.info;
         let sha = info.hashes.get("sha256").or_else(|| info.hashes.iter().next().map(|(_, h)| h)).unwrap_or("");
         if got.cached {

@@ -59,6 +59,29 @@ pub enum Mirror {
     /// metadata file and target through the updater before it gets its final name; targets
     /// first, timestamp.json last. Later runs fetch only what changed.
     Sync(SyncArgs),
+    /// Audit DEST offline against a trusted root: the metadata chain (through the updater,
+    /// reading DEST itself), then every signed target's length and hashes on all cores;
+    /// lists missing, corrupt and extra files.
+    ///
+    /// Exit status, one bit per kind of finding: 0 all good; 2 metadata refused (no target
+    /// checked); 4 files missing; 8 files corrupt; 16 extra files (e.g. 4+8 = 12). 1 means
+    /// the audit could not run.
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// Mirror directory (the one holding metadata/ and targets/).
+    dest: PathBuf,
+    /// Trusted root.json of the upstream, from a trusted place.
+    #[arg(long)]
+    root: PathBuf,
+    /// Check file sizes only, not hashes.
+    #[arg(long)]
+    fast: bool,
+    /// The findings as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -78,10 +101,18 @@ pub struct SyncArgs {
     /// Targets base URL [default: UPSTREAM/targets/].
     #[arg(long)]
     targets_url: Option<String>,
+    /// A mirror of the upstream to fail over to, as METADATA_URL,TARGETS_URL (repeatable;
+    /// tried in order after the upstream, before the mirrors its signed list names). Every
+    /// file from a mirror is verified as from the upstream.
+    #[arg(long = "mirror", value_name = "METADATA_URL,TARGETS_URL")]
+    mirrors: Vec<String>,
 }
 
 pub fn mirror(c: Mirror) -> Result<(), String> {
-    let Mirror::Sync(a) = c;
+    let a = match c {
+        Mirror::Sync(a) => a,
+        Mirror::Verify(a) => return verify(a),
+    };
     let mut opts = packman_mirror::SyncOptions::from_base(&a.upstream);
     if let Some(u) = a.metadata_url {
         opts.metadata_url = u;
@@ -92,7 +123,13 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     if let Some(p) = &a.root {
         opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
     }
-    let r = packman_mirror::sync(&a.dest, &opts).map_err(|e| match e {
+    let given = crate::report::failover_transport(&opts.metadata_url, &opts.targets_url, &a.mirrors, &opts.config)?;
+    opts.mirrors = given.mirrors().into_iter().skip(1).collect();
+    let (r, failures) = packman_mirror::sync_with(&a.dest, &opts);
+    for f in &failures {
+        eprintln!("packman: {f}");
+    }
+    let r = r.map_err(|e| match e {
         packman_mirror::MirrorError::NoRoot { .. } => format!("{e}\n  hint: pass --root ROOT.json"),
         e @ packman_mirror::MirrorError::Upstream(_) => {
             format!("{e}\n  nothing changed in {}: the mirror still serves its last verified state", a.dest.display())
@@ -118,6 +155,63 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     );
     if let Some(gap) = r.root_chain_gap {
         println!("  note: root versions before the trusted one are not mirrored: {gap}");
+    }
+    Ok(())
+}
+
+fn verify(a: VerifyArgs) -> Result<(), String> {
+    let root = std::fs::read(&a.root).map_err(|e| format!("{}: {e}", a.root.display()))?;
+    let mut opts = packman_mirror::VerifyOptions::new(root);
+    opts.fast = a.fast;
+    let r = packman_mirror::verify(&a.dest, &opts).map_err(|e| e.to_string())?;
+    let bits = r.exit_bits();
+    if a.json {
+        let v = serde_json::json!({
+            "dest": a.dest.display().to_string(),
+            "fast": a.fast,
+            "refused": r.refused,
+            "root_version": r.root_version,
+            "timestamp_version": r.timestamp_version,
+            "snapshot_version": r.snapshot_version,
+            "targets": r.targets,
+            "files_checked": r.files_checked,
+            "missing": r.missing,
+            "corrupt": r.corrupt.iter().map(|c| serde_json::json!({"path": c.path, "reason": c.reason})).collect::<Vec<_>>(),
+            "extra": r.extra,
+            "retained_plain_names": r.retained,
+            "exit": bits,
+        });
+        println!("{v:#}");
+    } else {
+        match &r.refused {
+            Some(why) => println!("{}: metadata REFUSED: {why}", a.dest.display()),
+            None => println!(
+                "{}: metadata verified: root v{}, timestamp v{}, snapshot v{}; {} target(s), {} file(s) checked{}",
+                a.dest.display(),
+                r.root_version,
+                r.timestamp_version,
+                r.snapshot_version,
+                r.targets,
+                r.files_checked,
+                if a.fast { " (sizes only)" } else { "" }
+            ),
+        }
+        for m in &r.missing {
+            println!("missing  targets/{m}");
+        }
+        for c in &r.corrupt {
+            println!("corrupt  targets/{}: {}", c.path, c.reason);
+        }
+        for x in &r.extra {
+            println!("extra    {x}");
+        }
+        if bits == 0 {
+            println!("ok");
+        }
+    }
+    if bits != 0 {
+        let _ = std::io::stdout().flush();
+        std::process::exit(bits.into());
     }
     Ok(())
 }

@@ -96,6 +96,12 @@ pub enum Command {
         #[command(subcommand)]
         action: KeyAction,
     },
+    /// The repository's signed mirror list (the target mirrors.json): clients fail over to
+    /// these mirrors, in order, after the URL they were given.
+    Mirrors {
+        #[command(subcommand)]
+        action: MirrorsAction,
+    },
     /// Add signatures to a staged root (DIR/staged/root.json); publishes it once the old
     /// and the new root thresholds are met.
     Sign {
@@ -120,6 +126,45 @@ pub enum Command {
         /// Warn about roles expiring within this many days.
         #[arg(long, default_value_t = 7)]
         warn_days: i64,
+    },
+}
+
+#[derive(clap::Subcommand)]
+// Arguments built only for the command that runs (see `Command` in main.rs).
+#[command(defer = true)]
+pub enum MirrorsAction {
+    /// Add a mirror at the end of the list and publish.
+    Add {
+        dir: PathBuf,
+        name: String,
+        /// Base URL of the mirror's metadata/ (http://, https:// or file://).
+        #[arg(long)]
+        metadata_url: String,
+        /// Base URL of the mirror's targets/.
+        #[arg(long)]
+        targets_url: String,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// After publishing, mirror the tree to object storage (e.g. s3://bucket/prefix).
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Remove a mirror from the list and publish.
+    Remove {
+        dir: PathBuf,
+        name: String,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// After publishing, mirror the tree to object storage (e.g. s3://bucket/prefix).
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Print the published list.
+    List {
+        dir: PathBuf,
+        /// The list as published (JSON).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -462,6 +507,7 @@ pub fn run(cmd: Command) -> Result<(), String> {
                 key_change(&dir, keys.as_deref(), &role, 1, &current, Some(threshold.unwrap_or(1)))
             }
         },
+        Command::Mirrors { action } => mirrors(action),
         Command::Sign { dir, key, keys } => {
             let mut repo = open(&dir, keys.as_deref())?;
             let c = repo.sign_staged_root(key.as_deref(), &mut passphrase).map_err(e)?;
@@ -502,6 +548,40 @@ pub fn run(cmd: Command) -> Result<(), String> {
             }
             for w in warnings {
                 println!("warning: {w}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn mirrors(action: MirrorsAction) -> Result<(), String> {
+    match action {
+        MirrorsAction::Add { dir, name, metadata_url, targets_url, keys, store } => {
+            let mut repo = open(&dir, keys.as_deref())?;
+            let entry = packman_tuf::mirrors::MirrorEntry { name: name.clone(), metadata_url, targets_url };
+            repo.add_mirror(entry).map_err(e)?;
+            println!("mirror {name} added");
+            publish_and_push(repo, python::Pages::default(), &dir, store.as_deref())
+        }
+        MirrorsAction::Remove { dir, name, keys, store } => {
+            let mut repo = open(&dir, keys.as_deref())?;
+            if !repo.remove_mirror(&name).map_err(e)? {
+                return Err(format!("{name}: not a mirror of {}", dir.display()));
+            }
+            println!("mirror {name} removed");
+            publish_and_push(repo, python::Pages::default(), &dir, store.as_deref())
+        }
+        MirrorsAction::List { dir, json } => {
+            let mut repo = open(&dir, None)?;
+            let list = repo.mirrors().map_err(e)?;
+            if json {
+                print!("{}", String::from_utf8_lossy(&list.to_bytes()));
+            } else if list.mirrors.is_empty() {
+                println!("no mirrors listed");
+            } else {
+                for m in &list.mirrors {
+                    println!("{}\tmetadata {}\ttargets {}", m.name, m.metadata_url, m.targets_url);
+                }
             }
             Ok(())
         }
