@@ -78,4 +78,7 @@ pub enum IndexError {
     /// The metadata `Version` normalises to another version than the file name.
     #[error("{file}: metadata Version {metadata:?} does not match the file name's version {filename:?}")]
     VersionMismatch { file: String, filename: String, metadata: String },
+    /// A simple API page that is not the PEP 691 JSON this crate writes.
+    #[error("{page}: not a PEP 691 JSON page: {reason}")]
+    MalformedPage { page: String, reason: String },
 }

@@ -411,10 +411,137 @@ fn normalized(name: &[u8]) -> bool {
         })
 }
 
+/// A PEP 691 JSON project page as read back: the project's normalised name and its files
+/// (the fields [`project_json`] writes; others are ignored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectPage {
+    pub name: String,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReadHashes {
+    #[serde(default)]
+    sha256: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum ReadFlag<T> {
+    Flag(bool),
+    Value(T),
+}
+
+#[derive(serde::Deserialize)]
+struct ReadFile {
+    filename: String,
+    url: String,
+    hashes: ReadHashes,
+    #[serde(rename = "requires-python", default)]
+    requires_python: Option<String>,
+    #[serde(default)]
+    yanked: Option<ReadFlag<String>>,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(rename = "upload-time", default)]
+    upload_time: Option<String>,
+    #[serde(rename = "core-metadata", default)]
+    core_metadata: Option<ReadFlag<ReadHashes>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReadProject {
+    name: String,
+    files: Vec<ReadFile>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReadIndexEntry {
+    name: String,
+}
+
+#[derive(serde::Deserialize)]
+struct ReadIndex {
+    projects: Vec<ReadIndexEntry>,
+}
+
+fn malformed(page: &str, reason: impl ToString) -> crate::IndexError {
+    crate::IndexError::MalformedPage { page: page.to_string(), reason: reason.to_string() }
+}
+
+/// Reads a PEP 691 JSON project page (`page` names it in errors). Each file needs a
+/// sha256 and a size (PEP 700), as every page [`project_json`] writes has.
+pub fn parse_project_json(page: &str, bytes: &[u8]) -> Result<ProjectPage, crate::IndexError> {
+    let p: ReadProject = serde_json::from_slice(bytes).map_err(|e| malformed(page, e))?;
+    let files = p
+        .files
+        .into_iter()
+        .map(|f| {
+            let sha256 = f.hashes.sha256.ok_or_else(|| malformed(page, format!("{}: no sha256 hash", f.filename)))?;
+            let size = f.size.ok_or_else(|| malformed(page, format!("{}: no size (PEP 700)", f.filename)))?;
+            Ok(FileEntry {
+                yanked: match f.yanked {
+                    None | Some(ReadFlag::Flag(false)) => None,
+                    Some(ReadFlag::Flag(true)) => Some(String::new()),
+                    Some(ReadFlag::Value(reason)) => Some(reason),
+                },
+                core_metadata_sha256: match f.core_metadata {
+                    Some(ReadFlag::Value(h)) => h.sha256,
+                    _ => None,
+                },
+                filename: f.filename,
+                url: f.url,
+                sha256,
+                size,
+                upload_time: f.upload_time,
+                requires_python: f.requires_python,
+            })
+        })
+        .collect::<Result<Vec<_>, crate::IndexError>>()?;
+    Ok(ProjectPage { name: p.name, files })
+}
+
+/// Reads a PEP 691 JSON project list (`/simple/`): the project names as listed.
+pub fn parse_index_json(page: &str, bytes: &[u8]) -> Result<Vec<String>, crate::IndexError> {
+    let list: ReadIndex = serde_json::from_slice(bytes).map_err(|e| malformed(page, e))?;
+    Ok(list.projects.into_iter().map(|p| p.name).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    /// What the writers write, the readers read back, field for field.
+    #[test]
+    fn pages_read_back_as_written() {
+        let f = |name: &str, yanked: Option<&str>, core: Option<&str>| FileEntry {
+            filename: name.into(),
+            url: format!("../../packages/p/{name}"),
+            sha256: "ab".repeat(32),
+            size: 7,
+            upload_time: Some("2026-11-23T12:00:00Z".into()),
+            requires_python: Some(">=3.8".into()),
+            yanked: yanked.map(str::to_string),
+            core_metadata_sha256: core.map(str::to_string),
+        };
+        let files = vec![
+            f("p-1.0-py3-none-any.whl", None, Some(&"cd".repeat(32))),
+            f("p-1.0.tar.gz", Some(""), None),
+            f("p-0.9.tar.gz", Some("broken"), None),
+        ];
+        let page = parse_project_json("simple/p/index.json", &project_json("P", &files)).unwrap();
+        assert_eq!(page.name, "p");
+        let mut want = files.clone();
+        want.sort();
+        assert_eq!(page.files, want);
+        let names = vec!["b".to_string(), "a".to_string()];
+        assert_eq!(parse_index_json("simple/index.json", &index_json(&names)).unwrap(), ["a", "b"]);
+        let err = parse_project_json("simple/p/index.json", b"{\"files\":[]}").unwrap_err().to_string();
+        assert!(err.starts_with("simple/p/index.json: not a PEP 691 JSON page"), "{err}");
+        let no_size = br#"{"name":"p","files":[{"filename":"p-1.tar.gz","url":"u","hashes":{"sha256":"00"}}]}"#;
+        assert!(parse_project_json("x", no_size).unwrap_err().to_string().contains("no size"));
+    }
 
     /// Editing the lists gives exactly what writing them from the merged names gives, for
     /// additions and removals at the start, middle and end, names already there, and lists
