@@ -243,7 +243,7 @@ fn pip_install(site: &Path, index: &str, expect_refusal: bool) -> Result<Option<
         println!("   pip: {}", line.trim());
     }
     let mut run = Command::new("python3");
-    run.args(["-m", "demo_app"]).env("PYTHONPATH", &site);
+    run.args(["-m", "demo_app"]).env("PYTHONPATH", site);
     clean_pip_env(&mut run);
     let out = run.output().map_err(|e| format!("python3: {e}"))?;
     if !out.status.success() {

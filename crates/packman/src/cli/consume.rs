@@ -6,28 +6,48 @@ use packman_trust::{Home, TrustError, TrustedRepo};
 use crate::report::{explain, print_trusted};
 
 #[derive(clap::Args)]
+#[command(after_help = "Two forms:\n  \
+    packman download PROJECT[==VERSION]... [-d DIR] [--all] [--python PATH]\n      \
+    from the trust ring: the newest version that is not yanked (or the one given), the file\n      \
+    that fits the Python interpreter (or every file of the version with --all), read from the\n      \
+    repository the ring routes the project to\n  \
+    packman download --metadata-url URL [--root FILE] TARGET...\n      \
+    target paths of one repository addressed by URL, outside the trust ring\n\
+Every file is verified against the signed length and hashes before it gets its name in DIR.")]
 pub struct Args {
-    /// Trusted root.json, obtained from a trusted place. Needed the first time only: after
-    /// that the root trusted in the metadata directory is used, and it changes only through
-    /// rotations the repository signs.
-    #[arg(long)]
+    /// Trusted root.json, obtained from a trusted place (with --metadata-url). Needed the
+    /// first time only: after that the root trusted in the metadata directory is used, and it
+    /// changes only through rotations the repository signs.
+    #[arg(long, requires = "metadata_url")]
     root: Option<PathBuf>,
-    /// Base URL of the repository's metadata (http://, https:// or file://).
+    /// Base URL of a repository's metadata (http://, https:// or file://): download TARGETs
+    /// of that repository. Without it, PROJECTs are downloaded from the trust ring.
     #[arg(long)]
-    metadata_url: String,
+    metadata_url: Option<String>,
     /// Base URL of the repository's targets [default: the metadata URL with its last
     /// segment "metadata" replaced by "targets"].
-    #[arg(long)]
+    #[arg(long, requires = "metadata_url")]
     targets_url: Option<String>,
     /// Where trusted metadata is kept [default: <data dir>/repos/<hash of metadata URL>, the data
     /// dir being $PACKMAN_HOME if set, else the platform's (~/.local/share/packman on Linux)].
-    #[arg(long)]
+    #[arg(long, requires = "metadata_url")]
     metadata_dir: Option<PathBuf>,
     /// Directory for downloaded files (each saved under its file name).
-    #[arg(long, default_value = ".")]
+    #[arg(short = 'd', long, default_value = ".")]
     dest: PathBuf,
-    /// Target paths, as the repository names them.
-    #[arg(required = true)]
+    /// Every file of the chosen version, not only the one that fits the interpreter.
+    #[arg(long, conflicts_with = "metadata_url")]
+    all: bool,
+    /// The Python interpreter whose wheel tags and version choose the file [default:
+    /// $VIRTUAL_ENV/bin/python, else python3]. Without the `packaging` module (or pip's
+    /// copy of it) only py3-none-any wheels and sdists are taken.
+    #[arg(long, conflicts_with = "metadata_url")]
+    python: Option<PathBuf>,
+    #[command(flatten)]
+    out: super::read::Output,
+    /// PROJECT or PROJECT==VERSION from the trust ring; with --metadata-url, target paths as
+    /// the repository names them.
+    #[arg(required = true, value_name = "PROJECT[==VERSION] | TARGET")]
     targets: Vec<String>,
 }
 
@@ -55,15 +75,29 @@ fn trust_message(e: TrustError) -> String {
 }
 
 pub fn run(a: Args) -> Result<(), String> {
+    let Some(metadata_url) = a.metadata_url.as_deref() else {
+        return super::read::download(super::read::DownloadRequest {
+            requirements: &a.targets,
+            dest: &a.dest,
+            all: a.all,
+            python: a.python.as_deref(),
+            out: a.out,
+        });
+    };
+    if a.out.json {
+        return Err("--json is for downloads from the trust ring (without --metadata-url)".into());
+    }
     let repo = match &a.metadata_dir {
-        Some(dir) => TrustedRepo::new(&a.metadata_url, a.targets_url.as_deref(), dir),
-        None => Home::from_env().map_err(trust_message)?.repo_by_url(&a.metadata_url, a.targets_url.as_deref()),
+        Some(dir) => TrustedRepo::new(metadata_url, a.targets_url.as_deref(), dir),
+        None => Home::from_env().map_err(trust_message)?.repo_by_url(metadata_url, a.targets_url.as_deref()),
     };
     repo.ensure_trust(a.root.as_deref()).map_err(trust_message)?;
     let mut up = repo.open(Config::default()).map_err(|e| explain(&e))?;
     up.refresh().map_err(|e| explain(&e))?;
-    println!("verified metadata from {} (trusted state in {})", a.metadata_url, repo.metadata_dir.display());
-    print_trusted(&up);
+    if !a.out.quiet {
+        println!("verified metadata from {metadata_url} (trusted state in {})", repo.metadata_dir.display());
+        print_trusted(&up);
+    }
     std::fs::create_dir_all(&a.dest).map_err(|e| format!("{}: {e}", a.dest.display()))?;
     for target in &a.targets {
         // Saved under its own file name, which can never lead out of --dest.
@@ -71,7 +105,8 @@ pub fn run(a: Args) -> Result<(), String> {
         let got = up.download_verified_to(&a.dest.join(name), target).map_err(|e| explain(&e))?;
         let info = &got.info;
         let sha = info.hashes.get("sha256").or_else(|| info.hashes.iter().next().map(|(_, h)| h)).unwrap_or("");
-        if got.cached {
+        if a.out.quiet {
+        } else if got.cached {
             println!("{target}: already present at {} ({} bytes, sha256 {sha})", got.path.display(), info.length);
         } else {
             println!("{target}: verified {} bytes, sha256 {sha} -> {}", info.length, got.path.display());
