@@ -539,13 +539,32 @@ impl TargetFetcher {
         target: &str,
         info: &TargetFile,
     ) -> Result<VerifiedTarget, Error> {
+        self.download_target_temp_with(temp_dir, target, info, &mut |_| {})
+    }
+
+    /// As [`TargetFetcher::download_target_temp`], telling `progress` the number of bytes
+    /// received so far after each chunk (for a progress bar; the check is the same).
+    pub fn download_target_temp_with(
+        &self,
+        temp_dir: &Path,
+        target: &str,
+        info: &TargetFile,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<VerifiedTarget, Error> {
         let url = self.target_url(target, info)?;
         // Each candidate (mirror) into its own temp file, verified before it counts.
-        failover(self.transport.as_ref(), &url, |u| self.attempt(temp_dir, target, info, u))
+        failover(self.transport.as_ref(), &url, |u| self.attempt(temp_dir, target, info, u, &mut *progress))
     }
 
     /// One download of `target` from `url`, verified.
-    fn attempt(&self, temp_dir: &Path, target: &str, info: &TargetFile, url: &str) -> Result<VerifiedTarget, Error> {
+    fn attempt(
+        &self,
+        temp_dir: &Path,
+        target: &str,
+        info: &TargetFile,
+        url: &str,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<VerifiedTarget, Error> {
         let mismatch = |reason: String| Error::TargetMismatch { target: target.into(), url: url.into(), reason };
         let mut verifier = Verifier::for_target(info).map_err(|m| mismatch(m.to_string()))?;
 
@@ -553,7 +572,7 @@ impl TargetFetcher {
         // A downloaded file is an ordinary file for its user (tempfile's default is 0600).
         let mut tmp = packman_fs::public_tempfile(temp_dir)?;
         {
-            let mut sink = VerifyingWriter { inner: tmp.as_file_mut(), verifier: &mut verifier };
+            let mut sink = VerifyingWriter { inner: tmp.as_file_mut(), verifier: &mut verifier, progress, received: 0 };
             self.transport.fetch_to(url, info.length, &mut sink).map_err(|e| match e {
                 FetchError::TooLarge { .. } => mismatch(format!("longer than the signed length {}", info.length)),
                 other => Error::Fetch(other),
@@ -641,12 +660,16 @@ pub fn is_cached(path: &Path, info: &TargetFile) -> bool {
 struct VerifyingWriter<'a> {
     inner: &'a mut File,
     verifier: &'a mut Verifier,
+    progress: &'a mut dyn FnMut(u64),
+    received: u64,
 }
 
 impl Write for VerifyingWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.verifier.update(&buf[..n]).map_err(std::io::Error::other)?;
+        self.received += n as u64;
+        (self.progress)(self.received);
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {

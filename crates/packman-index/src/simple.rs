@@ -102,7 +102,7 @@ fn sorted(files: &[FileEntry]) -> Vec<&FileEntry> {
 
 /// PEP 700 `versions`: unique normalised versions of the files whose names parse, in PEP 440
 /// order. Files whose names do not parse contribute no version.
-fn versions(files: &[FileEntry]) -> Vec<String> {
+pub(crate) fn versions(files: &[FileEntry]) -> Vec<String> {
     let mut v: Vec<(pep440_rs::Version, String)> = files
         .iter()
         .filter_map(|f| {
@@ -538,6 +538,37 @@ mod tests {
         assert_eq!(parse_index_json("/", &index_json(&["b".into(), "A".into()])).unwrap(), ["A", "b"]);
     }
     use serde_json::{json, Value};
+
+    /// What the writers write, the readers read back, field for field.
+    #[test]
+    fn pages_read_back_as_written() {
+        let f = |name: &str, yanked: Option<&str>, core: Option<&str>| FileEntry {
+            filename: name.into(),
+            url: format!("../../packages/p/{name}"),
+            sha256: "ab".repeat(32),
+            size: 7,
+            upload_time: Some("2026-11-23T12:00:00Z".into()),
+            requires_python: Some(">=3.8".into()),
+            yanked: yanked.map(str::to_string),
+            core_metadata_sha256: core.map(str::to_string),
+        };
+        let files = vec![
+            f("p-1.0-py3-none-any.whl", None, Some(&"cd".repeat(32))),
+            f("p-1.0.tar.gz", Some(""), None),
+            f("p-0.9.tar.gz", Some("broken"), None),
+        ];
+        let page = parse_project_json("simple/p/index.json", &project_json("P", &files)).unwrap();
+        assert_eq!(page.name, "p");
+        let mut want = files.clone();
+        want.sort();
+        assert_eq!(page.files, want);
+        let names = vec!["b".to_string(), "a".to_string()];
+        assert_eq!(parse_index_json("simple/index.json", &index_json(&names)).unwrap(), ["a", "b"]);
+        let err = parse_project_json("simple/p/index.json", b"{\"files\":[]}").unwrap_err().to_string();
+        assert!(err.starts_with("simple/p/index.json: not a PEP 691 JSON page"), "{err}");
+        let no_size = br#"{"name":"p","files":[{"filename":"p-1.tar.gz","url":"u","hashes":{"sha256":"00"}}]}"#;
+        assert!(parse_project_json("x", no_size).unwrap_err().to_string().contains("no size"));
+    }
 
     /// Editing the lists gives exactly what writing them from the merged names gives, for
     /// additions and removals at the start, middle and end, names already there, and lists

@@ -1,21 +1,15 @@
 //! [`Proxy`]: the trust ring's repositories behind one simple API, every answer made of bytes
 //! an [`Updater`] verified.
 //!
-//! The rules, stated once:
+//! Routing, verification before the first byte and the cache of verified files are the
+//! rules of [`packman_trust::read`], which the read commands share; the proxy adds:
 //!
-//! - **Routing.** A project is answered by the repository [`Ring::route`] gives it, and
-//!   only by that one: if the owner does not list the project, or a file of it, the answer is
-//!   404 with the reason, never another repository's copy (dependency confusion). The project
-//!   list (`/simple/`) names, for each repository, only the projects it owns by routing.
-//! - **Verified before the first byte.** A page or file is downloaded through the owner's
-//!   updater into a temp file in the cache, checked against the signed length and hashes, and
-//!   only then renamed to `cache/files/<sha256>` and served. Nothing unverified is streamed.
-//!   A cached file is used again when its name is the signed sha256 and its size the signed
-//!   length (it got that name only after a full check).
 //! - **Fresh metadata.** Each repository is refreshed at start and, when one of its pages is
 //!   asked for, again once `refresh_every` has passed; a file request uses the metadata of
-//!   the last refresh. Each refresh opens the updater anew at the clock's time, so expiry is
-//!   judged at the time of the refresh, not the time the proxy started.
+//!   the last refresh. Each refresh opens the updater anew at the clock's time
+//!   ([`packman_trust::read::open_fresh`]), so expiry is judged at the time of the refresh,
+//!   not the time the proxy started.
+//! - **Nothing unverified is streamed**: a reply is a file of the verified cache.
 //! - **Loud failures.** A refused refresh or file is an error response (502) whose body is
 //!   packman's message; it is logged to stderr and kept ([`Proxy::refusals`]). A repository
 //!   whose refresh failed is refreshed again on its next request.
@@ -33,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use packman_client::{DefaultTransport, Transport, Updater};
 use packman_server::{page_format, resolve, PageFormat, Resolved, ACCEPTABLE};
-use packman_trust::{Home, RepoEntry, Ring, TrustedRepo};
+use packman_trust::read::{self, Page, VerifiedCache};
+use packman_trust::{Home, ReadError, RepoEntry, Ring, TrustedRepo};
 use packman_tuf::{layout, OffsetDateTime, TargetFile};
 
 use crate::ProxyError;
@@ -155,7 +150,7 @@ struct Fetched {
 /// The trust ring's repositories as one simple API. See the module docs for the rules.
 pub struct Proxy {
     ring: Ring,
-    cache: PathBuf,
+    cache: VerifiedCache,
     options: Options,
     transport: Arc<dyn Transport>,
     repos: Vec<Slot>,
@@ -174,10 +169,9 @@ impl Proxy {
     pub fn open(home: &Home, options: Options) -> Result<Proxy, ProxyError> {
         let ring = Ring::load(home)?;
         if ring.repos.is_empty() {
-            return Err(ProxyError::EmptyRing { config: ring.path().to_path_buf() });
+            return Err(ReadError::EmptyRing { config: ring.path().to_path_buf() }.into());
         }
-        let cache = home.cache_dir().join("files");
-        std::fs::create_dir_all(&cache).map_err(|e| ProxyError::io(&cache, e))?;
+        let cache = VerifiedCache::of(home)?;
         let transport: Arc<dyn Transport> = Arc::new(DefaultTransport::new(options.client.fetcher.clone()));
         let repos = ring
             .repos
@@ -189,7 +183,7 @@ impl Proxy {
 
     /// Where verified files are kept, each named by its sha256.
     pub fn cache_dir(&self) -> &Path {
-        &self.cache
+        self.cache.dir()
     }
 
     /// The repositories, in routing order.
@@ -204,7 +198,7 @@ impl Proxy {
             let handles: Vec<_> = self
                 .repos
                 .iter()
-                .map(|slot| (slot.entry.name.clone(), s.spawn(move || self.refresh(slot, &mut lock(&slot.state)))))
+                .map(|slot| (slot.entry.name.clone(), s.spawn(move || Ok(self.refresh(slot, &mut lock(&slot.state))?))))
                 .collect();
             handles
                 .into_iter()
@@ -234,13 +228,10 @@ impl Proxy {
     pub fn verified_project_page(&self, project: &str) -> Result<(String, Vec<u8>), ProxyError> {
         let project = packman_index::normalize_name(project);
         if !packman_index::is_valid_name(&project) {
-            return Err(ProxyError::NotRouted { project, config: self.ring.path().into() });
+            return Err(ReadError::NotRouted { project, config: self.ring.path().into() }.into());
         }
-        let slot = self.route(&project)?;
-        let target = layout::simple_page(Some(&project), true);
-        let got = self.fetch(slot, &target, true)?.ok_or_else(|| Self::not_listed(slot, &project, &target))?;
-        let bytes = std::fs::read(&got.path).map_err(|e| ProxyError::io(&got.path, e))?;
-        Ok((slot.entry.name.clone(), bytes))
+        let page = read::project_page(&self.ring, &project, true, |e, t| self.read(e, t))?;
+        Ok((page.repo.name.clone(), page.bytes))
     }
 
     /// Answers a `GET` of `path` (the request path, still percent-encoded) with the given
@@ -304,46 +295,20 @@ impl Proxy {
         }
     }
 
-    fn route(&self, project: &str) -> Result<&Slot, ProxyError> {
-        let owner = self
-            .ring
-            .route(project)
-            .ok_or_else(|| ProxyError::NotRouted { project: project.into(), config: self.ring.path().into() })?;
-        Ok(self.repos.iter().find(|s| s.entry.name == owner.name).expect("the ring's repositories have slots"))
+    fn slot(&self, entry: &RepoEntry) -> &Slot {
+        self.repos.iter().find(|s| s.entry.name == entry.name).expect("the ring's repositories have slots")
     }
 
-    fn not_listed(slot: &Slot, project: &str, target: &str) -> ProxyError {
-        ProxyError::NotListed {
-            project: project.into(),
-            repo: slot.entry.name.clone(),
-            patterns: slot.entry.projects.clone(),
-            target: target.into(),
-        }
+    /// The verified bytes of `target` of `entry` (a page: refreshed first if stale).
+    fn read(&self, entry: &RepoEntry, target: &str) -> Result<Option<Vec<u8>>, ReadError> {
+        let Some(got) = self.fetch(self.slot(entry), target, true)? else { return Ok(None) };
+        std::fs::read(&got.path).map(Some).map_err(|source| ReadError::Io { path: got.path, source })
     }
 
     /// `/simple/`: each repository's signed project list, keeping the projects it owns.
     fn project_list(&self, format: PageFormat) -> Result<Reply, ProxyError> {
-        #[derive(serde::Deserialize)]
-        struct List {
-            projects: Vec<Entry>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Entry {
-            name: String,
-        }
-        let target = layout::simple_page(None, true);
-        let mut names = Vec::new();
-        for slot in &self.repos {
-            let Some(got) = self.fetch(slot, &target, true)? else { continue };
-            let bytes = std::fs::read(&got.path).map_err(|e| ProxyError::io(&got.path, e))?;
-            let list: List = serde_json::from_slice(&bytes).map_err(|e| ProxyError::BadIndex {
-                repo: slot.entry.name.clone(),
-                target: target.clone(),
-                reason: e.to_string(),
-            })?;
-            let owned = list.projects.into_iter().map(|p| p.name);
-            names.extend(owned.filter(|n| self.ring.route(n).is_some_and(|r| r.name == slot.entry.name)));
-        }
+        let names: Vec<String> =
+            read::project_list(&self.ring, |e, t| self.read(e, t))?.into_iter().map(|l| l.project).collect();
         let body = match format {
             PageFormat::Json => packman_index::index_json(&names),
             PageFormat::Html | PageFormat::LegacyHtml => packman_index::index_html(&names),
@@ -360,10 +325,8 @@ impl Proxy {
     /// `/simple/PROJECT/`: the owner's signed page, as signed (its links are relative, so
     /// they lead back to this proxy).
     fn project_page(&self, project: &str, format: PageFormat) -> Result<Reply, ProxyError> {
-        let slot = self.route(project)?;
-        let target = layout::simple_page(Some(project), format == PageFormat::Json);
-        let got = self.fetch(slot, &target, true)?.ok_or_else(|| Self::not_listed(slot, project, &target))?;
-        let bytes = std::fs::read(&got.path).map_err(|e| ProxyError::io(&got.path, e))?;
+        let json = format == PageFormat::Json;
+        let Page { bytes, .. } = read::project_page(&self.ring, project, json, |e, t| self.read(e, t))?;
         Ok(Reply {
             status: 200,
             content_type: format.content_type(),
@@ -378,8 +341,16 @@ impl Proxy {
         if !packman_index::is_valid_name(project) {
             return Ok(Reply::text(404, "not found\n".into()));
         }
-        let slot = self.route(project)?;
-        let got = self.fetch(slot, target, false)?.ok_or_else(|| Self::not_listed(slot, project, target))?;
+        let owner = self
+            .ring
+            .route(project)
+            .ok_or_else(|| ReadError::NotRouted { project: project.into(), config: self.ring.path().into() })?;
+        let got = self.fetch(self.slot(owner), target, false)?.ok_or_else(|| ReadError::NotListed {
+            project: project.into(),
+            repo: owner.name.clone(),
+            patterns: owner.projects.clone(),
+            target: target.into(),
+        })?;
         let file = File::open(&got.path).map_err(|e| ProxyError::io(&got.path, e))?;
         Ok(Reply {
             status: 200,
@@ -392,28 +363,12 @@ impl Proxy {
 
     /// Opens the updater of `slot` anew (after closing the old one, which holds the metadata
     /// directory's lock) and refreshes it.
-    fn refresh(&self, slot: &Slot, state: &mut State) -> Result<(), ProxyError> {
+    fn refresh(&self, slot: &Slot, state: &mut State) -> Result<(), ReadError> {
         state.updater = None;
         state.refreshed = None;
-        let repo = || slot.entry.name.clone();
-        let dir = &slot.trusted.metadata_dir;
         let now = (self.options.clock)();
-        packman_trust::ensure_trust(dir, None, now)?;
-        // Waiting for another process's lock would hang every request: say so instead.
-        if let Ok(None) = packman_fs::try_lock_exclusive(&dir.join(".lock")) {
-            return Err(ProxyError::Busy { repo: repo(), dir: dir.clone() });
-        }
-        let t = &slot.trusted;
-        let mut up = Updater::open(
-            dir,
-            &t.metadata_url,
-            t.targets_url.as_deref(),
-            self.options.client.clone(),
-            self.transport.clone(),
-            now,
-        )
-        .map_err(|source| ProxyError::Repository { repo: repo(), source })?;
-        up.refresh().map_err(|source| ProxyError::Repository { repo: repo(), source })?;
+        let up =
+            read::open_fresh(&slot.entry, &slot.trusted, self.options.client.clone(), self.transport.clone(), now)?;
         state.updater = Some(up);
         state.refreshed = Some(Instant::now());
         Ok(())
@@ -422,8 +377,7 @@ impl Proxy {
     /// The verified file of `target` in the cache, fetched through the owner's updater if
     /// needed; `None` if the repository does not sign it. A page request (`page`) refreshes
     /// the repository first when its metadata is older than `refresh_every`.
-    fn fetch(&self, slot: &Slot, target: &str, page: bool) -> Result<Option<Fetched>, ProxyError> {
-        let repo = || slot.entry.name.clone();
+    fn fetch(&self, slot: &Slot, target: &str, page: bool) -> Result<Option<Fetched>, ReadError> {
         let mut state = lock(&slot.state);
         let stale = match state.refreshed {
             None => true,
@@ -436,33 +390,19 @@ impl Proxy {
         let info = match up.get_target_info(target) {
             Ok(Some(info)) => info,
             Ok(None) => return Ok(None),
-            Err(source) => return Err(ProxyError::Repository { repo: repo(), source }),
+            Err(source) => return Err(ReadError::repository(&slot.entry, source)),
         };
         // Downloads go without the lock, so that one slow file holds up nothing else.
         let fetcher = up.target_fetcher();
         drop(state);
-        let sha256 = info
-            .hashes
-            .get("sha256")
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-            .ok_or_else(|| ProxyError::NoSha256 { repo: repo(), target: target.into() })?
-            .to_string();
-        let path = self.cache.join(&sha256);
-        // Named by the signed sha256 only after a full check: the size still has to match.
-        let cached = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == info.length);
-        if !cached {
-            fetcher
-                .download_target_temp(&self.cache, target, &info)
-                .and_then(|verified| verified.persist(&path))
-                .map_err(|source| ProxyError::Repository { repo: repo(), source })?;
-        }
+        let got = self.cache.get(&slot.entry, &fetcher, target, &info)?;
         lock(&self.record).served.push(Served {
-            repo: repo(),
+            repo: slot.entry.name.clone(),
             target: target.into(),
-            sha256,
+            sha256: got.sha256,
             length: info.length,
-            cached,
+            cached: got.hit,
         });
-        Ok(Some(Fetched { path, info }))
+        Ok(Some(Fetched { path: got.path, info }))
     }
 }

@@ -2,6 +2,9 @@
 //! root comes to be trusted and stays pinned ([`ensure_trust`]), and the one
 //! [`TrustedRepo`] per repository that opens its [`packman_client::Updater`].
 //!
+//! [`read`] reads the ring's signed pages and files (routing, verified cache): the proxy and
+//! the read commands share it.
+//!
 //! Every door that reads a repository for a user (`packman download`, later `install`, the
 //! pip/uv proxy, `packman://` links) goes through here, so there is one rule for where
 //! trusted metadata lives and one for when a root may be trusted.
@@ -12,6 +15,7 @@ mod home;
 mod link;
 mod manage;
 mod pin;
+pub mod read;
 mod repo;
 mod ring;
 
@@ -23,5 +27,6 @@ pub use manage::{
     RootChange, RootSource, Rotation, Updated, STATE_FILE,
 };
 pub use pin::{ensure_trust, ensure_trust_bytes, TrustOutcome};
+pub use read::{ReadError, Reader, VerifiedCache};
 pub use repo::{default_targets_url, TrustedRepo};
 pub use ring::{check_name, ring_dir, RepoEntry, Ring, CONFIG_FILE};

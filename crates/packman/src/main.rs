@@ -9,7 +9,7 @@ mod report;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use cli::{consume, install, open, operate, proxy, publish, trust, url_handler};
+use cli::{consume, install, open, operate, proxy, publish, read, trust, url_handler};
 
 #[derive(Parser)]
 #[command(
@@ -27,8 +27,16 @@ struct Cli {
 // of a few milliseconds) does not pay for building every other one's (benches/README).
 #[command(defer = true)]
 enum Command {
-    /// Download targets from a TUF repository, verifying every file against signed metadata.
+    /// Download the files of a project that fit this Python from the trust ring (or, with
+    /// --metadata-url, targets of one repository), every file verified before it is saved.
     Download(consume::Args),
+    /// Search the trusted repositories' signed project lists for names containing TEXT.
+    Search(read::SearchArgs),
+    /// A project's versions and files (sizes, sha256, requires-python, yanked) from the
+    /// signed page of the repository that owns it.
+    Info(read::InfoArgs),
+    /// Check that local files are byte for byte files a trusted repository signs.
+    Verify(read::VerifyArgs),
     /// Publish: create and maintain a signed repository.
     #[command(subcommand)]
     Repo(publish::Command),
@@ -77,6 +85,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Download(a) => consume::run(a),
+        Command::Search(a) => read::search(a),
+        Command::Info(a) => read::info(a),
+        Command::Verify(a) => read::verify(a),
         Command::Demo(a) => demo::run(a),
         Command::Repo(c) => publish::run(c),
         Command::Serve(a) => operate::run(a),

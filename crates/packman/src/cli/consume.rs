@@ -8,33 +8,53 @@ use packman_trust::{Home, TrustError, TrustedRepo};
 use crate::report::{add_signed_mirrors, explain, failover_transport, print_mirror_failures, print_trusted};
 
 #[derive(clap::Args)]
+#[command(after_help = "Two forms:\n  \
+    packman download PROJECT[==VERSION]... [-d DIR] [--all] [--python PATH]\n      \
+    from the trust ring: the newest version that is not yanked (or the one given), the file\n      \
+    that fits the Python interpreter (or every file of the version with --all), read from the\n      \
+    repository the ring routes the project to\n  \
+    packman download --metadata-url URL [--root FILE] TARGET...\n      \
+    target paths of one repository addressed by URL, outside the trust ring\n\
+Every file is verified against the signed length and hashes before it gets its name in DIR.")]
 pub struct Args {
-    /// Trusted root.json, obtained from a trusted place. Needed the first time only: after
-    /// that the root trusted in the metadata directory is used, and it changes only through
-    /// rotations the repository signs.
-    #[arg(long)]
+    /// Trusted root.json, obtained from a trusted place (with --metadata-url). Needed the
+    /// first time only: after that the root trusted in the metadata directory is used, and it
+    /// changes only through rotations the repository signs.
+    #[arg(long, requires = "metadata_url")]
     root: Option<PathBuf>,
-    /// Base URL of the repository's metadata (http://, https:// or file://).
+    /// Base URL of a repository's metadata (http://, https:// or file://): download TARGETs
+    /// of that repository. Without it, PROJECTs are downloaded from the trust ring.
     #[arg(long)]
-    metadata_url: String,
+    metadata_url: Option<String>,
     /// Base URL of the repository's targets [default: the metadata URL with its last
     /// segment "metadata" replaced by "targets"].
-    #[arg(long)]
+    #[arg(long, requires = "metadata_url")]
     targets_url: Option<String>,
     /// Where trusted metadata is kept [default: <data dir>/repos/<hash of metadata URL>, the data
     /// dir being $PACKMAN_HOME if set, else the platform's (~/.local/share/packman on Linux)].
-    #[arg(long)]
+    #[arg(long, requires = "metadata_url")]
     metadata_dir: Option<PathBuf>,
     /// Directory for downloaded files (each saved under its file name).
-    #[arg(long, default_value = ".")]
+    #[arg(short = 'd', long, default_value = ".")]
     dest: PathBuf,
     /// A mirror to fail over to, as METADATA_URL,TARGETS_URL (repeatable; tried in order,
     /// after the URLs above and before the mirrors the repository's signed list names).
     /// Every file from a mirror is verified as from the repository itself.
-    #[arg(long = "mirror", value_name = "METADATA_URL,TARGETS_URL")]
+    #[arg(long = "mirror", value_name = "METADATA_URL,TARGETS_URL", requires = "metadata_url")]
     mirrors: Vec<String>,
-    /// Target paths, as the repository names them.
-    #[arg(required = true)]
+    /// Every file of the chosen version, not only the one that fits the interpreter.
+    #[arg(long, conflicts_with = "metadata_url")]
+    all: bool,
+    /// The Python interpreter whose wheel tags and version choose the file [default:
+    /// $VIRTUAL_ENV/bin/python, else python3]. Without the `packaging` module (or pip's
+    /// copy of it) only py3-none-any wheels and sdists are taken.
+    #[arg(long, conflicts_with = "metadata_url")]
+    python: Option<PathBuf>,
+    #[command(flatten)]
+    out: super::read::Output,
+    /// PROJECT or PROJECT==VERSION from the trust ring; with --metadata-url, target paths as
+    /// the repository names them.
+    #[arg(required = true, value_name = "PROJECT[==VERSION] | TARGET")]
     targets: Vec<String>,
 }
 
@@ -62,24 +82,44 @@ fn trust_message(e: TrustError) -> String {
 }
 
 pub fn run(a: Args) -> Result<(), String> {
+    let Some(metadata_url) = a.metadata_url.as_deref() else {
+        return super::read::download(super::read::DownloadRequest {
+            requirements: &a.targets,
+            dest: &a.dest,
+            all: a.all,
+            python: a.python.as_deref(),
+            out: a.out,
+        });
+    };
+    if a.out.json {
+        return Err("--json is for downloads from the trust ring (without --metadata-url)".into());
+    }
     let repo = match &a.metadata_dir {
-        Some(dir) => TrustedRepo::new(&a.metadata_url, a.targets_url.as_deref(), dir),
-        None => Home::from_env().map_err(trust_message)?.repo_by_url(&a.metadata_url, a.targets_url.as_deref()),
+        Some(dir) => TrustedRepo::new(metadata_url, a.targets_url.as_deref(), dir),
+        None => Home::from_env().map_err(trust_message)?.repo_by_url(metadata_url, a.targets_url.as_deref()),
     };
     repo.ensure_trust(a.root.as_deref()).map_err(trust_message)?;
     let config = Config::default();
     let targets_url = repo.targets_url.clone().unwrap_or_default();
-    let mirrors = failover_transport(&a.metadata_url, &targets_url, &a.mirrors, &config)?;
-    let result = download(&a, &repo, config, &mirrors);
+    let mirrors = failover_transport(metadata_url, &targets_url, &a.mirrors, &config)?;
+    let result = download(&a, metadata_url, &repo, config, &mirrors);
     print_mirror_failures(&mirrors);
     result
 }
 
-fn download(a: &Args, repo: &TrustedRepo, config: Config, mirrors: &Arc<FailoverTransport>) -> Result<(), String> {
+fn download(
+    a: &Args,
+    metadata_url: &str,
+    repo: &TrustedRepo,
+    config: Config,
+    mirrors: &Arc<FailoverTransport>,
+) -> Result<(), String> {
     let mut up = repo.open_with(config, mirrors.clone()).map_err(|e| explain(&e))?;
     up.refresh().map_err(|e| explain(&e))?;
-    println!("verified metadata from {} (trusted state in {})", a.metadata_url, repo.metadata_dir.display());
-    print_trusted(&up);
+    if !a.out.quiet {
+        println!("verified metadata from {metadata_url} (trusted state in {})", repo.metadata_dir.display());
+        print_trusted(&up);
+    }
     std::fs::create_dir_all(&a.dest).map_err(|e| format!("{}: {e}", a.dest.display()))?;
     // The signed mirror list is read only when a download fails (looking it up costs a
     // bin's metadata); then the failed target is tried again with its mirrors.
@@ -101,6 +141,9 @@ fn download(a: &Args, repo: &TrustedRepo, config: Config, mirrors: &Arc<Failover
         .map_err(|e| explain(&e))?;
         let info = &got.info;
         let sha = info.hashes.get("sha256").or_else(|| info.hashes.iter().next().map(|(_, h)| h)).unwrap_or("");
+        if a.out.quiet {
+            continue;
+        }
         if got.cached {
             println!("{target}: already present at {} ({} bytes, sha256 {sha})", got.path.display(), info.length);
         } else {

@@ -39,7 +39,7 @@ fn is_executable(p: &Path) -> bool {
     p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-fn default_python() -> PathBuf {
+pub fn default_python() -> PathBuf {
     std::env::var_os("VIRTUAL_ENV")
         .filter(|v| !v.is_empty())
         .map(|v| PathBuf::from(v).join("bin/python"))

@@ -1,0 +1,398 @@
+//! Reading the trust ring's signed simple pages and files: the one implementation behind the
+//! proxy's `/simple/` answers and `packman search`, `info`, `download` and `verify`.
+//!
+//! The rules, stated once:
+//!
+//! - **Routing.** A project is read from the repository [`Ring::route`] gives it, and only
+//!   from that one: if the owner does not sign the project's page or one of its files, that
+//!   is [`ReadError::NotListed`], never another repository's copy (dependency confusion). The
+//!   project list names, for each repository, only the projects it owns by routing.
+//! - **Verified bytes only.** A page or file is looked up in the owner's signed metadata,
+//!   downloaded through the owner's updater into a temp file, checked against the signed
+//!   length and hashes, and only then renamed to `<cache>/files/<sha256>` ([`VerifiedCache`]).
+//!   A cached file is used again when its name is the signed sha256 and its size the signed
+//!   length (it got that name only after a full check).
+//! - **Fresh metadata.** An updater is opened at the time given, after the repository's
+//!   trusted root is checked, and refreshed before anything is looked up ([`open_fresh`]).
+//!   Another process holding the metadata directory is [`ReadError::Busy`], not a wait.
+//!
+//! [`project_list`] and [`project_page`] take the "read this signed target of this
+//! repository" step as a function, so the proxy (one long-lived updater per repository,
+//! refreshed on a schedule) and the commands ([`Reader`]: one updater per repository for one
+//! run) use the same routing and parsing.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use packman_client::{Config, DefaultTransport, TargetFetcher, Transport, Updater};
+use packman_index::ProjectPage;
+use packman_tuf::{layout, OffsetDateTime, TargetFile};
+
+use crate::{Home, RepoEntry, Ring, TrustError, TrustedRepo};
+
+/// Why a page or file of the ring could not be read. Each variant names the repository, the
+/// project or target, and the rule.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// (The large variants are boxed: every page read returns this.)
+    #[error(transparent)]
+    Trust(Box<TrustError>),
+
+    #[error("the trust ring ({config}) lists no repository: add one with `packman trust add NAME URL --root FILE`")]
+    EmptyRing { config: PathBuf },
+
+    /// Another packman process (a proxy, `packman update`) holds the repository's metadata
+    /// directory.
+    #[error(
+        "repository {repo:?}: its trusted metadata ({dir}) is in use by another packman process; stop it and try again"
+    )]
+    Busy { repo: String, dir: PathBuf },
+
+    /// The repository's metadata or one of its files was refused, or could not be fetched.
+    #[error("repository {repo:?}: {source}")]
+    Repository { repo: String, source: Box<packman_client::Error> },
+
+    /// No repository of the ring is configured for the project.
+    #[error(
+        "no trusted repository is configured for project {project:?}: its name matches none of the project \
+         patterns in {config}. packman never looks a project up in a repository not configured for it"
+    )]
+    NotRouted { project: String, config: PathBuf },
+
+    /// The repository configured for the project does not sign it (or the file).
+    #[error(
+        "project {project:?} belongs to repository {repo:?} (patterns {patterns:?}), whose signed metadata has no \
+         {target}. packman never takes a project from a repository other than the one configured for it"
+    )]
+    NotListed { project: String, repo: String, patterns: Vec<String>, target: String },
+
+    /// A signed target without a SHA-256 hash, which the cache names files by.
+    #[error("repository {repo:?}: target {target} is signed without a sha256 hash; packman needs one")]
+    NoSha256 { repo: String, target: String },
+
+    /// A signed simple page that is not the PEP 691 JSON the publisher writes.
+    #[error("repository {repo:?}: signed {target} is not a PEP 691 page: {reason}")]
+    BadPage { repo: String, target: String, reason: String },
+
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl From<TrustError> for ReadError {
+    fn from(e: TrustError) -> Self {
+        ReadError::Trust(Box::new(e))
+    }
+}
+
+impl ReadError {
+    pub fn repository(entry: &RepoEntry, source: packman_client::Error) -> ReadError {
+        ReadError::Repository { repo: entry.name.clone(), source: Box::new(source) }
+    }
+
+    fn not_listed(entry: &RepoEntry, project: &str, target: &str) -> ReadError {
+        ReadError::NotListed {
+            project: project.into(),
+            repo: entry.name.clone(),
+            patterns: entry.projects.clone(),
+            target: target.into(),
+        }
+    }
+}
+
+/// Opens the updater of a ring repository at time `now` and refreshes it: the trusted root
+/// checked first, [`ReadError::Busy`] when another process holds the metadata directory.
+pub fn open_fresh(
+    entry: &RepoEntry,
+    trusted: &TrustedRepo,
+    config: Config,
+    transport: Arc<dyn Transport>,
+    now: OffsetDateTime,
+) -> Result<Updater, ReadError> {
+    let dir = &trusted.metadata_dir;
+    crate::ensure_trust(dir, None, now)?;
+    // Waiting for another process's lock would hang: say so instead.
+    if let Ok(None) = packman_fs::try_lock_exclusive(&dir.join(".lock")) {
+        return Err(ReadError::Busy { repo: entry.name.clone(), dir: dir.clone() });
+    }
+    let mut up = Updater::open(dir, &trusted.metadata_url, trusted.targets_url.as_deref(), config, transport, now)
+        .map_err(|e| ReadError::repository(entry, e))?;
+    up.refresh().map_err(|e| ReadError::repository(entry, e))?;
+    Ok(up)
+}
+
+/// Verified files, each named by its signed sha256: `<cache dir>/files/<sha256>`.
+#[derive(Debug, Clone)]
+pub struct VerifiedCache {
+    dir: PathBuf,
+}
+
+/// A verified file in the cache.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    pub path: PathBuf,
+    pub sha256: String,
+    /// It was there already: nothing was fetched.
+    pub hit: bool,
+}
+
+impl VerifiedCache {
+    /// The cache of `home` (`<cache dir>/files`), created if needed.
+    pub fn of(home: &Home) -> Result<VerifiedCache, ReadError> {
+        Self::at(home.cache_dir().join("files"))
+    }
+
+    pub fn at(dir: PathBuf) -> Result<VerifiedCache, ReadError> {
+        std::fs::create_dir_all(&dir).map_err(|source| ReadError::Io { path: dir.clone(), source })?;
+        Ok(VerifiedCache { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The verified copy of `target` (signed as `info` by `entry`): the cached one, or one
+    /// downloaded through `fetcher`, checked, then renamed into place.
+    pub fn get(
+        &self,
+        entry: &RepoEntry,
+        fetcher: &TargetFetcher,
+        target: &str,
+        info: &TargetFile,
+    ) -> Result<Cached, ReadError> {
+        let sha256 = signed_sha256(entry, target, info)?;
+        let path = self.dir.join(&sha256);
+        let hit = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == info.length);
+        if !hit {
+            fetcher
+                .download_target_temp(&self.dir, target, info)
+                .and_then(|verified| verified.persist(&path))
+                .map_err(|e| ReadError::repository(entry, e))?;
+        }
+        Ok(Cached { path, sha256, hit })
+    }
+}
+
+/// The signed sha256 of `target`, in the lower-case hex that names cached files.
+pub fn signed_sha256(entry: &RepoEntry, target: &str, info: &TargetFile) -> Result<String, ReadError> {
+    info.hashes
+        .get("sha256")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .map(str::to_string)
+        .ok_or_else(|| ReadError::NoSha256 { repo: entry.name.clone(), target: target.into() })
+}
+
+/// A project of the ring's project list and the repository that owns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// As the owner's signed list spells it.
+    pub project: String,
+    pub repo: String,
+}
+
+/// Every project of the ring, each from the repository that owns it by routing, in routing
+/// order of the repositories and the lists' order within each. `read` gives the verified
+/// bytes of a target of a repository, or `None` if it signs no such target (a repository
+/// without a project list lists nothing).
+pub fn project_list(
+    ring: &Ring,
+    mut read: impl FnMut(&RepoEntry, &str) -> Result<Option<Vec<u8>>, ReadError>,
+) -> Result<Vec<Listed>, ReadError> {
+    let target = layout::simple_page(None, true);
+    let mut out = Vec::new();
+    for entry in &ring.repos {
+        let Some(bytes) = read(entry, &target)? else { continue };
+        let names = packman_index::parse_index_json(&target, &bytes).map_err(|e| ReadError::BadPage {
+            repo: entry.name.clone(),
+            target: target.clone(),
+            reason: e.to_string(),
+        })?;
+        let owned = names.into_iter().filter(|n| ring.route(n).is_some_and(|r| r.name == entry.name));
+        out.extend(owned.map(|project| Listed { project, repo: entry.name.clone() }));
+    }
+    Ok(out)
+}
+
+/// A project's signed page, from the repository that owns it.
+#[derive(Debug, Clone)]
+pub struct Page<'r> {
+    pub repo: &'r RepoEntry,
+    /// `simple/PROJECT/index.json` (or `index.html`).
+    pub target: String,
+    /// As signed.
+    pub bytes: Vec<u8>,
+}
+
+impl Page<'_> {
+    /// The page's files (a JSON page only).
+    pub fn parse(&self) -> Result<ProjectPage, ReadError> {
+        packman_index::parse_project_json(&self.target, &self.bytes).map_err(|e| ReadError::BadPage {
+            repo: self.repo.name.clone(),
+            target: self.target.clone(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// The signed page of `project` (JSON, or the HTML one when `json` is false), read from the
+/// repository that owns it by routing and only from that one.
+pub fn project_page<'r>(
+    ring: &'r Ring,
+    project: &str,
+    json: bool,
+    read: impl FnOnce(&RepoEntry, &str) -> Result<Option<Vec<u8>>, ReadError>,
+) -> Result<Page<'r>, ReadError> {
+    let repo = ring
+        .route(project)
+        .ok_or_else(|| ReadError::NotRouted { project: project.into(), config: ring.path().into() })?;
+    let target = layout::simple_page(Some(&packman_index::normalize_name(project)), json);
+    let bytes = read(repo, &target)?.ok_or_else(|| ReadError::not_listed(repo, project, &target))?;
+    Ok(Page { repo, target, bytes })
+}
+
+/// A project's page, parsed, and the repository it was read from.
+#[derive(Debug, Clone)]
+pub struct ProjectInfo {
+    pub repo: RepoEntry,
+    pub target: String,
+    pub page: ProjectPage,
+}
+
+/// What [`Reader::verify_file`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The file is byte for byte the target `target` that repository `repo` signs.
+    Signed { repo: String, target: String, sha256: String, length: u64 },
+    /// It is not: why.
+    NotSigned { reason: String },
+}
+
+/// The ring read for one command: one updater per repository, opened and refreshed the
+/// first time the repository is needed, pages and files through [`VerifiedCache`].
+pub struct Reader {
+    ring: Ring,
+    repos: Repos,
+}
+
+struct Repos {
+    home: Home,
+    config: Config,
+    transport: Arc<dyn Transport>,
+    now: OffsetDateTime,
+    cache: VerifiedCache,
+    open: HashMap<String, Updater>,
+}
+
+impl Repos {
+    fn updater(&mut self, entry: &RepoEntry) -> Result<&mut Updater, ReadError> {
+        if !self.open.contains_key(&entry.name) {
+            let trusted = entry.trusted(&self.home);
+            let up = open_fresh(entry, &trusted, self.config.clone(), self.transport.clone(), self.now)?;
+            self.open.insert(entry.name.clone(), up);
+        }
+        Ok(self.open.get_mut(&entry.name).expect("just opened"))
+    }
+
+    fn info(&mut self, entry: &RepoEntry, target: &str) -> Result<Option<TargetFile>, ReadError> {
+        self.updater(entry)?.get_target_info(target).map_err(|e| ReadError::repository(entry, e))
+    }
+
+    fn read(&mut self, entry: &RepoEntry, target: &str) -> Result<Option<Vec<u8>>, ReadError> {
+        let Some(info) = self.info(entry, target)? else { return Ok(None) };
+        let fetcher = self.updater(entry)?.target_fetcher();
+        let got = self.cache.get(entry, &fetcher, target, &info)?;
+        std::fs::read(&got.path).map(Some).map_err(|source| ReadError::Io { path: got.path, source })
+    }
+}
+
+impl Reader {
+    /// The ring of `home`, read at time `now`. [`ReadError::EmptyRing`] if it lists no
+    /// repository. Opens nothing yet.
+    pub fn open(home: &Home, config: Config, now: OffsetDateTime) -> Result<Reader, ReadError> {
+        let ring = Ring::load(home)?;
+        if ring.repos.is_empty() {
+            return Err(ReadError::EmptyRing { config: ring.path().to_path_buf() });
+        }
+        let transport: Arc<dyn Transport> = Arc::new(DefaultTransport::new(config.fetcher.clone()));
+        let repos =
+            Repos { home: home.clone(), config, transport, now, cache: VerifiedCache::of(home)?, open: HashMap::new() };
+        Ok(Reader { ring, repos })
+    }
+
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// Every project of the ring and its owner ([`project_list`]).
+    pub fn projects(&mut self) -> Result<Vec<Listed>, ReadError> {
+        let repos = &mut self.repos;
+        project_list(&self.ring, |e, t| repos.read(e, t))
+    }
+
+    /// The signed JSON page of `project` from its owner ([`project_page`]), parsed.
+    pub fn project(&mut self, project: &str) -> Result<ProjectInfo, ReadError> {
+        let repos = &mut self.repos;
+        let page = project_page(&self.ring, project, true, |e, t| repos.read(e, t))?;
+        Ok(ProjectInfo { page: page.parse()?, repo: page.repo.clone(), target: page.target })
+    }
+
+    /// The signed description of `packages/PROJECT/FILE` in the repository `info` was read
+    /// from, and what downloads it. [`ReadError::NotListed`] if the repository's metadata
+    /// does not sign it (even when its page lists it).
+    pub fn package(
+        &mut self,
+        info: &ProjectInfo,
+        filename: &str,
+    ) -> Result<(String, TargetFile, TargetFetcher), ReadError> {
+        let target = layout::package_target(&info.page.name, filename);
+        let signed = self
+            .repos
+            .info(&info.repo, &target)?
+            .ok_or_else(|| ReadError::not_listed(&info.repo, &info.page.name, &target))?;
+        let fetcher = self.repos.updater(&info.repo)?.target_fetcher();
+        Ok((target, signed, fetcher))
+    }
+
+    /// Whether the file at `path` is byte for byte a distribution some trusted repository
+    /// signs: its name read as a wheel or sdist name, its project routed to its owner, the
+    /// file looked up on the owner's signed page and in its signed metadata as
+    /// `packages/PROJECT/NAME`, and its bytes checked against the signed length and hashes.
+    /// A file that is not signed is a [`Verdict`]; an error is a repository that could not
+    /// be read.
+    pub fn verify_file(&mut self, path: &Path) -> Result<Verdict, ReadError> {
+        let not = |reason: String| Ok(Verdict::NotSigned { reason });
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            return not("its name is not UTF-8".into());
+        };
+        let dist = match packman_index::parse_filename(name) {
+            Ok(d) => d,
+            Err(e) => return not(format!("not a wheel or sdist name: {e}")),
+        };
+        let info = match self.project(&dist.project) {
+            Ok(i) => i,
+            Err(e @ (ReadError::NotRouted { .. } | ReadError::NotListed { .. })) => return not(e.to_string()),
+            Err(e) => return Err(e),
+        };
+        if !info.page.files.iter().any(|f| f.filename == name) {
+            return not(format!(
+                "repository {:?}, which owns project {:?}, lists no file {name} on its signed page",
+                info.repo.name, info.page.name
+            ));
+        }
+        let (target, signed, _) = match self.package(&info, name) {
+            Ok(p) => p,
+            Err(e @ ReadError::NotListed { .. }) => return not(e.to_string()),
+            Err(e) => return Err(e),
+        };
+        let file = std::fs::File::open(path).map_err(|source| ReadError::Io { path: path.into(), source })?;
+        match signed.verify_reader(file) {
+            Ok(()) => Ok(Verdict::Signed {
+                repo: info.repo.name.clone(),
+                sha256: signed.hashes.get("sha256").unwrap_or_default().to_string(),
+                length: signed.length,
+                target,
+            }),
+            Err(e) => not(format!("its bytes differ from {target} as repository {:?} signs it ({e})", info.repo.name)),
+        }
+    }
+}
