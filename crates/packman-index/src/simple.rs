@@ -566,8 +566,15 @@ mod tests {
         assert_eq!(parse_index_json("simple/index.json", &index_json(&names)).unwrap(), ["a", "b"]);
         let err = parse_project_json("simple/p/index.json", b"{\"files\":[]}").unwrap_err().to_string();
         assert!(err.starts_with("simple/p/index.json: not a PEP 691 JSON page"), "{err}");
-        let no_size = br#"{"name":"p","files":[{"filename":"p-1.tar.gz","url":"u","hashes":{"sha256":"00"}}]}"#;
-        assert!(parse_project_json("x", no_size).unwrap_err().to_string().contains("no size"));
+        let no_size = format!(
+            r#"{{"name":"p","files":[{{"filename":"p-1.tar.gz","url":"u","hashes":{{"sha256":"{}"}}}}]}}"#,
+            "ab".repeat(32)
+        );
+        let err = parse_project_json("x", no_size.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("without a size"), "{err}");
+        let bad_hash =
+            br#"{"name":"p","files":[{"filename":"p-1.tar.gz","url":"u","hashes":{"sha256":"00"},"size":1}]}"#;
+        assert!(parse_project_json("x", bad_hash).unwrap_err().to_string().contains("no sha256"));
     }
 
     /// Editing the lists gives exactly what writing them from the merged names gives, for
