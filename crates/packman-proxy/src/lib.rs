@@ -18,4 +18,4 @@ mod proxy;
 
 pub use error::ProxyError;
 pub use http::{run, serve, Running};
-pub use proxy::{Clock, Options, Proxy, Refusal, Reply, ReplyBody, Served};
+pub use proxy::{Clock, MirrorReport, Options, Proxy, Refusal, Reply, ReplyBody, Served};

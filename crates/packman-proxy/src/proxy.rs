@@ -10,6 +10,12 @@
 //!   ([`packman_trust::read::open_fresh`]), so expiry is judged at the time of the refresh,
 //!   not the time the proxy started.
 //! - **Nothing unverified is streamed**: a reply is a file of the verified cache.
+//! - **Mirrors.** Each repository is fetched through [`read::repo_transport`]: its URLs,
+//!   the mirrors the ring configures for it, and, once a fetch failed after a verified
+//!   refresh, the mirrors of its signed list ([`read::add_signed_mirrors`]; then the request
+//!   is tried once more). A mirror that is down or serves bytes that fail verification is
+//!   skipped for the next; what each did is logged to stderr and kept
+//!   ([`Proxy::mirror_failures`]).
 //! - **Loud failures.** A refused refresh or file is an error response (502) whose body is
 //!   packman's message; it is logged to stderr and kept ([`Proxy::refusals`]). A repository
 //!   whose refresh failed is refreshed again on its next request.
@@ -25,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use packman_client::{DefaultTransport, Transport, Updater};
+use packman_client::{DefaultTransport, FailoverTransport, MirrorFailure, Transport, Updater};
 use packman_server::{page_format, resolve, PageFormat, Resolved, ACCEPTABLE};
 use packman_trust::read::{self, Page, VerifiedCache};
 use packman_trust::{Home, ReadError, RepoEntry, Ring, TrustedRepo};
@@ -81,6 +87,23 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// A mirror (or a repository's own URLs) that failed a fetch, which was then tried
+/// elsewhere (or failed everywhere).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorReport {
+    /// The ring repository.
+    pub repo: String,
+    /// Which mirror (named by its metadata URL, or by its name in the signed list), what it
+    /// did.
+    pub failure: MirrorFailure,
+}
+
+impl std::fmt::Display for MirrorReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "repository {:?}: {}", self.repo, self.failure)
+    }
+}
+
 /// A response, before it is HTTP.
 #[derive(Debug)]
 pub struct Reply {
@@ -126,6 +149,11 @@ impl Reply {
 struct Slot {
     entry: RepoEntry,
     trusted: TrustedRepo,
+    /// The repository's URLs and mirrors; kept across refreshes, so a mirror that failed
+    /// stays at the back.
+    transport: Arc<FailoverTransport>,
+    /// How many of the transport's failures were recorded already.
+    reported: Mutex<usize>,
     state: Mutex<State>,
 }
 
@@ -133,12 +161,15 @@ struct Slot {
 struct State {
     updater: Option<Updater>,
     refreshed: Option<Instant>,
+    /// The signed mirror list was read since the last refresh.
+    signed_read: bool,
 }
 
 #[derive(Default)]
 struct Record {
     served: Vec<Served>,
     refusals: Vec<Refusal>,
+    mirror_failures: Vec<MirrorReport>,
 }
 
 /// A verified file in the cache.
@@ -152,7 +183,6 @@ pub struct Proxy {
     ring: Ring,
     cache: VerifiedCache,
     options: Options,
-    transport: Arc<dyn Transport>,
     repos: Vec<Slot>,
     record: Mutex<Record>,
 }
@@ -172,13 +202,21 @@ impl Proxy {
             return Err(ReadError::EmptyRing { config: ring.path().to_path_buf() }.into());
         }
         let cache = VerifiedCache::of(home)?;
-        let transport: Arc<dyn Transport> = Arc::new(DefaultTransport::new(options.client.fetcher.clone()));
+        let inner: Arc<dyn Transport> = Arc::new(DefaultTransport::new(options.client.fetcher.clone()));
         let repos = ring
             .repos
             .iter()
-            .map(|entry| Slot { entry: entry.clone(), trusted: entry.trusted(home), state: Mutex::default() })
-            .collect();
-        Ok(Proxy { ring, cache, options, transport, repos, record: Mutex::default() })
+            .map(|entry| {
+                Ok(Slot {
+                    entry: entry.clone(),
+                    trusted: entry.trusted(home),
+                    transport: read::repo_transport(entry, inner.clone())?,
+                    reported: Mutex::default(),
+                    state: Mutex::default(),
+                })
+            })
+            .collect::<Result<_, ReadError>>()?;
+        Ok(Proxy { ring, cache, options, repos, record: Mutex::default() })
     }
 
     /// Where verified files are kept, each named by its sha256.
@@ -215,6 +253,12 @@ impl Proxy {
     /// Every page and file served so far.
     pub fn served(&self) -> Vec<Served> {
         lock(&self.record).served.clone()
+    }
+
+    /// Every failed attempt on a repository's URLs or a mirror so far, in order (the request
+    /// may then have been served from another mirror).
+    pub fn mirror_failures(&self) -> Vec<MirrorReport> {
+        lock(&self.record).mirror_failures.clone()
     }
 
     /// Every request refused so far, with its message.
@@ -366,18 +410,81 @@ impl Proxy {
     fn refresh(&self, slot: &Slot, state: &mut State) -> Result<(), ReadError> {
         state.updater = None;
         state.refreshed = None;
+        state.signed_read = false;
         let now = (self.options.clock)();
-        let up =
-            read::open_fresh(&slot.entry, &slot.trusted, self.options.client.clone(), self.transport.clone(), now)?;
-        state.updater = Some(up);
+        let opened =
+            read::open_fresh(&slot.entry, &slot.trusted, self.options.client.clone(), slot.transport.clone(), now);
+        self.note_failures(slot);
+        state.updater = Some(opened?);
         state.refreshed = Some(Instant::now());
         Ok(())
+    }
+
+    /// Records (and logs) the failures of `slot`'s transport not recorded yet.
+    fn note_failures(&self, slot: &Slot) {
+        let mut seen = lock(&slot.reported);
+        let all = slot.transport.failures();
+        for failure in all.into_iter().skip(*seen) {
+            *seen += 1;
+            let report = MirrorReport { repo: slot.entry.name.clone(), failure };
+            if self.options.log_to_stderr {
+                eprintln!("packman: {report}");
+            }
+            lock(&self.record).mirror_failures.push(report);
+        }
+    }
+
+    /// Adds the mirrors of the repository's signed list, once per refresh, after a fetch
+    /// failed; whether it added any (then the fetch is worth trying again).
+    fn add_signed_mirrors(&self, slot: &Slot) -> bool {
+        let mut state = lock(&slot.state);
+        if state.signed_read {
+            return false;
+        }
+        state.signed_read = true;
+        let Some(up) = state.updater.as_mut() else { return false };
+        match read::add_signed_mirrors(up, &slot.transport, self.cache.dir()) {
+            Ok(added) => {
+                if self.options.log_to_stderr && !added.is_empty() {
+                    eprintln!(
+                        "packman: repository {:?}: trying the mirrors of its signed list: {}",
+                        slot.entry.name,
+                        added.join(", ")
+                    );
+                }
+                !added.is_empty()
+            }
+            Err(e) => {
+                if self.options.log_to_stderr {
+                    eprintln!("packman: repository {:?}: the signed mirror list is not used: {e}", slot.entry.name);
+                }
+                false
+            }
+        }
+    }
+
+    /// [`Proxy::fetch_once`]; if that failed on the repository's side (not "not signed",
+    /// not local trouble), again with the mirrors of the signed list added.
+    fn fetch(&self, slot: &Slot, target: &str, page: bool) -> Result<Option<Fetched>, ReadError> {
+        use packman_client::Error as E;
+        let mut r = self.fetch_once(slot, target, page);
+        let mirror_fault = |r: &Result<_, ReadError>| match r {
+            Err(ReadError::Repository { source, .. }) => {
+                !matches!(**source, E::TargetNotFound(_) | E::Io { .. } | E::TrustedRoot { .. })
+            }
+            _ => false,
+        };
+        if mirror_fault(&r) && self.add_signed_mirrors(slot) {
+            r = self.fetch_once(slot, target, page);
+        }
+        self.note_failures(slot);
+        r
     }
 
     /// The verified file of `target` in the cache, fetched through the owner's updater if
     /// needed; `None` if the repository does not sign it. A page request (`page`) refreshes
     /// the repository first when its metadata is older than `refresh_every`.
-    fn fetch(&self, slot: &Slot, target: &str, page: bool) -> Result<Option<Fetched>, ReadError> {
+    fn fetch_once(&self, slot: &Slot, target: &str, page: bool) -> Result<Option<Fetched>, ReadError> {
         let mut state = lock(&slot.state);
         let stale = match state.refreshed {
             None => true,

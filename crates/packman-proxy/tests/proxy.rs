@@ -14,7 +14,7 @@ use packman_index::FileEntry;
 use packman_proxy::{Options, Proxy, Running};
 use packman_repo::RepoBuilder;
 use packman_testkit::{Behavior, TestServer};
-use packman_trust::{Home, RepoEntry, Ring};
+use packman_trust::{Home, RepoEntry, Ring, RingMirror};
 use packman_tuf::{layout, OffsetDateTime};
 use tempfile::TempDir;
 
@@ -411,4 +411,118 @@ fn a_slow_download_holds_up_no_other_request() {
     assert!(!slow.is_finished(), "the slow download should still be running");
     let slow = slow.join().unwrap();
     assert_eq!((slow.status, slow.body.as_slice()), (200, &slow_wheel[..]));
+}
+
+/// A packman home whose ring lists one repository "main" (every project) of `up`'s root,
+/// fetched from `primary` (a base URL) with `mirrors` (base URLs) configured in order.
+fn home_with_mirrors(up: &Upstream, primary: &str, mirrors: &[String]) -> (TempDir, Home) {
+    let d = tempfile::tempdir().unwrap();
+    let home = Home::at(d.path());
+    let mut ring = Ring::load(&home).unwrap();
+    let mut e = RepoEntry::new("main", primary);
+    e.mirrors = mirrors
+        .iter()
+        .map(|m| RingMirror { metadata_url: format!("{m}/metadata/"), targets_url: format!("{m}/targets/") })
+        .collect();
+    let dir = e.trusted(&home).metadata_dir;
+    packman_trust::ensure_trust_bytes(&dir, Some(&up.repo.signed_roots[0]), OffsetDateTime::now_utc()).unwrap();
+    ring.add(e).unwrap();
+    ring.save().unwrap();
+    // Read back from the file: the mirrors are part of the config.
+    assert_eq!(Ring::load(&home).unwrap().repos[0].mirrors.len(), mirrors.len());
+    (d, home)
+}
+
+/// A base URL nothing listens on.
+fn down_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+#[test]
+fn a_wheel_tampered_with_on_the_primary_is_served_from_a_good_mirror() {
+    let up = Upstream::new(&[("demo", WHEEL)]);
+    let mirror = TestServer::serve_dir(up.dir.path()).unwrap();
+    let file = wheel_name("demo", "1.0");
+    let target = format!("packages/demo/{file}");
+    let evil = b"PK\x03\x04 an attacker's wheel".to_vec();
+    up.server.set(&up.target_url_path(&target), Behavior::Body(evil.clone()));
+    let (_d, home) = home_with_mirrors(&up, &up.server.url(), &[mirror.url()]);
+    let p = start(&home, options());
+
+    let got = get(&p, &format!("/packages/demo/{file}"), None);
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.body, up.target(&target));
+    assert_eq!(got.body, WHEEL);
+    // The mirror served it, after the primary's bytes were refused.
+    assert!(mirror.requests().iter().any(|r| r.contains(&up.target_url_path(&target))), "{:?}", mirror.requests());
+    let failures = p.proxy().mirror_failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let f = &failures[0];
+    assert_eq!(f.repo, "main");
+    assert_eq!(f.failure.mirror, format!("{}/metadata/", up.server.url()));
+    assert_eq!(f.failure.kind, packman_client::FailureKind::Refused);
+    assert!(f.to_string().contains("served bytes that failed verification"), "{f}");
+    assert!(p.proxy().refusals().is_empty(), "{:?}", p.proxy().refusals());
+    // Only the verified bytes are cached.
+    assert!(cached(&p).iter().all(|(_, b)| b != &evil));
+}
+
+#[test]
+fn a_repository_whose_primary_is_down_is_read_from_its_mirror() {
+    let up = Upstream::new(&[("demo", WHEEL)]);
+    let mirror = TestServer::serve_dir(up.dir.path()).unwrap();
+    let primary = down_url();
+    let (_d, home) = home_with_mirrors(&up, &primary, &[mirror.url()]);
+    let p = start(&home, options());
+    let got = get(&p, "/simple/demo/", Some(JSON));
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.body, up.target("simple/demo/index.json"));
+    let file = wheel_name("demo", "1.0");
+    let got = get(&p, &format!("/packages/demo/{file}"), None);
+    assert_eq!((got.status, got.body.as_slice()), (200, WHEEL));
+    let failures = p.proxy().mirror_failures();
+    assert!(!failures.is_empty());
+    assert!(
+        failures.iter().all(|f| f.failure.mirror == format!("{primary}/metadata/")
+            && f.failure.kind == packman_client::FailureKind::Unreachable),
+        "{failures:?}"
+    );
+}
+
+#[test]
+fn a_wheel_bad_on_every_mirror_is_refused_and_nothing_is_cached() {
+    let up = Upstream::new(&[("demo", WHEEL)]);
+    let mirror = TestServer::serve_dir(up.dir.path()).unwrap();
+    let file = wheel_name("demo", "1.0");
+    let target = format!("packages/demo/{file}");
+    let evil = b"PK\x03\x04 an attacker's wheel".to_vec();
+    up.server.set(&up.target_url_path(&target), Behavior::Body(evil.clone()));
+    mirror.set(&up.target_url_path(&target), Behavior::Body(evil));
+    let down = down_url();
+    let (_d, home) = home_with_mirrors(&up, &up.server.url(), &[mirror.url(), down.clone()]);
+    let p = start(&home, options());
+    let before = cached(&p);
+
+    let got = get(&p, &format!("/packages/demo/{file}"), None);
+    assert_eq!(got.status, 502, "{}", got.text());
+    let msg = got.text();
+    assert!(msg.starts_with(&format!("packman: /packages/demo/{file}: repository \"main\"")), "{msg}");
+    assert_eq!(cached(&p), before, "nothing new is cached");
+    // The wheel's three attempts, after the refresh's (the down mirror asked for the next
+    // root, which the others answered "not found").
+    let failures = p.proxy().mirror_failures();
+    let wheel: Vec<_> = failures.iter().filter(|f| f.failure.url.ends_with(&file)).collect();
+    let got: Vec<_> = wheel.iter().map(|f| (f.failure.mirror.clone(), f.failure.kind)).collect();
+    use packman_client::FailureKind::{Refused, Unreachable};
+    assert_eq!(
+        got,
+        [
+            (format!("{}/metadata/", up.server.url()), Refused),
+            (format!("{}/metadata/", mirror.url()), Refused),
+            (format!("{down}/metadata/"), Unreachable)
+        ],
+        "{failures:?}"
+    );
+    assert_eq!(p.proxy().refusals().len(), 1);
 }

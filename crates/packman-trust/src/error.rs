@@ -44,6 +44,9 @@ pub enum TrustError {
     #[error("repository {name:?}: project patterns {patterns:?}: give at least one, none empty or with '/'")]
     BadPattern { name: String, patterns: Vec<String> },
 
+    #[error("repository {name:?}: mirrors: {reason}")]
+    BadMirror { name: String, reason: String },
+
     #[error("no repository named {name:?} is trusted (packman trust list shows those that are)")]
     NotTrusted { name: String },
 

@@ -29,4 +29,4 @@ pub use manage::{
 pub use pin::{ensure_trust, ensure_trust_bytes, TrustOutcome};
 pub use read::{ReadError, Reader, VerifiedCache};
 pub use repo::{default_targets_url, TrustedRepo};
-pub use ring::{check_name, ring_dir, RepoEntry, Ring, CONFIG_FILE};
+pub use ring::{check_name, ring_dir, RepoEntry, Ring, RingMirror, CONFIG_FILE};

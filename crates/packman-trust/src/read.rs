@@ -20,12 +20,18 @@
 //! repository" step as a function, so the proxy (one long-lived updater per repository,
 //! refreshed on a schedule) and the commands ([`Reader`]: one updater per repository for one
 //! run) use the same routing and parsing.
+//!
+//! - **Mirrors.** Every door fetches a repository through [`repo_transport`]: its URLs, then
+//!   the mirrors the ring configures for it, then (after a verified refresh, when a fetch
+//!   failed: [`add_signed_mirrors`]) those of its signed list. Each attempt is verified on
+//!   its own ([`packman_client::failover`]); a mirror that serves bad bytes is skipped and
+//!   reported, never believed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use packman_client::{Config, DefaultTransport, TargetFetcher, Transport, Updater};
+use packman_client::{Config, DefaultTransport, FailoverTransport, TargetFetcher, Transport, Updater};
 use packman_index::ProjectPage;
 use packman_tuf::{layout, OffsetDateTime, TargetFile};
 
@@ -98,6 +104,40 @@ impl ReadError {
             target: target.into(),
         }
     }
+}
+
+/// The transport of the ring repository `entry`, over `inner` (which moves the bytes): the
+/// repository's metadata and targets URLs first (named by its metadata URL), then each
+/// mirror the ring configures for it, in order. The one place a ring repository's transport
+/// is built: the proxy (so `packman install` and `open`) and the read commands use it.
+/// Without mirrors it fetches exactly the URLs the updater asks for.
+pub fn repo_transport(entry: &RepoEntry, inner: Arc<dyn Transport>) -> Result<Arc<FailoverTransport>, ReadError> {
+    let metadata_url = entry.metadata_url();
+    let primary = packman_tuf::mirrors::MirrorEntry {
+        name: metadata_url.clone(),
+        metadata_url,
+        targets_url: entry.targets_url(),
+    };
+    let mirrors = crate::RingMirror::entries(&entry.mirrors)
+        .map_err(|reason| TrustError::BadMirror { name: entry.name.clone(), reason })?;
+    let t = FailoverTransport::new(inner, primary);
+    t.add_mirrors(&mirrors);
+    Ok(Arc::new(t))
+}
+
+/// Adds the mirrors of the repository's signed list to `transport`, after a verified
+/// refresh of `up` (the list is a verified target, downloaded through `temp_dir`). Returns
+/// the names of the mirrors added (none when it signs no list).
+pub fn add_signed_mirrors(
+    up: &mut Updater,
+    transport: &FailoverTransport,
+    temp_dir: &Path,
+) -> Result<Vec<String>, packman_client::Error> {
+    let Some(list) = up.signed_mirrors(temp_dir)? else { return Ok(Vec::new()) };
+    let known: Vec<String> = transport.mirrors().into_iter().map(|m| m.name).collect();
+    transport.add_mirrors(&list.mirrors);
+    let now = transport.mirrors();
+    Ok(now.into_iter().map(|m| m.name).filter(|n| !known.contains(n)).collect())
 }
 
 /// Opens the updater of a ring repository at time `now` and refreshes it: the trusted root
@@ -287,7 +327,8 @@ impl Repos {
     fn updater(&mut self, entry: &RepoEntry) -> Result<&mut Updater, ReadError> {
         if !self.open.contains_key(&entry.name) {
             let trusted = entry.trusted(&self.home);
-            let up = open_fresh(entry, &trusted, self.config.clone(), self.transport.clone(), self.now)?;
+            let transport = repo_transport(entry, self.transport.clone())?;
+            let up = open_fresh(entry, &trusted, self.config.clone(), transport, self.now)?;
             self.open.insert(entry.name.clone(), up);
         }
         Ok(self.open.get_mut(&entry.name).expect("just opened"))

@@ -12,7 +12,12 @@
 //! name = "pypi"
 //! url = "https://mirror.example.net/pypi/"
 //! projects = ["*"]
+//! mirrors = [{ metadata_url = "https://eu.example.net/pypi/metadata/", targets_url = "https://eu.example.net/pypi/targets/" }]
 //! ```
+//!
+//! `mirrors` (optional, default none) are where else the repository's files can be fetched,
+//! tried in order after `url` and before the mirrors of the repository's signed list; every
+//! file from a mirror is verified as from the repository itself ([`crate::read::repo_transport`]).
 //!
 //! Routing is explicit (no dependency confusion): a project belongs to the first repository,
 //! in the order they were added, one of whose `projects` patterns matches its PEP 503
@@ -26,6 +31,7 @@
 
 use std::path::{Path, PathBuf};
 
+use packman_tuf::mirrors::{MirrorEntry, MirrorList};
 use serde::{Deserialize, Serialize};
 
 use crate::{Home, TrustError, TrustedRepo};
@@ -52,6 +58,46 @@ pub struct RepoEntry {
     /// When it was added (RFC 3339), for `trust list`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub added: Option<String>,
+    /// Mirrors the user configured, tried in order after the URLs above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<RingMirror>,
+}
+
+/// A mirror of a ring repository: where it serves the repository's `metadata/` and
+/// `targets/`. Nothing it serves is believed unverified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RingMirror {
+    pub metadata_url: String,
+    pub targets_url: String,
+}
+
+impl RingMirror {
+    /// `METADATA_URL,TARGETS_URL`, as `--mirror` takes it (`trust add`, `download`).
+    pub fn parse(arg: &str) -> Result<RingMirror, String> {
+        let (md, tg) = arg
+            .split_once(',')
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+            .ok_or_else(|| format!("--mirror {arg:?}: expected METADATA_URL,TARGETS_URL"))?;
+        Ok(RingMirror { metadata_url: md.into(), targets_url: tg.into() })
+    }
+
+    /// As a failover transport names it: by its metadata URL.
+    pub fn entry(&self) -> MirrorEntry {
+        MirrorEntry {
+            name: self.metadata_url.clone(),
+            metadata_url: self.metadata_url.clone(),
+            targets_url: self.targets_url.clone(),
+        }
+    }
+
+    /// `mirrors` as [`MirrorEntry`]s, checked as a signed list is (URLs http(s) or file,
+    /// none twice).
+    pub fn entries(mirrors: &[RingMirror]) -> Result<Vec<MirrorEntry>, String> {
+        let list = MirrorList { mirrors: mirrors.iter().map(RingMirror::entry).collect() };
+        list.check().map_err(|e| e.to_string())?;
+        Ok(list.mirrors)
+    }
 }
 
 fn every_project() -> Vec<String> {
@@ -67,6 +113,7 @@ impl RepoEntry {
             metadata_url: None,
             targets_url: None,
             added: None,
+            mirrors: Vec::new(),
         }
     }
 
@@ -200,6 +247,9 @@ impl Ring {
         }
         if entry.projects.is_empty() || entry.projects.iter().any(|p| p.is_empty() || p.contains('/')) {
             return Err(TrustError::BadPattern { name: entry.name, patterns: entry.projects });
+        }
+        if let Err(reason) = RingMirror::entries(&entry.mirrors) {
+            return Err(TrustError::BadMirror { name: entry.name, reason });
         }
         self.repos.push(entry);
         Ok(())
