@@ -326,4 +326,31 @@ mod tests {
         let err = Ring::load(&home).unwrap_err().to_string();
         assert!(err.contains(CONFIG_FILE) && err.contains("keys"), "{err}");
     }
+
+    #[test]
+    fn mirrors_are_optional_round_trip_and_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let home = Home::at(d.path());
+        let path = home.config_dir().join(CONFIG_FILE);
+        std::fs::create_dir_all(home.config_dir()).unwrap();
+        // A file written before mirrors existed: none, and none written back.
+        std::fs::write(&path, "[[repository]]\nname = \"a\"\nurl = \"http://a/\"\n").unwrap();
+        let ring = Ring::load(&home).unwrap();
+        assert!(ring.repos[0].mirrors.is_empty());
+        ring.save().unwrap();
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("mirrors"));
+        let text = "[[repository]]\nname = \"a\"\nurl = \"http://a/\"\n\
+                    mirrors = [{ metadata_url = \"http://m/md/\", targets_url = \"http://m/tg/\" }]\n";
+        std::fs::write(&path, text).unwrap();
+        let ring = Ring::load(&home).unwrap();
+        let m = RingMirror::parse("http://m/md/,http://m/tg/").unwrap();
+        assert_eq!(ring.repos[0].mirrors, [m]);
+        ring.save().unwrap();
+        assert_eq!(Ring::load(&home).unwrap().repos, ring.repos);
+        std::fs::write(&path, text.replace("http://m/md/", "ftp://m/md/")).unwrap();
+        let err = Ring::load(&home).unwrap_err().to_string();
+        assert!(err.contains("mirrors") && err.contains("http://"), "{err}");
+        assert!(RingMirror::parse("http://m/md/").is_err());
+        assert!(RingMirror::parse(",http://m/tg/").is_err());
+    }
 }

@@ -73,17 +73,9 @@ pub fn failover_transport(
     let primary =
         MirrorEntry { name: metadata_url.into(), metadata_url: metadata_url.into(), targets_url: targets_url.into() };
     let t = packman_client::FailoverTransport::new(inner, primary);
-    let mut given = Vec::new();
-    for m in mirrors {
-        let (md, tg) = m
-            .split_once(',')
-            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-            .ok_or_else(|| format!("--mirror {m:?}: expected METADATA_URL,TARGETS_URL"))?;
-        given.push(MirrorEntry { name: md.into(), metadata_url: md.into(), targets_url: tg.into() });
-    }
-    let list = packman_tuf::mirrors::MirrorList { mirrors: given };
-    list.check().map_err(|e| format!("--mirror: {e}"))?;
-    t.add_mirrors(&list.mirrors);
+    let given = mirrors.iter().map(|m| packman_trust::RingMirror::parse(m)).collect::<Result<Vec<_>, _>>()?;
+    let given = packman_trust::RingMirror::entries(&given).map_err(|e| format!("--mirror: {e}"))?;
+    t.add_mirrors(&given);
     Ok(std::sync::Arc::new(t))
 }
 
@@ -95,18 +87,13 @@ pub fn add_signed_mirrors(
     t: &packman_client::FailoverTransport,
     temp_dir: &std::path::Path,
 ) -> usize {
-    match up.signed_mirrors(temp_dir) {
-        Ok(Some(list)) => {
-            let n = t.add_mirrors(&list.mirrors);
-            if n > 0 {
-                println!(
-                    "{n} mirror(s) from the signed list: {}",
-                    list.mirrors.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
-                );
+    match packman_trust::read::add_signed_mirrors(up, t, temp_dir) {
+        Ok(added) => {
+            if !added.is_empty() {
+                println!("{} mirror(s) from the signed list: {}", added.len(), added.join(", "));
             }
-            n
+            added.len()
         }
-        Ok(None) => 0,
         Err(e) => {
             eprintln!("packman: warning: the signed mirror list is not used: {}", explain(&e));
             0

@@ -436,3 +436,20 @@ fn update_tries_every_repository_and_fails_if_one_is_refused() {
     has_all(&err, &["nosuch", "no repository named", "1 of 2 repositories not updated: nosuch"]);
     assert_eq!(ok(w.packman(&["update", "good"])).trim(), "good: root v1 timestamp v2 snapshot v2");
 }
+
+#[test]
+fn add_keeps_the_mirrors_given_and_refuses_a_bad_one() {
+    let w = world();
+    let r = w.repo("r");
+    let root = w.root_file(&r);
+    let bad = fails(w.packman(&["trust", "add", "m", &r.url(), "--root", &root, "--mirror", "ftp://x/metadata/"]));
+    has_all(&bad, &["--mirror \"ftp://x/metadata/\": expected METADATA_URL,TARGETS_URL", "nothing was added"]);
+    let bad = fails(w.packman(&["trust", "add", "m", &r.url(), "--root", &root, "--mirror", "ftp://x/m/,ftp://x/t/"]));
+    has_all(&bad, &["mirrors", "http://", "nothing was added"]);
+    let (md, tg) = ("http://127.0.0.1:9/eu/metadata/", "http://127.0.0.1:9/eu/targets/");
+    let out = ok(w.packman(&["trust", "add", "m", &r.url(), "--root", &root, "--mirror", &format!("{md},{tg}")]));
+    has_all(&out, &["m: trusted", &format!("mirror: {md} {tg}")]);
+    let found = w.tree().into_keys().find(|k| k.ends_with("config.toml")).expect("a config.toml");
+    let config = std::fs::read_to_string(w.home.join(found)).unwrap();
+    has_all(&config, &["mirrors", md, tg]);
+}

@@ -102,6 +102,10 @@ pub fn install_through(
     let status = cmd.status().map_err(|e| format!("cannot run {name}: {e}"))?;
     let _ = running.stop();
 
+    // Mirrors that failed (the file may then have come from another one): which, and how.
+    for f in proxy.mirror_failures() {
+        eprintln!("packman: {f}");
+    }
     let mut files: Vec<_> = proxy
         .served()
         .into_iter()

@@ -68,6 +68,11 @@ pub struct AddArgs {
     /// Where the targets are [default: URL/targets/].
     #[arg(long, value_name = "URL")]
     targets_url: Option<String>,
+    /// A mirror to fail over to, as METADATA_URL,TARGETS_URL (repeatable; tried in order,
+    /// after the URLs above and before the mirrors the repository's signed list names).
+    /// Every file from a mirror is verified as from the repository itself.
+    #[arg(long = "mirror", value_name = "METADATA_URL,TARGETS_URL")]
+    mirrors: Vec<String>,
     /// Print only errors (the --tofu warning is still printed).
     #[arg(short, long)]
     quiet: bool,
@@ -219,6 +224,13 @@ fn add(a: AddArgs) -> Result<(), String> {
     }
     entry.metadata_url = a.metadata_url.clone();
     entry.targets_url = a.targets_url.clone();
+    entry.mirrors = a
+        .mirrors
+        .iter()
+        .map(|m| packman_trust::RingMirror::parse(m))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{e}\n  nothing was added"))?;
+    let entry_mirrors = entry.mirrors.clone();
     let config = Config::default();
     let t = transport(&config);
     let added = packman_trust::add_repo(&home, entry, &source, &a.root_from, t, config, OffsetDateTime::now_utc())
@@ -237,6 +249,9 @@ fn add(a: AddArgs) -> Result<(), String> {
             println!("  the same root from: {}", added.sources.join(", "));
         }
         println!("  projects: {}", s.projects.join(" "));
+        for m in &entry_mirrors {
+            println!("  mirror: {} {}", m.metadata_url, m.targets_url);
+        }
     }
     Ok(())
 }
