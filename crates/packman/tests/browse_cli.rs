@@ -11,24 +11,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use common::{need, wheel};
+use common::{bin, need, ok, sha256, wheel};
 
 mod common;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_packman")
-}
-
-#[track_caller]
-fn ok(o: Output) -> String {
-    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success(), "failed ({:?})\nstdout:\n{out}\nstderr:\n{err}", o.status);
-    out.into_owned()
-}
-
-fn sha256(b: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, b))
-}
 
 struct Serve(Child);
 

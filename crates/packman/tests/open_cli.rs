@@ -11,29 +11,10 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{need, wheel};
+use common::{bin, need, ok, sha256, text, wheel};
 use packman_testkit::TestServer;
 
 mod common;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_packman")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
-
-#[track_caller]
-fn ok(o: Output) -> String {
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "failed ({:?})\nstdout:\n{out}\nstderr:\n{err}", o.status);
-    out
-}
-
-fn sha256(b: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, b))
-}
 
 struct World {
     tmp: tempfile::TempDir,

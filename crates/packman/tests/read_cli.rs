@@ -3,107 +3,14 @@
 //! init/add` from real wheels and sdists, served by packman-testkit on 127.0.0.1 (which can
 //! tamper), trusted with `packman trust add`, one owning `acme-*`, the other everything else.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::{fails, has_all, ok, sdist, sha256, text, wheel_tagged as wheel};
 use packman_testkit::{Behavior, TestServer};
 use serde_json::Value;
 
-fn sha256(data: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
-}
-
-fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
-
-#[track_caller]
-fn ok(o: Output) -> String {
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "packman failed ({:?})\nstdout:\n{out}\nstderr:\n{err}", o.status);
-    out
-}
-
-/// A clean failure (exit 1, an error line, no panic); stdout and stderr.
-#[track_caller]
-fn fails(o: Output) -> (String, String) {
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "expected exit 1\nstdout:\n{out}\nstderr:\n{err}");
-    assert!(err.contains("packman: error: ") && !err.contains("panicked"), "{err}");
-    (out, err)
-}
-
-#[track_caller]
-fn has_all(s: &str, needles: &[&str]) {
-    for n in needles {
-        assert!(s.contains(n), "{n:?} missing from:\n{s}");
-    }
-}
-
-/// RECORD uses urlsafe base64 without padding.
-fn b64_urlsafe(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..=c.len() {
-            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// A wheel `{dist}-{version}-{tag}.whl` as a build backend writes one.
-fn wheel(dir: &Path, dist: &str, version: &str, tag: &str, payload: &str) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join(format!("{dist}-{version}-{tag}.whl"));
-    let di = format!("{dist}-{version}.dist-info");
-    let metadata = format!("Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\nRequires-Python: >=3.8\n\n");
-    let purelib = tag.ends_with("-none-any");
-    let mut files: Vec<(String, Vec<u8>)> = vec![
-        (format!("{dist}/__init__.py"), payload.as_bytes().to_vec()),
-        (format!("{di}/METADATA"), metadata.into_bytes()),
-        (
-            format!("{di}/WHEEL"),
-            format!("Wheel-Version: 1.0\nGenerator: packman-tests\nRoot-Is-Purelib: {purelib}\nTag: {tag}\n")
-                .into_bytes(),
-        ),
-    ];
-    let mut record = String::new();
-    for (n, b) in &files {
-        let digest = ring::digest::digest(&ring::digest::SHA256, b);
-        record.push_str(&format!("{n},sha256={},{}\n", b64_urlsafe(digest.as_ref()), b.len()));
-    }
-    record.push_str(&format!("{di}/RECORD,,\n"));
-    files.push((format!("{di}/RECORD"), record.into_bytes()));
-    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    for (n, b) in files {
-        z.start_file(n, opts).unwrap();
-        z.write_all(&b).unwrap();
-    }
-    z.finish().unwrap();
-    path
-}
-
-/// An sdist `{name}-{version}.tar.gz` with PKG-INFO and pyproject.toml.
-fn sdist(dir: &Path, name: &str, version: &str) -> PathBuf {
-    let path = dir.join(format!("{name}-{version}.tar.gz"));
-    let metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n").into_bytes();
-    let gz = flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), flate2::Compression::default());
-    let mut t = tar::Builder::new(gz);
-    let pyproject = format!("[project]\nname = \"{name}\"\nversion = \"{version}\"\n");
-    for (n, b) in [("PKG-INFO", metadata.as_slice()), ("pyproject.toml", pyproject.as_bytes())] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(b.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        t.append_data(&mut h, format!("{name}-{version}/{n}"), b).unwrap();
-    }
-    t.into_inner().unwrap().finish().unwrap();
-    path
-}
+mod common;
 
 struct World {
     tmp: tempfile::TempDir,

@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::{fails_err as fails, has_all, ok, sha256, text};
 use packman_testkit::{Behavior, TestServer};
 use serde_json::Value;
 
-fn sha256(data: &[u8]) -> String {
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, data))
-}
+mod common;
 
 /// One user's home and the repositories it talks to.
 struct World {
@@ -23,33 +22,6 @@ fn world() -> World {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     World { tmp, home }
-}
-
-fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
-
-#[track_caller]
-fn ok(o: Output) -> String {
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "packman failed ({:?})\nstdout:\n{out}\nstderr:\n{err}", o.status);
-    out
-}
-
-/// Asserts a clean failure (exit 1, an error line, no panic); returns stderr.
-#[track_caller]
-fn fails(o: Output) -> String {
-    let (out, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "expected exit 1\nstdout:\n{out}\nstderr:\n{err}");
-    assert!(err.contains("packman: error: ") && !err.contains("panicked"), "{err}");
-    err
-}
-
-#[track_caller]
-fn has_all(s: &str, needles: &[&str]) {
-    for n in needles {
-        assert!(s.contains(n), "{n:?} missing from:\n{s}");
-    }
 }
 
 /// A repository made by `packman repo init`, served over HTTP.
