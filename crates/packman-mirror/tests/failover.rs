@@ -4,6 +4,8 @@
 //! source bad it is refused and DEST stays byte-identical.
 
 use std::collections::BTreeMap;
+
+use packman_testkit::tree_state as tree;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,24 +15,6 @@ use packman_repo::RepoBuilder;
 use packman_testkit::{Behavior, TestServer};
 use packman_tuf::mirrors::MirrorEntry;
 use packman_tuf::{layout, OffsetDateTime};
-
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_str().unwrap().replace('\\', "/");
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
 
 fn copy_tree(from: &Path, to: &Path) {
     for (rel, bytes) in tree(from) {

@@ -4,6 +4,8 @@
 //! included.
 
 use std::collections::BTreeMap;
+
+use packman_testkit::tree_state as tree;
 use std::path::Path;
 
 use packman_mirror::{sync, MirrorError, MirrorPaths, SyncOptions};
@@ -12,26 +14,6 @@ use packman_testkit::{Behavior, TestServer};
 use packman_tuf::{layout, OffsetDateTime};
 
 type Tree = BTreeMap<String, Vec<u8>>;
-
-/// Every file under `dir`, recursively (lock files included: a refused sync must not even
-/// create one), by `/`-separated relative path.
-fn tree(dir: &Path) -> Tree {
-    let mut out = Tree::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_str().unwrap().replace('\\', "/");
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
 
 /// The served part of a tree (metadata/ and targets/).
 fn served(dir: &Path) -> Tree {

@@ -253,6 +253,26 @@ pub fn dir_state(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     m
 }
 
+/// Every file under `dir`, recursively and lock files included (a refused run must not even
+/// create one), by `/`-separated relative path, with its bytes; empty if `dir` is missing.
+pub fn tree_state(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries {
+            let p = e.expect("directory entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).expect("under dir").to_string_lossy().replace('\\', "/");
+                out.insert(rel, std::fs::read(&p).expect("readable file"));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
