@@ -11,7 +11,7 @@ fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 
 cargo fmt --all --check
-cargo build --release --locked -p packman -p packman-conformance
+cargo build --release --locked -p packman -p packman-conformance -p packman-attacks
 cargo test --workspace --locked
 # Again with the portable file-system calls (per-file fsync, no Linux-only hints) that
 # non-Linux platforms use, so CI on Linux exercises them too.

@@ -6,6 +6,7 @@
 //! - `arm NAME`: perform the attack NAME (`packman_attacks::Attack::name`) from now on;
 //!   answers `ok persisted FILE` when a client may persist that metadata file while refusing;
 //! - `expect NAME`: answers `ok WORDS`, the JSON list of word groups the refusal must name;
+//! - `list`: answers `ok NAME NAME …`, every attack;
 //! - `disarm`: serve the genuine repository again;
 //! - `quit` (or end of input): stop.
 
@@ -47,6 +48,9 @@ fn main() {
                 Some(a) => Ok(format!("ok {}", serde_json::json!(a.expect()))),
                 None => Err(format!("unknown attack {name:?}")),
             },
+            (Some("list"), None) => {
+                Ok(Attack::ALL.iter().fold("ok".to_string(), |acc, a| format!("{acc} {}", a.name())))
+            }
             (Some("disarm"), None) => {
                 up.disarm();
                 Ok("ok".to_string())

@@ -78,6 +78,14 @@ fn command(installer: Installer, python: &Path, index_url: &str, projects: &[Str
         c.env_remove(k);
     }
     c.env("PIP_CONFIG_FILE", "/dev/null");
+    // The index is this process's proxy on loopback, which already failed over across the
+    // repository's mirrors: its refusal is final, and pip's 5 and uv's 3 retries (with
+    // backoff) of a 502 would only repeat it, each with a fresh refresh, while the user waits.
+    if name == "uv" {
+        c.env("UV_HTTP_RETRIES", "0");
+    } else {
+        c.args(["--retries", "0"]);
+    }
     (name, c)
 }
 
