@@ -1,6 +1,7 @@
-"""Crash consistency: the publisher's ``repo add`` and ``repo refresh`` and the client's update
-(``packman download``) killed with SIGKILL at random moments, many times each (100 by default;
-``PACKMAN_CRASH_KILLS`` changes it, ``PACKMAN_CRASH_SEED`` replays a run).
+"""Crash consistency: the publisher's ``repo add`` and ``repo refresh``, the client's update
+(``packman download``), ``packman mirror sync`` and ``packman install`` killed with SIGKILL at
+random moments, many times each (100 by default; ``PACKMAN_CRASH_KILLS`` changes it,
+``PACKMAN_CRASH_SEED`` replays a run). The mirror and install tests say what they check.
 
 After every kill:
 
@@ -232,3 +233,159 @@ def test_publisher_and_client_survive_sigkill_at_any_moment(tmp_path):
         # The kills must have landed inside the runs often enough to mean something.
         for what, count in interrupted.items():
             assert count >= KILLS // 4, f"{what}: only {count} of {KILLS} kills interrupted a run (seed {SEED})"
+
+
+def killed_group(rng: random.Random, window: float, args: list, env: dict) -> bool:
+    """Like ``killed``, but the whole process group (packman and the pip/uv it runs) dies
+    with SIGKILL, as in a crash or an OOM kill of the session."""
+    p = subprocess.Popen([os.fspath(PACKMAN), *map(os.fspath, args)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    time.sleep(rng.uniform(0, window))
+    alive = p.poll() is None
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    p.wait(timeout=30)
+    return alive
+
+
+def test_mirror_sync_survives_sigkill_at_any_moment(tmp_path):
+    """``packman mirror sync`` killed with SIGKILL while it has new targets and metadata to
+    take: DEST is the old mirror or the new one (python-tuf's client, from root v1 in a fresh
+    directory, refreshes from DEST and downloads what the old state listed; no hash-prefixed
+    file it lists is half written), and the next sync succeeds and lists the new target."""
+    rng = random.Random(SEED + 1)
+    repo_dir, src, dest = tmp_path / "repo", tmp_path / "src", tmp_path / "mirror"
+    src.mkdir()
+    env = _env()
+    env["PACKMAN_HOME"] = os.fspath(tmp_path / "home")
+    run("repo", "init", repo_dir, "--bins", "16")
+    listed: list[str] = []
+
+    def add(n: int, files: int = 3) -> None:
+        run("repo", "add", repo_dir, "--raw", "--prefix", f"notes/{n}/", *[note(src, n * 10 + k) for k in range(files)])
+        listed.extend(f"notes/{n}/note-{n * 10 + k}.txt" for k in range(files))
+
+    def sync(*extra: object) -> list:
+        return ["mirror", "sync", upstream.url, dest, *extra]
+
+    def sync_ok(*extra: object) -> None:
+        cmd = [os.fspath(PACKMAN), *map(os.fspath, sync(*extra))]
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, env=env)
+        assert p.returncode == 0, f"{cmd} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+
+    add(0)
+    with RepoServer(repo_dir) as upstream, RepoServer(dest) as mirror:
+        upstream.httpd.handle_error = lambda *_: None
+        mirror.httpd.handle_error = lambda *_: None
+        sync_ok("--root", repo_dir / "metadata" / "1.root.json")
+        verify = Verifier(repo_dir, tmp_path / "verify", mirror)
+        times = []
+        for n in range(1, 4):
+            add(n)
+            t = time.perf_counter()
+            sync_ok()
+            times.append(time.perf_counter() - t)
+        window = statistics.median(times) * 1.2
+        interrupted = 0
+        for i in range(KILLS):
+            before = list(listed)
+            add(4 + i)
+            if killed_group(rng, window, sync(), env):
+                interrupted += 1
+            # Old or new: what the old state listed is there and whole.
+            verify.check(dest, before[-3:] + rng.sample(before, 2))
+            sync_ok()
+            verify.check(dest, listed[-3:])
+        print(f"mirror sync interrupted mid-run {interrupted} of {KILLS}", file=sys.stderr)
+        assert interrupted >= KILLS // 4, f"only {interrupted} of {KILLS} kills interrupted a sync (seed {SEED})"
+
+
+def wheel(directory: Path, project: str, version: str) -> Path:
+    """A pure-Python wheel with a valid RECORD."""
+    import base64
+    import zipfile
+    dist = project.replace("-", "_")
+    path = directory / f"{dist}-{version}-py3-none-any.whl"
+    di = f"{dist}-{version}.dist-info"
+    files = {f"{dist}/__init__.py": f"VERSION = {version!r}\n" + "# padding\n" * 2000,
+             f"{di}/METADATA": f"Metadata-Version: 2.1\nName: {project}\nVersion: {version}\n\n",
+             f"{di}/WHEEL": "Wheel-Version: 1.0\nGenerator: packman-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = ""
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record += f"{name},sha256={digest},{len(text.encode())}\n"
+    files[f"{di}/RECORD"] = record + f"{di}/RECORD,,\n"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+    return path
+
+
+def test_install_survives_sigkill_at_any_moment(tmp_path):
+    """``packman install`` (its in-process proxy and uv) killed with SIGKILL, the whole process
+    group, at random moments: the trusted metadata still loads, every file in the verified
+    cache is named by its own sha256 (nothing half written under a final name), and the next
+    install succeeds and imports."""
+    rng = random.Random(SEED + 2)
+    uv = Path(sys.executable).parent / "uv"
+    if not os.access(uv, os.X_OK):
+        pytest.fail(f"uv is not installed for {sys.executable}: pip install -r tests/interop/requirements.txt",
+                    pytrace=False)
+    repo_dir, src, home, venv = tmp_path / "repo", tmp_path / "src", tmp_path / "home", tmp_path / "venv"
+    src.mkdir()
+    run("repo", "init", repo_dir, "--bins", "16")
+    projects = [f"crash-pkg-{i}" for i in range(8)]
+    run("repo", "add", repo_dir, *[wheel(src, p, "1.0") for p in projects])
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
+    env = _env()
+    env["PACKMAN_HOME"] = os.fspath(home)
+    env["PATH"] = os.pathsep.join([os.fspath(uv.parent), env.get("PATH", "")])
+    python = venv / "bin" / "python"
+
+    def packman(*args: object) -> subprocess.CompletedProcess:
+        cmd = [os.fspath(PACKMAN), *map(os.fspath, args)]
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env=env)
+        assert p.returncode == 0, f"{cmd} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
+        return p
+
+    def uninstall() -> None:
+        subprocess.run([uv, "pip", "uninstall", "--python", python, *projects], capture_output=True, timeout=60,
+                       check=True)
+
+    def cache_whole() -> None:
+        for f in (home / "cache" / "files").glob("*"):
+            if f.name.startswith("."):
+                continue
+            assert hashlib.sha256(f.read_bytes()).hexdigest() == f.name, f"{f} does not hold the bytes it names"
+        for md in home.rglob("metadata"):
+            if md.is_dir():
+                trusted_dir_loads(md)
+
+    install = ["install", "--python", python, "--installer", "uv", *projects]
+    with RepoServer(repo_dir) as server:
+        server.httpd.handle_error = lambda *_: None
+        packman("trust", "add", "main", server.url, "--root", repo_dir / "metadata" / "1.root.json")
+        times = []
+        for _ in range(3):
+            uninstall()
+            shutil.rmtree(home / "cache", ignore_errors=True)
+            t = time.perf_counter()
+            packman(*install)
+            times.append(time.perf_counter() - t)
+        window = statistics.median(times) * 1.2
+        interrupted = 0
+        for i in range(KILLS):
+            uninstall()
+            if i % 2 == 0:  # half the runs fetch every file, half find them cached
+                shutil.rmtree(home / "cache", ignore_errors=True)
+            if killed_group(rng, window, install, env):
+                interrupted += 1
+            cache_whole()
+            packman(*install)
+            check = subprocess.run([python, "-c", "import " + ", ".join(p.replace("-", "_") for p in projects)],
+                                   capture_output=True, text=True, timeout=60)
+            assert check.returncode == 0, check.stderr
+        print(f"install interrupted mid-run {interrupted} of {KILLS}", file=sys.stderr)
+        assert interrupted >= KILLS // 4, f"only {interrupted} of {KILLS} kills interrupted an install (seed {SEED})"
