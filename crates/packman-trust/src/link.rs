@@ -52,7 +52,7 @@ pub struct Link {
 /// Why a link is refused: which rule it broke.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
-    #[error("link is {len} bytes long; at most {max} are accepted")]
+    #[error("link is {len} bytes long (in its canonical spelling); at most {max} are accepted")]
     TooLong { len: usize, max: usize },
     #[error("link has a character that is not allowed ({found:?} at byte {at}): only printable ASCII, no spaces")]
     BadCharacter { at: usize, found: char },
@@ -153,7 +153,14 @@ impl Link {
                 Some(name.to_string())
             }
         };
-        Ok(Link { action, project: packman_index::normalize_name(project), version, repo })
+        let link = Link { action, project: packman_index::normalize_name(project), version, repo };
+        // Normalising can lengthen a version ("1r" is "1.post0"): the canonical spelling must
+        // parse too, or a page showing it would offer a link that is then refused.
+        let canonical = link.to_url().len();
+        if canonical > MAX_LINK_LEN {
+            return Err(LinkError::TooLong { len: canonical, max: MAX_LINK_LEN });
+        }
+        Ok(link)
     }
 
     /// The repository the link's project comes from: the one the ring routes it to, which
@@ -289,6 +296,20 @@ mod tests {
         }
         let long = format!("packman://install/{}", "a".repeat(MAX_LINK_LEN));
         assert!(matches!(Link::parse(&long), Err(TooLong { .. })));
+    }
+
+    /// Found by the `link` fuzz target: 255 bytes whose version ("10r" is "10.post0")
+    /// normalises past the limit, so its canonical spelling would not parse. Refused now.
+    #[test]
+    fn a_link_whose_canonical_spelling_is_too_long_is_refused() {
+        let found = include_str!("../tests/fuzz-regressions/link-1");
+        assert_eq!(found.len(), 255);
+        assert_eq!(Link::parse(found), Err(LinkError::TooLong { len: 260, max: MAX_LINK_LEN }));
+        // At the limit once normalised, it parses, and its canonical spelling parses to itself.
+        let ok = format!("packman://install/az@10r+{}", "a".repeat(MAX_LINK_LEN - 30));
+        let l = Link::parse(&ok).unwrap();
+        assert_eq!(l.to_url().len(), MAX_LINK_LEN);
+        assert_eq!(Link::parse(&l.to_url()), Ok(l));
     }
 
     /// Property-style: any link that parses has only the allowed characters, a valid name,
