@@ -34,6 +34,20 @@ pub enum MirrorError {
     #[error("{lock}: another sync of this mirror is running")]
     Busy { lock: PathBuf },
 
+    /// A bundle that is not whole (truncated, padded, not a bundle): refused before DEST is
+    /// looked at.
+    #[error("bundle {bundle}: {reason}")]
+    Bundle { bundle: PathBuf, reason: String },
+
+    /// A bundle whose content the updater refused (tampered, older than DEST, expired,
+    /// lacking a file DEST needs). Nothing was changed.
+    #[error("bundle {bundle} refused: {source}")]
+    BundleRefused { bundle: PathBuf, source: Box<MirrorError> },
+
+    /// DEST cannot be exported as asked.
+    #[error("export of {dest}: {reason}")]
+    Export { dest: PathBuf, reason: String },
+
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 }
@@ -54,6 +68,7 @@ impl MirrorError {
         match self {
             MirrorError::Upstream(e) => e.tuf(),
             MirrorError::InvalidRoot(e) => Some(e),
+            MirrorError::BundleRefused { source, .. } => source.tuf(),
             _ => None,
         }
     }

@@ -11,6 +11,9 @@
 //! packman-client's [`failover`](packman_client::failover): each attempt is verified before
 //! it counts, and [`SyncReport::mirror_failures`] names each mirror that misbehaved and how.
 //! [`verify`] audits a mirror offline against a trusted root.
+//! [`export`] writes a mirror (or what changed since a snapshot version) into one bundle file
+//! and [`import`] applies one through [`sync`] itself, the bundle read as the upstream (see
+//! `src/bundle.rs` for the format and what is refused).
 //!
 //! # DEST
 //! - `metadata/`, `targets/`: the repository, in the layout of [`packman_tuf::layout`], holding
@@ -79,10 +82,12 @@
 //!   root, not from a mirror.
 #![forbid(unsafe_code)]
 
+mod bundle;
 mod error;
 mod sync;
 mod verify;
 
+pub use bundle::{export, import, ExportOptions, ExportReport, ImportOptions, INDEX_NAME as BUNDLE_INDEX};
 pub use error::MirrorError;
 pub use sync::{sync, sync_with, MirrorPaths, SyncOptions, SyncReport};
 pub use verify::{verify, Corrupt, VerifyOptions, VerifyReport};

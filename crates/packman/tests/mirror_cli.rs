@@ -311,3 +311,64 @@ fn mirror_verify_exits_with_one_bit_per_kind_of_finding() {
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stdout));
     assert!(String::from_utf8_lossy(&o.stdout).contains("REFUSED"));
 }
+
+#[test]
+fn mirror_export_and_import_carry_a_mirror_across_an_air_gap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for (name, body) in [("a.txt", "alpha"), ("b.txt", "beta")] {
+        std::fs::write(src.join(name), body).unwrap();
+    }
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "packages/p/", s(&src.join("a.txt"))]);
+    let root = up.join("metadata/1.root.json");
+    let upstream = format!("file://{}", s(&up));
+    let online = tmp.path().join("online");
+    ok(&["mirror", "sync", &upstream, s(&online), "--root", s(&root)]);
+    let full = tmp.path().join("full.bundle");
+    let out = ok(&["mirror", "export", s(&online), s(&full)]);
+    assert!(out.contains("1 of 1 target(s)"), "{out}");
+
+    let offline = tmp.path().join("offline");
+    // An empty DEST needs the root.
+    let (_, err) = fails(&["mirror", "import", s(&full), s(&offline)]);
+    assert!(err.contains("--root"), "{err}");
+    assert!(!offline.exists());
+    let out = ok(&["mirror", "import", s(&full), s(&offline), "--root", s(&root)]);
+    assert!(out.contains("1 target(s) added"), "{out}");
+    assert_same_names_and_bytes(&served(&online), &served(&offline), "imported");
+
+    // Upstream moves on; the bundle since the offline mirror's snapshot carries one target.
+    let snapshot_v = |dir: &Path| -> u64 {
+        let ts: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metadata/timestamp.json")).unwrap()).unwrap();
+        ts["signed"]["meta"]["snapshot.json"]["version"].as_u64().unwrap()
+    };
+    let since = snapshot_v(&offline).to_string();
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "packages/p/", s(&src.join("b.txt"))]);
+    ok(&["mirror", "sync", &upstream, s(&online)]);
+    let inc = tmp.path().join("inc.bundle");
+    let out = ok(&["mirror", "export", s(&online), s(&inc), "--since", &since]);
+    assert!(out.contains("1 of 2 target(s)"), "{out}");
+
+    // Truncated: refused with exit 1, naming the bundle; the offline mirror is unchanged.
+    let bytes = std::fs::read(&inc).unwrap();
+    let cut = tmp.path().join("cut.bundle");
+    std::fs::write(&cut, &bytes[..bytes.len() - 1500]).unwrap();
+    let before = files(&offline, &["metadata", "targets", ".packman-mirror"]);
+    let o = run(&["mirror", "import", s(&cut), s(&offline)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("bundle {}", s(&cut))) && err.contains("truncated"), "{err}");
+    assert!(err.contains("nothing changed"), "{err}");
+    assert_same_names_and_bytes(&before, &files(&offline, &["metadata", "targets", ".packman-mirror"]), "refused");
+
+    ok(&["mirror", "import", s(&inc), s(&offline)]);
+    assert_same_names_and_bytes(&served(&online), &served(&offline), "incremental import");
+    assert_eq!(std::fs::read(offline.join("targets/packages/p/b.txt")).unwrap(), b"beta");
+    // The older full bundle is now a rollback.
+    let (_, err) = fails(&["mirror", "import", s(&full), s(&offline)]);
+    assert!(err.contains(&format!("bundle {} refused", s(&full))), "{err}");
+}

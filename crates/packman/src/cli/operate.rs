@@ -1,5 +1,6 @@
 //! `packman serve DIR`: serve a repository or mirror over HTTP until SIGINT/SIGTERM.
-//! `packman mirror sync UPSTREAM DEST`: keep a verified copy of a repository in DEST.
+//! `packman mirror sync UPSTREAM DEST`: keep a verified copy of a repository in DEST;
+//! `mirror verify` audits it, `mirror export`/`import` carry it across an air gap.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -67,6 +68,41 @@ pub enum Mirror {
     /// checked); 4 files missing; 8 files corrupt; 16 extra files (e.g. 4+8 = 12). 1 means
     /// the audit could not run.
     Verify(VerifyArgs),
+    /// Write DEST's repository into one file BUNDLE, to carry to an air-gapped mirror: the
+    /// root chain, the current metadata, and every target (or, with --since, only those the
+    /// snapshot of that version did not list). A tar archive whose first entry,
+    /// packman-bundle.json, lists every file and its length.
+    Export(ExportArgs),
+    /// Apply BUNDLE (from `mirror export`) to DEST as a sync from it would: the bundle is
+    /// checked whole, everything in it DEST needs is verified through the updater before
+    /// anything is written, then targets, versioned metadata, and timestamp.json last. A
+    /// bundle that is truncated, tampered with, expired or older than DEST is refused (exit 1)
+    /// and DEST is left byte-identical.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// Mirror directory (the one holding metadata/ and targets/).
+    dest: PathBuf,
+    /// The bundle file to write (replaced atomically).
+    bundle: PathBuf,
+    /// Only the targets not listed at this snapshot version (the one the importing mirror
+    /// has; see its metadata/timestamp.json or `mirror verify`).
+    #[arg(long, value_name = "SNAPSHOT_VERSION")]
+    since: Option<u64>,
+}
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// The bundle file (from `packman mirror export`).
+    bundle: PathBuf,
+    /// Mirror directory (created if needed).
+    dest: PathBuf,
+    /// Trusted root.json of the upstream, from a trusted place. Needed for an empty DEST
+    /// only: after that the mirror's own trusted state is used.
+    #[arg(long)]
+    root: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -112,6 +148,8 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     let a = match c {
         Mirror::Sync(a) => a,
         Mirror::Verify(a) => return verify(a),
+        Mirror::Export(a) => return export(a),
+        Mirror::Import(a) => return import(a),
     };
     let mut opts = packman_mirror::SyncOptions::from_base(&a.upstream);
     if let Some(u) = a.metadata_url {
@@ -213,5 +251,56 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
         let _ = std::io::stdout().flush();
         std::process::exit(bits.into());
     }
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<(), String> {
+    let opts = packman_mirror::ExportOptions { since: a.since, ..Default::default() };
+    let r = packman_mirror::export(&a.dest, &a.bundle, &opts).map_err(|e| e.to_string())?;
+    println!(
+        "exported {} -> {}: root v{}, timestamp v{}, snapshot v{}; {} metadata file(s), {} of {} target(s){}, {} bytes",
+        a.dest.display(),
+        a.bundle.display(),
+        r.root_version,
+        r.timestamp_version,
+        r.snapshot_version,
+        r.metadata,
+        r.targets,
+        r.targets_signed,
+        a.since.map_or(String::new(), |s| format!(" (new since snapshot v{s})")),
+        r.bytes
+    );
+    Ok(())
+}
+
+fn import(a: ImportArgs) -> Result<(), String> {
+    let mut opts = packman_mirror::ImportOptions::default();
+    if let Some(p) = &a.root {
+        opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
+    }
+    let r = packman_mirror::import(&a.bundle, &a.dest, &opts).map_err(|e| match e {
+        packman_mirror::MirrorError::NoRoot { .. } => format!("{e}\n  hint: pass --root ROOT.json"),
+        e @ (packman_mirror::MirrorError::Bundle { .. } | packman_mirror::MirrorError::BundleRefused { .. }) => {
+            format!("{e}\n  nothing changed in {}", a.dest.display())
+        }
+        e => e.to_string(),
+    })?;
+    println!(
+        "imported {} -> {}: root v{}, timestamp v{}, snapshot v{}, {} role(s), {} target(s)",
+        a.bundle.display(),
+        a.dest.display(),
+        r.root_version,
+        r.timestamp_version,
+        r.snapshot_version,
+        r.roles,
+        r.targets
+    );
+    println!(
+        "  {} metadata file(s) written, {} target(s) added ({} bytes), {} file(s) removed",
+        r.metadata_written.len(),
+        r.targets_fetched.len(),
+        r.bytes_fetched,
+        r.targets_removed.len()
+    );
     Ok(())
 }
