@@ -15,7 +15,7 @@
 //!    targets role its timestamp leads to (current versions only).
 //! 3. `targets/DIR/HASH.NAME` for every signed target (hashed names only; the importing
 //!    sync makes the plain names), or with `since` only those not listed by the targets
-//!    roles of snapshot version S.
+//!    roles of snapshot version S; of a partial mirror, only those its [`Filter`] keeps.
 //!
 //! Opening a bundle checks it is whole before DEST is looked at: the index must come first,
 //! every entry must be listed in it with its length, and every entry the index lists must be
@@ -34,7 +34,7 @@ use packman_client::{file_url, Config, FetchError, FileTransport, Transport, Upd
 use packman_tuf::{layout, Envelope, OffsetDateTime, Snapshot, Targets};
 
 use crate::sync::{hashed_rel, sync, SyncOptions, SyncReport};
-use crate::{MirrorError, MirrorPaths};
+use crate::{Filter, MirrorError, MirrorPaths};
 
 /// The first entry of every bundle.
 pub const INDEX_NAME: &str = "packman-bundle.json";
@@ -76,6 +76,8 @@ pub struct ImportOptions {
     pub config: Config,
     /// The update start time [default: now] (tests).
     pub now: Option<OffsetDateTime>,
+    /// Which targets DEST holds (see [`SyncOptions::filter`]).
+    pub filter: Option<Filter>,
 }
 
 /// Writes DEST's current repository into BUNDLE (see the module docs), replacing BUNDLE
@@ -154,8 +156,13 @@ pub fn export(dest: &Path, bundle: &Path, opts: &ExportOptions) -> Result<Export
         Some(s) => listed_at(&metadata_dir, s, report.snapshot_version)?,
         None => BTreeSet::new(),
     };
+    // A partial mirror exports what it holds: the filter its syncs keep.
+    let filter = Filter::load(&paths.state_dir())?;
     let mut seen = BTreeSet::new();
     for (path, info) in &targets {
+        if !filter.wants(path) {
+            continue;
+        }
         let rel = hashed_rel(path, info)?;
         if old.contains(&rel) || !seen.insert(rel.clone()) {
             continue;
@@ -414,6 +421,7 @@ pub fn import(bundle: &Path, dest: &Path, opts: &ImportOptions) -> Result<SyncRe
     // The bundle is the only source: no failover to anything a signed list names.
     s.signed_mirrors = false;
     s.now = opts.now;
+    s.filter = opts.filter.clone();
     sync(dest, &s).map_err(|e| match e {
         e @ (MirrorError::Upstream(_) | MirrorError::NotConsistent { .. } | MirrorError::TargetPath { .. }) => {
             MirrorError::BundleRefused { bundle: bundle.into(), source: Box::new(e) }

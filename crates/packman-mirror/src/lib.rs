@@ -22,7 +22,8 @@
 //!   `timestamp.json`, each signed target as `DIR/HASH.NAME` plus a hard link under its plain
 //!   name for `packages/` and `simple/` targets ([`layout::plain_copy_wanted`](packman_tuf::layout::plain_copy_wanted)).
 //! - `.packman-mirror/` (never served: `packman serve` serves `metadata/` and `targets/` only):
-//!   `lock` (one sync at a time), `metadata/` (the updater's trusted state), `staging/` and
+//!   `lock` (one sync at a time), `metadata/` (the updater's trusted state), `filter.json`
+//!   (the [`Filter`] of a partial mirror, see `src/filter.rs`), `staging/` and
 //!   `metadata-next/` (exist only while a sync runs, or after a crash; removed by the next
 //!   sync).
 //!
@@ -84,10 +85,12 @@
 
 mod bundle;
 mod error;
+mod filter;
 mod sync;
 mod verify;
 
 pub use bundle::{export, import, ExportOptions, ExportReport, ImportOptions, INDEX_NAME as BUNDLE_INDEX};
 pub use error::MirrorError;
+pub use filter::Filter;
 pub use sync::{sync, sync_with, MirrorPaths, SyncOptions, SyncReport};
 pub use verify::{verify, Corrupt, VerifyOptions, VerifyReport};

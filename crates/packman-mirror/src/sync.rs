@@ -13,7 +13,7 @@ use packman_tuf::layout::{self, RepoPaths};
 use packman_tuf::mirrors::MirrorEntry;
 use packman_tuf::{OffsetDateTime, TargetFile, TrustedSet};
 
-use crate::MirrorError;
+use crate::{Filter, MirrorError};
 
 /// Where a mirror keeps what it serves and what it trusts.
 #[derive(Debug, Clone)]
@@ -73,6 +73,9 @@ pub struct SyncOptions {
     pub signed_mirrors: bool,
     /// The update start time [default: now] (tests).
     pub now: Option<OffsetDateTime>,
+    /// Which targets to mirror (see [`Filter`]); kept with the trusted state when the sync
+    /// commits [default: the one kept, or everything].
+    pub filter: Option<Filter>,
 }
 
 impl SyncOptions {
@@ -88,6 +91,7 @@ impl SyncOptions {
             mirrors: Vec::new(),
             signed_mirrors: true,
             now: None,
+            filter: None,
         }
     }
 }
@@ -100,8 +104,9 @@ pub struct SyncReport {
     pub snapshot_version: u64,
     /// Targets roles loaded (top-level and delegated).
     pub roles: usize,
-    /// Targets the metadata signs.
+    /// Targets the metadata signs, and those of them the filter leaves out.
     pub targets: usize,
+    pub targets_filtered_out: usize,
     /// Metadata files written under `metadata/` (names), in write order.
     pub metadata_written: Vec<String>,
     /// Targets downloaded (paths), and their bytes.
@@ -263,8 +268,20 @@ fn sync_locked(
     let staged_targets = staging.join("targets");
     let mut wanted_hashed = BTreeSet::new();
     let mut wanted_plain = BTreeMap::new();
+    let mut unwanted_plain = BTreeSet::new();
     let mut fetched: Vec<(VerifiedTarget, PathBuf)> = Vec::new();
+    let filter = match &opts.filter {
+        Some(f) => f.clone(),
+        None => Filter::load(&paths.state_dir())?,
+    };
     for (path, info) in &targets {
+        if !filter.wants(path) {
+            report.targets_filtered_out += 1;
+            if layout::plain_copy_wanted(path) {
+                unwanted_plain.insert(target_rel(path, path)?);
+            }
+            continue;
+        }
         let hashed_rel = hashed_rel(path, info)?;
         let hashed = targets_dir.join(&hashed_rel);
         if layout::plain_copy_wanted(path) {
@@ -307,7 +324,10 @@ fn sync_locked(
     }
     report.metadata_written = write_metadata(paths, files)?;
     replace_state(&staged_state, &trusted)?;
-    report.targets_removed = remove_unlisted(&targets_dir, &wanted_hashed)?;
+    if opts.filter.is_some() {
+        filter.store(&paths.state_dir())?;
+    }
+    report.targets_removed = remove_unlisted(&targets_dir, &wanted_hashed, &unwanted_plain)?;
     Ok(report)
 }
 
@@ -496,12 +516,17 @@ fn replace_state(staged: &Path, trusted: &Path) -> Result<(), MirrorError> {
     Ok(())
 }
 
-/// Removes, under `targets/`, hashed files no role lists and temp files a crash left. Plain
+/// Removes, under `targets/`, hashed files no role lists (or the filter leaves out), the
+/// plain names of targets the filter leaves out, and temp files a crash left. Other plain
 /// names stay, as the publisher keeps them: a removed distribution's plain copy binds its
 /// name to its bytes (a later upload under that name with other bytes is refused), and a
 /// listed one is replaced when its target changes. Returns the paths removed (relative,
 /// `/`-separated).
-fn remove_unlisted(targets_dir: &Path, wanted_hashed: &BTreeSet<String>) -> Result<Vec<String>, MirrorError> {
+fn remove_unlisted(
+    targets_dir: &Path,
+    wanted_hashed: &BTreeSet<String>,
+    unwanted_plain: &BTreeSet<String>,
+) -> Result<Vec<String>, MirrorError> {
     let mut removed = Vec::new();
     let mut stack = vec![(targets_dir.to_path_buf(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
@@ -524,6 +549,7 @@ fn remove_unlisted(targets_dir: &Path, wanted_hashed: &BTreeSet<String>) -> Resu
                 continue;
             }
             let stale = name.starts_with(packman_fs::TEMP_PREFIX)
+                || unwanted_plain.contains(&rel)
                 || (layout::is_immutable(&rel, false) && !wanted_hashed.contains(&rel));
             if stale {
                 std::fs::remove_file(e.path()).map_err(|err| MirrorError::io(e.path(), err))?;

@@ -372,3 +372,37 @@ fn mirror_export_and_import_carry_a_mirror_across_an_air_gap() {
     let (_, err) = fails(&["mirror", "import", s(&full), s(&offline)]);
     assert!(err.contains(&format!("bundle {} refused", s(&full))), "{err}");
 }
+
+#[test]
+fn a_partial_mirror_keeps_its_filter_for_later_syncs_and_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for (name, body) in [("a.txt", "alpha"), ("b.txt", "beta")] {
+        std::fs::write(src.join(name), body).unwrap();
+    }
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "packages/Proj_A/", s(&src.join("a.txt"))]);
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "packages/proj-b/", s(&src.join("b.txt"))]);
+    let root = up.join("metadata/1.root.json");
+    let upstream = format!("file://{}", s(&up));
+    let dest = tmp.path().join("mirror");
+    let out = ok(&["mirror", "sync", &upstream, s(&dest), "--root", s(&root), "--include", "proj-a"]);
+    assert!(out.contains("1 target(s) fetched") && out.contains("1 target(s) left out by the filter"), "{out}");
+    assert!(dest.join("targets/packages/Proj_A/a.txt").exists() && !dest.join("targets/packages/proj-b").exists());
+    // verify applies the kept filter; --no-filter finds proj-b missing (exit bit 4).
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["mirror", "verify", s(&dest), "--root", s(&root), "--json"])).unwrap();
+    assert_eq!((v["filtered_out"].as_u64(), v["exit"].as_u64()), (Some(1), Some(0)), "{v}");
+    let o = run(&["mirror", "verify", s(&dest), "--root", s(&root), "--no-filter"]);
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stdout));
+    // Included later, nothing new upstream: fetched; the first project now excluded: removed.
+    let out = ok(&["mirror", "sync", &upstream, s(&dest), "--exclude", "PROJ.A"]);
+    assert!(out.contains("1 target(s) fetched") && out.contains("2 file(s) removed"), "{out}");
+    assert!(
+        dest.join("targets/packages/proj-b/b.txt").exists() && !dest.join("targets/packages/Proj_A/a.txt").exists()
+    );
+    let out = ok(&["mirror", "sync", &upstream, s(&dest)]);
+    assert!(out.contains("0 target(s) fetched") && out.contains("1 target(s) left out"), "{out}");
+}

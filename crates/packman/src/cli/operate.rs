@@ -62,7 +62,9 @@ pub enum Mirror {
     Sync(SyncArgs),
     /// Audit DEST offline against a trusted root: the metadata chain (through the updater,
     /// reading DEST itself), then every signed target's length and hashes on all cores;
-    /// lists missing, corrupt and extra files.
+    /// lists missing, corrupt and extra files. A partial mirror is checked against the filter
+    /// its syncs keep (or --include/--exclude/--no-filter given here): targets left out are
+    /// not missing, and their files in DEST are extra.
     ///
     /// Exit status, one bit per kind of finding: 0 all good; 2 metadata refused (no target
     /// checked); 4 files missing; 8 files corrupt; 16 extra files (e.g. 4+8 = 12). 1 means
@@ -79,6 +81,33 @@ pub enum Mirror {
     /// bundle that is truncated, tampered with, expired or older than DEST is refused (exit 1)
     /// and DEST is left byte-identical.
     Import(ImportArgs),
+}
+
+/// Partial mirrors.
+#[derive(clap::Args)]
+pub struct FilterArgs {
+    /// Mirror only the targets this matches (repeatable): a project-name glob, PEP
+    /// 503-normalised (`django-*`, `numpy`), or with a `/` a target path pattern (`docs/*`;
+    /// `*` does not cross `/`). Targets of no project (the project list, the signed mirror
+    /// list) stay unless a path pattern is included. Metadata is always mirrored whole.
+    /// Kept with the mirror's state: later syncs, verify and export apply it until
+    /// --include/--exclude/--no-filter change it.
+    #[arg(long, value_name = "PATTERN")]
+    include: Vec<String>,
+    /// Leave out the targets this matches (repeatable; same patterns; wins over --include).
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Forget the kept filter: mirror (or check) every target again.
+    #[arg(long, conflicts_with_all = ["include", "exclude"])]
+    no_filter: bool,
+}
+
+impl FilterArgs {
+    /// None: the filter the mirror keeps.
+    fn filter(&self) -> Option<packman_mirror::Filter> {
+        (self.no_filter || !self.include.is_empty() || !self.exclude.is_empty())
+            .then(|| packman_mirror::Filter { include: self.include.clone(), exclude: self.exclude.clone() })
+    }
 }
 
 #[derive(clap::Args)]
@@ -103,6 +132,8 @@ pub struct ImportArgs {
     /// only: after that the mirror's own trusted state is used.
     #[arg(long)]
     root: Option<PathBuf>,
+    #[command(flatten)]
+    filter: FilterArgs,
 }
 
 #[derive(clap::Args)]
@@ -115,6 +146,8 @@ pub struct VerifyArgs {
     /// Check file sizes only, not hashes.
     #[arg(long)]
     fast: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
     /// The findings as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -142,6 +175,8 @@ pub struct SyncArgs {
     /// file from a mirror is verified as from the upstream.
     #[arg(long = "mirror", value_name = "METADATA_URL,TARGETS_URL")]
     mirrors: Vec<String>,
+    #[command(flatten)]
+    filter: FilterArgs,
 }
 
 pub fn mirror(c: Mirror) -> Result<(), String> {
@@ -161,6 +196,7 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     if let Some(p) = &a.root {
         opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
     }
+    opts.filter = a.filter.filter();
     let given = crate::report::failover_transport(&opts.metadata_url, &opts.targets_url, &a.mirrors, &opts.config)?;
     opts.mirrors = given.mirrors().into_iter().skip(1).collect();
     let (r, failures) = packman_mirror::sync_with(&a.dest, &opts);
@@ -185,11 +221,16 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
         r.targets
     );
     println!(
-        "  {} metadata file(s) written, {} target(s) fetched ({} bytes), {} file(s) removed",
+        "  {} metadata file(s) written, {} target(s) fetched ({} bytes), {} file(s) removed{}",
         r.metadata_written.len(),
         r.targets_fetched.len(),
         r.bytes_fetched,
-        r.targets_removed.len()
+        r.targets_removed.len(),
+        if r.targets_filtered_out > 0 {
+            format!(", {} target(s) left out by the filter", r.targets_filtered_out)
+        } else {
+            String::new()
+        }
     );
     if let Some(gap) = r.root_chain_gap {
         println!("  note: root versions before the trusted one are not mirrored: {gap}");
@@ -201,6 +242,7 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
     let root = std::fs::read(&a.root).map_err(|e| format!("{}: {e}", a.root.display()))?;
     let mut opts = packman_mirror::VerifyOptions::new(root);
     opts.fast = a.fast;
+    opts.filter = a.filter.filter();
     let r = packman_mirror::verify(&a.dest, &opts).map_err(|e| e.to_string())?;
     let bits = r.exit_bits();
     if a.json {
@@ -212,6 +254,7 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
             "timestamp_version": r.timestamp_version,
             "snapshot_version": r.snapshot_version,
             "targets": r.targets,
+            "filtered_out": r.filtered_out,
             "files_checked": r.files_checked,
             "missing": r.missing,
             "corrupt": r.corrupt.iter().map(|c| serde_json::json!({"path": c.path, "reason": c.reason})).collect::<Vec<_>>(),
@@ -224,12 +267,17 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
         match &r.refused {
             Some(why) => println!("{}: metadata REFUSED: {why}", a.dest.display()),
             None => println!(
-                "{}: metadata verified: root v{}, timestamp v{}, snapshot v{}; {} target(s), {} file(s) checked{}",
+                "{}: metadata verified: root v{}, timestamp v{}, snapshot v{}; {} target(s){}, {} file(s) checked{}",
                 a.dest.display(),
                 r.root_version,
                 r.timestamp_version,
                 r.snapshot_version,
                 r.targets,
+                if r.filtered_out > 0 {
+                    format!(" ({} left out by the filter)", r.filtered_out)
+                } else {
+                    String::new()
+                },
                 r.files_checked,
                 if a.fast { " (sizes only)" } else { "" }
             ),
@@ -274,7 +322,7 @@ fn export(a: ExportArgs) -> Result<(), String> {
 }
 
 fn import(a: ImportArgs) -> Result<(), String> {
-    let mut opts = packman_mirror::ImportOptions::default();
+    let mut opts = packman_mirror::ImportOptions { filter: a.filter.filter(), ..Default::default() };
     if let Some(p) = &a.root {
         opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
     }
