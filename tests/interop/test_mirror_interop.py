@@ -39,8 +39,18 @@ def _packman_present():
                     pytrace=False)
 
 
+_HOME: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _packman_home(tmp_path):
+    """Each test's PACKMAN_HOME (where mirrors keep their state), never the user's."""
+    _HOME[:] = [tmp_path / "packman-home"]
+
+
 def packman(*args) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PACKMAN_")}
+    env["PACKMAN_HOME"] = os.fspath(_HOME[0])
     cmd = [os.fspath(PACKMAN), *map(os.fspath, args)]
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT, env=env)
     assert p.returncode == 0, f"{cmd} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
@@ -155,6 +165,9 @@ def test_ngclient_reads_a_mirror_imported_from_bundles(tmp_path):
     packman("mirror", "import", tmp_path / "inc.bundle", offline)
     assert files_under(offline / "metadata") == files_under(online / "metadata")
     assert files_under(offline / "targets") == files_under(online / "targets")
+    # The mirrors hold only what they serve; their state is in PACKMAN_HOME.
+    assert sorted(p.name for p in offline.iterdir()) == ["metadata", "targets"]
+    assert len(list((_HOME[0] / "mirrors").iterdir())) == 2
 
     served = Serve(offline)
     try:

@@ -51,6 +51,8 @@ pub struct ExportOptions {
     pub since: Option<u64>,
     /// The time DEST's metadata must not have expired by [default: now].
     pub now: Option<OffsetDateTime>,
+    /// DEST's state directory, for the filter it keeps (see [`SyncOptions::state`]).
+    pub state: Option<PathBuf>,
 }
 
 /// What [`export`] wrote.
@@ -78,6 +80,8 @@ pub struct ImportOptions {
     pub now: Option<OffsetDateTime>,
     /// Which targets DEST holds (see [`SyncOptions::filter`]).
     pub filter: Option<Filter>,
+    /// DEST's state directory (see [`SyncOptions::state`]).
+    pub state: Option<PathBuf>,
 }
 
 /// Writes DEST's current repository into BUNDLE (see the module docs), replacing BUNDLE
@@ -87,7 +91,7 @@ pub struct ImportOptions {
 /// `mirror verify` first for hashes. Run it while no sync of DEST runs (a sync that commits
 /// meanwhile can make it fail, never produce a bundle the importer accepts wrongly).
 pub fn export(dest: &Path, bundle: &Path, opts: &ExportOptions) -> Result<ExportReport, MirrorError> {
-    let paths = MirrorPaths::new(dest);
+    let paths = MirrorPaths::with_state(dest, opts.state.as_deref());
     let metadata_dir = paths.repo().metadata_dir();
     let targets_dir = paths.repo().targets_dir();
     let newest_root = std::fs::read(metadata_dir.join(layout::ROOT_FILE))
@@ -157,7 +161,7 @@ pub fn export(dest: &Path, bundle: &Path, opts: &ExportOptions) -> Result<Export
         None => BTreeSet::new(),
     };
     // A partial mirror exports what it holds: the filter its syncs keep.
-    let filter = Filter::load(&paths.state_dir())?;
+    let filter = paths.kept_filter()?;
     let mut seen = BTreeSet::new();
     for (path, info) in &targets {
         if !filter.wants(path) {
@@ -422,8 +426,12 @@ pub fn import(bundle: &Path, dest: &Path, opts: &ImportOptions) -> Result<SyncRe
     s.signed_mirrors = false;
     s.now = opts.now;
     s.filter = opts.filter.clone();
+    s.state = opts.state.clone();
     sync(dest, &s).map_err(|e| match e {
-        e @ (MirrorError::Upstream(_) | MirrorError::NotConsistent { .. } | MirrorError::TargetPath { .. }) => {
+        e @ (MirrorError::Upstream(_)
+        | MirrorError::NotConsistent { .. }
+        | MirrorError::TargetPath { .. }
+        | MirrorError::OlderThanDest { .. }) => {
             MirrorError::BundleRefused { bundle: bundle.into(), source: Box::new(e) }
         }
         e => e,

@@ -30,6 +30,13 @@ pub enum MirrorError {
     #[error("target {target:?}: {source}")]
     TargetPath { target: String, source: packman_tuf::layout::LayoutError },
 
+    /// A sync without trusted state (a first sync, or a new state directory) was offered a
+    /// timestamp older than the one DEST already serves.
+    #[error(
+        "{path} is timestamp version {served}; the upstream offers version {offered}: refusing to roll the mirror back (rollback attack, or the wrong upstream?)"
+    )]
+    OlderThanDest { path: PathBuf, served: u64, offered: u64 },
+
     /// Another `mirror sync` holds DEST's lock.
     #[error("{lock}: another sync of this mirror is running")]
     Busy { lock: PathBuf },

@@ -33,11 +33,14 @@ pub struct VerifyOptions {
     /// Which targets DEST should hold [default: the filter its syncs keep, see [`Filter`]]:
     /// targets left out are not missing, and their files in DEST are extra.
     pub filter: Option<Filter>,
+    /// DEST's state directory, for the filter it keeps (see
+    /// [`SyncOptions::state`](crate::SyncOptions::state)).
+    pub state: Option<PathBuf>,
 }
 
 impl VerifyOptions {
     pub fn new(root: Vec<u8>) -> Self {
-        VerifyOptions { root, fast: false, threads: None, now: None, filter: None }
+        VerifyOptions { root, fast: false, threads: None, now: None, filter: None, state: None }
     }
 }
 
@@ -100,7 +103,7 @@ impl VerifyReport {
 /// Audits DEST (see the module docs). Errors are for audits that could not run (DEST
 /// unreadable, an invalid root given); everything DEST gets wrong is in the report.
 pub fn verify(dest: &Path, opts: &VerifyOptions) -> Result<VerifyReport, MirrorError> {
-    let paths = MirrorPaths::new(dest);
+    let paths = MirrorPaths::with_state(dest, opts.state.as_deref());
     let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
     packman_tuf::TrustedSet::new(&opts.root, now).map_err(MirrorError::InvalidRoot)?;
     if !paths.repo().metadata_dir().is_dir() {
@@ -136,7 +139,7 @@ pub fn verify(dest: &Path, opts: &VerifyOptions) -> Result<VerifyReport, MirrorE
     // The files the signed targets name.
     let filter = match &opts.filter {
         Some(f) => f.clone(),
-        None => Filter::load(&paths.state_dir())?,
+        None => paths.kept_filter()?,
     };
     let mut unwanted_plain = BTreeSet::new();
     let mut jobs: Vec<(String, TargetFile)> = Vec::new();

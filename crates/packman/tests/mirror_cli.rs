@@ -8,11 +8,19 @@ use std::process::{Command, Output, Stdio};
 
 use packman_testkit::{Behavior, TestServer};
 
+/// This test's PACKMAN_HOME (where mirrors keep their state by default): under cargo's
+/// scratch directory, one per test (the harness names each test's thread after it).
+fn home() -> std::path::PathBuf {
+    let test = std::thread::current().name().unwrap_or("main").replace("::", "-");
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("mirror-cli-home").join(test)
+}
+
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_packman"))
         .args(args)
         .stdin(Stdio::null())
         .env_remove("PACKMAN_PASSPHRASE")
+        .env("PACKMAN_HOME", home())
         .output()
         .expect("run packman")
 }
@@ -146,12 +154,17 @@ fn mirror_sync_copies_a_published_repository_and_keeps_up_with_it() {
     let hashed =
         served(&up).into_keys().find(|k| k.starts_with("targets/packages/p/") && k.ends_with(".c.txt")).unwrap();
     server.set(&format!("/{hashed}"), Behavior::Body(b"gamm4".to_vec()));
-    let before = files(&dest, &["metadata", "targets", ".packman-mirror"]);
+    // DEST holds only what it serves; the state is in PACKMAN_HOME.
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 2);
+    let state = || files(&home(), &["mirrors"]);
+    assert!(state().keys().any(|k| k.ends_with("metadata/root.json")), "{:?}", state().keys());
+    let (before, state_before) = (served(&dest), state());
     let o = run(&["mirror", "sync", &server.url(), s(&dest)]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("packman: error: upstream refused") && err.contains("nothing changed"), "{err}");
-    assert_same_names_and_bytes(&before, &files(&dest, &["metadata", "targets", ".packman-mirror"]), "refused");
+    assert_same_names_and_bytes(&before, &served(&dest), "refused");
+    assert_same_names_and_bytes(&state_before, &state(), "refused: state");
     server.reset();
 
     // Removed upstream (keep_versions 1: the publisher drops the hashed file at once): the
@@ -336,7 +349,8 @@ fn mirror_export_and_import_carry_a_mirror_across_an_air_gap() {
     let (_, err) = fails(&["mirror", "import", s(&full), s(&offline)]);
     assert!(err.contains("--root"), "{err}");
     assert!(!offline.exists());
-    let out = ok(&["mirror", "import", s(&full), s(&offline), "--root", s(&root)]);
+    let state = tmp.path().join("offline-state");
+    let out = ok(&["mirror", "import", s(&full), s(&offline), "--root", s(&root), "--state", s(&state)]);
     assert!(out.contains("1 target(s) added"), "{out}");
     assert_same_names_and_bytes(&served(&online), &served(&offline), "imported");
 
@@ -357,20 +371,25 @@ fn mirror_export_and_import_carry_a_mirror_across_an_air_gap() {
     let bytes = std::fs::read(&inc).unwrap();
     let cut = tmp.path().join("cut.bundle");
     std::fs::write(&cut, &bytes[..bytes.len() - 1500]).unwrap();
-    let before = files(&offline, &["metadata", "targets", ".packman-mirror"]);
-    let o = run(&["mirror", "import", s(&cut), s(&offline)]);
+    let before = files(&tmp.path().join("offline"), &[""]);
+    let state = tmp.path().join("offline-state");
+    let state_before = files(&state, &[""]);
+    let o = run(&["mirror", "import", s(&cut), s(&offline), "--state", s(&state)]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains(&format!("bundle {}", s(&cut))) && err.contains("truncated"), "{err}");
     assert!(err.contains("nothing changed"), "{err}");
-    assert_same_names_and_bytes(&before, &files(&offline, &["metadata", "targets", ".packman-mirror"]), "refused");
+    assert_same_names_and_bytes(&before, &files(&offline, &[""]), "refused");
+    assert_same_names_and_bytes(&state_before, &files(&state, &[""]), "refused: state");
 
-    ok(&["mirror", "import", s(&inc), s(&offline)]);
+    ok(&["mirror", "import", s(&inc), s(&offline), "--state", s(&state)]);
     assert_same_names_and_bytes(&served(&online), &served(&offline), "incremental import");
     assert_eq!(std::fs::read(offline.join("targets/packages/p/b.txt")).unwrap(), b"beta");
     // The older full bundle is now a rollback.
-    let (_, err) = fails(&["mirror", "import", s(&full), s(&offline)]);
+    let (_, err) = fails(&["mirror", "import", s(&full), s(&offline), "--state", s(&state)]);
     assert!(err.contains(&format!("bundle {} refused", s(&full))), "{err}");
+    // DEST holds only what it serves.
+    assert!(files(&offline, &[""]).keys().all(|k| k.starts_with("metadata/") || k.starts_with("targets/")));
 }
 
 #[test]
@@ -405,4 +424,88 @@ fn a_partial_mirror_keeps_its_filter_for_later_syncs_and_verify() {
     );
     let out = ok(&["mirror", "sync", &upstream, s(&dest)]);
     assert!(out.contains("0 target(s) fetched") && out.contains("1 target(s) left out"), "{out}");
+}
+
+#[test]
+fn mirror_sync_json_summarises_fetched_reused_removed_and_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let names: Vec<String> = (0..12).map(|i| format!("f{i}.txt")).collect();
+    for (i, n) in names.iter().enumerate() {
+        std::fs::write(src.join(n), format!("file {i} ").repeat(100 + i)).unwrap();
+    }
+    let paths: Vec<String> = names.iter().map(|n| s(&src.join(n)).to_string()).collect();
+    let mut add = vec!["repo", "add", s(&up), "--raw", "--prefix", "docs/"];
+    add.extend(paths.iter().map(String::as_str));
+    ok(&add);
+    let root = up.join("metadata/1.root.json");
+    let server = TestServer::serve_dir(&up).unwrap();
+    let dest = tmp.path().join("mirror");
+    let json = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
+        let o = run(args);
+        let v =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+        (o.status.code(), v)
+    };
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let want_keys = [
+        "bytes",
+        "dest",
+        "fetched",
+        "filtered_out",
+        "metadata_written",
+        "mirror_failures",
+        "ok",
+        "refusals",
+        "removed",
+        "reused",
+        "root_version",
+        "seconds",
+        "snapshot_version",
+        "targets",
+        "timestamp_version",
+        "upstream",
+    ];
+
+    // 12 files on 3 download threads.
+    let (code, v) = json(&["mirror", "sync", &server.url(), s(&dest), "--root", s(&root), "--json", "--jobs", "3"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(keys(&v), want_keys);
+    let total: u64 = names.iter().map(|n| std::fs::metadata(src.join(n)).unwrap().len()).sum();
+    assert_eq!((v["ok"].as_bool(), v["fetched"].as_u64(), v["reused"].as_u64()), (Some(true), Some(12), Some(0)));
+    assert_eq!(v["bytes"].as_u64(), Some(total));
+    assert!(v["seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["refusals"], serde_json::json!([]));
+
+    // One more file: one fetched, twelve reused.
+    std::fs::write(src.join("new.txt"), "new").unwrap();
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "docs/", s(&src.join("new.txt"))]);
+    let (code, v) = json(&["mirror", "sync", &server.url(), s(&dest), "--json"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!((v["fetched"].as_u64(), v["reused"].as_u64(), v["bytes"].as_u64()), (Some(1), Some(12), Some(3)));
+
+    // A tampered target: exit 1, the refusal in the summary, DEST unchanged.
+    std::fs::write(src.join("newer.txt"), "newer").unwrap();
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "docs/", s(&src.join("newer.txt"))]);
+    let sha = packman_tuf::target::describe(b"newer").hashes.get("sha256").unwrap().to_string();
+    server.set(
+        &format!("/targets/{}", packman_tuf::layout::hashed_target("docs/newer.txt", &sha)),
+        Behavior::Body(b"NEWER".to_vec()),
+    );
+    let before = served(&dest);
+    let (code, v) = json(&["mirror", "sync", &server.url(), s(&dest), "--json"]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(keys(&v), want_keys);
+    assert_eq!(v["ok"].as_bool(), Some(false));
+    let err = v["refusals"][0]["error"].as_str().unwrap();
+    assert!(err.contains("docs/newer.txt"), "{err}");
+    assert_eq!(v["mirror_failures"][0]["kind"].as_str().map(|k| k.contains("verification")), Some(true), "{v}");
+    assert_same_names_and_bytes(&before, &served(&dest), "refused with --json");
 }

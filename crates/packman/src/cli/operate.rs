@@ -4,6 +4,9 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use packman_server::{AccessLog, Config};
 
@@ -83,6 +86,54 @@ pub enum Mirror {
     Import(ImportArgs),
 }
 
+/// Where a mirror keeps its trusted state.
+#[derive(clap::Args)]
+pub struct StateArgs {
+    /// The mirror's trusted metadata, kept filter and lock [default:
+    /// $PACKMAN_HOME/mirrors/NAME-HASH, or the platform's data directory
+    /// (~/.local/share/packman/mirrors/… on Linux), one per DEST path]. Kept out of DEST, so
+    /// DEST holds only what it serves. State an earlier packman kept in DEST/.packman-mirror
+    /// moves here on the next successful sync.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+}
+
+impl StateArgs {
+    fn resolve(&self, dest: &std::path::Path) -> Result<PathBuf, String> {
+        match &self.state {
+            Some(s) => Ok(s.clone()),
+            None => default_state_dir(dest),
+        }
+    }
+}
+
+/// `HOME_DATA/mirrors/NAME-HASH`: NAME is DEST's last component (for people), HASH the
+/// first 16 hex digits of the sha256 of DEST's absolute path with the part that exists
+/// resolved (so the first sync, which creates DEST, finds the same directory as later ones).
+fn default_state_dir(dest: &std::path::Path) -> Result<PathBuf, String> {
+    let abs = std::path::absolute(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    let resolved = loop {
+        if let Ok(c) = existing.canonicalize() {
+            break rest.iter().rev().fold(c, |p: PathBuf, seg: &&std::ffi::OsStr| p.join(seg));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => break abs.clone(),
+        }
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, resolved.as_os_str().as_encoded_bytes());
+    let readable = |c: char| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' };
+    let name: String =
+        resolved.file_name().map_or_else(|| "root".into(), |n| n.to_string_lossy().chars().map(readable).collect());
+    let home = packman_trust::Home::from_env().map_err(|e| e.to_string())?;
+    Ok(home.data_dir().join("mirrors").join(format!("{name}-{}", &hex::encode(digest)[..16])))
+}
+
 /// Partial mirrors.
 #[derive(clap::Args)]
 pub struct FilterArgs {
@@ -120,6 +171,8 @@ pub struct ExportArgs {
     /// has; see its metadata/timestamp.json or `mirror verify`).
     #[arg(long, value_name = "SNAPSHOT_VERSION")]
     since: Option<u64>,
+    #[command(flatten)]
+    state: StateArgs,
 }
 
 #[derive(clap::Args)]
@@ -134,6 +187,8 @@ pub struct ImportArgs {
     root: Option<PathBuf>,
     #[command(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    state: StateArgs,
 }
 
 #[derive(clap::Args)]
@@ -148,6 +203,8 @@ pub struct VerifyArgs {
     fast: bool,
     #[command(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    state: StateArgs,
     /// The findings as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -161,7 +218,7 @@ pub struct SyncArgs {
     /// Mirror directory (created if needed).
     dest: PathBuf,
     /// Trusted root.json of the upstream, from a trusted place. Needed for the first sync
-    /// only: after that the mirror's trusted state in DEST/.packman-mirror is used.
+    /// only: after that the mirror's trusted state (see --state) is used.
     #[arg(long)]
     root: Option<PathBuf>,
     /// Metadata base URL [default: UPSTREAM/metadata/].
@@ -175,8 +232,17 @@ pub struct SyncArgs {
     /// file from a mirror is verified as from the upstream.
     #[arg(long = "mirror", value_name = "METADATA_URL,TARGETS_URL")]
     mirrors: Vec<String>,
+    /// Target downloads at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
+    /// A summary as JSON on stdout, also when the sync is refused: fetched, reused, removed,
+    /// bytes, seconds, the refusal and each mirror's failures.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    state: StateArgs,
 }
 
 pub fn mirror(c: Mirror) -> Result<(), String> {
@@ -197,11 +263,53 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
         opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
     }
     opts.filter = a.filter.filter();
+    opts.state = Some(a.state.resolve(&a.dest)?);
+    opts.jobs = a.jobs.into();
     let given = crate::report::failover_transport(&opts.metadata_url, &opts.targets_url, &a.mirrors, &opts.config)?;
     opts.mirrors = given.mirrors().into_iter().skip(1).collect();
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| Arc::new(Bar::new()));
+    opts.progress = bar.clone().map(|b| b as Arc<dyn packman_mirror::SyncProgress>);
+    let drawer = bar.clone().map(Bar::draw_until_done);
+    let t0 = Instant::now();
     let (r, failures) = packman_mirror::sync_with(&a.dest, &opts);
+    let seconds = t0.elapsed().as_secs_f64();
+    if let (Some(bar), Some(drawer)) = (&bar, drawer) {
+        bar.finished.store(true, Ordering::Relaxed);
+        drawer.thread().unpark();
+        let _ = drawer.join();
+    }
     for f in &failures {
         eprintln!("packman: {f}");
+    }
+    if a.json {
+        let (report, refused) = match &r {
+            Ok(r) => (r.clone(), None),
+            Err(e) => (packman_mirror::SyncReport::default(), Some(e)),
+        };
+        let v = serde_json::json!({
+            "upstream": a.upstream,
+            "dest": a.dest.display().to_string(),
+            "ok": refused.is_none(),
+            "root_version": report.root_version,
+            "timestamp_version": report.timestamp_version,
+            "snapshot_version": report.snapshot_version,
+            "targets": report.targets,
+            "fetched": report.targets_fetched.len(),
+            "reused": report.targets_reused,
+            "removed": report.targets_removed.len(),
+            "filtered_out": report.targets_filtered_out,
+            "metadata_written": report.metadata_written.len(),
+            "bytes": report.bytes_fetched,
+            "seconds": seconds,
+            "refusals": refused.map(|e| vec![serde_json::json!({
+                "error": e.to_string(),
+                "rule": e.tuf().map(|t| t.to_string()),
+            })]).unwrap_or_default(),
+            "mirror_failures": failures.iter().map(|f| serde_json::json!({
+                "mirror": f.mirror, "url": f.url, "kind": f.kind.to_string(), "detail": f.detail,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{v:#}");
     }
     let r = r.map_err(|e| match e {
         packman_mirror::MirrorError::NoRoot { .. } => format!("{e}\n  hint: pass --root ROOT.json"),
@@ -210,6 +318,9 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
         }
         e => e.to_string(),
     })?;
+    if a.json {
+        return Ok(());
+    }
     println!(
         "synced {} -> {}: root v{}, timestamp v{}, snapshot v{}, {} role(s), {} target(s)",
         a.upstream,
@@ -221,10 +332,11 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
         r.targets
     );
     println!(
-        "  {} metadata file(s) written, {} target(s) fetched ({} bytes), {} file(s) removed{}",
+        "  {} metadata file(s) written, {} target(s) fetched ({} bytes, {seconds:.2} s), {} reused, {} file(s) removed{}",
         r.metadata_written.len(),
         r.targets_fetched.len(),
         r.bytes_fetched,
+        r.targets_reused,
         r.targets_removed.len(),
         if r.targets_filtered_out > 0 {
             format!(", {} target(s) left out by the filter", r.targets_filtered_out)
@@ -232,6 +344,9 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
             String::new()
         }
     );
+    if let (Some(from), Some(to)) = (&r.migrated_state_from, &opts.state) {
+        println!("  the mirror's state moved from {} to {}", from.display(), to.display());
+    }
     if let Some(gap) = r.root_chain_gap {
         println!("  note: root versions before the trusted one are not mirrored: {gap}");
     }
@@ -243,6 +358,7 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
     let mut opts = packman_mirror::VerifyOptions::new(root);
     opts.fast = a.fast;
     opts.filter = a.filter.filter();
+    opts.state = Some(a.state.resolve(&a.dest)?);
     let r = packman_mirror::verify(&a.dest, &opts).map_err(|e| e.to_string())?;
     let bits = r.exit_bits();
     if a.json {
@@ -303,7 +419,8 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
 }
 
 fn export(a: ExportArgs) -> Result<(), String> {
-    let opts = packman_mirror::ExportOptions { since: a.since, ..Default::default() };
+    let opts =
+        packman_mirror::ExportOptions { since: a.since, state: Some(a.state.resolve(&a.dest)?), ..Default::default() };
     let r = packman_mirror::export(&a.dest, &a.bundle, &opts).map_err(|e| e.to_string())?;
     println!(
         "exported {} -> {}: root v{}, timestamp v{}, snapshot v{}; {} metadata file(s), {} of {} target(s){}, {} bytes",
@@ -322,7 +439,11 @@ fn export(a: ExportArgs) -> Result<(), String> {
 }
 
 fn import(a: ImportArgs) -> Result<(), String> {
-    let mut opts = packman_mirror::ImportOptions { filter: a.filter.filter(), ..Default::default() };
+    let mut opts = packman_mirror::ImportOptions {
+        filter: a.filter.filter(),
+        state: Some(a.state.resolve(&a.dest)?),
+        ..Default::default()
+    };
     if let Some(p) = &a.root {
         opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
     }
@@ -351,4 +472,78 @@ fn import(a: ImportArgs) -> Result<(), String> {
         r.targets_removed.len()
     );
     Ok(())
+}
+
+/// The sync's progress line on a terminal (stderr): files, bytes, rate and ETA, redrawn five
+/// times a second while targets download.
+struct Bar {
+    t0: Instant,
+    files: AtomicUsize,
+    done: AtomicUsize,
+    total: AtomicU64,
+    bytes: AtomicU64,
+    started: AtomicBool,
+    finished: AtomicBool,
+}
+
+impl Bar {
+    fn new() -> Bar {
+        Bar {
+            t0: Instant::now(),
+            files: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            total: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            started: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    fn line(&self) -> String {
+        let mb = |b: u64| b as f64 / 1e6;
+        let (bytes, total) = (self.bytes.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed));
+        let secs = self.t0.elapsed().as_secs_f64().max(1e-3);
+        let rate = bytes as f64 / secs;
+        let eta = if rate > 0.0 { format!("{:.0} s", total.saturating_sub(bytes) as f64 / rate) } else { "?".into() };
+        format!(
+            "  {}/{} files  {:.1}/{:.1} MB  {:.1} MB/s  ETA {eta}",
+            self.done.load(Ordering::Relaxed),
+            self.files.load(Ordering::Relaxed),
+            mb(bytes),
+            mb(total),
+            rate / 1e6
+        )
+    }
+
+    /// Draws until `finished`, then clears the line.
+    fn draw_until_done(self: Arc<Self>) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let mut drawn = false;
+            while !self.finished.load(Ordering::Relaxed) {
+                if self.started.load(Ordering::Relaxed) {
+                    eprint!("\r\x1b[2K{}", self.line());
+                    drawn = true;
+                }
+                // Woken at once when the sync ends (a no-change sync must not wait for a tick).
+                std::thread::park_timeout(Duration::from_millis(200));
+            }
+            if drawn {
+                eprint!("\r\x1b[2K");
+            }
+        })
+    }
+}
+
+impl packman_mirror::SyncProgress for Bar {
+    fn start(&self, files: usize, bytes: u64) {
+        self.files.store(files, Ordering::Relaxed);
+        self.total.store(bytes, Ordering::Relaxed);
+        self.started.store(files > 0, Ordering::Relaxed);
+    }
+    fn bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+    fn file_done(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
 }
