@@ -70,6 +70,24 @@ impl MirrorError {
         MirrorError::Io { path: path.into(), source }
     }
 
+    /// The URL of the file refused, if the refusal is about one.
+    pub fn url(&self) -> Option<&str> {
+        use packman_client::{Error as E, FetchError as F};
+        match self {
+            MirrorError::BundleRefused { source, .. } => source.url(),
+            MirrorError::Upstream(E::Metadata { url, .. } | E::TargetMismatch { url, .. }) => Some(url),
+            MirrorError::Upstream(E::Fetch(
+                F::NotFound { url, .. }
+                | F::Status { url, .. }
+                | F::TooLarge { url, .. }
+                | F::TooSlow { url, .. }
+                | F::Transport { url, .. }
+                | F::UnsupportedScheme { url },
+            )) => Some(url),
+            _ => None,
+        }
+    }
+
     /// The trust-core rule behind a refusal, if the upstream's metadata was refused.
     pub fn tuf(&self) -> Option<&packman_tuf::Error> {
         match self {

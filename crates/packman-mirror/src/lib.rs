@@ -103,5 +103,5 @@ mod verify;
 pub use bundle::{export, import, ExportOptions, ExportReport, ImportOptions, INDEX_NAME as BUNDLE_INDEX};
 pub use error::MirrorError;
 pub use filter::Filter;
-pub use sync::{sync, sync_with, MirrorPaths, SyncOptions, SyncProgress, SyncReport};
+pub use sync::{served, sync, sync_with, MirrorPaths, Served, SyncOptions, SyncProgress, SyncReport};
 pub use verify::{verify, Corrupt, VerifyOptions, VerifyReport};

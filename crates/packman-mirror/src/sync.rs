@@ -174,6 +174,9 @@ pub struct SyncReport {
     pub targets_removed: Vec<String>,
     /// Why root versions before the first trusted one are missing, if they are.
     pub root_chain_gap: Option<String>,
+    /// Signed entries the mirror ignored, and why (a role listing a path outside its
+    /// delegation). The sync went on without them.
+    pub warnings: Vec<String>,
     /// The legacy state directory this sync moved the mirror's state from.
     pub migrated_state_from: Option<PathBuf>,
     /// The mirrors that were available, in the order they were last tried.
@@ -182,6 +185,30 @@ pub struct SyncReport {
     /// failed verification) on which file, in order. Set on success and on failure (see
     /// [`sync`]).
     pub mirror_failures: Vec<MirrorFailure>,
+}
+
+/// What DEST serves now, for telling how stale it is when a sync is refused.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub timestamp_version: u64,
+    /// When DEST's timestamp expires (clients refuse the mirror from then on).
+    pub expires: packman_tuf::Expires,
+    /// How long ago the mirror put this timestamp in place (the file's modification time).
+    pub age: std::time::Duration,
+}
+
+/// DEST's `metadata/timestamp.json`, read without verification (only to describe it);
+/// `None` if DEST serves none.
+pub fn served(dest: &Path) -> Option<Served> {
+    let path = RepoPaths::new(dest).metadata_dir().join(layout::TIMESTAMP_FILE);
+    let bytes = std::fs::read(&path).ok()?;
+    let ts: packman_tuf::Envelope<packman_tuf::Timestamp> = serde_json::from_slice(&bytes).ok()?;
+    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+    Some(Served {
+        timestamp_version: ts.signed.version,
+        expires: ts.signed.expires,
+        age: modified.elapsed().unwrap_or_default(),
+    })
 }
 
 /// Brings DEST up to the upstream's newest verified state (see the crate docs). Fetches fail
@@ -313,6 +340,21 @@ fn sync_locked(
     }
     let roles = up.load_all_targets()?;
     let targets = up.all_targets()?;
+    // Entries a role lists outside its delegation: clients ignore them, and so does the
+    // mirror (the set fetched is the clients' resolution above); the signed metadata is
+    // still mirrored whole. Named, so a compromised bin key is noticed without freezing
+    // the mirror.
+    let mut warnings = Vec::new();
+    for role in &roles {
+        let Some(t) = up.trusted().targets(role) else { continue };
+        for path in t.signed.targets.keys() {
+            if !delegated(up.trusted(), &roles, role, path) {
+                warnings.push(format!(
+                    "role {role} lists {path:?}, which is not delegated to it: ignored (not fetched or kept), as clients ignore it"
+                ));
+            }
+        }
+    }
     let mut files = up.take_verified();
     let mut report = SyncReport {
         root_version: up.trusted().root().signed.version,
@@ -320,6 +362,7 @@ fn sync_locked(
         snapshot_version: up.trusted().snapshot().map_or(0, |s| s.signed.version),
         roles: roles.len(),
         targets: targets.len(),
+        warnings,
         ..SyncReport::default()
     };
     // A mirror that lost its trusted state (or got a new --state) starts again from the root
@@ -425,6 +468,23 @@ fn sync_locked(
         report.migrated_state_from = Some(legacy);
     }
     Ok(report)
+}
+
+/// Whether some loaded role that delegates to `role` delegates `path` to it, by the trust
+/// core's rules ([`DelegatedRole::is_delegated_path`](packman_tuf::DelegatedRole::is_delegated_path),
+/// [`SuccinctRoles::role_for_target`](packman_tuf::SuccinctRoles::role_for_target)).
+/// Top-level `targets` may list anything.
+fn delegated(trusted: &TrustedSet, roles: &[String], role: &str, path: &str) -> bool {
+    if role == "targets" {
+        return true;
+    }
+    roles.iter().filter_map(|d| trusted.targets(d)?.signed.delegations.as_ref()).any(|d| {
+        match (&d.roles, &d.succinct_roles) {
+            (Some(rs), _) => rs.iter().any(|r| r.name == role && r.is_delegated_path(path)),
+            (None, Some(s)) => s.is_delegated_role(role) && s.role_for_target(path) == role,
+            (None, None) => false,
+        }
+    })
 }
 
 /// Downloads `todo` (target, signed description, final name) into `staged`, verified, on

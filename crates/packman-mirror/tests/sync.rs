@@ -380,3 +380,33 @@ fn a_root_rotation_appears_to_readers_together_with_its_timestamp() {
     let state = tree(&dest);
     assert!(state.keys().all(|k| !k.contains("metadata-next") && !k.contains(".exchanging")), "{:?}", state.keys());
 }
+
+#[test]
+fn a_target_listed_outside_its_delegation_is_ignored_with_a_warning_and_the_sync_goes_on() {
+    let mut up = Upstream::new();
+    let dest_tmp = tempfile::tempdir().unwrap();
+    let dest = dest_tmp.path().join("mirror");
+    sync(&dest, &up.opts()).unwrap();
+
+    // A compromised bin lists a path delegated to the other bin, and the file is there.
+    let bin = up.repo.role_for("docs/readme.txt");
+    let stray = (0..64).map(|i| format!("docs/stray-{i}.txt")).find(|p| up.repo.role_for(p) != bin).unwrap();
+    let info = packman_tuf::target::describe(b"planted");
+    let hashed = up.hashed(&stray, b"planted");
+    std::fs::create_dir_all(up.dir.join(&hashed).parent().unwrap()).unwrap();
+    std::fs::write(up.dir.join(&hashed), b"planted").unwrap();
+    up.repo.targets_mut(&bin).unwrap().targets.insert(stray.clone(), info);
+    // And an honest change elsewhere, which must still arrive.
+    up.repo.add_target("docs/honest.txt", b"honest").unwrap();
+    up.publish();
+    up.server.clear_log();
+    let r = sync(&dest, &up.opts()).unwrap();
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(r.warnings[0].contains(&format!("role {bin} lists {stray:?}")), "{:?}", r.warnings);
+    assert!(!up.server.requests().iter().any(|u| u.contains("stray")), "{:?}", up.server.requests());
+    assert!(!dest.join(&hashed).exists());
+    assert!(dest.join(up.hashed("docs/honest.txt", b"honest")).exists());
+    // The signed metadata is mirrored whole, the bin with the stray entry included.
+    let md = |d: &Path| served(d).into_iter().filter(|(k, _)| k.starts_with("metadata/")).collect::<Tree>();
+    assert_same(&md(&up.dir), &md(&dest), "metadata");
+}

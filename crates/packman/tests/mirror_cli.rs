@@ -472,6 +472,7 @@ fn mirror_sync_json_summarises_fetched_reused_removed_and_refusals() {
         "targets",
         "timestamp_version",
         "upstream",
+        "warnings",
     ];
 
     // 12 files on 3 download threads.
@@ -508,4 +509,23 @@ fn mirror_sync_json_summarises_fetched_reused_removed_and_refusals() {
     assert!(err.contains("docs/newer.txt"), "{err}");
     assert_eq!(v["mirror_failures"][0]["kind"].as_str().map(|k| k.contains("verification")), Some(true), "{v}");
     assert_same_names_and_bytes(&before, &served(&dest), "refused with --json");
+    assert!(v["refusals"][0]["url"].as_str().unwrap().ends_with(".newer.txt"), "{v}");
+    assert_eq!(v["refusals"][0]["dest_timestamp_version"].as_u64(), Some(3), "{v}");
+    server.reset();
+
+    // A timestamp that fails verification: the refusal names the role, the URL and the rule,
+    // and how stale DEST now is.
+    let mut ts = std::fs::read(up.join("metadata/timestamp.json")).unwrap();
+    let at = ts.windows(9).position(|w| w == b"\"expires\"").unwrap() + 12;
+    ts[at] = if ts[at] == b'1' { b'2' } else { b'1' };
+    server.set("/metadata/timestamp.json", Behavior::Body(ts));
+    let (_, err) = fails(&["mirror", "sync", &server.url(), s(&dest)]);
+    assert!(err.contains(&format!("{}/metadata/timestamp.json: timestamp: ", server.url())), "{err}");
+    assert!(err.contains("threshold not met") || err.contains("malformed"), "{err}");
+    assert!(err.contains("timestamp v3, put in place") && err.contains(" ago, which expires in "), "{err}");
+    let (code, v) = json(&["mirror", "sync", &server.url(), s(&dest), "--json"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["refusals"][0]["role"].as_str(), Some("timestamp"), "{v}");
+    assert!(v["refusals"][0]["dest_timestamp_age_seconds"].is_u64(), "{v}");
+    assert_same_names_and_bytes(&before, &served(&dest), "refused timestamp");
 }

@@ -281,6 +281,12 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     for f in &failures {
         eprintln!("packman: {f}");
     }
+    if let Ok(r) = &r {
+        for w in &r.warnings {
+            eprintln!("packman: warning: {w}");
+        }
+    }
+    let served = packman_mirror::served(&a.dest);
     if a.json {
         let (report, refused) = match &r {
             Ok(r) => (r.clone(), None),
@@ -303,8 +309,14 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
             "seconds": seconds,
             "refusals": refused.map(|e| vec![serde_json::json!({
                 "error": e.to_string(),
+                "role": e.tuf().map(|t| t.role().to_string()),
+                "url": e.url(),
                 "rule": e.tuf().map(|t| t.to_string()),
+                "dest_timestamp_version": served.as_ref().map(|s| s.timestamp_version),
+                "dest_timestamp_age_seconds": served.as_ref().map(|s| s.age.as_secs()),
+                "dest_timestamp_expires": served.as_ref().map(|s| s.expires.to_string()),
             })]).unwrap_or_default(),
+            "warnings": report.warnings,
             "mirror_failures": failures.iter().map(|f| serde_json::json!({
                 "mirror": f.mirror, "url": f.url, "kind": f.kind.to_string(), "detail": f.detail,
             })).collect::<Vec<_>>(),
@@ -313,9 +325,11 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     }
     let r = r.map_err(|e| match e {
         packman_mirror::MirrorError::NoRoot { .. } => format!("{e}\n  hint: pass --root ROOT.json"),
-        e @ packman_mirror::MirrorError::Upstream(_) => {
-            format!("{e}\n  nothing changed in {}: the mirror still serves its last verified state", a.dest.display())
-        }
+        e @ packman_mirror::MirrorError::Upstream(_) => format!(
+            "{e}\n  nothing changed in {}: the mirror still serves its last verified state{}",
+            a.dest.display(),
+            staleness(served.as_ref())
+        ),
         e => e.to_string(),
     })?;
     if a.json {
@@ -545,5 +559,33 @@ impl packman_mirror::SyncProgress for Bar {
     }
     fn file_done(&self) {
         self.done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How stale a refused mirror now is: what it serves, since when, and until when clients
+/// accept it.
+fn staleness(served: Option<&packman_mirror::Served>) -> String {
+    let Some(s) = served else { return String::new() };
+    let left = s.expires.0 - packman_tuf::OffsetDateTime::now_utc();
+    let until = if left.is_positive() {
+        format!("which expires in {} ({})", human(left.unsigned_abs()), s.expires)
+    } else {
+        format!(
+            "which expired {} ago ({}): clients refuse the mirror until a sync succeeds",
+            human(left.unsigned_abs()),
+            s.expires
+        )
+    };
+    format!(": timestamp v{}, put in place {} ago, {until}", s.timestamp_version, human(s.age))
+}
+
+/// `3 d 4 h`, `2 h 05 min`, `4 min 10 s`, `35 s`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+        3600..86400 => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
     }
 }
