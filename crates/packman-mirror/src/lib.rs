@@ -22,10 +22,14 @@
 //!   `timestamp.json`, each signed target as `DIR/HASH.NAME` plus a hard link under its plain
 //!   name for `packages/` and `simple/` targets ([`layout::plain_copy_wanted`](packman_tuf::layout::plain_copy_wanted)).
 //! - `.packman-mirror-work/` (never served: `packman serve` serves `metadata/` and `targets/`
-//!   only): `staging/` and `metadata-next/`. They must be on DEST's filesystem (verified
-//!   files are renamed into place, `metadata/` is swapped with the next one); the directory
-//!   exists only while a sync runs (or after a crash, until the next sync) and is removed
-//!   after every sync, refused or not.
+//!   only): `staging/`, `verified/` (the resume journal: targets downloaded and verified,
+//!   under their hashed names, until the commit moves them into `targets/`) and
+//!   `metadata-next/`. They must be on DEST's filesystem (verified files are renamed into
+//!   place, `metadata/` is swapped with the next one); the directory exists only while a
+//!   sync runs (or after a crash, until the next sync) and is removed after every sync,
+//!   refused or not. After a crash the next sync reuses `verified/`: each file is checked
+//!   again (length and hashes, by the trust core) against the metadata it has just
+//!   verified, and fetched only if it does not match.
 //!
 //! # The state ([`SyncOptions::state`])
 //! `lock` (one sync at a time), `metadata/` (the updater's trusted state) and `filter.json`
@@ -43,7 +47,8 @@
 //!    `staging/metadata` (or, on the first sync, bootstrapped there from the root given) and
 //!    the updater runs on that copy: root rotations, timestamp, snapshot, every targets role
 //!    reachable through the delegations. Targets not yet in DEST (by hashed name with the
-//!    signed length) are downloaded to `staging/targets` and verified. Any refusal stops here:
+//!    signed length) are downloaded to `staging/targets`, `--jobs` at a time, verified, and
+//!    renamed into the journal (`verified/`). Any refusal stops here:
 //!    staging is removed and DEST and the state are byte-identical to before (on a first
 //!    sync, the state directory and DEST it created are removed too).
 //! 2. **Commit, in [`write_rank`](packman_tuf::layout::write_rank) order.** Verified targets are

@@ -84,6 +84,13 @@ impl MirrorPaths {
     pub fn next_metadata_dir(&self) -> PathBuf {
         self.work_dir().join("metadata-next")
     }
+    /// The resume journal: targets downloaded and verified by a sync, under their hashed
+    /// names, until its commit moves them into `targets/`. Kept when a sync is killed (the
+    /// next one checks each file again and does not fetch it); removed with the rest of the
+    /// work directory when a sync ends, refused or not.
+    pub fn verified_dir(&self) -> PathBuf {
+        self.work_dir().join("verified")
+    }
 }
 
 /// Where to sync from, and how.
@@ -169,6 +176,9 @@ pub struct SyncReport {
     pub targets_fetched: Vec<String>,
     /// Targets DEST already held (by hashed name and signed length), not downloaded.
     pub targets_reused: usize,
+    /// Targets a killed sync had downloaded and verified (found in its journal and checked
+    /// again), not downloaded.
+    pub targets_resumed: usize,
     pub bytes_fetched: u64,
     /// Files removed under `targets/` (paths relative to it).
     pub targets_removed: Vec<String>,
@@ -396,7 +406,9 @@ fn sync_locked(
     let mut wanted_hashed = BTreeSet::new();
     let mut wanted_plain = BTreeMap::new();
     let mut unwanted_plain = BTreeSet::new();
-    let mut todo: Vec<(String, TargetFile, PathBuf)> = Vec::new();
+    let mut todo: Vec<(String, TargetFile, PathBuf, PathBuf)> = Vec::new();
+    let mut resumed: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let verified_dir = paths.verified_dir();
     let mut reused = 0;
     let filter = match &opts.filter {
         Some(f) => f.clone(),
@@ -415,30 +427,45 @@ fn sync_locked(
         if layout::plain_copy_wanted(path) {
             wanted_plain.insert(target_rel(path, path)?, hashed.clone());
         }
-        wanted_hashed.insert(hashed_rel);
+        wanted_hashed.insert(hashed_rel.clone());
         if std::fs::metadata(&hashed).is_ok_and(|m| m.is_file() && m.len() == info.length) {
             reused += 1;
             continue;
         }
-        todo.push((path.clone(), info.clone(), hashed));
+        // Verified by an earlier sync that was killed before its commit: checked again
+        // against the metadata just verified (length and hashes, by the trust core), never
+        // trusted for having been there.
+        let journal = verified_dir.join(&hashed_rel);
+        if journal.is_file() {
+            let ok = std::fs::File::open(&journal).is_ok_and(|f| info.verify_reader(f).is_ok());
+            if ok {
+                resumed.push((journal, hashed));
+                continue;
+            }
+            std::fs::remove_file(&journal).map_err(|e| MirrorError::io(&journal, e))?;
+        }
+        todo.push((path.clone(), info.clone(), hashed, journal));
     }
     report.targets_reused = reused;
+    report.targets_resumed = resumed.len();
     let fetcher = up.target_fetcher();
     drop(up);
     let fetched = download_all(&fetcher, &staged_targets, &todo, opts)?;
-    for (path, info, _) in &todo {
+    for (path, info, _, _) in &todo {
         report.bytes_fetched += info.length;
         report.targets_fetched.push(path.clone());
     }
 
     // 2. Commit, in write order: targets, versioned metadata, root.json, snapshots, timestamp.
-    for (verified, hashed) in fetched {
+    let mut dirs = BTreeSet::new();
+    for (journal, hashed) in fetched.into_iter().chain(resumed) {
         let dir = packman_fs::parent(&hashed);
         std::fs::create_dir_all(dir).map_err(|e| MirrorError::io(dir, e))?;
-        verified.persist(&hashed).map_err(|e| match e {
-            packman_client::Error::Io { path, source } => MirrorError::Io { path, source },
-            e => MirrorError::Upstream(e),
-        })?;
+        std::fs::rename(&journal, &hashed).map_err(|e| MirrorError::io(&hashed, e))?;
+        dirs.insert(dir.to_path_buf());
+    }
+    for d in &dirs {
+        packman_fs::sync_dir(d)?;
     }
     let mut dirs = BTreeSet::new();
     for (plain_rel, hashed) in &wanted_plain {
@@ -487,16 +514,17 @@ fn delegated(trusted: &TrustedSet, roles: &[String], role: &str, path: &str) -> 
     })
 }
 
-/// Downloads `todo` (target, signed description, final name) into `staged`, verified, on
-/// [`SyncOptions::jobs`] threads each taking the next file as it finishes one. After the
-/// first failure no new download starts; the error of the first failed file (in `todo`
-/// order) is returned, and every verified temp file is dropped (removed).
+/// Downloads `todo` (target, signed description, final name, journal name) into `staged`,
+/// verified, on [`SyncOptions::jobs`] threads each taking the next file as it finishes one;
+/// each verified file is renamed to its journal name at once (a sync killed later does not
+/// fetch it again). After the first failure no new download starts; the error of the first
+/// failed file (in `todo` order) is returned. Returns (journal name, final name) pairs.
 fn download_all(
     fetcher: &TargetFetcher,
     staged: &Path,
-    todo: &[(String, TargetFile, PathBuf)],
+    todo: &[(String, TargetFile, PathBuf, PathBuf)],
     opts: &SyncOptions,
-) -> Result<Vec<(VerifiedTarget, PathBuf)>, MirrorError> {
+) -> Result<Vec<(PathBuf, PathBuf)>, MirrorError> {
     if let Some(p) = &opts.progress {
         p.start(todo.len(), todo.iter().map(|t| t.1.length).sum());
     }
@@ -510,7 +538,7 @@ fn download_all(
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((path, info, _)) = todo.get(i) else { break };
+                let Some((path, info, _, journal)) = todo.get(i) else { break };
                 // The fetcher reports bytes so far in this attempt (a failover restarts at 0).
                 let mut last = 0;
                 let mut tick = |n: u64| {
@@ -519,7 +547,17 @@ fn download_all(
                         last = n;
                     }
                 };
-                let r = fetcher.download_target_temp_with(staged, path, info, &mut tick);
+                let r = fetcher
+                    .download_target_temp_with(staged, path, info, &mut tick)
+                    .map_err(MirrorError::from)
+                    .and_then(|v: VerifiedTarget| {
+                        let dir = packman_fs::parent(journal);
+                        std::fs::create_dir_all(dir).map_err(|e| MirrorError::io(dir, e))?;
+                        v.persist(journal).map_err(|e| match e {
+                            packman_client::Error::Io { path, source } => MirrorError::Io { path, source },
+                            e => MirrorError::Upstream(e),
+                        })
+                    });
                 match (&r, &opts.progress) {
                     (Err(_), _) => failed.store(true, Ordering::Relaxed),
                     (Ok(_), Some(p)) => p.file_done(),
@@ -533,7 +571,8 @@ fn download_all(
     done.sort_by_key(|d| d.0);
     let mut out = Vec::with_capacity(done.len());
     for (i, r) in done {
-        out.push((r?, todo[i].2.clone()));
+        r?;
+        out.push((todo[i].3.clone(), todo[i].2.clone()));
     }
     Ok(out)
 }

@@ -465,6 +465,7 @@ fn mirror_sync_json_summarises_fetched_reused_removed_and_refusals() {
         "ok",
         "refusals",
         "removed",
+        "resumed",
         "reused",
         "root_version",
         "seconds",
@@ -528,4 +529,79 @@ fn mirror_sync_json_summarises_fetched_reused_removed_and_refusals() {
     assert_eq!(v["refusals"][0]["role"].as_str(), Some("timestamp"), "{v}");
     assert!(v["refusals"][0]["dest_timestamp_age_seconds"].is_u64(), "{v}");
     assert_same_names_and_bytes(&before, &served(&dest), "refused timestamp");
+}
+
+#[test]
+fn a_sync_killed_mid_download_resumes_without_fetching_verified_files_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    for (name, body) in [("a.txt", "alpha"), ("b.txt", "beta")] {
+        std::fs::write(tmp.path().join(name), body).unwrap();
+    }
+    ok(&[
+        "repo",
+        "add",
+        s(&up),
+        "--raw",
+        "--prefix",
+        "docs/",
+        s(&tmp.path().join("a.txt")),
+        s(&tmp.path().join("b.txt")),
+    ]);
+    let hashed = |path: &str, data: &[u8]| {
+        let sha = packman_tuf::target::describe(data).hashes.get("sha256").unwrap().to_string();
+        packman_tuf::layout::hashed_target(path, &sha)
+    };
+    let (a, b) = (hashed("docs/a.txt", b"alpha"), hashed("docs/b.txt", b"beta"));
+    let server = TestServer::serve_dir(&up).unwrap();
+    server.set(&format!("/targets/{b}"), Behavior::Drip(std::time::Duration::from_secs(2)));
+    let dest = tmp.path().join("mirror");
+    let state = tmp.path().join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_packman"))
+        .args(["mirror", "sync", &server.url(), s(&dest), "--root", s(&up.join("metadata/1.root.json"))])
+        .args(["--state", s(&state), "--jobs", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("err")).unwrap())
+        .spawn()
+        .unwrap();
+    // a.txt verified into the journal while b.txt drips in: then SIGKILL.
+    let journaled = dest.join(".packman-mirror-work/verified").join(&a);
+    let t0 = std::time::Instant::now();
+    while !journaled.exists() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "a.txt never reached the journal: {} {:?} {:?}",
+            std::fs::read_to_string(tmp.path().join("err")).unwrap(),
+            files(&dest, &[""]).keys().collect::<Vec<_>>(),
+            server.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!dest.join("metadata/timestamp.json").exists(), "the killed sync committed");
+
+    server.reset();
+    server.clear_log();
+    let out = ok(&[
+        "mirror",
+        "sync",
+        &server.url(),
+        s(&dest),
+        "--state",
+        s(&state),
+        "--root",
+        s(&up.join("metadata/1.root.json")),
+    ]);
+    let got: Vec<String> = server.requests().into_iter().filter(|u| u.starts_with("/targets/")).collect();
+    assert_eq!(got, [format!("/targets/{b}")], "{out}");
+    assert!(out.contains("1 target(s) fetched") && out.contains("1 resumed"), "{out}");
+    assert_same_names_and_bytes(&files(&up, &["targets"]), &files(&dest, &["targets"]), "after the resumed sync");
+    assert_eq!(
+        std::fs::read(dest.join("metadata/timestamp.json")).unwrap(),
+        std::fs::read(up.join("metadata/timestamp.json")).unwrap()
+    );
+    assert!(!dest.join(".packman-mirror-work").exists());
 }

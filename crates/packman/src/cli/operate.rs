@@ -302,6 +302,7 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
             "targets": report.targets,
             "fetched": report.targets_fetched.len(),
             "reused": report.targets_reused,
+            "resumed": report.targets_resumed,
             "removed": report.targets_removed.len(),
             "filtered_out": report.targets_filtered_out,
             "metadata_written": report.metadata_written.len(),
@@ -346,11 +347,12 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
         r.targets
     );
     println!(
-        "  {} metadata file(s) written, {} target(s) fetched ({} bytes, {seconds:.2} s), {} reused, {} file(s) removed{}",
+        "  {} metadata file(s) written, {} target(s) fetched ({} bytes, {seconds:.2} s), {} reused, {} resumed, {} file(s) removed{}",
         r.metadata_written.len(),
         r.targets_fetched.len(),
         r.bytes_fetched,
         r.targets_reused,
+        r.targets_resumed,
         r.targets_removed.len(),
         if r.targets_filtered_out > 0 {
             format!(", {} target(s) left out by the filter", r.targets_filtered_out)
