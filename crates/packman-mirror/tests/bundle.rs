@@ -230,3 +230,24 @@ fn bad_bundles_are_refused_naming_the_bundle_and_dest_stays_byte_identical() {
     import(&v2, &older, &up.import_opts()).unwrap();
     assert_eq!(served(&a), served(&older));
 }
+
+#[test]
+fn a_partial_mirror_exports_what_its_filter_keeps_and_imports_with_the_same_filter() {
+    let up = Upstream::new();
+    let a = up.path("a");
+    let only_docs = Some(packman_mirror::Filter { include: vec!["docs/*".into()], exclude: vec![] });
+    let mut o = up.opts();
+    o.filter = only_docs.clone();
+    sync(&a, &o).unwrap();
+    let bundle = up.path("docs.bundle");
+    let r = export(&a, &bundle, &ExportOptions::default()).unwrap();
+    assert_eq!((r.targets, r.targets_signed), (1, 2));
+    // Without the filter the importer lacks a target it needs: refused, nothing created.
+    let b = up.path("b");
+    let e = import(&bundle, &b, &up.import_opts()).unwrap_err();
+    assert!(matches!(e, MirrorError::BundleRefused { .. }), "{e}");
+    assert!(!b.exists());
+    let r = import(&bundle, &b, &ImportOptions { filter: only_docs, ..up.import_opts() }).unwrap();
+    assert_eq!((r.targets_fetched.len(), r.targets_filtered_out), (1, 1));
+    assert_eq!(served(&a), served(&b));
+}
