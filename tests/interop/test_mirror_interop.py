@@ -39,8 +39,18 @@ def _packman_present():
                     pytrace=False)
 
 
+_HOME: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _packman_home(tmp_path):
+    """Each test's PACKMAN_HOME (where mirrors keep their state), never the user's."""
+    _HOME[:] = [tmp_path / "packman-home"]
+
+
 def packman(*args) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PACKMAN_")}
+    env["PACKMAN_HOME"] = os.fspath(_HOME[0])
     cmd = [os.fspath(PACKMAN), *map(os.fspath, args)]
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT, env=env)
     assert p.returncode == 0, f"{cmd} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
@@ -124,3 +134,53 @@ def test_ngclient_reads_a_packman_mirror_through_updates_and_a_timestamp_key_rot
         upstream.close()
         if served:
             served.close()
+
+
+def test_ngclient_reads_a_mirror_imported_from_bundles(tmp_path):
+    """``mirror export`` / ``mirror import``: a full bundle into an empty directory, then a
+    ``--since`` bundle into that (now older) mirror; python-tuf's client reads the result."""
+    up = tmp_path / "upstream"
+    packman("repo", "init", up, "--bins", "16")
+    src = tmp_path / "src"
+    src.mkdir()
+    files = {"packages/p/a.txt": b"alpha\n", "docs/b.txt": b"beta\n"}
+    for path, data in files.items():
+        (src / Path(path).name).write_bytes(data)
+    packman("repo", "add", up, "--raw", "--prefix", "packages/p/", src / "a.txt")
+    packman("repo", "add", up, "--raw", "--prefix", "docs/", src / "b.txt")
+    root = up / "metadata" / "1.root.json"
+    online, offline = tmp_path / "online", tmp_path / "offline"
+    packman("mirror", "sync", f"file://{up}", online, "--root", root)
+    packman("mirror", "export", online, tmp_path / "full.bundle")
+    packman("mirror", "import", tmp_path / "full.bundle", offline, "--root", root)
+    since = json.loads((offline / "metadata" / "timestamp.json").read_bytes())["signed"]["meta"]["snapshot.json"][
+        "version"]
+
+    files["docs/c.txt"] = b"gamma\n"
+    (src / "c.txt").write_bytes(files["docs/c.txt"])
+    packman("repo", "add", up, "--raw", "--prefix", "docs/", src / "c.txt")
+    packman("mirror", "sync", f"file://{up}", online)
+    out = packman("mirror", "export", online, tmp_path / "inc.bundle", "--since", str(since))
+    assert "1 of 3 target(s)" in out, out
+    packman("mirror", "import", tmp_path / "inc.bundle", offline)
+    assert files_under(offline / "metadata") == files_under(online / "metadata")
+    assert files_under(offline / "targets") == files_under(online / "targets")
+    # The mirrors hold only what they serve; their state is in PACKMAN_HOME.
+    assert sorted(p.name for p in offline.iterdir()) == ["metadata", "targets"]
+    assert len(list((_HOME[0] / "mirrors").iterdir())) == 2
+
+    served = Serve(offline)
+    try:
+        md, dl = tmp_path / "ng-metadata", tmp_path / "ng-targets"
+        md.mkdir()
+        dl.mkdir()
+        u = Updater(os.fspath(md), f"{served.url}/metadata/", os.fspath(dl), f"{served.url}/targets/",
+                    bootstrap=root.read_bytes())
+        u.refresh()
+        for path, data in files.items():
+            info = u.get_targetinfo(path)
+            assert info is not None, f"python-tuf does not find {path} on the imported mirror"
+            got = Path(u.download_target(info, os.fspath(dl / hashlib.sha256(path.encode()).hexdigest())))
+            assert got.read_bytes() == data, path
+    finally:
+        served.close()

@@ -30,9 +30,30 @@ pub enum MirrorError {
     #[error("target {target:?}: {source}")]
     TargetPath { target: String, source: packman_tuf::layout::LayoutError },
 
+    /// A sync without trusted state (a first sync, or a new state directory) was offered a
+    /// timestamp older than the one DEST already serves.
+    #[error(
+        "{path} is timestamp version {served}; the upstream offers version {offered}: refusing to roll the mirror back (rollback attack, or the wrong upstream?)"
+    )]
+    OlderThanDest { path: PathBuf, served: u64, offered: u64 },
+
     /// Another `mirror sync` holds DEST's lock.
     #[error("{lock}: another sync of this mirror is running")]
     Busy { lock: PathBuf },
+
+    /// A bundle that is not whole (truncated, padded, not a bundle): refused before DEST is
+    /// looked at.
+    #[error("bundle {bundle}: {reason}")]
+    Bundle { bundle: PathBuf, reason: String },
+
+    /// A bundle whose content the updater refused (tampered, older than DEST, expired,
+    /// lacking a file DEST needs). Nothing was changed.
+    #[error("bundle {bundle} refused: {source}")]
+    BundleRefused { bundle: PathBuf, source: Box<MirrorError> },
+
+    /// DEST cannot be exported as asked.
+    #[error("export of {dest}: {reason}")]
+    Export { dest: PathBuf, reason: String },
 
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
@@ -49,11 +70,30 @@ impl MirrorError {
         MirrorError::Io { path: path.into(), source }
     }
 
+    /// The URL of the file refused, if the refusal is about one.
+    pub fn url(&self) -> Option<&str> {
+        use packman_client::{Error as E, FetchError as F};
+        match self {
+            MirrorError::BundleRefused { source, .. } => source.url(),
+            MirrorError::Upstream(E::Metadata { url, .. } | E::TargetMismatch { url, .. }) => Some(url),
+            MirrorError::Upstream(E::Fetch(
+                F::NotFound { url, .. }
+                | F::Status { url, .. }
+                | F::TooLarge { url, .. }
+                | F::TooSlow { url, .. }
+                | F::Transport { url, .. }
+                | F::UnsupportedScheme { url },
+            )) => Some(url),
+            _ => None,
+        }
+    }
+
     /// The trust-core rule behind a refusal, if the upstream's metadata was refused.
     pub fn tuf(&self) -> Option<&packman_tuf::Error> {
         match self {
             MirrorError::Upstream(e) => e.tuf(),
             MirrorError::InvalidRoot(e) => Some(e),
+            MirrorError::BundleRefused { source, .. } => source.tuf(),
             _ => None,
         }
     }

@@ -11,6 +11,9 @@
 //! packman-client's [`failover`](packman_client::failover): each attempt is verified before
 //! it counts, and [`SyncReport::mirror_failures`] names each mirror that misbehaved and how.
 //! [`verify`] audits a mirror offline against a trusted root.
+//! [`export`] writes a mirror (or what changed since a snapshot version) into one bundle file
+//! and [`import`] applies one through [`sync`] itself, the bundle read as the upstream (see
+//! `src/bundle.rs` for the format and what is refused).
 //!
 //! # DEST
 //! - `metadata/`, `targets/`: the repository, in the layout of [`packman_tuf::layout`], holding
@@ -18,19 +21,36 @@
 //!   accepted (`N.ROLE.json`, every root version, `root.json` the newest root), the newest
 //!   `timestamp.json`, each signed target as `DIR/HASH.NAME` plus a hard link under its plain
 //!   name for `packages/` and `simple/` targets ([`layout::plain_copy_wanted`](packman_tuf::layout::plain_copy_wanted)).
-//! - `.packman-mirror/` (never served: `packman serve` serves `metadata/` and `targets/` only):
-//!   `lock` (one sync at a time), `metadata/` (the updater's trusted state), `staging/` and
-//!   `metadata-next/` (exist only while a sync runs, or after a crash; removed by the next
-//!   sync).
+//! - `.packman-mirror-work/` (never served: `packman serve` serves `metadata/` and `targets/`
+//!   only): `staging/`, `verified/` (the resume journal: targets downloaded and verified,
+//!   under their hashed names, until the commit moves them into `targets/`) and
+//!   `metadata-next/`. They must be on DEST's filesystem (verified files are renamed into
+//!   place, `metadata/` is swapped with the next one); the directory exists only while a
+//!   sync runs (or after a crash, until the next sync) and is removed after every sync,
+//!   refused or not. After a crash the next sync reuses `verified/`: each file is checked
+//!   again (length and hashes, by the trust core) against the metadata it has just
+//!   verified, and fetched only if it does not match.
+//!
+//! # The state ([`SyncOptions::state`])
+//! `lock` (one sync at a time), `metadata/` (the updater's trusted state) and `filter.json`
+//! (the [`Filter`] of a partial mirror, see `src/filter.rs`). In `DEST/.packman-mirror` by
+//! default (never served); the packman command keeps it in the user's data directory
+//! (`--state DIR` to choose), so DEST holds only what it serves. Trusted metadata is state
+//! that must survive, hence the data directory rather than the cache: a mirror that lost it
+//! needs `--root` again, and then refuses to serve a timestamp older than the one it serves
+//! ([`MirrorError::OlderThanDest`]). A mirror whose state is in `DEST/.packman-mirror` while
+//! another state directory is given moves it there on its next successful sync (read from
+//! the old place, written to the new one on commit, the old directory removed last).
 //!
 //! # One sync
 //! 1. **Verify, touching nothing served.** The trusted state is copied to
 //!    `staging/metadata` (or, on the first sync, bootstrapped there from the root given) and
 //!    the updater runs on that copy: root rotations, timestamp, snapshot, every targets role
 //!    reachable through the delegations. Targets not yet in DEST (by hashed name with the
-//!    signed length) are downloaded to `staging/targets` and verified. Any refusal stops here:
-//!    staging is removed and DEST, its trusted state included, is byte-identical to before
-//!    (on a first sync, the `.packman-mirror` it created is removed too).
+//!    signed length) are downloaded to `staging/targets`, `--jobs` at a time, verified, and
+//!    renamed into the journal (`verified/`). Any refusal stops here:
+//!    staging is removed and DEST and the state are byte-identical to before (on a first
+//!    sync, the state directory and DEST it created are removed too).
 //! 2. **Commit, in [`write_rank`](packman_tuf::layout::write_rank) order.** Verified targets are
 //!    renamed to their hashed names and plain links put in place; the accepted metadata is
 //!    written (each file atomically, skipped when DEST has those bytes already), the metadata
@@ -79,10 +99,14 @@
 //!   root, not from a mirror.
 #![forbid(unsafe_code)]
 
+mod bundle;
 mod error;
+mod filter;
 mod sync;
 mod verify;
 
+pub use bundle::{export, import, ExportOptions, ExportReport, ImportOptions, INDEX_NAME as BUNDLE_INDEX};
 pub use error::MirrorError;
-pub use sync::{sync, sync_with, MirrorPaths, SyncOptions, SyncReport};
+pub use filter::Filter;
+pub use sync::{served, sync, sync_with, MirrorPaths, Served, SyncOptions, SyncProgress, SyncReport};
 pub use verify::{verify, Corrupt, VerifyOptions, VerifyReport};

@@ -2,38 +2,72 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use packman_client::{
-    failover, Config, DefaultTransport, FailoverTransport, MirrorFailure, Transport, Updater, VerifiedFile,
-    VerifiedTarget,
+    failover, Config, DefaultTransport, FailoverTransport, MirrorFailure, TargetFetcher, Transport, Updater,
+    VerifiedFile, VerifiedTarget,
 };
 use packman_fs::{Access, DirSync};
 use packman_tuf::layout::{self, RepoPaths};
 use packman_tuf::mirrors::MirrorEntry;
 use packman_tuf::{OffsetDateTime, TargetFile, TrustedSet};
 
-use crate::MirrorError;
+use crate::{Filter, MirrorError};
 
-/// Where a mirror keeps what it serves and what it trusts.
+/// Where a mirror keeps what it serves, what it trusts, and its work in progress.
 #[derive(Debug, Clone)]
 pub struct MirrorPaths {
     repo: RepoPaths,
+    state: PathBuf,
 }
 
 impl MirrorPaths {
-    /// The mirror's own directory under DEST, never served.
+    /// The state directory under DEST when none is given (never served), and where every
+    /// mirror kept its state before `--state`.
     pub const STATE_DIR: &'static str = ".packman-mirror";
+    /// Staging and the next metadata directory, under DEST (never served): they must be on
+    /// DEST's filesystem, as verified files are renamed into place and `metadata/` is
+    /// swapped with the next one. Exists only while a sync runs (or after a crash, until the
+    /// next sync), and never after a refusal.
+    pub const WORK_DIR: &'static str = ".packman-mirror-work";
 
+    /// The state in `DEST/.packman-mirror`.
     pub fn new(dest: &Path) -> Self {
-        MirrorPaths { repo: RepoPaths::new(dest) }
+        Self::with_state(dest, None)
+    }
+    /// The state in `state` [default: `DEST/.packman-mirror`].
+    pub fn with_state(dest: &Path, state: Option<&Path>) -> Self {
+        let state = state.map_or_else(|| dest.join(Self::STATE_DIR), Path::to_path_buf);
+        MirrorPaths { repo: RepoPaths::new(dest), state }
     }
     /// `DEST/metadata` and `DEST/targets`, as `packman serve` serves them.
     pub fn repo(&self) -> &RepoPaths {
         &self.repo
     }
+    /// The trusted metadata, the kept filter and the lock.
     pub fn state_dir(&self) -> PathBuf {
+        self.state.clone()
+    }
+    /// `DEST/.packman-mirror`, where state was kept before it could live elsewhere.
+    pub fn legacy_state_dir(&self) -> PathBuf {
         self.repo.base().join(Self::STATE_DIR)
+    }
+    /// Whether the next sync moves the state from [`MirrorPaths::legacy_state_dir`] to
+    /// [`MirrorPaths::state_dir`]: the state is elsewhere, holds no trusted root yet, and
+    /// the legacy one does.
+    pub fn migrating(&self) -> bool {
+        let root = |d: PathBuf| d.join("metadata").join(layout::ROOT_FILE).exists();
+        self.state != self.legacy_state_dir() && !root(self.state_dir()) && root(self.legacy_state_dir())
+    }
+    /// The filter the mirror's syncs keep (see [`Filter`]), from the legacy state while
+    /// that is the one in use.
+    pub fn kept_filter(&self) -> Result<Filter, MirrorError> {
+        Filter::load(&if self.migrating() { self.legacy_state_dir() } else { self.state_dir() })
+    }
+    pub fn work_dir(&self) -> PathBuf {
+        self.repo.base().join(Self::WORK_DIR)
     }
     /// The updater's trusted metadata.
     pub fn trusted_dir(&self) -> PathBuf {
@@ -43,12 +77,19 @@ impl MirrorPaths {
         self.state_dir().join("lock")
     }
     pub fn staging_dir(&self) -> PathBuf {
-        self.state_dir().join("staging")
+        self.work_dir().join("staging")
     }
     /// The next `metadata/`, built whole when a sync brings a new root and swapped in for
     /// the served one (see the crate docs); holds the old one just after the swap.
     pub fn next_metadata_dir(&self) -> PathBuf {
-        self.state_dir().join("metadata-next")
+        self.work_dir().join("metadata-next")
+    }
+    /// The resume journal: targets downloaded and verified by a sync, under their hashed
+    /// names, until its commit moves them into `targets/`. Kept when a sync is killed (the
+    /// next one checks each file again and does not fetch it); removed with the rest of the
+    /// work directory when a sync ends, refused or not.
+    pub fn verified_dir(&self) -> PathBuf {
+        self.work_dir().join("verified")
     }
 }
 
@@ -73,6 +114,28 @@ pub struct SyncOptions {
     pub signed_mirrors: bool,
     /// The update start time [default: now] (tests).
     pub now: Option<OffsetDateTime>,
+    /// Which targets to mirror (see [`Filter`]); kept with the trusted state when the sync
+    /// commits [default: the one kept, or everything].
+    pub filter: Option<Filter>,
+    /// Where the mirror keeps its trusted state, filter and lock [default:
+    /// `DEST/.packman-mirror`; the packman command defaults to the user's data directory].
+    /// A mirror whose state is in `DEST/.packman-mirror` moves it here on its next
+    /// successful sync.
+    pub state: Option<PathBuf>,
+    /// Target downloads at once [default: 8].
+    pub jobs: usize,
+    /// Told how the downloads go (a progress bar).
+    pub progress: Option<Arc<dyn SyncProgress>>,
+}
+
+/// How a sync's downloads go, for a progress bar. Called from the download threads.
+pub trait SyncProgress: Send + Sync {
+    /// Before the first download: the files and bytes to fetch.
+    fn start(&self, files: usize, bytes: u64);
+    /// More bytes received (a retry from another mirror counts them again).
+    fn bytes(&self, n: u64);
+    /// One more file downloaded and verified.
+    fn file_done(&self);
 }
 
 impl SyncOptions {
@@ -88,6 +151,10 @@ impl SyncOptions {
             mirrors: Vec::new(),
             signed_mirrors: true,
             now: None,
+            filter: None,
+            state: None,
+            jobs: 8,
+            progress: None,
         }
     }
 }
@@ -100,23 +167,58 @@ pub struct SyncReport {
     pub snapshot_version: u64,
     /// Targets roles loaded (top-level and delegated).
     pub roles: usize,
-    /// Targets the metadata signs.
+    /// Targets the metadata signs, and those of them the filter leaves out.
     pub targets: usize,
+    pub targets_filtered_out: usize,
     /// Metadata files written under `metadata/` (names), in write order.
     pub metadata_written: Vec<String>,
     /// Targets downloaded (paths), and their bytes.
     pub targets_fetched: Vec<String>,
+    /// Targets DEST already held (by hashed name and signed length), not downloaded.
+    pub targets_reused: usize,
+    /// Targets a killed sync had downloaded and verified (found in its journal and checked
+    /// again), not downloaded.
+    pub targets_resumed: usize,
     pub bytes_fetched: u64,
     /// Files removed under `targets/` (paths relative to it).
     pub targets_removed: Vec<String>,
     /// Why root versions before the first trusted one are missing, if they are.
     pub root_chain_gap: Option<String>,
+    /// Signed entries the mirror ignored, and why (a role listing a path outside its
+    /// delegation). The sync went on without them.
+    pub warnings: Vec<String>,
+    /// The legacy state directory this sync moved the mirror's state from.
+    pub migrated_state_from: Option<PathBuf>,
     /// The mirrors that were available, in the order they were last tried.
     pub mirrors: Vec<MirrorEntry>,
     /// Which mirror failed (was down, too slow, answered an error, or served bytes that
     /// failed verification) on which file, in order. Set on success and on failure (see
     /// [`sync`]).
     pub mirror_failures: Vec<MirrorFailure>,
+}
+
+/// What DEST serves now, for telling how stale it is when a sync is refused.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub timestamp_version: u64,
+    /// When DEST's timestamp expires (clients refuse the mirror from then on).
+    pub expires: packman_tuf::Expires,
+    /// How long ago the mirror put this timestamp in place (the file's modification time).
+    pub age: std::time::Duration,
+}
+
+/// DEST's `metadata/timestamp.json`, read without verification (only to describe it);
+/// `None` if DEST serves none.
+pub fn served(dest: &Path) -> Option<Served> {
+    let path = RepoPaths::new(dest).metadata_dir().join(layout::TIMESTAMP_FILE);
+    let bytes = std::fs::read(&path).ok()?;
+    let ts: packman_tuf::Envelope<packman_tuf::Timestamp> = serde_json::from_slice(&bytes).ok()?;
+    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+    Some(Served {
+        timestamp_version: ts.signed.version,
+        expires: ts.signed.expires,
+        age: modified.elapsed().unwrap_or_default(),
+    })
 }
 
 /// Brings DEST up to the upstream's newest verified state (see the crate docs). Fetches fail
@@ -153,23 +255,26 @@ fn sync_through(
     opts: &SyncOptions,
     transport: &Arc<FailoverTransport>,
 ) -> Result<SyncReport, MirrorError> {
-    let paths = MirrorPaths::new(dest);
+    let paths = MirrorPaths::with_state(dest, opts.state.as_deref());
     let dest_created = !dest.exists();
     let state_created = !paths.state_dir().exists();
     std::fs::create_dir_all(paths.state_dir()).map_err(|e| MirrorError::io(paths.state_dir(), e))?;
     let result = match packman_fs::try_lock_exclusive(&paths.lock()) {
         Ok(Some(lock)) => {
             let r = sync_locked(&paths, opts, transport);
-            let _ = std::fs::remove_dir_all(paths.staging_dir());
+            // Staging and the next metadata: gone after every sync, refused or not.
+            let _ = std::fs::remove_dir_all(paths.work_dir());
             drop(lock);
             r
         }
         Ok(None) => return Err(MirrorError::Busy { lock: paths.lock() }),
         Err(e) => Err(e.into()),
     };
-    if result.is_err() && state_created && !paths.trusted_dir().join(layout::ROOT_FILE).exists() {
-        // A first sync that failed leaves DEST as it found it.
-        let _ = std::fs::remove_dir_all(paths.state_dir());
+    if result.is_err() {
+        // A first sync that failed leaves DEST, and where its state would be, as it found them.
+        if state_created && !paths.trusted_dir().join(layout::ROOT_FILE).exists() {
+            let _ = std::fs::remove_dir_all(paths.state_dir());
+        }
         if dest_created {
             let _ = std::fs::remove_dir(dest);
         }
@@ -191,16 +296,25 @@ fn sync_locked(
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(MirrorError::io(&staging, e)),
         _ => {}
     }
+    if paths.state_dir() == paths.legacy_state_dir() {
+        // Where earlier packman staged, if it crashed there.
+        remove_dir_if_there(&paths.state_dir().join("staging"))?;
+        remove_dir_if_there(&paths.state_dir().join("metadata-next"))?;
+    }
     let staged_state = staging.join("metadata");
     let trusted = paths.trusted_dir();
-    let first_sync = !trusted.join(layout::ROOT_FILE).exists();
+    // State kept in DEST by earlier packman: read from there, written to the new place on
+    // commit, and the old directory removed last.
+    let migrating = paths.migrating();
+    let source_state = if migrating { paths.legacy_state_dir().join("metadata") } else { trusted.clone() };
+    let first_sync = !source_state.join(layout::ROOT_FILE).exists();
     if first_sync {
         let root = opts.root.as_deref().ok_or_else(|| MirrorError::NoRoot { dest: paths.repo().base().into() })?;
         TrustedSet::new(root, OffsetDateTime::now_utc()).map_err(MirrorError::InvalidRoot)?;
         Updater::bootstrap(&staged_state, root)?;
     } else {
         std::fs::create_dir_all(&staged_state).map_err(|e| MirrorError::io(&staged_state, e))?;
-        for (name, bytes) in state_files(&trusted)? {
+        for (name, bytes) in state_files(&source_state)? {
             let to = staged_state.join(&name);
             std::fs::write(&to, bytes).map_err(|e| MirrorError::io(to, e))?;
         }
@@ -236,6 +350,21 @@ fn sync_locked(
     }
     let roles = up.load_all_targets()?;
     let targets = up.all_targets()?;
+    // Entries a role lists outside its delegation: clients ignore them, and so does the
+    // mirror (the set fetched is the clients' resolution above); the signed metadata is
+    // still mirrored whole. Named, so a compromised bin key is noticed without freezing
+    // the mirror.
+    let mut warnings = Vec::new();
+    for role in &roles {
+        let Some(t) = up.trusted().targets(role) else { continue };
+        for path in t.signed.targets.keys() {
+            if !delegated(up.trusted(), &roles, role, path) {
+                warnings.push(format!(
+                    "role {role} lists {path:?}, which is not delegated to it: ignored (not fetched or kept), as clients ignore it"
+                ));
+            }
+        }
+    }
     let mut files = up.take_verified();
     let mut report = SyncReport {
         root_version: up.trusted().root().signed.version,
@@ -243,8 +372,21 @@ fn sync_locked(
         snapshot_version: up.trusted().snapshot().map_or(0, |s| s.signed.version),
         roles: roles.len(),
         targets: targets.len(),
+        warnings,
         ..SyncReport::default()
     };
+    // A mirror that lost its trusted state (or got a new --state) starts again from the root
+    // given; what it already serves must not be rolled back by it.
+    if first_sync {
+        let served = paths.repo().metadata_dir().join(layout::TIMESTAMP_FILE);
+        let served_version = std::fs::read(&served)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<packman_tuf::Envelope<packman_tuf::Timestamp>>(&b).ok())
+            .map(|t| t.signed.version);
+        if let Some(v) = served_version.filter(|v| *v > report.timestamp_version) {
+            return Err(MirrorError::OlderThanDest { path: served, served: v, offered: report.timestamp_version });
+        }
+    }
     // The root the walk started from is not "accepted" by it, but belongs in the chain.
     let v0 = TrustedSet::new(&initial_root, now).map_err(MirrorError::InvalidRoot)?.root().signed.version;
     files.insert(0, VerifiedFile { role: "root".into(), version: v0, bytes: initial_root.clone() });
@@ -263,32 +405,67 @@ fn sync_locked(
     let staged_targets = staging.join("targets");
     let mut wanted_hashed = BTreeSet::new();
     let mut wanted_plain = BTreeMap::new();
-    let mut fetched: Vec<(VerifiedTarget, PathBuf)> = Vec::new();
+    let mut unwanted_plain = BTreeSet::new();
+    let mut todo: Vec<(String, TargetFile, PathBuf, PathBuf)> = Vec::new();
+    let mut resumed: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let verified_dir = paths.verified_dir();
+    let mut reused = 0;
+    let filter = match &opts.filter {
+        Some(f) => f.clone(),
+        None => paths.kept_filter()?,
+    };
     for (path, info) in &targets {
+        if !filter.wants(path) {
+            report.targets_filtered_out += 1;
+            if layout::plain_copy_wanted(path) {
+                unwanted_plain.insert(target_rel(path, path)?);
+            }
+            continue;
+        }
         let hashed_rel = hashed_rel(path, info)?;
         let hashed = targets_dir.join(&hashed_rel);
         if layout::plain_copy_wanted(path) {
             wanted_plain.insert(target_rel(path, path)?, hashed.clone());
         }
-        wanted_hashed.insert(hashed_rel);
+        wanted_hashed.insert(hashed_rel.clone());
         if std::fs::metadata(&hashed).is_ok_and(|m| m.is_file() && m.len() == info.length) {
+            reused += 1;
             continue;
         }
-        let verified = up.download_target_temp(&staged_targets, path, info)?;
+        // Verified by an earlier sync that was killed before its commit: checked again
+        // against the metadata just verified (length and hashes, by the trust core), never
+        // trusted for having been there.
+        let journal = verified_dir.join(&hashed_rel);
+        if journal.is_file() {
+            let ok = std::fs::File::open(&journal).is_ok_and(|f| info.verify_reader(f).is_ok());
+            if ok {
+                resumed.push((journal, hashed));
+                continue;
+            }
+            std::fs::remove_file(&journal).map_err(|e| MirrorError::io(&journal, e))?;
+        }
+        todo.push((path.clone(), info.clone(), hashed, journal));
+    }
+    report.targets_reused = reused;
+    report.targets_resumed = resumed.len();
+    let fetcher = up.target_fetcher();
+    drop(up);
+    let fetched = download_all(&fetcher, &staged_targets, &todo, opts)?;
+    for (path, info, _, _) in &todo {
         report.bytes_fetched += info.length;
         report.targets_fetched.push(path.clone());
-        fetched.push((verified, hashed));
     }
-    drop(up);
 
     // 2. Commit, in write order: targets, versioned metadata, root.json, snapshots, timestamp.
-    for (verified, hashed) in fetched {
+    let mut dirs = BTreeSet::new();
+    for (journal, hashed) in fetched.into_iter().chain(resumed) {
         let dir = packman_fs::parent(&hashed);
         std::fs::create_dir_all(dir).map_err(|e| MirrorError::io(dir, e))?;
-        verified.persist(&hashed).map_err(|e| match e {
-            packman_client::Error::Io { path, source } => MirrorError::Io { path, source },
-            e => MirrorError::Upstream(e),
-        })?;
+        std::fs::rename(&journal, &hashed).map_err(|e| MirrorError::io(&hashed, e))?;
+        dirs.insert(dir.to_path_buf());
+    }
+    for d in &dirs {
+        packman_fs::sync_dir(d)?;
     }
     let mut dirs = BTreeSet::new();
     for (plain_rel, hashed) in &wanted_plain {
@@ -307,8 +484,97 @@ fn sync_locked(
     }
     report.metadata_written = write_metadata(paths, files)?;
     replace_state(&staged_state, &trusted)?;
-    report.targets_removed = remove_unlisted(&targets_dir, &wanted_hashed)?;
+    if opts.filter.is_some() || migrating {
+        filter.store(&paths.state_dir())?;
+    }
+    report.targets_removed = remove_unlisted(&targets_dir, &wanted_hashed, &unwanted_plain)?;
+    if migrating {
+        let legacy = paths.legacy_state_dir();
+        remove_dir_if_there(&legacy)?;
+        packman_fs::sync_dir(paths.repo().base())?;
+        report.migrated_state_from = Some(legacy);
+    }
     Ok(report)
+}
+
+/// Whether some loaded role that delegates to `role` delegates `path` to it, by the trust
+/// core's rules ([`DelegatedRole::is_delegated_path`](packman_tuf::DelegatedRole::is_delegated_path),
+/// [`SuccinctRoles::role_for_target`](packman_tuf::SuccinctRoles::role_for_target)).
+/// Top-level `targets` may list anything.
+fn delegated(trusted: &TrustedSet, roles: &[String], role: &str, path: &str) -> bool {
+    if role == "targets" {
+        return true;
+    }
+    roles.iter().filter_map(|d| trusted.targets(d)?.signed.delegations.as_ref()).any(|d| {
+        match (&d.roles, &d.succinct_roles) {
+            (Some(rs), _) => rs.iter().any(|r| r.name == role && r.is_delegated_path(path)),
+            (None, Some(s)) => s.is_delegated_role(role) && s.role_for_target(path) == role,
+            (None, None) => false,
+        }
+    })
+}
+
+/// Downloads `todo` (target, signed description, final name, journal name) into `staged`,
+/// verified, on [`SyncOptions::jobs`] threads each taking the next file as it finishes one;
+/// each verified file is renamed to its journal name at once (a sync killed later does not
+/// fetch it again). After the first failure no new download starts; the error of the first
+/// failed file (in `todo` order) is returned. Returns (journal name, final name) pairs.
+fn download_all(
+    fetcher: &TargetFetcher,
+    staged: &Path,
+    todo: &[(String, TargetFile, PathBuf, PathBuf)],
+    opts: &SyncOptions,
+) -> Result<Vec<(PathBuf, PathBuf)>, MirrorError> {
+    if let Some(p) = &opts.progress {
+        p.start(todo.len(), todo.iter().map(|t| t.1.length).sum());
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let done = Mutex::new(Vec::with_capacity(todo.len()));
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.max(1).min(todo.len()) {
+            s.spawn(|| loop {
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((path, info, _, journal)) = todo.get(i) else { break };
+                // The fetcher reports bytes so far in this attempt (a failover restarts at 0).
+                let mut last = 0;
+                let mut tick = |n: u64| {
+                    if let Some(p) = &opts.progress {
+                        p.bytes(n.saturating_sub(last));
+                        last = n;
+                    }
+                };
+                let r = fetcher
+                    .download_target_temp_with(staged, path, info, &mut tick)
+                    .map_err(MirrorError::from)
+                    .and_then(|v: VerifiedTarget| {
+                        let dir = packman_fs::parent(journal);
+                        std::fs::create_dir_all(dir).map_err(|e| MirrorError::io(dir, e))?;
+                        v.persist(journal).map_err(|e| match e {
+                            packman_client::Error::Io { path, source } => MirrorError::Io { path, source },
+                            e => MirrorError::Upstream(e),
+                        })
+                    });
+                match (&r, &opts.progress) {
+                    (Err(_), _) => failed.store(true, Ordering::Relaxed),
+                    (Ok(_), Some(p)) => p.file_done(),
+                    _ => {}
+                }
+                done.lock().unwrap_or_else(|p| p.into_inner()).push((i, r));
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+    done.sort_by_key(|d| d.0);
+    let mut out = Vec::with_capacity(done.len());
+    for (i, r) in done {
+        r?;
+        out.push((todo[i].3.clone(), todo[i].2.clone()));
+    }
+    Ok(out)
 }
 
 /// The regular files of a trusted metadata directory (lock and temp files aside).
@@ -470,7 +736,7 @@ fn swap_metadata(
     packman_fs::platform::exchange(packman_fs::Durability::detect(), &next, &dir)
         .map_err(|e| MirrorError::io(&dir, e))?;
     packman_fs::sync_dir(paths.repo().base())?;
-    packman_fs::sync_dir(&paths.state_dir())?;
+    packman_fs::sync_dir(&paths.work_dir())?;
     remove_dir_if_there(&next)?;
     Ok(written)
 }
@@ -496,12 +762,17 @@ fn replace_state(staged: &Path, trusted: &Path) -> Result<(), MirrorError> {
     Ok(())
 }
 
-/// Removes, under `targets/`, hashed files no role lists and temp files a crash left. Plain
+/// Removes, under `targets/`, hashed files no role lists (or the filter leaves out), the
+/// plain names of targets the filter leaves out, and temp files a crash left. Other plain
 /// names stay, as the publisher keeps them: a removed distribution's plain copy binds its
 /// name to its bytes (a later upload under that name with other bytes is refused), and a
 /// listed one is replaced when its target changes. Returns the paths removed (relative,
 /// `/`-separated).
-fn remove_unlisted(targets_dir: &Path, wanted_hashed: &BTreeSet<String>) -> Result<Vec<String>, MirrorError> {
+fn remove_unlisted(
+    targets_dir: &Path,
+    wanted_hashed: &BTreeSet<String>,
+    unwanted_plain: &BTreeSet<String>,
+) -> Result<Vec<String>, MirrorError> {
     let mut removed = Vec::new();
     let mut stack = vec![(targets_dir.to_path_buf(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
@@ -524,6 +795,7 @@ fn remove_unlisted(targets_dir: &Path, wanted_hashed: &BTreeSet<String>) -> Resu
                 continue;
             }
             let stale = name.starts_with(packman_fs::TEMP_PREFIX)
+                || unwanted_plain.contains(&rel)
                 || (layout::is_immutable(&rel, false) && !wanted_hashed.contains(&rel));
             if stale {
                 std::fs::remove_file(e.path()).map_err(|err| MirrorError::io(e.path(), err))?;

@@ -17,7 +17,7 @@ use packman_client::{file_url, Config, FileTransport, Updater};
 use packman_tuf::{layout, OffsetDateTime, TargetFile};
 
 use crate::sync::{hashed_rel, target_rel};
-use crate::{MirrorError, MirrorPaths};
+use crate::{Filter, MirrorError, MirrorPaths};
 
 /// How to audit.
 #[derive(Clone)]
@@ -30,11 +30,17 @@ pub struct VerifyOptions {
     pub threads: Option<usize>,
     /// The time metadata must not have expired by [default: now].
     pub now: Option<OffsetDateTime>,
+    /// Which targets DEST should hold [default: the filter its syncs keep, see [`Filter`]]:
+    /// targets left out are not missing, and their files in DEST are extra.
+    pub filter: Option<Filter>,
+    /// DEST's state directory, for the filter it keeps (see
+    /// [`SyncOptions::state`](crate::SyncOptions::state)).
+    pub state: Option<PathBuf>,
 }
 
 impl VerifyOptions {
     pub fn new(root: Vec<u8>) -> Self {
-        VerifyOptions { root, fast: false, threads: None, now: None }
+        VerifyOptions { root, fast: false, threads: None, now: None, filter: None, state: None }
     }
 }
 
@@ -54,8 +60,10 @@ pub struct VerifyReport {
     pub root_version: u64,
     pub timestamp_version: u64,
     pub snapshot_version: u64,
-    /// Targets the metadata signs, and files checked for them.
+    /// Targets the metadata signs, those of them the filter leaves out, and files checked
+    /// for the rest.
     pub targets: usize,
+    pub filtered_out: usize,
     pub files_checked: usize,
     /// Paths under `targets/` the signed targets name but DEST lacks.
     pub missing: Vec<String>,
@@ -95,7 +103,7 @@ impl VerifyReport {
 /// Audits DEST (see the module docs). Errors are for audits that could not run (DEST
 /// unreadable, an invalid root given); everything DEST gets wrong is in the report.
 pub fn verify(dest: &Path, opts: &VerifyOptions) -> Result<VerifyReport, MirrorError> {
-    let paths = MirrorPaths::new(dest);
+    let paths = MirrorPaths::with_state(dest, opts.state.as_deref());
     let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
     packman_tuf::TrustedSet::new(&opts.root, now).map_err(MirrorError::InvalidRoot)?;
     if !paths.repo().metadata_dir().is_dir() {
@@ -129,8 +137,20 @@ pub fn verify(dest: &Path, opts: &VerifyOptions) -> Result<VerifyReport, MirrorE
     report.targets = targets.len();
 
     // The files the signed targets name.
+    let filter = match &opts.filter {
+        Some(f) => f.clone(),
+        None => paths.kept_filter()?,
+    };
+    let mut unwanted_plain = BTreeSet::new();
     let mut jobs: Vec<(String, TargetFile)> = Vec::new();
     for (path, info) in &targets {
+        if !filter.wants(path) {
+            report.filtered_out += 1;
+            if layout::plain_copy_wanted(path) {
+                unwanted_plain.extend(target_rel(path, path).ok());
+            }
+            continue;
+        }
         let hashed = match hashed_rel(path, info) {
             Ok(h) => h,
             Err(e) => {
@@ -151,7 +171,7 @@ pub fn verify(dest: &Path, opts: &VerifyOptions) -> Result<VerifyReport, MirrorE
     report.missing = missing;
     report.corrupt.extend(corrupt);
     report.corrupt.sort_by(|a, b| a.path.cmp(&b.path));
-    find_extra(dest, &expected, &mut report)?;
+    find_extra(dest, &expected, &unwanted_plain, &mut report)?;
     Ok(report)
 }
 
@@ -198,9 +218,14 @@ fn check_file(path: &Path, info: &TargetFile, fast: bool) -> Result<(), Option<S
     info.verify_reader(f).map_err(|e| Some(e.to_string()))
 }
 
-/// Lists files under `targets/` that are not expected, and files under `metadata/` whose
-/// names no repository writes.
-fn find_extra(dest: &Path, expected: &BTreeSet<String>, report: &mut VerifyReport) -> Result<(), MirrorError> {
+/// Lists files under `targets/` that are not expected (the plain names of targets the filter
+/// leaves out included), and files under `metadata/` whose names no repository writes.
+fn find_extra(
+    dest: &Path,
+    expected: &BTreeSet<String>,
+    unwanted_plain: &BTreeSet<String>,
+    report: &mut VerifyReport,
+) -> Result<(), MirrorError> {
     let targets_dir = dest.join(layout::TARGETS_DIR);
     for rel in walk(&targets_dir)? {
         if expected.contains(&rel) {
@@ -208,6 +233,7 @@ fn find_extra(dest: &Path, expected: &BTreeSet<String>, report: &mut VerifyRepor
         }
         let name = rel.rsplit('/').next().unwrap_or(&rel);
         if !name.starts_with(packman_fs::TEMP_PREFIX)
+            && !unwanted_plain.contains(&rel)
             && !layout::is_immutable(&rel, false)
             && layout::plain_copy_wanted(&rel)
         {

@@ -380,3 +380,62 @@ fn a_root_rotation_appears_to_readers_together_with_its_timestamp() {
     let state = tree(&dest);
     assert!(state.keys().all(|k| !k.contains("metadata-next") && !k.contains(".exchanging")), "{:?}", state.keys());
 }
+
+#[test]
+fn a_target_listed_outside_its_delegation_is_ignored_with_a_warning_and_the_sync_goes_on() {
+    let mut up = Upstream::new();
+    let dest_tmp = tempfile::tempdir().unwrap();
+    let dest = dest_tmp.path().join("mirror");
+    sync(&dest, &up.opts()).unwrap();
+
+    // A compromised bin lists a path delegated to the other bin, and the file is there.
+    let bin = up.repo.role_for("docs/readme.txt");
+    let stray = (0..64).map(|i| format!("docs/stray-{i}.txt")).find(|p| up.repo.role_for(p) != bin).unwrap();
+    let info = packman_tuf::target::describe(b"planted");
+    let hashed = up.hashed(&stray, b"planted");
+    std::fs::create_dir_all(up.dir.join(&hashed).parent().unwrap()).unwrap();
+    std::fs::write(up.dir.join(&hashed), b"planted").unwrap();
+    up.repo.targets_mut(&bin).unwrap().targets.insert(stray.clone(), info);
+    // And an honest change elsewhere, which must still arrive.
+    up.repo.add_target("docs/honest.txt", b"honest").unwrap();
+    up.publish();
+    up.server.clear_log();
+    let r = sync(&dest, &up.opts()).unwrap();
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(r.warnings[0].contains(&format!("role {bin} lists {stray:?}")), "{:?}", r.warnings);
+    assert!(!up.server.requests().iter().any(|u| u.contains("stray")), "{:?}", up.server.requests());
+    assert!(!dest.join(&hashed).exists());
+    assert!(dest.join(up.hashed("docs/honest.txt", b"honest")).exists());
+    // The signed metadata is mirrored whole, the bin with the stray entry included.
+    let md = |d: &Path| served(d).into_iter().filter(|(k, _)| k.starts_with("metadata/")).collect::<Tree>();
+    assert_same(&md(&up.dir), &md(&dest), "metadata");
+}
+
+#[test]
+fn a_killed_sync_resumes_without_fetching_verified_files_again_and_trusts_none_unchecked() {
+    let mut up = Upstream::new();
+    let dest_tmp = tempfile::tempdir().unwrap();
+    let dest = dest_tmp.path().join("mirror");
+    sync(&dest, &up.opts()).unwrap();
+    up.repo.add_target("docs/a.txt", b"file a").unwrap();
+    up.add("docs/b.txt", b"file b");
+
+    // What a sync killed after downloading both would leave: its journal. One file is as
+    // verified; the other was changed on disk since.
+    let paths = MirrorPaths::new(&dest);
+    let journal = |p: &str, d: &[u8]| paths.verified_dir().join(up.hashed(p, d).trim_start_matches("targets/"));
+    for (p, d, on_disk) in [("docs/a.txt", b"file a", b"file a"), ("docs/b.txt", b"file b", b"file B")] {
+        let j = journal(p, d);
+        std::fs::create_dir_all(j.parent().unwrap()).unwrap();
+        std::fs::write(&j, on_disk).unwrap();
+    }
+    up.server.clear_log();
+    let r = sync(&dest, &up.opts()).unwrap();
+    let got: Vec<String> = up.server.requests().into_iter().filter(|u| u.starts_with("/targets/")).collect();
+    assert_eq!(got, [format!("/{}", up.hashed("docs/b.txt", b"file b"))]);
+    assert_eq!((r.targets_resumed, r.targets_fetched.as_slice()), (1, ["docs/b.txt".to_string()].as_slice()));
+    assert_eq!(std::fs::read(dest.join(up.hashed("docs/a.txt", b"file a"))).unwrap(), b"file a");
+    assert_eq!(std::fs::read(dest.join(up.hashed("docs/b.txt", b"file b"))).unwrap(), b"file b");
+    assert!(!paths.work_dir().exists());
+    assert_same(&served(&up.dir), &served(&dest), "after the resumed sync");
+}

@@ -8,11 +8,19 @@ use std::process::{Command, Output, Stdio};
 
 use packman_testkit::{Behavior, TestServer};
 
+/// This test's PACKMAN_HOME (where mirrors keep their state by default): under cargo's
+/// scratch directory, one per test (the harness names each test's thread after it).
+fn home() -> std::path::PathBuf {
+    let test = std::thread::current().name().unwrap_or("main").replace("::", "-");
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("mirror-cli-home").join(test)
+}
+
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_packman"))
         .args(args)
         .stdin(Stdio::null())
         .env_remove("PACKMAN_PASSPHRASE")
+        .env("PACKMAN_HOME", home())
         .output()
         .expect("run packman")
 }
@@ -146,12 +154,17 @@ fn mirror_sync_copies_a_published_repository_and_keeps_up_with_it() {
     let hashed =
         served(&up).into_keys().find(|k| k.starts_with("targets/packages/p/") && k.ends_with(".c.txt")).unwrap();
     server.set(&format!("/{hashed}"), Behavior::Body(b"gamm4".to_vec()));
-    let before = files(&dest, &["metadata", "targets", ".packman-mirror"]);
+    // DEST holds only what it serves; the state is in PACKMAN_HOME.
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 2);
+    let state = || files(&home(), &["mirrors"]);
+    assert!(state().keys().any(|k| k.ends_with("metadata/root.json")), "{:?}", state().keys());
+    let (before, state_before) = (served(&dest), state());
     let o = run(&["mirror", "sync", &server.url(), s(&dest)]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("packman: error: upstream refused") && err.contains("nothing changed"), "{err}");
-    assert_same_names_and_bytes(&before, &files(&dest, &["metadata", "targets", ".packman-mirror"]), "refused");
+    assert_same_names_and_bytes(&before, &served(&dest), "refused");
+    assert_same_names_and_bytes(&state_before, &state(), "refused: state");
     server.reset();
 
     // Removed upstream (keep_versions 1: the publisher drops the hashed file at once): the
@@ -310,4 +323,285 @@ fn mirror_verify_exits_with_one_bit_per_kind_of_finding() {
     let o = run(&["mirror", "verify", s(&dest), "--root", s(&root)]);
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stdout));
     assert!(String::from_utf8_lossy(&o.stdout).contains("REFUSED"));
+}
+
+#[test]
+fn mirror_export_and_import_carry_a_mirror_across_an_air_gap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for (name, body) in [("a.txt", "alpha"), ("b.txt", "beta")] {
+        std::fs::write(src.join(name), body).unwrap();
+    }
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "packages/p/", s(&src.join("a.txt"))]);
+    let root = up.join("metadata/1.root.json");
+    let upstream = format!("file://{}", s(&up));
+    let online = tmp.path().join("online");
+    ok(&["mirror", "sync", &upstream, s(&online), "--root", s(&root)]);
+    let full = tmp.path().join("full.bundle");
+    let out = ok(&["mirror", "export", s(&online), s(&full)]);
+    assert!(out.contains("1 of 1 target(s)"), "{out}");
+
+    let offline = tmp.path().join("offline");
+    // An empty DEST needs the root.
+    let (_, err) = fails(&["mirror", "import", s(&full), s(&offline)]);
+    assert!(err.contains("--root"), "{err}");
+    assert!(!offline.exists());
+    let state = tmp.path().join("offline-state");
+    let out = ok(&["mirror", "import", s(&full), s(&offline), "--root", s(&root), "--state", s(&state)]);
+    assert!(out.contains("1 target(s) added"), "{out}");
+    assert_same_names_and_bytes(&served(&online), &served(&offline), "imported");
+
+    // Upstream moves on; the bundle since the offline mirror's snapshot carries one target.
+    let snapshot_v = |dir: &Path| -> u64 {
+        let ts: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("metadata/timestamp.json")).unwrap()).unwrap();
+        ts["signed"]["meta"]["snapshot.json"]["version"].as_u64().unwrap()
+    };
+    let since = snapshot_v(&offline).to_string();
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "packages/p/", s(&src.join("b.txt"))]);
+    ok(&["mirror", "sync", &upstream, s(&online)]);
+    let inc = tmp.path().join("inc.bundle");
+    let out = ok(&["mirror", "export", s(&online), s(&inc), "--since", &since]);
+    assert!(out.contains("1 of 2 target(s)"), "{out}");
+
+    // Truncated: refused with exit 1, naming the bundle; the offline mirror is unchanged.
+    let bytes = std::fs::read(&inc).unwrap();
+    let cut = tmp.path().join("cut.bundle");
+    std::fs::write(&cut, &bytes[..bytes.len() - 1500]).unwrap();
+    let before = files(&tmp.path().join("offline"), &[""]);
+    let state = tmp.path().join("offline-state");
+    let state_before = files(&state, &[""]);
+    let o = run(&["mirror", "import", s(&cut), s(&offline), "--state", s(&state)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("bundle {}", s(&cut))) && err.contains("truncated"), "{err}");
+    assert!(err.contains("nothing changed"), "{err}");
+    assert_same_names_and_bytes(&before, &files(&offline, &[""]), "refused");
+    assert_same_names_and_bytes(&state_before, &files(&state, &[""]), "refused: state");
+
+    ok(&["mirror", "import", s(&inc), s(&offline), "--state", s(&state)]);
+    assert_same_names_and_bytes(&served(&online), &served(&offline), "incremental import");
+    assert_eq!(std::fs::read(offline.join("targets/packages/p/b.txt")).unwrap(), b"beta");
+    // The older full bundle is now a rollback.
+    let (_, err) = fails(&["mirror", "import", s(&full), s(&offline), "--state", s(&state)]);
+    assert!(err.contains(&format!("bundle {} refused", s(&full))), "{err}");
+    // DEST holds only what it serves.
+    assert!(files(&offline, &[""]).keys().all(|k| k.starts_with("metadata/") || k.starts_with("targets/")));
+}
+
+#[test]
+fn a_partial_mirror_keeps_its_filter_for_later_syncs_and_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for (name, body) in [("a.txt", "alpha"), ("b.txt", "beta")] {
+        std::fs::write(src.join(name), body).unwrap();
+    }
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "packages/Proj_A/", s(&src.join("a.txt"))]);
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "packages/proj-b/", s(&src.join("b.txt"))]);
+    let root = up.join("metadata/1.root.json");
+    let upstream = format!("file://{}", s(&up));
+    let dest = tmp.path().join("mirror");
+    let out = ok(&["mirror", "sync", &upstream, s(&dest), "--root", s(&root), "--include", "proj-a"]);
+    assert!(out.contains("1 target(s) fetched") && out.contains("1 target(s) left out by the filter"), "{out}");
+    assert!(dest.join("targets/packages/Proj_A/a.txt").exists() && !dest.join("targets/packages/proj-b").exists());
+    // verify applies the kept filter; --no-filter finds proj-b missing (exit bit 4).
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["mirror", "verify", s(&dest), "--root", s(&root), "--json"])).unwrap();
+    assert_eq!((v["filtered_out"].as_u64(), v["exit"].as_u64()), (Some(1), Some(0)), "{v}");
+    let o = run(&["mirror", "verify", s(&dest), "--root", s(&root), "--no-filter"]);
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stdout));
+    // Included later, nothing new upstream: fetched; the first project now excluded: removed.
+    let out = ok(&["mirror", "sync", &upstream, s(&dest), "--exclude", "PROJ.A"]);
+    assert!(out.contains("1 target(s) fetched") && out.contains("2 file(s) removed"), "{out}");
+    assert!(
+        dest.join("targets/packages/proj-b/b.txt").exists() && !dest.join("targets/packages/Proj_A/a.txt").exists()
+    );
+    let out = ok(&["mirror", "sync", &upstream, s(&dest)]);
+    assert!(out.contains("0 target(s) fetched") && out.contains("1 target(s) left out"), "{out}");
+}
+
+#[test]
+fn mirror_sync_json_summarises_fetched_reused_removed_and_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let names: Vec<String> = (0..12).map(|i| format!("f{i}.txt")).collect();
+    for (i, n) in names.iter().enumerate() {
+        std::fs::write(src.join(n), format!("file {i} ").repeat(100 + i)).unwrap();
+    }
+    let paths: Vec<String> = names.iter().map(|n| s(&src.join(n)).to_string()).collect();
+    let mut add = vec!["repo", "add", s(&up), "--raw", "--prefix", "docs/"];
+    add.extend(paths.iter().map(String::as_str));
+    ok(&add);
+    let root = up.join("metadata/1.root.json");
+    let server = TestServer::serve_dir(&up).unwrap();
+    let dest = tmp.path().join("mirror");
+    let json = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
+        let o = run(args);
+        let v =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+        (o.status.code(), v)
+    };
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let want_keys = [
+        "bytes",
+        "dest",
+        "fetched",
+        "filtered_out",
+        "metadata_written",
+        "mirror_failures",
+        "ok",
+        "refusals",
+        "removed",
+        "resumed",
+        "reused",
+        "root_version",
+        "seconds",
+        "snapshot_version",
+        "targets",
+        "timestamp_version",
+        "upstream",
+        "warnings",
+    ];
+
+    // 12 files on 3 download threads.
+    let (code, v) = json(&["mirror", "sync", &server.url(), s(&dest), "--root", s(&root), "--json", "--jobs", "3"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(keys(&v), want_keys);
+    let total: u64 = names.iter().map(|n| std::fs::metadata(src.join(n)).unwrap().len()).sum();
+    assert_eq!((v["ok"].as_bool(), v["fetched"].as_u64(), v["reused"].as_u64()), (Some(true), Some(12), Some(0)));
+    assert_eq!(v["bytes"].as_u64(), Some(total));
+    assert!(v["seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["refusals"], serde_json::json!([]));
+
+    // One more file: one fetched, twelve reused.
+    std::fs::write(src.join("new.txt"), "new").unwrap();
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "docs/", s(&src.join("new.txt"))]);
+    let (code, v) = json(&["mirror", "sync", &server.url(), s(&dest), "--json"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!((v["fetched"].as_u64(), v["reused"].as_u64(), v["bytes"].as_u64()), (Some(1), Some(12), Some(3)));
+
+    // A tampered target: exit 1, the refusal in the summary, DEST unchanged.
+    std::fs::write(src.join("newer.txt"), "newer").unwrap();
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "docs/", s(&src.join("newer.txt"))]);
+    let sha = packman_tuf::target::describe(b"newer").hashes.get("sha256").unwrap().to_string();
+    server.set(
+        &format!("/targets/{}", packman_tuf::layout::hashed_target("docs/newer.txt", &sha)),
+        Behavior::Body(b"NEWER".to_vec()),
+    );
+    let before = served(&dest);
+    let (code, v) = json(&["mirror", "sync", &server.url(), s(&dest), "--json"]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(keys(&v), want_keys);
+    assert_eq!(v["ok"].as_bool(), Some(false));
+    let err = v["refusals"][0]["error"].as_str().unwrap();
+    assert!(err.contains("docs/newer.txt"), "{err}");
+    assert_eq!(v["mirror_failures"][0]["kind"].as_str().map(|k| k.contains("verification")), Some(true), "{v}");
+    assert_same_names_and_bytes(&before, &served(&dest), "refused with --json");
+    assert!(v["refusals"][0]["url"].as_str().unwrap().ends_with(".newer.txt"), "{v}");
+    assert_eq!(v["refusals"][0]["dest_timestamp_version"].as_u64(), Some(3), "{v}");
+    server.reset();
+
+    // A timestamp that fails verification: the refusal names the role, the URL and the rule,
+    // and how stale DEST now is.
+    let mut ts = std::fs::read(up.join("metadata/timestamp.json")).unwrap();
+    let at = ts.windows(9).position(|w| w == b"\"expires\"").unwrap() + 12;
+    ts[at] = if ts[at] == b'1' { b'2' } else { b'1' };
+    server.set("/metadata/timestamp.json", Behavior::Body(ts));
+    let (_, err) = fails(&["mirror", "sync", &server.url(), s(&dest)]);
+    assert!(err.contains(&format!("{}/metadata/timestamp.json: timestamp: ", server.url())), "{err}");
+    assert!(err.contains("threshold not met") || err.contains("malformed"), "{err}");
+    assert!(err.contains("timestamp v3, put in place") && err.contains(" ago, which expires in "), "{err}");
+    let (code, v) = json(&["mirror", "sync", &server.url(), s(&dest), "--json"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["refusals"][0]["role"].as_str(), Some("timestamp"), "{v}");
+    assert!(v["refusals"][0]["dest_timestamp_age_seconds"].is_u64(), "{v}");
+    assert_same_names_and_bytes(&before, &served(&dest), "refused timestamp");
+}
+
+#[test]
+fn a_sync_killed_mid_download_resumes_without_fetching_verified_files_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    for (name, body) in [("a.txt", "alpha"), ("b.txt", "beta")] {
+        std::fs::write(tmp.path().join(name), body).unwrap();
+    }
+    ok(&[
+        "repo",
+        "add",
+        s(&up),
+        "--raw",
+        "--prefix",
+        "docs/",
+        s(&tmp.path().join("a.txt")),
+        s(&tmp.path().join("b.txt")),
+    ]);
+    let hashed = |path: &str, data: &[u8]| {
+        let sha = packman_tuf::target::describe(data).hashes.get("sha256").unwrap().to_string();
+        packman_tuf::layout::hashed_target(path, &sha)
+    };
+    let (a, b) = (hashed("docs/a.txt", b"alpha"), hashed("docs/b.txt", b"beta"));
+    let server = TestServer::serve_dir(&up).unwrap();
+    server.set(&format!("/targets/{b}"), Behavior::Drip(std::time::Duration::from_secs(2)));
+    let dest = tmp.path().join("mirror");
+    let state = tmp.path().join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_packman"))
+        .args(["mirror", "sync", &server.url(), s(&dest), "--root", s(&up.join("metadata/1.root.json"))])
+        .args(["--state", s(&state), "--jobs", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("err")).unwrap())
+        .spawn()
+        .unwrap();
+    // a.txt verified into the journal while b.txt drips in: then SIGKILL.
+    let journaled = dest.join(".packman-mirror-work/verified").join(&a);
+    let t0 = std::time::Instant::now();
+    while !journaled.exists() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "a.txt never reached the journal: {} {:?} {:?}",
+            std::fs::read_to_string(tmp.path().join("err")).unwrap(),
+            files(&dest, &[""]).keys().collect::<Vec<_>>(),
+            server.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!dest.join("metadata/timestamp.json").exists(), "the killed sync committed");
+
+    server.reset();
+    server.clear_log();
+    let out = ok(&[
+        "mirror",
+        "sync",
+        &server.url(),
+        s(&dest),
+        "--state",
+        s(&state),
+        "--root",
+        s(&up.join("metadata/1.root.json")),
+    ]);
+    let got: Vec<String> = server.requests().into_iter().filter(|u| u.starts_with("/targets/")).collect();
+    assert_eq!(got, [format!("/targets/{b}")], "{out}");
+    assert!(out.contains("1 target(s) fetched") && out.contains("1 resumed"), "{out}");
+    assert_same_names_and_bytes(&files(&up, &["targets"]), &files(&dest, &["targets"]), "after the resumed sync");
+    assert_eq!(
+        std::fs::read(dest.join("metadata/timestamp.json")).unwrap(),
+        std::fs::read(up.join("metadata/timestamp.json")).unwrap()
+    );
+    assert!(!dest.join(".packman-mirror-work").exists());
 }

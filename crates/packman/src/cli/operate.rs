@@ -1,8 +1,12 @@
 //! `packman serve DIR`: serve a repository or mirror over HTTP until SIGINT/SIGTERM.
-//! `packman mirror sync UPSTREAM DEST`: keep a verified copy of a repository in DEST.
+//! `packman mirror sync UPSTREAM DEST`: keep a verified copy of a repository in DEST;
+//! `mirror verify` audits it, `mirror export`/`import` carry it across an air gap.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use packman_server::{AccessLog, Config};
 
@@ -61,12 +65,130 @@ pub enum Mirror {
     Sync(SyncArgs),
     /// Audit DEST offline against a trusted root: the metadata chain (through the updater,
     /// reading DEST itself), then every signed target's length and hashes on all cores;
-    /// lists missing, corrupt and extra files.
+    /// lists missing, corrupt and extra files. A partial mirror is checked against the filter
+    /// its syncs keep (or --include/--exclude/--no-filter given here): targets left out are
+    /// not missing, and their files in DEST are extra.
     ///
     /// Exit status, one bit per kind of finding: 0 all good; 2 metadata refused (no target
     /// checked); 4 files missing; 8 files corrupt; 16 extra files (e.g. 4+8 = 12). 1 means
     /// the audit could not run.
     Verify(VerifyArgs),
+    /// Write DEST's repository into one file BUNDLE, to carry to an air-gapped mirror: the
+    /// root chain, the current metadata, and every target (or, with --since, only those the
+    /// snapshot of that version did not list). A tar archive whose first entry,
+    /// packman-bundle.json, lists every file and its length.
+    Export(ExportArgs),
+    /// Apply BUNDLE (from `mirror export`) to DEST as a sync from it would: the bundle is
+    /// checked whole, everything in it DEST needs is verified through the updater before
+    /// anything is written, then targets, versioned metadata, and timestamp.json last. A
+    /// bundle that is truncated, tampered with, expired or older than DEST is refused (exit 1)
+    /// and DEST is left byte-identical.
+    Import(ImportArgs),
+}
+
+/// Where a mirror keeps its trusted state.
+#[derive(clap::Args)]
+pub struct StateArgs {
+    /// The mirror's trusted metadata, kept filter and lock [default:
+    /// $PACKMAN_HOME/mirrors/NAME-HASH, or the platform's data directory
+    /// (~/.local/share/packman/mirrors/… on Linux), one per DEST path]. Kept out of DEST, so
+    /// DEST holds only what it serves. State an earlier packman kept in DEST/.packman-mirror
+    /// moves here on the next successful sync.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+}
+
+impl StateArgs {
+    fn resolve(&self, dest: &std::path::Path) -> Result<PathBuf, String> {
+        match &self.state {
+            Some(s) => Ok(s.clone()),
+            None => default_state_dir(dest),
+        }
+    }
+}
+
+/// `HOME_DATA/mirrors/NAME-HASH`: NAME is DEST's last component (for people), HASH the
+/// first 16 hex digits of the sha256 of DEST's absolute path with the part that exists
+/// resolved (so the first sync, which creates DEST, finds the same directory as later ones).
+fn default_state_dir(dest: &std::path::Path) -> Result<PathBuf, String> {
+    let abs = std::path::absolute(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    let resolved = loop {
+        if let Ok(c) = existing.canonicalize() {
+            break rest.iter().rev().fold(c, |p: PathBuf, seg: &&std::ffi::OsStr| p.join(seg));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => break abs.clone(),
+        }
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, resolved.as_os_str().as_encoded_bytes());
+    let readable = |c: char| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' };
+    let name: String =
+        resolved.file_name().map_or_else(|| "root".into(), |n| n.to_string_lossy().chars().map(readable).collect());
+    let home = packman_trust::Home::from_env().map_err(|e| e.to_string())?;
+    Ok(home.data_dir().join("mirrors").join(format!("{name}-{}", &hex::encode(digest)[..16])))
+}
+
+/// Partial mirrors.
+#[derive(clap::Args)]
+pub struct FilterArgs {
+    /// Mirror only the targets this matches (repeatable): a project-name glob, PEP
+    /// 503-normalised (`django-*`, `numpy`), or with a `/` a target path pattern (`docs/*`;
+    /// `*` does not cross `/`). Targets of no project (the project list, the signed mirror
+    /// list) stay unless a path pattern is included. Metadata is always mirrored whole.
+    /// Kept with the mirror's state: later syncs, verify and export apply it until
+    /// --include/--exclude/--no-filter change it.
+    #[arg(long, value_name = "PATTERN")]
+    include: Vec<String>,
+    /// Leave out the targets this matches (repeatable; same patterns; wins over --include).
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Forget the kept filter: mirror (or check) every target again.
+    #[arg(long, conflicts_with_all = ["include", "exclude"])]
+    no_filter: bool,
+}
+
+impl FilterArgs {
+    /// None: the filter the mirror keeps.
+    fn filter(&self) -> Option<packman_mirror::Filter> {
+        (self.no_filter || !self.include.is_empty() || !self.exclude.is_empty())
+            .then(|| packman_mirror::Filter { include: self.include.clone(), exclude: self.exclude.clone() })
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// Mirror directory (the one holding metadata/ and targets/).
+    dest: PathBuf,
+    /// The bundle file to write (replaced atomically).
+    bundle: PathBuf,
+    /// Only the targets not listed at this snapshot version (the one the importing mirror
+    /// has; see its metadata/timestamp.json or `mirror verify`).
+    #[arg(long, value_name = "SNAPSHOT_VERSION")]
+    since: Option<u64>,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// The bundle file (from `packman mirror export`).
+    bundle: PathBuf,
+    /// Mirror directory (created if needed).
+    dest: PathBuf,
+    /// Trusted root.json of the upstream, from a trusted place. Needed for an empty DEST
+    /// only: after that the mirror's own trusted state is used.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    state: StateArgs,
 }
 
 #[derive(clap::Args)]
@@ -79,6 +201,10 @@ pub struct VerifyArgs {
     /// Check file sizes only, not hashes.
     #[arg(long)]
     fast: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    state: StateArgs,
     /// The findings as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -92,7 +218,7 @@ pub struct SyncArgs {
     /// Mirror directory (created if needed).
     dest: PathBuf,
     /// Trusted root.json of the upstream, from a trusted place. Needed for the first sync
-    /// only: after that the mirror's trusted state in DEST/.packman-mirror is used.
+    /// only: after that the mirror's trusted state (see --state) is used.
     #[arg(long)]
     root: Option<PathBuf>,
     /// Metadata base URL [default: UPSTREAM/metadata/].
@@ -106,12 +232,25 @@ pub struct SyncArgs {
     /// file from a mirror is verified as from the upstream.
     #[arg(long = "mirror", value_name = "METADATA_URL,TARGETS_URL")]
     mirrors: Vec<String>,
+    /// Target downloads at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
+    /// A summary as JSON on stdout, also when the sync is refused: fetched, reused, removed,
+    /// bytes, seconds, the refusal and each mirror's failures.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    state: StateArgs,
 }
 
 pub fn mirror(c: Mirror) -> Result<(), String> {
     let a = match c {
         Mirror::Sync(a) => a,
         Mirror::Verify(a) => return verify(a),
+        Mirror::Export(a) => return export(a),
+        Mirror::Import(a) => return import(a),
     };
     let mut opts = packman_mirror::SyncOptions::from_base(&a.upstream);
     if let Some(u) = a.metadata_url {
@@ -123,19 +262,80 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     if let Some(p) = &a.root {
         opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
     }
+    opts.filter = a.filter.filter();
+    opts.state = Some(a.state.resolve(&a.dest)?);
+    opts.jobs = a.jobs.into();
     let given = crate::report::failover_transport(&opts.metadata_url, &opts.targets_url, &a.mirrors, &opts.config)?;
     opts.mirrors = given.mirrors().into_iter().skip(1).collect();
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| Arc::new(Bar::new()));
+    opts.progress = bar.clone().map(|b| b as Arc<dyn packman_mirror::SyncProgress>);
+    let drawer = bar.clone().map(Bar::draw_until_done);
+    let t0 = Instant::now();
     let (r, failures) = packman_mirror::sync_with(&a.dest, &opts);
+    let seconds = t0.elapsed().as_secs_f64();
+    if let (Some(bar), Some(drawer)) = (&bar, drawer) {
+        bar.finished.store(true, Ordering::Relaxed);
+        drawer.thread().unpark();
+        let _ = drawer.join();
+    }
     for f in &failures {
         eprintln!("packman: {f}");
     }
+    if let Ok(r) = &r {
+        for w in &r.warnings {
+            eprintln!("packman: warning: {w}");
+        }
+    }
+    let served = packman_mirror::served(&a.dest);
+    if a.json {
+        let (report, refused) = match &r {
+            Ok(r) => (r.clone(), None),
+            Err(e) => (packman_mirror::SyncReport::default(), Some(e)),
+        };
+        let v = serde_json::json!({
+            "upstream": a.upstream,
+            "dest": a.dest.display().to_string(),
+            "ok": refused.is_none(),
+            "root_version": report.root_version,
+            "timestamp_version": report.timestamp_version,
+            "snapshot_version": report.snapshot_version,
+            "targets": report.targets,
+            "fetched": report.targets_fetched.len(),
+            "reused": report.targets_reused,
+            "resumed": report.targets_resumed,
+            "removed": report.targets_removed.len(),
+            "filtered_out": report.targets_filtered_out,
+            "metadata_written": report.metadata_written.len(),
+            "bytes": report.bytes_fetched,
+            "seconds": seconds,
+            "refusals": refused.map(|e| vec![serde_json::json!({
+                "error": e.to_string(),
+                "role": e.tuf().map(|t| t.role().to_string()),
+                "url": e.url(),
+                "rule": e.tuf().map(|t| t.to_string()),
+                "dest_timestamp_version": served.as_ref().map(|s| s.timestamp_version),
+                "dest_timestamp_age_seconds": served.as_ref().map(|s| s.age.as_secs()),
+                "dest_timestamp_expires": served.as_ref().map(|s| s.expires.to_string()),
+            })]).unwrap_or_default(),
+            "warnings": report.warnings,
+            "mirror_failures": failures.iter().map(|f| serde_json::json!({
+                "mirror": f.mirror, "url": f.url, "kind": f.kind.to_string(), "detail": f.detail,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{v:#}");
+    }
     let r = r.map_err(|e| match e {
         packman_mirror::MirrorError::NoRoot { .. } => format!("{e}\n  hint: pass --root ROOT.json"),
-        e @ packman_mirror::MirrorError::Upstream(_) => {
-            format!("{e}\n  nothing changed in {}: the mirror still serves its last verified state", a.dest.display())
-        }
+        e @ packman_mirror::MirrorError::Upstream(_) => format!(
+            "{e}\n  nothing changed in {}: the mirror still serves its last verified state{}",
+            a.dest.display(),
+            staleness(served.as_ref())
+        ),
         e => e.to_string(),
     })?;
+    if a.json {
+        return Ok(());
+    }
     println!(
         "synced {} -> {}: root v{}, timestamp v{}, snapshot v{}, {} role(s), {} target(s)",
         a.upstream,
@@ -147,12 +347,22 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
         r.targets
     );
     println!(
-        "  {} metadata file(s) written, {} target(s) fetched ({} bytes), {} file(s) removed",
+        "  {} metadata file(s) written, {} target(s) fetched ({} bytes, {seconds:.2} s), {} reused, {} resumed, {} file(s) removed{}",
         r.metadata_written.len(),
         r.targets_fetched.len(),
         r.bytes_fetched,
-        r.targets_removed.len()
+        r.targets_reused,
+        r.targets_resumed,
+        r.targets_removed.len(),
+        if r.targets_filtered_out > 0 {
+            format!(", {} target(s) left out by the filter", r.targets_filtered_out)
+        } else {
+            String::new()
+        }
     );
+    if let (Some(from), Some(to)) = (&r.migrated_state_from, &opts.state) {
+        println!("  the mirror's state moved from {} to {}", from.display(), to.display());
+    }
     if let Some(gap) = r.root_chain_gap {
         println!("  note: root versions before the trusted one are not mirrored: {gap}");
     }
@@ -163,6 +373,8 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
     let root = std::fs::read(&a.root).map_err(|e| format!("{}: {e}", a.root.display()))?;
     let mut opts = packman_mirror::VerifyOptions::new(root);
     opts.fast = a.fast;
+    opts.filter = a.filter.filter();
+    opts.state = Some(a.state.resolve(&a.dest)?);
     let r = packman_mirror::verify(&a.dest, &opts).map_err(|e| e.to_string())?;
     let bits = r.exit_bits();
     if a.json {
@@ -174,6 +386,7 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
             "timestamp_version": r.timestamp_version,
             "snapshot_version": r.snapshot_version,
             "targets": r.targets,
+            "filtered_out": r.filtered_out,
             "files_checked": r.files_checked,
             "missing": r.missing,
             "corrupt": r.corrupt.iter().map(|c| serde_json::json!({"path": c.path, "reason": c.reason})).collect::<Vec<_>>(),
@@ -186,12 +399,17 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
         match &r.refused {
             Some(why) => println!("{}: metadata REFUSED: {why}", a.dest.display()),
             None => println!(
-                "{}: metadata verified: root v{}, timestamp v{}, snapshot v{}; {} target(s), {} file(s) checked{}",
+                "{}: metadata verified: root v{}, timestamp v{}, snapshot v{}; {} target(s){}, {} file(s) checked{}",
                 a.dest.display(),
                 r.root_version,
                 r.timestamp_version,
                 r.snapshot_version,
                 r.targets,
+                if r.filtered_out > 0 {
+                    format!(" ({} left out by the filter)", r.filtered_out)
+                } else {
+                    String::new()
+                },
                 r.files_checked,
                 if a.fast { " (sizes only)" } else { "" }
             ),
@@ -214,4 +432,162 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
         std::process::exit(bits.into());
     }
     Ok(())
+}
+
+fn export(a: ExportArgs) -> Result<(), String> {
+    let opts =
+        packman_mirror::ExportOptions { since: a.since, state: Some(a.state.resolve(&a.dest)?), ..Default::default() };
+    let r = packman_mirror::export(&a.dest, &a.bundle, &opts).map_err(|e| e.to_string())?;
+    println!(
+        "exported {} -> {}: root v{}, timestamp v{}, snapshot v{}; {} metadata file(s), {} of {} target(s){}, {} bytes",
+        a.dest.display(),
+        a.bundle.display(),
+        r.root_version,
+        r.timestamp_version,
+        r.snapshot_version,
+        r.metadata,
+        r.targets,
+        r.targets_signed,
+        a.since.map_or(String::new(), |s| format!(" (new since snapshot v{s})")),
+        r.bytes
+    );
+    Ok(())
+}
+
+fn import(a: ImportArgs) -> Result<(), String> {
+    let mut opts = packman_mirror::ImportOptions {
+        filter: a.filter.filter(),
+        state: Some(a.state.resolve(&a.dest)?),
+        ..Default::default()
+    };
+    if let Some(p) = &a.root {
+        opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
+    }
+    let r = packman_mirror::import(&a.bundle, &a.dest, &opts).map_err(|e| match e {
+        packman_mirror::MirrorError::NoRoot { .. } => format!("{e}\n  hint: pass --root ROOT.json"),
+        e @ (packman_mirror::MirrorError::Bundle { .. } | packman_mirror::MirrorError::BundleRefused { .. }) => {
+            format!("{e}\n  nothing changed in {}", a.dest.display())
+        }
+        e => e.to_string(),
+    })?;
+    println!(
+        "imported {} -> {}: root v{}, timestamp v{}, snapshot v{}, {} role(s), {} target(s)",
+        a.bundle.display(),
+        a.dest.display(),
+        r.root_version,
+        r.timestamp_version,
+        r.snapshot_version,
+        r.roles,
+        r.targets
+    );
+    println!(
+        "  {} metadata file(s) written, {} target(s) added ({} bytes), {} file(s) removed",
+        r.metadata_written.len(),
+        r.targets_fetched.len(),
+        r.bytes_fetched,
+        r.targets_removed.len()
+    );
+    Ok(())
+}
+
+/// The sync's progress line on a terminal (stderr): files, bytes, rate and ETA, redrawn five
+/// times a second while targets download.
+struct Bar {
+    t0: Instant,
+    files: AtomicUsize,
+    done: AtomicUsize,
+    total: AtomicU64,
+    bytes: AtomicU64,
+    started: AtomicBool,
+    finished: AtomicBool,
+}
+
+impl Bar {
+    fn new() -> Bar {
+        Bar {
+            t0: Instant::now(),
+            files: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            total: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            started: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    fn line(&self) -> String {
+        let mb = |b: u64| b as f64 / 1e6;
+        let (bytes, total) = (self.bytes.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed));
+        let secs = self.t0.elapsed().as_secs_f64().max(1e-3);
+        let rate = bytes as f64 / secs;
+        let eta = if rate > 0.0 { format!("{:.0} s", total.saturating_sub(bytes) as f64 / rate) } else { "?".into() };
+        format!(
+            "  {}/{} files  {:.1}/{:.1} MB  {:.1} MB/s  ETA {eta}",
+            self.done.load(Ordering::Relaxed),
+            self.files.load(Ordering::Relaxed),
+            mb(bytes),
+            mb(total),
+            rate / 1e6
+        )
+    }
+
+    /// Draws until `finished`, then clears the line.
+    fn draw_until_done(self: Arc<Self>) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let mut drawn = false;
+            while !self.finished.load(Ordering::Relaxed) {
+                if self.started.load(Ordering::Relaxed) {
+                    eprint!("\r\x1b[2K{}", self.line());
+                    drawn = true;
+                }
+                // Woken at once when the sync ends (a no-change sync must not wait for a tick).
+                std::thread::park_timeout(Duration::from_millis(200));
+            }
+            if drawn {
+                eprint!("\r\x1b[2K");
+            }
+        })
+    }
+}
+
+impl packman_mirror::SyncProgress for Bar {
+    fn start(&self, files: usize, bytes: u64) {
+        self.files.store(files, Ordering::Relaxed);
+        self.total.store(bytes, Ordering::Relaxed);
+        self.started.store(files > 0, Ordering::Relaxed);
+    }
+    fn bytes(&self, n: u64) {
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+    fn file_done(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// How stale a refused mirror now is: what it serves, since when, and until when clients
+/// accept it.
+fn staleness(served: Option<&packman_mirror::Served>) -> String {
+    let Some(s) = served else { return String::new() };
+    let left = s.expires.0 - packman_tuf::OffsetDateTime::now_utc();
+    let until = if left.is_positive() {
+        format!("which expires in {} ({})", human(left.unsigned_abs()), s.expires)
+    } else {
+        format!(
+            "which expired {} ago ({}): clients refuse the mirror until a sync succeeds",
+            human(left.unsigned_abs()),
+            s.expires
+        )
+    };
+    format!(": timestamp v{}, put in place {} ago, {until}", s.timestamp_version, human(s.age))
+}
+
+/// `3 d 4 h`, `2 h 05 min`, `4 min 10 s`, `35 s`.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+        3600..86400 => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+    }
 }
