@@ -1,7 +1,7 @@
 """packman proxy vs packman serve: pip and uv installing the same tree of wheels, same run.
 
     python3 benches/proxy_bench.py [--reps 3] [--packages 50] [--page-requests 300]
-                                   [--uv PATH] [--workdir DIR] [--keep]
+                                   [--origin-rtt-ms MS] [--uv PATH] [--workdir DIR] [--keep]
 
 Builds 50 tiny real wheels (bench-pkg-00 .. bench-pkg-49, each a module, METADATA with
 Requires-Dist and a RECORD), where package i requires packages 2i+1 and 2i+2 (a binary
@@ -17,6 +17,10 @@ directory with only one index:
               the trusted metadata stays, the proxy's start-up refresh is not timed)
   proxy warm  the same proxy again, its cache holding every page and wheel
 
+With --origin-rtt-ms MS, the origin is reached through a relay on 127.0.0.1 that delays
+every chunk by MS/2 in each direction (latency only, no bandwidth limit): the index is then as
+far away as a nearby mirror, for direct installs and for the proxy's own fetches alike.
+
 Reported: medians and the ratios proxy / direct (goals: cold within 1.2x of direct, warm
 faster than direct); the proxy's added latency per page request (--page-requests GETs of
 /simple/bench-pkg-00/ over one keep-alive connection, direct and through the warm proxy,
@@ -31,6 +35,8 @@ runs. pip is the running interpreter's (`python3 -m pip`). Standard library only
 from __future__ import annotations
 
 import argparse
+import asyncio
+import threading
 import base64
 import hashlib
 import http.client
@@ -164,12 +170,86 @@ def page_latency(addr: str, path: str, n: int) -> float:
 N_PACKAGES = 50
 
 
+class Relay:
+    """A TCP relay on 127.0.0.1 to `upstream` (host:port) that delays every chunk by `delay`
+    seconds in each direction: network latency without a bandwidth limit."""
+
+    def __init__(self, upstream: str, delay: float):
+        self.host, port = upstream.rsplit(":", 1)
+        self.port, self.delay = int(port), delay
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.server = self.loop.run_until_complete(asyncio.start_server(self.handle, "127.0.0.1", 0))
+            self.addr = "127.0.0.1:%d" % self.server.sockets[0].getsockname()[1]
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        ready.wait()
+
+    async def pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        q: asyncio.Queue = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await q.get()
+                wait = due - self.loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if not data:
+                    break
+                dst.write(data)
+                await dst.drain()
+            try:
+                dst.write_eof()
+            except (OSError, RuntimeError):
+                pass
+
+        task = asyncio.create_task(deliver())
+        try:
+            while True:
+                data = await src.read(1 << 16)
+                await q.put((self.loop.time() + self.delay, data))
+                if not data:
+                    break
+        except OSError:
+            await q.put((0.0, b""))
+        await task
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            ur, uw = await asyncio.open_connection(self.host, self.port)
+            await asyncio.gather(self.pump(reader, uw), self.pump(ur, writer))
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            self.server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.loop.stop()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop)
+        self.thread.join(timeout=5)
+
+
 def main() -> None:
     global N_PACKAGES
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--packages", type=int, default=50)
     ap.add_argument("--page-requests", type=int, default=300)
+    ap.add_argument("--origin-rtt-ms", type=float, default=0.0,
+                    help="reach the origin through a relay adding this round-trip time")
     ap.add_argument("--uv", default=os.environ.get("UV") or shutil.which("uv"))
     ap.add_argument("--workdir")
     ap.add_argument("--keep", action="store_true")
@@ -185,6 +265,7 @@ def main() -> None:
     work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="proxy-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     servers: list[Server] = []
+    relay = None
     try:
         wheels = work / "wheels"
         wheels.mkdir(exist_ok=True)
@@ -197,10 +278,14 @@ def main() -> None:
         serve = Server([str(packman), "serve", str(repo), "--listen", "127.0.0.1:0", "--access-log", "off"],
                        base_env, r"(127\.0\.0\.1:\d+)")
         servers.append(serve)
+        origin = serve.addr
+        if a.origin_rtt_ms > 0:
+            relay = Relay(serve.addr, a.origin_rtt_ms / 2000)
+            origin = relay.addr
         home = work / "home"
         shutil.rmtree(home, ignore_errors=True)
         env = dict(base_env, PACKMAN_HOME=str(home))
-        run([str(packman), "trust", "add", "bench", f"http://{serve.addr}/",
+        run([str(packman), "trust", "add", "bench", f"http://{origin}/",
              "--root", str(repo / "metadata" / "1.root.json")], env=env)
 
         proxy_peak = 0
@@ -215,7 +300,7 @@ def main() -> None:
         times: dict[tuple[str, str], list[float]] = {}
         target = work / "target"
         modes = ["direct", "proxy cold", "proxy warm"]
-        print(f"{N_PACKAGES} wheels, {a.reps} reps, tools: {', '.join(tools)}; "
+        print(f"{N_PACKAGES} wheels, {a.reps} reps, tools: {', '.join(tools)}, origin RTT {a.origin_rtt_ms:g} ms; "
               f"load {os.getloadavg()[0]:.2f}", flush=True)
         for rep in range(a.reps):
             for tool in tools:
@@ -224,7 +309,7 @@ def main() -> None:
                 proxy = None
                 for mode in order:
                     if mode == "direct":
-                        t = install(tool, a.uv, serve.index(), target, env)
+                        t = install(tool, a.uv, f"http://{origin}/simple/", target, env)
                     else:
                         if mode == "proxy cold" or proxy is None:
                             if proxy is not None:
@@ -244,7 +329,7 @@ def main() -> None:
         proxy = start_proxy(cold=False)
         page = f"/simple/{name_of(0)}/"
         page_latency(proxy.addr, page, 5)  # warm: refreshed, page cached
-        direct_s = page_latency(serve.addr, page, a.page_requests)
+        direct_s = page_latency(origin, page, a.page_requests)
         proxy_s = page_latency(proxy.addr, page, a.page_requests)
         proxy.stop()
         proxy_peak = max(proxy_peak, proxy.peak_kib)
@@ -266,6 +351,8 @@ def main() -> None:
             print(v)
         print(f"load {os.getloadavg()[0]:.2f}")
     finally:
+        if relay is not None:
+            relay.stop()
         for s in servers:
             if s.proc.poll() is None:
                 s.stop()
