@@ -8,6 +8,7 @@
 
 mod batch;
 mod bin;
+pub mod bin_style;
 mod builder;
 pub mod keys;
 pub mod publisher;
@@ -18,6 +19,7 @@ mod snapshot_text;
 pub mod fuzzing;
 
 pub use bin::{Bin, PreparedTarget};
+pub use bin_style::BinStyle;
 pub use builder::RepoBuilder;
 pub use packman_fs::Durability;
 pub use publisher::{describe_file, read_described, InitOptions, KeyChange, Repository};
