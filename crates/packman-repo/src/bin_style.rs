@@ -6,7 +6,8 @@
 //!   do not.
 //! - [`BinStyle::Prefixes`] (PEP 458, TUF spec 5.6.7.2.1): one classic delegated role per bin,
 //!   with the `path_hash_prefixes` that put a path in it: every TUF 1.0 client reads it, but
-//!   targets.json lists every bin (about 2.4 MB at 16384 bins) and every client fetches it
+//!   targets.json lists every bin (about 180 bytes each: 41 KB at 256 bins, 3.0 MB at
+//!   16384; more keys make it more) and every client fetches it
 //!   again after each change of targets.
 //!
 //! Both shapes use the same role names (`bins-HEX`, as TAP 15 names them) and put every path
@@ -93,6 +94,32 @@ pub fn delegation(bins: &SuccinctRoles, keys: BTreeMap<String, Key>, style: BinS
         BinStyle::Prefixes => (Some((0..bins.bin_count()).map(|b| prefix_role(bins, b)).collect()), None),
     };
     Delegations { keys, roles, succinct_roles, extra: Extra::new() }
+}
+
+/// The size top-level targets may reach: the default limit of python-tuf's and packman's
+/// clients (5 MB), less room for the rest of the file (signatures, expiry).
+pub const TARGETS_LIMIT: usize = 5_000_000 - 64 * 1024;
+
+/// [`delegation`], refused when a client would not fetch the targets.json holding it (see
+/// [`TARGETS_LIMIT`]; only the classic shape grows with the bin count).
+pub fn checked_delegation(
+    bins: &SuccinctRoles,
+    keys: BTreeMap<String, Key>,
+    style: BinStyle,
+) -> Result<Delegations, crate::Error> {
+    let d = delegation(bins, keys, style);
+    let bytes = packman_tuf::canonical::to_canonical(&d)
+        .map_err(|e| crate::Error::Signing { role: "targets".into(), reason: e.to_string() })?
+        .len();
+    if bytes > TARGETS_LIMIT {
+        return Err(crate::Error::ClassicTargetsTooLarge {
+            bins: bins.bin_count(),
+            keys: bins.keyids.len(),
+            bytes,
+            limit: TARGETS_LIMIT,
+        });
+    }
+    Ok(d)
 }
 
 /// The bins a delegation describes and its shape; `None` unless it is one that [`delegation`]

@@ -25,6 +25,15 @@ impl Repository {
         if opts.root_threshold < 1 || opts.root_threshold as usize > opts.root_keys {
             return Err(Error::RootThreshold { threshold: opts.root_threshold, keys: opts.root_keys });
         }
+        // Refused before any key is made: the size depends on the count, not on the key.
+        let probe = SuccinctRoles {
+            keyids: vec!["0".repeat(64)],
+            threshold: 1,
+            bit_length: opts.bins.trailing_zeros(),
+            name_prefix: "bins".into(),
+            extra: Extra::new(),
+        };
+        crate::bin_style::checked_delegation(&probe, BTreeMap::new(), opts.bin_style)?;
         if dir.join("packman-repo.json").exists() || dir.join(layout::METADATA_DIR).exists() {
             return Err(Error::AlreadyARepository { dir: dir.to_path_buf() });
         }
@@ -84,7 +93,7 @@ impl Repository {
             version: 1,
             expires: expiry(now, settings.expiry_days.targets),
             targets: BTreeMap::new(),
-            delegations: Some(crate::bin_style::delegation(&bins_layout, bins_keys, opts.bin_style)),
+            delegations: Some(crate::bin_style::checked_delegation(&bins_layout, bins_keys, opts.bin_style)?),
             extra: Extra::new(),
         };
         let md = dir.join(layout::METADATA_DIR);

@@ -334,21 +334,23 @@ impl Repository {
 
     /// Rewrites targets' delegation to the bins from `bins` in `style`, keeping the public
     /// keys of `bins.keyids` (from `new_keys`, else as delegated now); targets is then
-    /// re-signed by the next publish.
+    /// re-signed by the next publish. Refused, changing nothing, when clients would not fetch
+    /// the result ([`bin_style::checked_delegation`]).
     fn set_bins_delegation(
         &mut self,
         bins: SuccinctRoles,
         style: BinStyle,
         new_keys: BTreeMap<String, packman_tuf::Key>,
-    ) {
-        let mut keys = self.targets.delegations.take().map(|d| d.keys).unwrap_or_default();
+    ) -> Result<(), Error> {
+        let mut keys = self.targets.delegations.as_ref().map(|d| d.keys.clone()).unwrap_or_default();
         keys.extend(new_keys);
         keys.retain(|k, _| bins.keyids.contains(k));
-        self.targets.delegations = Some(bin_style::delegation(&bins, keys, style));
+        self.targets.delegations = Some(bin_style::checked_delegation(&bins, keys, style)?);
         self.bins_layout = bins;
         self.bin_style = style;
         self.settings.bin_style = style;
         self.targets_dirty = true;
+        Ok(())
     }
 
     fn empty_bin(&self, version: u64) -> Targets {

@@ -65,6 +65,12 @@ impl Repository {
         if new_threshold < 1 || new_threshold as usize > total {
             return Err(Error::UnmeetableThreshold { role: role.into(), threshold: new_threshold, keys: total });
         }
+        if role == "bins" {
+            // Classic bins list every key in every role: refused before any key is made.
+            let ids = kept.iter().cloned().chain((0..add).map(|_| "0".repeat(64))).collect();
+            let probe = SuccinctRoles { keyids: ids, threshold: new_threshold, ..self.succinct().clone() };
+            crate::bin_style::checked_delegation(&probe, BTreeMap::new(), self.bin_style)?;
+        }
         // Every check passed: only now generate keys (files outside the published tree).
         // New root keys go where --keys points (offline media); online roles' keys go to the
         // repository's own key directory, where unattended refreshes will look for them.
@@ -79,7 +85,7 @@ impl Repository {
             drop(targets_signers); // loaded to fail early; publish() loads them again
             let fresh = new_keys.iter().map(|s| (s.keyid().to_string(), s.public_key().clone())).collect();
             let bins = SuccinctRoles { keyids, threshold: new_threshold, ..self.succinct().clone() };
-            self.set_bins_delegation(bins, self.bin_style, fresh);
+            self.set_bins_delegation(bins, self.bin_style, fresh)?;
             for b in 0..self.bin_count() {
                 self.bin_mut(b)?;
             }
@@ -110,7 +116,7 @@ impl Repository {
             return Ok(None);
         }
         let previous = (self.targets.delegations.clone(), self.bin_style);
-        self.set_bins_delegation(self.succinct().clone(), style, BTreeMap::new());
+        self.set_bins_delegation(self.succinct().clone(), style, BTreeMap::new())?;
         match self.publish(pass) {
             Ok(report) => {
                 self.write_settings()?;
@@ -321,6 +327,14 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let bad = InitOptions { bins: 10, ..InitOptions::default() };
         assert!(matches!(Repository::init(other.path(), &bad, now), Err(Error::BinCount { bins: 10 })));
+        // Classic bins past what clients fetch: refused before anything is written.
+        let big = InitOptions { bins: 1 << 15, bin_style: BinStyle::Prefixes, ..InitOptions::default() };
+        let Err(e) = Repository::init(other.path(), &big, now) else { panic!("accepted") };
+        assert!(
+            matches!(e, Error::ClassicTargetsTooLarge { bins: 32768, keys: 1, bytes, limit } if bytes > limit),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 0, "nothing written");
         let bad = InitOptions { root_keys: 2, root_threshold: 3, ..InitOptions::default() };
         assert!(matches!(
             Repository::init(other.path(), &bad, now),

@@ -26,12 +26,13 @@ pub enum Command {
         /// lists a few hundred files at most (PyPI-sized indexes use 16384).
         #[arg(long, default_value_t = 256)]
         bins: u64,
-        /// How targets.json delegates to the bins. `succinct` (TAP 15): targets.json stays a
-        /// few hundred bytes at any bin count; read by packman, python-tuf and go-tuf, not by
-        /// tough or sigstore-tuf. `prefixes` (classic PEP 458 path_hash_prefixes): read by every
-        /// TUF client, but targets.json lists every bin (~150 bytes each: 39 KB at 256 bins,
-        /// 2.4 MB at 16384) and every client fetches it again after each change of targets;
-        /// it suits up to a few thousand bins. Switch later with `packman repo bin-style`.
+        /// How targets.json delegates to the bins. `succinct` (TAP 15): targets.json stays under
+        /// 1 KB at any bin count; read by packman, python-tuf and go-tuf, not by tough or
+        /// sigstore-tuf. `prefixes` (classic PEP 458 path_hash_prefixes): read by every TUF
+        /// client, but targets.json lists every bin (~180 bytes each: 41 KB at 256 bins, 3.0 MB
+        /// at 16384, the most allowed) and every client fetches it again after each change of
+        /// targets; it suits up to a few thousand bins, succinct suits PyPI scale. Switch later
+        /// with `packman repo bin-style`.
         #[arg(long, default_value = "succinct", value_parser = bin_style_parser())]
         bin_style: BinStyle,
         /// Where private keys are written [default: DIR/keys]. Keep the root keys offline.
