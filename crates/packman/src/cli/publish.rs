@@ -30,9 +30,9 @@ pub enum Command {
         /// 1 KB at any bin count; read by packman, python-tuf and go-tuf, not by tough or
         /// sigstore-tuf. `prefixes` (classic PEP 458 path_hash_prefixes): read by every TUF
         /// client, but targets.json lists every bin (~180 bytes each: 41 KB at 256 bins, 3.0 MB
-        /// at 16384, the most allowed) and every client fetches it again after each change of
-        /// targets; it suits up to a few thousand bins, succinct suits PyPI scale. Switch later
-        /// with `packman repo bin-style`.
+        /// at 16384, the most allowed), which every new client fetches, and every client again
+        /// after each new version of it (key changes, refreshes); it suits up to a few thousand
+        /// bins, succinct suits PyPI scale. Switch later with `packman repo bin-style`.
         #[arg(long, default_value = "succinct", value_parser = bin_style_parser())]
         bin_style: BinStyle,
         /// Where private keys are written [default: DIR/keys]. Keep the root keys offline.
