@@ -19,7 +19,8 @@ pub fn get(url: &str, max: u64) -> Result<Option<Vec<u8>>, String> {
     s.take(max + 64 * 1024).read_to_end(&mut raw).map_err(|e| format!("{url}: {e}"))?;
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| format!("{url}: no HTTP header"))?;
     let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or(format!("{url}: bad status"))?;
+    let status: u16 =
+        head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or(format!("{url}: bad status"))?;
     let body = raw[end + 4..].to_vec();
     if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         return Err(format!("{url}: chunked bodies are not supported"));

@@ -178,6 +178,18 @@ def test_packman_reads_both_shapes(served, tmp_path):
     check_saved(saved, targets)
 
 
+def test_browse_pages_are_served_from_both_shapes(served):
+    """``packman serve``'s browsable pages come from the signed pages, whatever the bin shape."""
+    import urllib.request
+    style, s, targets = served
+    with urllib.request.urlopen(f"{s.url}/", timeout=TIMEOUT) as r:
+        index = r.read().decode()
+    assert "hello" in index and "foo-bar" in index, index
+    with urllib.request.urlopen(f"{s.url}/project/hello/", timeout=TIMEOUT) as r:
+        page = r.read().decode()
+    assert "hello-1.0-py3-none-any.whl" in page and "hello-1.0.tar.gz" in page, page
+
+
 def run_adapter(exe: Path, s: Served, out: Path, targets: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([os.fspath(exe), f"{s.url}/metadata/", f"{s.url}/targets/", os.fspath(s.root),
                            os.fspath(out), *targets], stdin=subprocess.DEVNULL, capture_output=True, text=True,

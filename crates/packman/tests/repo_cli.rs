@@ -396,8 +396,8 @@ fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_clie
     let src = r.p("dist");
     let whl = wheel(&src, "hello", "1.0", "Hello", Some(">=3.8"), "x = 1\n");
     let sd = sdist(&src, "hello", "1.0");
-    let foo = wheel(&src, "foo_bar", "2.0", "Foo.Bar", None, "y = 2\n");
-    let out = ok(r.repo("add", &[whl.p(), sd.p(), foo.p()]));
+    let foo_bar = wheel(&src, "foo_bar", "2.0", "Foo.Bar", None, "y = 2\n");
+    let out = ok(r.repo("add", &[whl.p(), sd.p(), foo_bar.p()]));
     has_all(
         &out,
         &[
@@ -413,7 +413,7 @@ fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_clie
 
     // Distributions: plain name (for static hosting) and hash-prefixed (consistent snapshot).
     let t = r.dir.join("targets");
-    for (project, d) in [("hello", &whl), ("hello", &sd), ("foo-bar", &foo)] {
+    for (project, d) in [("hello", &whl), ("hello", &sd), ("foo-bar", &foo_bar)] {
         let bytes = d.bytes();
         let dir = t.join("packages").join(project);
         assert_eq!(std::fs::read(dir.join(d.name())).unwrap(), bytes, "{}", d.name());
@@ -445,7 +445,7 @@ fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_clie
     assert_eq!(sde["url"], "../../packages/hello/hello-1.0.tar.gz");
     assert_eq!(sde["core-metadata"], false);
     assert_eq!(
-        r.page_entry("foo-bar", foo.name()).unwrap()["url"],
+        r.page_entry("foo-bar", foo_bar.name()).unwrap()["url"],
         "../../packages/foo-bar/foo_bar-2.0-py3-none-any.whl"
     );
     // The HTML page (PEP 503) and both pages' hash-prefixed copies.
@@ -506,7 +506,7 @@ fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_clie
         "docs/notes.txt",
     ]));
     assert!(out.contains("root v1"), "{out}");
-    for d in [&whl, &sd, &foo] {
+    for d in [&whl, &sd, &foo_bar] {
         assert_eq!(client.saved(d.name()), d.bytes());
     }
     assert_eq!(client.saved("hello-1.0-py3-none-any.whl.metadata"), whl.metadata);
