@@ -70,3 +70,32 @@ fn lazy_bin_loading_finds_every_target_in_both_shapes() {
         assert_eq!(up.all_targets().unwrap().len(), paths.len(), "{style}");
     }
 }
+
+/// A bin listing a path outside its range (a bins key holder, or a publisher bug, putting it
+/// there) does not get it trusted, in either shape: the search goes only to the bin the
+/// path's hash names, which does not list it, so the path is "not listed" and the wrong
+/// bin is never fetched.
+#[test]
+fn a_path_listed_by_the_wrong_bin_is_not_found_in_both_shapes() {
+    for style in [BinStyle::Succinct, BinStyle::Prefixes] {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo_dir = tmp.path().join("repo");
+        let mut repo = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap().with_hashed_bins(3, style).unwrap();
+        let path = "evil/payload.txt";
+        let right = repo.role_for(path);
+        let wrong = if right == "bins-0" { "bins-1" } else { "bins-0" };
+        repo.add_target_to(wrong, path, b"payload").unwrap();
+        repo.publish(&repo_dir).unwrap();
+        let meta = tmp.path().join("meta");
+        Updater::bootstrap(&meta, &repo.signed_roots[0]).unwrap();
+        let (mut up, t) = updater(&meta, &repo_dir);
+        assert_eq!(up.get_target_info(path).unwrap(), None, "{style}");
+        let fetched = bins_fetched(&t.log());
+        assert_eq!(fetched.len(), 1, "{style}: {fetched:?}");
+        assert!(fetched[0].ends_with(&format!(".{right}.json")), "{style}: {fetched:?}");
+        assert!(!meta.join(layout::metadata_file(wrong, None)).exists(), "{style}");
+        // Nor in what a mirror takes as the repository's targets, after loading every bin.
+        assert!(up.all_targets().unwrap().iter().all(|(p, _)| p != path), "{style}");
+        assert!(meta.join(layout::metadata_file(wrong, None)).exists(), "{style}: all bins loaded");
+    }
+}
