@@ -119,7 +119,13 @@ impl RepoBuilder {
 
     /// Delegates all targets from `targets` to `2^bit_length` succinct hashed bins named
     /// `bins-XXXX`, signed by one fresh "bins" key.
-    pub fn with_succinct_bins(mut self, bit_length: u32) -> Result<Self, Error> {
+    pub fn with_succinct_bins(self, bit_length: u32) -> Result<Self, Error> {
+        self.with_hashed_bins(bit_length, crate::BinStyle::Succinct)
+    }
+
+    /// As [`RepoBuilder::with_succinct_bins`], delegated in `style` (see [`crate::bin_style`]):
+    /// the same bins under the same names either way.
+    pub fn with_hashed_bins(mut self, bit_length: u32, style: crate::BinStyle) -> Result<Self, Error> {
         let (s, _) =
             Signer::generate_ed25519().map_err(|e| Error::Signing { role: "bins".into(), reason: e.to_string() })?;
         let succinct = SuccinctRoles {
@@ -129,12 +135,8 @@ impl RepoBuilder {
             name_prefix: "bins".into(),
             extra: Extra::new(),
         };
-        self.targets.delegations = Some(Delegations {
-            keys: BTreeMap::from([(s.keyid().to_string(), s.public_key().clone())]),
-            roles: None,
-            succinct_roles: Some(succinct.clone()),
-            extra: Extra::new(),
-        });
+        let keys = BTreeMap::from([(s.keyid().to_string(), s.public_key().clone())]);
+        self.targets.delegations = Some(crate::bin_style::delegation(&succinct, keys, style));
         self.signers.insert("bins".into(), vec![s]);
         for bin in 0..succinct.bin_count() {
             let name = succinct.bin_name(bin);
@@ -192,10 +194,11 @@ impl RepoBuilder {
         self.delegated.get_mut(role).ok_or_else(|| Error::NoRole(role.into()))
     }
 
-    /// The role that should list `path`: its succinct bin if bins are on, else `targets`.
+    /// The role that should list `path`: its hashed bin if bins are on (either shape), else
+    /// `targets`.
     pub fn role_for(&self, path: &str) -> String {
-        match self.targets.delegations.as_ref().and_then(|d| d.succinct_roles.as_ref()) {
-            Some(s) => s.role_for_target(path),
+        match self.targets.delegations.as_ref().and_then(crate::bin_style::read_delegation) {
+            Some((s, _)) => s.role_for_target(path),
             None => "targets".into(),
         }
     }

@@ -8,6 +8,7 @@
 
 mod batch;
 mod bin;
+pub mod bin_style;
 mod builder;
 pub mod keys;
 pub mod publisher;
@@ -18,6 +19,7 @@ mod snapshot_text;
 pub mod fuzzing;
 
 pub use bin::{Bin, PreparedTarget};
+pub use bin_style::BinStyle;
 pub use builder::RepoBuilder;
 pub use packman_fs::Durability;
 pub use publisher::{describe_file, read_described, InitOptions, KeyChange, Repository};
@@ -53,6 +55,14 @@ pub enum Error {
     /// A bin count that is not a power of two in range.
     #[error("--bins {bins} must be a power of two between 2 and 2^32")]
     BinCount { bins: u64 },
+    /// A classic (`prefixes`) delegation whose targets.json would pass what clients fetch by
+    /// default (python-tuf's and packman's 5 MB targets limit).
+    #[error(
+        "with {bins} bins and {keys} bins key(s), the prefixes bin style makes targets.json {bytes} bytes, over the \
+         {limit} bytes TUF clients fetch by default (python-tuf, packman): use fewer bins or fewer bins keys, or the \
+         succinct style"
+    )]
+    ClassicTargetsTooLarge { bins: u64, keys: usize, bytes: usize, limit: usize },
     /// A root threshold the new repository's root keys cannot meet.
     #[error("--root-threshold {threshold} cannot be met by {keys} root key(s)")]
     RootThreshold { threshold: u64, keys: usize },

@@ -521,11 +521,19 @@ pub struct DelegatedRole {
 impl DelegatedRole {
     /// Whether this role is trusted for `target` (spec 5.6.7.2).
     pub fn is_delegated_path(&self, target: &str) -> bool {
+        self.is_delegated_path_hashed(target, &mut None)
+    }
+
+    /// As [`DelegatedRole::is_delegated_path`], with the hex sha256 of `target` computed
+    /// once into `digest` for all the roles of a delegation (a classic hashed-bin delegation
+    /// lists thousands).
+    fn is_delegated_path_hashed(&self, target: &str, digest: &mut Option<String>) -> bool {
         if let Some(patterns) = &self.paths {
             return patterns.iter().any(|p| crate::pattern::path_matches(p, target));
         }
         if let Some(prefixes) = &self.path_hash_prefixes {
-            let h = hex::encode(ring::digest::digest(&ring::digest::SHA256, target.as_bytes()));
+            let h = digest
+                .get_or_insert_with(|| hex::encode(ring::digest::digest(&ring::digest::SHA256, target.as_bytes())));
             return prefixes.iter().any(|p| h.starts_with(p.as_str()));
         }
         false
@@ -619,9 +627,10 @@ impl Delegations {
     /// Delegated roles trusted for `target`, in order, with their `terminating` flag.
     pub fn roles_for_target(&self, target: &str) -> Vec<(String, bool)> {
         if let Some(roles) = &self.roles {
+            let mut digest = None;
             return roles
                 .iter()
-                .filter(|r| r.is_delegated_path(target))
+                .filter(|r| r.is_delegated_path_hashed(target, &mut digest))
                 .map(|r| (r.name.clone(), r.terminating))
                 .collect();
         }

@@ -371,14 +371,33 @@ impl Client {
 
 // ---- tests ---------------------------------------------------------------------------------
 
+/// Both shapes of the delegation to the bins (`repo init --bin-style`): the tests that
+/// publish, change and read a repository run on each.
+const BIN_STYLES: [&str; 2] = ["succinct", "prefixes"];
+
+/// The bins' keyids as targets delegates them, in either shape.
+fn bins_keyids(targets: &Value) -> Value {
+    let d = &targets["delegations"];
+    match d.get("succinct_roles") {
+        Some(s) => s["keyids"].clone(),
+        None => d["roles"][0]["keyids"].clone(),
+    }
+}
+
 #[test]
 fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_client() {
-    let r = Repo::init(&[]);
+    for style in BIN_STYLES {
+        wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_client_in(style);
+    }
+}
+
+fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_client_in(style: &str) {
+    let r = Repo::init(&["--bin-style", style]);
     let src = r.p("dist");
     let whl = wheel(&src, "hello", "1.0", "Hello", Some(">=3.8"), "x = 1\n");
     let sd = sdist(&src, "hello", "1.0");
-    let foo = wheel(&src, "foo_bar", "2.0", "Foo.Bar", None, "y = 2\n");
-    let out = ok(r.repo("add", &[whl.p(), sd.p(), foo.p()]));
+    let foo_bar = wheel(&src, "foo_bar", "2.0", "Foo.Bar", None, "y = 2\n");
+    let out = ok(r.repo("add", &[whl.p(), sd.p(), foo_bar.p()]));
     has_all(
         &out,
         &[
@@ -394,7 +413,7 @@ fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_clie
 
     // Distributions: plain name (for static hosting) and hash-prefixed (consistent snapshot).
     let t = r.dir.join("targets");
-    for (project, d) in [("hello", &whl), ("hello", &sd), ("foo-bar", &foo)] {
+    for (project, d) in [("hello", &whl), ("hello", &sd), ("foo-bar", &foo_bar)] {
         let bytes = d.bytes();
         let dir = t.join("packages").join(project);
         assert_eq!(std::fs::read(dir.join(d.name())).unwrap(), bytes, "{}", d.name());
@@ -426,7 +445,7 @@ fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_clie
     assert_eq!(sde["url"], "../../packages/hello/hello-1.0.tar.gz");
     assert_eq!(sde["core-metadata"], false);
     assert_eq!(
-        r.page_entry("foo-bar", foo.name()).unwrap()["url"],
+        r.page_entry("foo-bar", foo_bar.name()).unwrap()["url"],
         "../../packages/foo-bar/foo_bar-2.0-py3-none-any.whl"
     );
     // The HTML page (PEP 503) and both pages' hash-prefixed copies.
@@ -487,7 +506,7 @@ fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_clie
         "docs/notes.txt",
     ]));
     assert!(out.contains("root v1"), "{out}");
-    for d in [&whl, &sd, &foo] {
+    for d in [&whl, &sd, &foo_bar] {
         assert_eq!(client.saved(d.name()), d.bytes());
     }
     assert_eq!(client.saved("hello-1.0-py3-none-any.whl.metadata"), whl.metadata);
@@ -511,7 +530,13 @@ fn wheels_and_sdists_are_published_in_the_python_layout_and_verified_by_the_clie
 
 #[test]
 fn yank_and_remove_show_in_pages_custom_data_and_the_client() {
-    let r = Repo::init(&[]);
+    for style in BIN_STYLES {
+        yank_and_remove_show_in_pages_custom_data_and_the_client_in(style);
+    }
+}
+
+fn yank_and_remove_show_in_pages_custom_data_and_the_client_in(style: &str) {
+    let r = Repo::init(&["--bin-style", style]);
     let src = r.p("dist");
     let w10 = wheel(&src, "hello", "1.0", "hello", None, "v = 10\n");
     let w11 = wheel(&src, "hello", "1.1", "hello", None, "v = 11\n");
@@ -665,12 +690,12 @@ fn offline_threshold_root_keys_rotate_and_the_client_follows() {
     // Rotating the bins key re-signs targets and every bin; the client still verifies.
     let bins_before = r.bins();
     let targets_v = r.targets()["version"].as_u64().unwrap();
-    let old_bins_key = r.targets()["delegations"]["succinct_roles"]["keyids"].clone();
+    let old_bins_key = bins_keyids(&r.targets());
     let out = ok(r.key("rotate", "bins", &[]));
     has_all(&out, &["bins-0.json", "bins-f.json", "targets.json", "snapshot.json"]);
     let targets = r.targets();
     assert_eq!(targets["version"].as_u64().unwrap(), targets_v + 1);
-    let new_bins_key = targets["delegations"]["succinct_roles"]["keyids"].clone();
+    let new_bins_key = bins_keyids(&targets);
     assert_ne!(new_bins_key, old_bins_key);
     assert_eq!(r.signed("root.json")["version"], 3, "bins keys live in targets, not root");
     for (bin, v) in r.bins() {
@@ -966,7 +991,7 @@ fn status_lists_every_role_with_version_and_signatures() {
         assert_eq!(l[4..], ["signatures".to_string(), sigs.to_string(), "ok".to_string()], "{out}");
     }
     // wheel, its .metadata, sdist, the project's two pages, the index's two pages.
-    assert!(out.contains("bins      16 bins, 7 targets, earliest expiry"), "{out}");
+    assert!(out.contains("bins      16 bins (succinct), 7 targets, earliest expiry"), "{out}");
     assert!(!out.contains("warning"), "{out}");
 }
 
@@ -1058,6 +1083,12 @@ fn published_files_are_world_readable_and_keys_are_private() {
 /// 127.0.0.1; CI installs it, elsewhere the test is skipped when it is missing).
 #[test]
 fn add_with_store_mirrors_the_tree_to_s3() {
+    for style in BIN_STYLES {
+        add_with_store_mirrors_the_tree_to_s3_in(style);
+    }
+}
+
+fn add_with_store_mirrors_the_tree_to_s3_in(style: &str) {
     use std::process::Stdio;
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir(root.path().join("bucket")).unwrap();
@@ -1081,7 +1112,7 @@ fn add_with_store_mirrors_the_tree_to_s3() {
         assert!(start.elapsed() < std::time::Duration::from_secs(20), "s3s-fs did not start");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let r = Repo::init(&[]);
+    let r = Repo::init(&["--bin-style", style]);
     let file = r.p("notes.txt");
     std::fs::write(&file, b"release notes").unwrap();
     let endpoint = format!("http://127.0.0.1:{port}");
@@ -1120,7 +1151,13 @@ fn add_with_store_mirrors_the_tree_to_s3() {
 /// ones, and old content listed again (yank then unyank), stay.
 #[test]
 fn old_target_versions_are_collected() {
-    let r = Repo::init(&[]);
+    for style in BIN_STYLES {
+        old_target_versions_are_collected_in(style);
+    }
+}
+
+fn old_target_versions_are_collected_in(style: &str) {
+    let r = Repo::init(&["--bin-style", style]);
     let src = r.p("src");
     let hashed = |dir: &str, name: &str| -> BTreeSet<String> {
         std::fs::read_dir(r.dir.join("targets").join(dir))
@@ -1166,4 +1203,77 @@ fn old_target_versions_are_collected() {
     }
     assert!(hashed("packages/gc-demo", first.name()).is_empty());
     assert!(r.dir.join("targets/packages/gc-demo").join(first.name()).is_file());
+}
+
+/// `--bin-style prefixes` writes the classic PEP 458 delegation (one role per bin with its
+/// path_hash_prefixes, names and keys as the succinct bins'); every command works on it, and
+/// `repo bin-style` switches shapes in one publish (targets, snapshot, timestamp; no bin
+/// rewritten) that a following client takes as an ordinary update, downloading what was
+/// added after each switch.
+#[test]
+fn classic_bins_work_and_a_switch_of_shape_is_an_ordinary_update() {
+    let r = Repo::init(&["--bin-style", "prefixes"]);
+    let shape = |t: &Value| match (t["delegations"].get("roles"), t["delegations"].get("succinct_roles")) {
+        (Some(_), None) => "prefixes",
+        (None, Some(_)) => "succinct",
+        _ => panic!("neither shape: {t}"),
+    };
+    let t = r.targets();
+    assert_eq!(shape(&t), "prefixes");
+    let roles = t["delegations"]["roles"].as_array().unwrap();
+    assert_eq!(roles.len(), 16);
+    for (i, role) in roles.iter().enumerate() {
+        assert_eq!(role["name"], format!("bins-{i:x}"));
+        assert_eq!(role["path_hash_prefixes"], serde_json::json!([format!("{i:x}")]));
+        assert_eq!(role["keyids"], roles[0]["keyids"]);
+        assert_eq!(role["terminating"], true);
+    }
+    let setting = || read_json(&r.dir.join("packman-repo.json"))["bin_style"].as_str().unwrap().to_string();
+    assert_eq!(setting(), "prefixes");
+
+    let src = r.p("dist");
+    let w1 = wheel(&src, "hello", "1.0", "hello", None, "v = 1\n");
+    let out = ok(r.repo("add", &[w1.p()]));
+    // The bin named is the one whose prefix the path's sha256 starts with.
+    let path = format!("packages/hello/{}", w1.name());
+    let bin = format!("bins-{}", &sha256(path.as_bytes())[..1]);
+    assert!(out.contains(&format!("{path} ({bin})")), "{out}");
+    assert!(r.listed().contains_key(&path));
+    let client = Client::file(&r);
+    ok(client.get(&[&path]));
+    assert_eq!(client.saved(w1.name()), w1.bytes());
+    assert!(ok(r.repo("status", &[])).contains("16 bins (prefixes)"));
+
+    // A bins key rotation keeps the shape; the client follows.
+    let old_key = bins_keyids(&r.targets());
+    ok(r.key("rotate", "bins", &[]));
+    let t = r.targets();
+    assert_eq!(shape(&t), "prefixes");
+    assert_ne!(bins_keyids(&t), old_key);
+    assert!(t["delegations"]["roles"].as_array().unwrap().iter().all(|x| x["keyids"] == bins_keyids(&t)));
+    ok(client.get(&[&path]));
+
+    let client_targets = || read_json(&client.meta.join("targets.json"))["signed"].clone();
+    for (n, to) in [(2, "succinct"), (3, "prefixes")] {
+        let bins_before = r.bins();
+        let targets_v = r.targets()["version"].as_u64().unwrap();
+        let out = ok(r.repo("bin-style", &[to]));
+        has_all(&out, &[&format!("now delegates to its 16 bins as {to}"), "published: 3 metadata file(s)"]);
+        assert_eq!(r.bins(), bins_before, "no bin is rewritten");
+        assert_eq!(r.targets()["version"].as_u64().unwrap(), targets_v + 1);
+        assert_eq!(shape(&r.targets()), to);
+        assert_eq!(setting(), to);
+        let before = r.tree();
+        assert!(ok(r.repo("bin-style", &[to])).contains("nothing published"));
+        assert_eq!(r.tree(), before);
+
+        // Added after the switch, downloaded by the client that followed from the start.
+        let w = wheel(&src, "hello", &format!("{n}.0"), "hello", None, &format!("v = {n}\n"));
+        ok(r.repo("add", &[w.p()]));
+        let p = format!("packages/hello/{}", w.name());
+        ok(client.get(&[&p, &path]));
+        assert_eq!(client.saved(w.name()), w.bytes());
+        assert_eq!(shape(&client_targets()), to, "the client trusts the new shape");
+        assert!(ok(r.repo("status", &[])).contains(&format!("16 bins ({to})")));
+    }
 }

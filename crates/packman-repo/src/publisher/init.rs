@@ -6,7 +6,7 @@ use packman_tuf::layout;
 impl Repository {
     /// Creates a new repository in `dir` (which must not already hold one): keys for every
     /// role, root v1 signed by all root keys, targets delegating everything to `bins`
-    /// succinct hashed bins, and the first snapshot and timestamp.
+    /// hashed bins (in the shape `opts.bin_style` names), and the first snapshot and timestamp.
     pub fn init(dir: &Path, opts: &InitOptions, now: OffsetDateTime) -> Result<Repository, Error> {
         Repository::init_with(dir, opts, now, |_| Ok(()))
     }
@@ -25,6 +25,15 @@ impl Repository {
         if opts.root_threshold < 1 || opts.root_threshold as usize > opts.root_keys {
             return Err(Error::RootThreshold { threshold: opts.root_threshold, keys: opts.root_keys });
         }
+        // Refused before any key is made: the size depends on the count, not on the key.
+        let probe = SuccinctRoles {
+            keyids: vec!["0".repeat(64)],
+            threshold: 1,
+            bit_length: opts.bins.trailing_zeros(),
+            name_prefix: "bins".into(),
+            extra: Extra::new(),
+        };
+        crate::bin_style::checked_delegation(&probe, BTreeMap::new(), opts.bin_style)?;
         if dir.join("packman-repo.json").exists() || dir.join(layout::METADATA_DIR).exists() {
             return Err(Error::AlreadyARepository { dir: dir.to_path_buf() });
         }
@@ -69,24 +78,22 @@ impl Repository {
             extra: Extra::new(),
         };
         let bins_signer = &role_signers["bins"][0];
+        let bins_layout = SuccinctRoles {
+            keyids: vec![bins_signer.keyid().to_string()],
+            threshold: 1,
+            bit_length: opts.bins.trailing_zeros(),
+            name_prefix: "bins".into(),
+            extra: Extra::new(),
+        };
+        let bins_keys = BTreeMap::from([(bins_signer.keyid().to_string(), bins_signer.public_key().clone())]);
+        settings.bin_style = opts.bin_style;
         let targets = Targets {
             type_: "targets".into(),
             spec_version: SPEC_VERSION.into(),
             version: 1,
             expires: expiry(now, settings.expiry_days.targets),
             targets: BTreeMap::new(),
-            delegations: Some(Delegations {
-                keys: BTreeMap::from([(bins_signer.keyid().to_string(), bins_signer.public_key().clone())]),
-                roles: None,
-                succinct_roles: Some(SuccinctRoles {
-                    keyids: vec![bins_signer.keyid().to_string()],
-                    threshold: 1,
-                    bit_length: opts.bins.trailing_zeros(),
-                    name_prefix: "bins".into(),
-                    extra: Extra::new(),
-                }),
-                extra: Extra::new(),
-            }),
+            delegations: Some(crate::bin_style::checked_delegation(&bins_layout, bins_keys, opts.bin_style)?),
             extra: Extra::new(),
         };
         let md = dir.join(layout::METADATA_DIR);
@@ -128,6 +135,8 @@ impl Repository {
             timestamp,
             snapshot: Snap::Parsed(snapshot),
             targets,
+            bins_layout,
+            bin_style: opts.bin_style,
             bins: HashMap::default(),
             targets_dirty: false,
             new_targets: Vec::new(),
@@ -166,14 +175,15 @@ mod tests {
     #[test]
     fn bulk_import_lists_what_incremental_adds_list() {
         for mode in modes() {
-            bulk_import_in(mode);
+            bulk_import_in(mode, BinStyle::Succinct);
         }
+        bulk_import_in(Durability::detect(), BinStyle::Prefixes);
     }
 
-    fn bulk_import_in(mode: Durability) {
+    fn bulk_import_in(mode: Durability, bin_style: BinStyle) {
         let now = OffsetDateTime::now_utc();
         let model: BTreeMap<String, TargetFile> = entries().into_iter().collect();
-        let opts = InitOptions { bins: 16, durability: mode, ..InitOptions::default() };
+        let opts = InitOptions { bins: 16, durability: mode, bin_style, ..InitOptions::default() };
 
         let bulk = tempfile::tempdir().unwrap();
         Repository::init_with(bulk.path(), &opts, now, |repo| {
@@ -203,6 +213,14 @@ mod tests {
         assert!(one_by_one.path().join("metadata/2.bins-0.json").exists());
 
         let mut repo = Repository::open(bulk.path(), None, now).unwrap();
+        assert_eq!((repo.bin_style(), repo.settings().bin_style), (bin_style, bin_style));
+        let on_disk: Settings = read_json(&bulk.path().join("packman-repo.json")).unwrap();
+        assert_eq!(on_disk.bin_style, bin_style);
+        let d = repo.targets.delegations.as_ref().unwrap();
+        assert_eq!(
+            (d.roles.is_some(), d.succinct_roles.is_some()),
+            (bin_style == BinStyle::Prefixes, bin_style == BinStyle::Succinct)
+        );
         repo.set_durability(mode);
         let extra = packman_tuf::target::describe(b"one more");
         repo.add_target_info("late/one-more.txt", extra.clone()).unwrap();

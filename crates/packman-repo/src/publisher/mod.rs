@@ -30,13 +30,14 @@ use packman_tuf::crypto::Signer;
 use packman_tuf::layout;
 use packman_tuf::metadata::{Extra, SPEC_VERSION};
 use packman_tuf::{
-    Delegations, Envelope, Expires, MetaFile, OffsetDateTime, RoleKeys, Root, Snapshot, SuccinctRoles, TargetFile,
-    Targets, Timestamp,
+    Envelope, Expires, MetaFile, OffsetDateTime, RoleKeys, Root, Snapshot, SuccinctRoles, TargetFile, Targets,
+    Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::batch::{Batch, Source, BULK_FILES};
 use crate::bin::{Bin, PreparedTarget};
+use crate::bin_style::{self, BinStyle};
 use crate::keys::{KeyDir, KeyFile};
 use crate::snapshot_text::SnapshotText;
 use crate::{io, sign_metadata, sync_dir, write_atomic, Error};
@@ -74,6 +75,10 @@ pub struct Settings {
     pub expiry_days: ExpiryDays,
     /// Key directory, relative to DIR unless absolute.
     pub keys: PathBuf,
+    /// The shape of the delegation to the bins, as last published (the published targets
+    /// decides on open: a crash can fall between a publish and this file's rewrite).
+    #[serde(default)]
+    pub bin_style: BinStyle,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,6 +96,7 @@ impl Default for Settings {
             keep_versions: 3,
             expiry_days: ExpiryDays { root: 365, targets: 365, bins: 90, snapshot: 30, timestamp: 1 },
             keys: PathBuf::from("keys"),
+            bin_style: BinStyle::Succinct,
         }
     }
 }
@@ -100,6 +106,8 @@ pub struct InitOptions {
     pub root_threshold: u64,
     /// Number of hashed bins: a power of two.
     pub bins: u64,
+    /// How targets delegates to them.
+    pub bin_style: BinStyle,
     pub keys: Option<PathBuf>,
     /// Passphrase to encrypt new private keys with (None: plain text).
     pub passphrase: Option<String>,
@@ -113,6 +121,7 @@ impl Default for InitOptions {
             root_keys: 1,
             root_threshold: 1,
             bins: 256,
+            bin_style: BinStyle::Succinct,
             keys: None,
             passphrase: None,
             durability: Durability::detect(),
@@ -146,6 +155,11 @@ pub struct Repository {
     /// Read with [`Repository::snapshot`]: a one-file publish edits it as text.
     snapshot: Snap,
     pub targets: Targets,
+    /// The bins' addressing, keys and threshold, in TAP 15 form whatever the published shape
+    /// (`bin_style`): read from targets on open, and written back into it by
+    /// [`Repository::set_bins_delegation`].
+    bins_layout: SuccinctRoles,
+    bin_style: BinStyle,
     /// Loaded bins by number. Hash maps: a bulk add looks a bin up per target, and at 16384
     /// bins a tree's cache misses cost microseconds each time.
     bins: HashMap<u64, Bin, BinHash>,
@@ -227,7 +241,17 @@ impl Repository {
             path: md.join(layout::metadata_file("snapshot", Some(sv))),
             reason: "snapshot does not list targets.json".into(),
         })?;
-        let targets: Envelope<Targets> = read_json(&md.join(layout::metadata_file("targets", Some(tv))))?;
+        let targets_path = md.join(layout::metadata_file("targets", Some(tv)));
+        let targets: Envelope<Targets> = read_json(&targets_path)?;
+        let (bins_layout, bin_style) =
+            targets.signed.delegations.as_ref().and_then(bin_style::read_delegation).ok_or_else(|| Error::Corrupt {
+                path: targets_path,
+                reason: "targets does not delegate to hashed bins in a shape packman writes (succinct_roles, or one \
+                         role per bin with its path_hash_prefixes)"
+                    .into(),
+            })?;
+        let mut settings = settings;
+        settings.bin_style = bin_style;
         let retired_path = dir.join(RETIRED_FILE);
         let retired = if retired_path.exists() { read_json(&retired_path)? } else { Vec::new() };
         Ok(Repository {
@@ -241,6 +265,8 @@ impl Repository {
             timestamp: timestamp.signed,
             snapshot,
             targets: targets.signed,
+            bins_layout,
+            bin_style,
             bins: HashMap::default(),
             targets_dirty: false,
             new_targets: Vec::new(),
@@ -283,12 +309,48 @@ impl Repository {
         }
     }
 
+    /// The bins' addressing, keys and threshold (in TAP 15 form, whatever the shape).
     fn succinct(&self) -> &SuccinctRoles {
-        self.targets
-            .delegations
-            .as_ref()
-            .and_then(|d| d.succinct_roles.as_ref())
-            .expect("packman repositories delegate to succinct bins")
+        &self.bins_layout
+    }
+
+    /// The keyids that sign the bins.
+    pub fn bins_keyids(&self) -> Vec<String> {
+        self.bins_layout.keyids.clone()
+    }
+
+    /// How targets delegates to the bins.
+    pub fn bin_style(&self) -> BinStyle {
+        self.bin_style
+    }
+
+    /// Writes `packman-repo.json` from the settings held.
+    fn write_settings(&self) -> Result<(), Error> {
+        let path = self.dir.join("packman-repo.json");
+        let bytes = serde_json::to_vec_pretty(&self.settings)
+            .map_err(|e| Error::Settings { path: path.clone(), reason: e.to_string() })?;
+        write_atomic(&path, &bytes)
+    }
+
+    /// Rewrites targets' delegation to the bins from `bins` in `style`, keeping the public
+    /// keys of `bins.keyids` (from `new_keys`, else as delegated now); targets is then
+    /// re-signed by the next publish. Refused, changing nothing, when clients would not fetch
+    /// the result ([`bin_style::checked_delegation`]).
+    fn set_bins_delegation(
+        &mut self,
+        bins: SuccinctRoles,
+        style: BinStyle,
+        new_keys: BTreeMap<String, packman_tuf::Key>,
+    ) -> Result<(), Error> {
+        let mut keys = self.targets.delegations.as_ref().map(|d| d.keys.clone()).unwrap_or_default();
+        keys.extend(new_keys);
+        keys.retain(|k, _| bins.keyids.contains(k));
+        self.targets.delegations = Some(bin_style::checked_delegation(&bins, keys, style)?);
+        self.bins_layout = bins;
+        self.bin_style = style;
+        self.settings.bin_style = style;
+        self.targets_dirty = true;
+        Ok(())
     }
 
     fn empty_bin(&self, version: u64) -> Targets {

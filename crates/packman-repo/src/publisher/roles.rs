@@ -65,6 +65,12 @@ impl Repository {
         if new_threshold < 1 || new_threshold as usize > total {
             return Err(Error::UnmeetableThreshold { role: role.into(), threshold: new_threshold, keys: total });
         }
+        if role == "bins" {
+            // Classic bins list every key in every role: refused before any key is made.
+            let ids = kept.iter().cloned().chain((0..add).map(|_| "0".repeat(64))).collect();
+            let probe = SuccinctRoles { keyids: ids, threshold: new_threshold, ..self.succinct().clone() };
+            crate::bin_style::checked_delegation(&probe, BTreeMap::new(), self.bin_style)?;
+        }
         // Every check passed: only now generate keys (files outside the published tree).
         // New root keys go where --keys points (offline media); online roles' keys go to the
         // repository's own key directory, where unattended refreshes will look for them.
@@ -77,15 +83,9 @@ impl Repository {
         if role == "bins" {
             let targets_signers = self.role_signers("targets", pass)?;
             drop(targets_signers); // loaded to fail early; publish() loads them again
-            let d = self.targets.delegations.as_mut().expect("bins are delegated");
-            for s in &new_keys {
-                d.keys.insert(s.keyid().to_string(), s.public_key().clone());
-            }
-            d.keys.retain(|k, _| keyids.contains(k));
-            let sr = d.succinct_roles.as_mut().expect("succinct");
-            sr.keyids = keyids;
-            sr.threshold = new_threshold;
-            self.targets_dirty = true;
+            let fresh = new_keys.iter().map(|s| (s.keyid().to_string(), s.public_key().clone())).collect();
+            let bins = SuccinctRoles { keyids, threshold: new_threshold, ..self.succinct().clone() };
+            self.set_bins_delegation(bins, self.bin_style, fresh)?;
             for b in 0..self.bin_count() {
                 self.bin_mut(b)?;
             }
@@ -105,6 +105,31 @@ impl Repository {
         new_root.keys.retain(|k, _| used.contains(k));
         let staged = Envelope { signed: new_root, signatures: Vec::new() };
         self.sign_and_try_root(staged, None, pass)
+    }
+
+    /// Switches the shape of targets' delegation to the bins to `style` in one publish: a new
+    /// targets (same bins, keys and threshold; every path stays in its bin) with its snapshot
+    /// and timestamp, which a following client takes as an ordinary update. The bins are not
+    /// rewritten: both shapes name them alike. `None` when the repository already has `style`.
+    pub fn set_bin_style(&mut self, style: BinStyle, pass: Passphrase) -> Result<Option<PublishReport>, Error> {
+        if style == self.bin_style {
+            return Ok(None);
+        }
+        let previous = (self.targets.delegations.clone(), self.bin_style);
+        self.set_bins_delegation(self.succinct().clone(), style, BTreeMap::new())?;
+        match self.publish(pass) {
+            Ok(report) => {
+                self.write_settings()?;
+                Ok(Some(report))
+            }
+            Err(e) => {
+                // Nothing was published (keys are loaded before anything is written).
+                self.targets.delegations = previous.0;
+                self.bin_style = previous.1;
+                self.settings.bin_style = previous.1;
+                Err(e)
+            }
+        }
     }
 
     /// Adds signatures to the staged root from the key directory (or one key file) and
@@ -197,6 +222,76 @@ mod tests {
     use super::*;
     use crate::publisher::testkit::*;
 
+    /// Every publisher job works the same on both shapes, and switching shapes is one publish
+    /// of targets, snapshot and timestamp (the bins untouched) that a client verifies: a
+    /// client's view (every target, through the trust core) is the model after each step.
+    #[test]
+    fn every_job_works_on_both_shapes_and_a_switch_is_one_publish() {
+        for start in [BinStyle::Prefixes, BinStyle::Succinct] {
+            let other = if start == BinStyle::Prefixes { BinStyle::Succinct } else { BinStyle::Prefixes };
+            let now = OffsetDateTime::now_utc();
+            let d = tempfile::tempdir().unwrap();
+            let opts = InitOptions { bins: 8, bin_style: start, ..InitOptions::default() };
+            let mut repo = Repository::init(d.path(), &opts, now).unwrap();
+            let mut model = BTreeMap::new();
+            for (p, tf) in entries().into_iter().take(300) {
+                repo.add_target_info(&p, tf.clone()).unwrap();
+                model.insert(p, tf);
+            }
+            repo.publish(&mut no_pass).unwrap();
+            let canon = |m: &BTreeMap<String, TargetFile>| packman_tuf::canonical::to_canonical(m).unwrap();
+            assert_eq!(canon(&verified_targets(d.path(), now)), canon(&model), "{start}");
+            for style in [other, start] {
+                let bins_before: Vec<_> = (0..8).map(|b| repo.bin(b).unwrap().version()).collect();
+                let report = repo.set_bin_style(style, &mut no_pass).unwrap().expect("a switch publishes");
+                let written = &report.metadata_written;
+                let kinds: Vec<&str> = written.iter().map(|f| f.split_once('.').map_or(&**f, |(_, k)| k)).collect();
+                assert_eq!(kinds, ["targets.json", "snapshot.json", "json"], "{written:?}");
+                assert_eq!(written[2], "timestamp.json");
+                assert_eq!(bins_before, (0..8).map(|b| repo.bin(b).unwrap().version()).collect::<Vec<_>>());
+                assert!(repo.set_bin_style(style, &mut no_pass).unwrap().is_none(), "already {style}");
+                assert_eq!(canon(&verified_targets(d.path(), now)), canon(&model), "after switching to {style}");
+                // Recorded: in the settings file and in what a reopen reads.
+                drop(repo);
+                repo = Repository::open(d.path(), None, now).unwrap();
+                assert_eq!((repo.bin_style(), repo.settings().bin_style), (style, style));
+                let on_disk: Settings = read_json(&d.path().join("packman-repo.json")).unwrap();
+                assert_eq!(on_disk.bin_style, style);
+
+                // Add, replace, remove, custom data (yank), bins key rotation, refresh.
+                let added = format!("late/{style}.txt");
+                let tf = packman_tuf::target::describe(added.as_bytes());
+                repo.add_target_info(&added, tf.clone()).unwrap();
+                model.insert(added.clone(), tf);
+                let gone = model.keys().nth(5).unwrap().clone();
+                assert!(repo.remove_target(&gone).unwrap());
+                model.remove(&gone);
+                let yanked = model.keys().nth(9).unwrap().clone();
+                assert!(repo.set_custom(&yanked, |c| c["yanked"] = serde_json::json!(true)).unwrap());
+                model.insert(yanked.clone(), repo.target(&yanked).unwrap().unwrap());
+                repo.publish(&mut no_pass).unwrap();
+                assert_eq!(canon(&verified_targets(d.path(), now)), canon(&model), "jobs on {style}");
+
+                let old_keys = repo.bins_keyids();
+                let KeyChange::Published { .. } =
+                    repo.change_keys("bins", 1, &old_keys, None, None, &mut no_pass).unwrap()
+                else {
+                    panic!("bins keys change in one publish")
+                };
+                let new_keys = repo.bins_keyids();
+                assert!(new_keys.len() == 1 && new_keys != old_keys);
+                assert_eq!(repo.bin_style(), style, "a key change keeps the shape");
+                let del = repo.targets.delegations.clone().unwrap();
+                assert_eq!(del.keys.keys().cloned().collect::<Vec<_>>(), new_keys);
+                assert!((0..8).all(|b| del.role_keys(&repo.bin_name(b)) == Some((&new_keys[..], 1))));
+                assert_eq!(canon(&verified_targets(d.path(), now)), canon(&model), "bins rotated on {style}");
+                let done = repo.refresh(time::Duration::days(400), &mut no_pass).unwrap();
+                assert!(done.iter().any(|r| r == "targets") && done.iter().any(|r| r.starts_with("bins")), "{done:?}");
+                assert_eq!(canon(&verified_targets(d.path(), now)), canon(&model), "refreshed on {style}");
+            }
+        }
+    }
+
     /// Refused commands name what was wrong in a typed error, and change nothing.
     #[test]
     fn refusals_are_typed() {
@@ -232,6 +327,14 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let bad = InitOptions { bins: 10, ..InitOptions::default() };
         assert!(matches!(Repository::init(other.path(), &bad, now), Err(Error::BinCount { bins: 10 })));
+        // Classic bins past what clients fetch: refused before anything is written.
+        let big = InitOptions { bins: 1 << 15, bin_style: BinStyle::Prefixes, ..InitOptions::default() };
+        let Err(e) = Repository::init(other.path(), &big, now) else { panic!("accepted") };
+        assert!(
+            matches!(e, Error::ClassicTargetsTooLarge { bins: 32768, keys: 1, bytes, limit } if bytes > limit),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 0, "nothing written");
         let bad = InitOptions { root_keys: 2, root_threshold: 3, ..InitOptions::default() };
         assert!(matches!(
             Repository::init(other.path(), &bad, now),

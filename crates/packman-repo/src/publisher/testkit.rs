@@ -39,14 +39,20 @@ pub(super) fn verified_targets(dir: &Path, now: OffsetDateTime) -> BTreeMap<Stri
     set.update_snapshot(&read(&format!("{ts}.snapshot.json")), false).unwrap();
     let tv = set.meta_for("targets").unwrap().version;
     set.update_delegated_targets(&read(&format!("{tv}.targets.json")), "targets", "root").unwrap();
-    let sr = set.targets("targets").unwrap().signed.delegations.clone().unwrap().succinct_roles.unwrap();
+    // Either shape: the bins are the succinct ones, or the classic roles in order.
+    let d = set.targets("targets").unwrap().signed.delegations.clone().unwrap();
+    let names: Vec<String> = match (&d.succinct_roles, &d.roles) {
+        (Some(sr), None) => (0..sr.bin_count()).map(|b| sr.bin_name(b)).collect(),
+        (None, Some(roles)) => roles.iter().map(|r| r.name.clone()).collect(),
+        _ => panic!("targets delegates in neither shape"),
+    };
     let mut all = BTreeMap::new();
-    for b in 0..sr.bin_count() {
-        let name = sr.bin_name(b);
+    for name in names {
         let v = set.meta_for(&name).unwrap().version;
         set.update_delegated_targets(&read(&format!("{v}.{name}.json")), &name, "targets").unwrap();
         for (p, tf) in &set.targets(&name).unwrap().signed.targets {
-            assert_eq!(sr.role_for_target(p), name, "{p} listed by the wrong bin");
+            // As a client searches: the path's one delegated role is this bin.
+            assert_eq!(d.roles_for_target(p), vec![(name.clone(), true)], "{p} listed by the wrong bin");
             all.insert(p.clone(), tf.clone());
         }
     }

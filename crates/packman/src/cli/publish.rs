@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use packman_repo::keys::KeyFile;
 use packman_repo::publisher::{InitOptions, PublishReport, Repository};
 use packman_repo::python;
+use packman_repo::BinStyle;
 use packman_tuf::OffsetDateTime;
 
 #[derive(clap::Subcommand)]
@@ -25,9 +26,31 @@ pub enum Command {
         /// lists a few hundred files at most (PyPI-sized indexes use 16384).
         #[arg(long, default_value_t = 256)]
         bins: u64,
+        /// How targets.json delegates to the bins. `succinct` (TAP 15): targets.json stays under
+        /// 1 KB at any bin count; read by packman, python-tuf and go-tuf, not by tough or
+        /// sigstore-tuf. `prefixes` (classic PEP 458 path_hash_prefixes): read by every TUF
+        /// client, but targets.json lists every bin (~180 bytes each: 41 KB at 256 bins, 3.0 MB
+        /// at 16384, the most allowed), which every new client fetches, and every client again
+        /// after each new version of it (key changes, refreshes); it suits up to a few thousand
+        /// bins, succinct suits PyPI scale. Switch later with `packman repo bin-style`.
+        #[arg(long, default_value = "succinct", value_parser = bin_style_parser())]
+        bin_style: BinStyle,
         /// Where private keys are written [default: DIR/keys]. Keep the root keys offline.
         #[arg(long)]
         keys: Option<PathBuf>,
+    },
+    /// Switch how targets.json delegates to the bins (`succinct` or `prefixes`, see `repo init
+    /// --help`) in one publish: a new targets.json with its snapshot and timestamp; the bins and
+    /// their targets stay as they are, and following clients see an ordinary update.
+    BinStyle {
+        dir: PathBuf,
+        #[arg(value_parser = bin_style_parser())]
+        style: BinStyle,
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        /// After publishing, mirror the tree to object storage (e.g. s3://bucket/prefix).
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Add files and publish one new snapshot and timestamp for the batch. Wheels and sdists
     /// are read (name, version, core metadata) and listed under packages/<project>/ with their
@@ -202,6 +225,13 @@ pub enum KeyAction {
     },
 }
 
+/// `succinct` or `prefixes`, listed in `--help`.
+fn bin_style_parser() -> impl clap::builder::TypedValueParser<Value = BinStyle> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new([BinStyle::Succinct.as_str(), BinStyle::Prefixes.as_str()])
+        .map(|s| s.parse::<BinStyle>().expect("one of the possible values"))
+}
+
 fn print_key_change(c: &packman_repo::KeyChange) {
     match c {
         packman_repo::KeyChange::Published { root_version, report } => {
@@ -355,15 +385,29 @@ fn print_report(r: &PublishReport) {
 
 pub fn run(cmd: Command) -> Result<(), String> {
     match cmd {
-        Command::Init { dir, root_keys, root_threshold, bins, keys } => {
+        Command::Init { dir, root_keys, root_threshold, bins, bin_style, keys } => {
             let passphrase = new_passphrase()?;
-            let opts = InitOptions { root_keys, root_threshold, bins, keys, passphrase, ..InitOptions::default() };
+            let opts =
+                InitOptions { root_keys, root_threshold, bins, bin_style, keys, passphrase, ..InitOptions::default() };
             let repo = Repository::init(&dir, &opts, now()).map_err(e)?;
-            println!("created repository {} with {bins} hashed bins", dir.display());
+            println!("created repository {} with {bins} hashed bins ({bin_style})", dir.display());
             println!("  root v1: {root_threshold} of {root_keys} root key(s)");
             println!("  private keys in {} (move the root keys offline)", repo.key_dir().path().display());
             println!("  publish {}/metadata and {}/targets from any static host", dir.display(), dir.display());
             Ok(())
+        }
+        Command::BinStyle { dir, style, keys, store } => {
+            let mut repo = open(&dir, keys.as_deref())?;
+            match repo.set_bin_style(style, &mut passphrase).map_err(e)? {
+                None => println!("{} already delegates to its bins as {style}: nothing published", dir.display()),
+                Some(report) => {
+                    println!("{} now delegates to its {} bins as {style}", dir.display(), repo.bin_count());
+                    print_report(&report);
+                }
+            }
+            let pushed = push(&dir, store.as_deref());
+            drop(repo);
+            pushed
         }
         Command::Add { dir, files, prefix, raw, keys, store } => {
             // Reading and hashing the files needs no repository: done on a thread while the
@@ -490,12 +534,7 @@ pub fn run(cmd: Command) -> Result<(), String> {
             KeyAction::Rotate { dir, role, threshold, keys } => {
                 let repo = open(&dir, keys.as_deref())?;
                 let current: Vec<String> = if role == "bins" {
-                    repo.targets
-                        .delegations
-                        .as_ref()
-                        .and_then(|d| d.succinct_roles.as_ref())
-                        .map(|s| s.keyids.clone())
-                        .unwrap_or_default()
+                    repo.bins_keyids()
                 } else {
                     repo.root
                         .roles
@@ -537,7 +576,7 @@ pub fn run(cmd: Command) -> Result<(), String> {
             }
             let (n, earliest, targets) = repo.bins_summary().map_err(e)?;
             if let Some(ex) = earliest {
-                println!("bins      {n} bins, {targets} targets, earliest expiry {ex}");
+                println!("bins      {n} bins ({}), {targets} targets, earliest expiry {ex}", repo.bin_style());
                 if ex.0 <= horizon {
                     warnings.push(format!("bins expire {ex} (within {warn_days} days): run `packman repo refresh`"));
                 }
