@@ -30,6 +30,9 @@ pub struct Config {
     /// Timeouts and minimum speed of the [`DefaultTransport`] that [`Updater::new`] builds
     /// (a transport given to [`Updater::with_transport`] brings its own).
     pub fetcher: FetcherConfig,
+    /// Whether expired metadata is refused (default) or accepted and reported
+    /// ([`TrustedSet::expired`]): the user's `--allow-expired`, for one run only.
+    pub expiry: packman_tuf::Expiry,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             targets_max_length: 5_000_000,
             prefix_targets_with_hash: true,
             fetcher: FetcherConfig::default(),
+            expiry: packman_tuf::Expiry::Enforce,
         }
     }
 }
@@ -136,8 +140,9 @@ impl Updater {
         let root_path = store.path_of("root");
         let root =
             store.read("root").map_err(|e| Error::TrustedRoot { path: root_path.clone(), reason: e.to_string() })?;
-        let trusted =
-            TrustedSet::new(&root, now).map_err(|e| Error::TrustedRoot { path: root_path, reason: e.to_string() })?;
+        let trusted = TrustedSet::new(&root, now)
+            .map_err(|e| Error::TrustedRoot { path: root_path, reason: e.to_string() })?
+            .with_expiry(config.expiry);
         Ok(Updater {
             transport,
             config,
@@ -200,6 +205,29 @@ impl Updater {
         self.load_targets("targets", "root")?;
         self.refreshed = true;
         self.store.flush()
+    }
+
+    /// As [`Updater::refresh`] from the trusted metadata directory alone, nothing fetched:
+    /// for when the repository cannot be reached. The files there were verified when they
+    /// were fetched, and the trust core checks them again as it would fetched ones
+    /// (signatures by the trusted root's keys, versions, consistency, and expiry under
+    /// `config.expiry`); no root rotation can be looked for. A role missing from the
+    /// directory is an [`Error::Io`] naming its file.
+    pub fn refresh_local(&mut self) -> Result<(), Error> {
+        for role in ["timestamp", "snapshot", "targets"] {
+            let path = self.store.path_of(role);
+            let bytes = self.store.read(role).map_err(|e| Error::io(&path, e))?;
+            let t = &mut self.trusted;
+            let checked = match role {
+                "timestamp" => t.update_timestamp(&bytes).map(drop),
+                "snapshot" => t.update_snapshot(&bytes, true).map(drop),
+                _ => t.update_delegated_targets(&bytes, role, "root").map(drop),
+            };
+            checked.map_err(|source| Error::Metadata { url: path.display().to_string(), source })?;
+            self.record(role, &bytes);
+        }
+        self.refreshed = true;
+        Ok(())
     }
 
     fn metadata_url_for(&self, role: &str, version: Option<u64>) -> String {
@@ -270,13 +298,7 @@ impl Updater {
             }
             None => {
                 // The trusted timestamp stays; if it has expired, stop here (spec 5.4.4).
-                let ts = &self.trusted.timestamp().expect("equal to the loaded one").signed;
-                if ts.expires.is_expired(self.trusted.reference_time()) {
-                    let source =
-                        packman_tuf::Error::Expired { role: "timestamp".into(), expires: ts.expires.to_string() };
-                    return Err(Error::Metadata { url, source });
-                }
-                Ok(())
+                self.trusted.check_final_timestamp().map_err(|source| Error::Metadata { url, source })
             }
         }
     }

@@ -27,6 +27,6 @@ pub use manage::{
     RootChange, RootSource, Rotation, Updated, STATE_FILE,
 };
 pub use pin::{ensure_trust, ensure_trust_bytes, TrustOutcome};
-pub use read::{ReadError, Reader, VerifiedCache};
+pub use read::{Freshness, ReadError, Reader, VerifiedCache};
 pub use repo::{default_targets_url, TrustedRepo};
 pub use ring::{check_name, ring_dir, RepoEntry, Ring, RingMirror, CONFIG_FILE};

@@ -349,6 +349,26 @@ fn write_state(ring_dir: &Path, state: &RepoState) -> Result<(), TrustError> {
         .map_err(|e| TrustError::Io { path: e.path, source: e.source })
 }
 
+/// Records a successful refresh of a ring repository (its state file), so an offline run
+/// later can say how old its data is.
+pub(crate) fn record_refresh(
+    ring_dir: &Path,
+    set: &packman_tuf::TrustedSet,
+    now: OffsetDateTime,
+) -> Result<(), TrustError> {
+    write_state(ring_dir, &state_of(set, now))
+}
+
+/// When the metadata in `metadata_dir` was last verified online: the state file's time,
+/// else when its timestamp file was written.
+pub(crate) fn verified_at(ring_dir: &Path, metadata_dir: &Path) -> Option<OffsetDateTime> {
+    if let Some(t) = read_state(ring_dir).and_then(|s| packman_tuf::Expires::parse(&s.last_update).ok()) {
+        return Some(t.0);
+    }
+    let modified = std::fs::metadata(metadata_dir.join("timestamp.json")).and_then(|m| m.modified()).ok()?;
+    Some(OffsetDateTime::from(modified))
+}
+
 fn state_of(set: &packman_tuf::TrustedSet, now: OffsetDateTime) -> RepoState {
     RepoState {
         last_update: now_text(now),

@@ -1,6 +1,142 @@
-//! Human-readable accounts of what was verified, and of why something was refused.
+//! Human-readable accounts of what was verified, and of why something was refused; the
+//! options every command takes (`--allow-expired`, `-v`); colour on a terminal only.
+
+use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use packman_client::{Error, FetchError, Updater};
+
+/// The options given before or after any command, for this one run (never saved).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Global {
+    /// `--allow-expired`: accept expired signed metadata, saying so.
+    pub allow_expired: bool,
+    /// `-v` (repeatable): per-request detail on stderr.
+    pub verbose: u8,
+}
+
+static GLOBAL: OnceLock<Global> = OnceLock::new();
+
+/// Set once, by `main`.
+pub fn set_global(g: Global) {
+    let _ = GLOBAL.set(g);
+}
+
+pub fn global() -> Global {
+    GLOBAL.get().copied().unwrap_or_default()
+}
+
+/// The updaters' configuration for this run: the defaults, and the expiry rule the user
+/// chose (the rule itself lives in the trust core).
+pub fn client_config() -> packman_client::Config {
+    let expiry = if global().allow_expired { packman_tuf::Expiry::Allow } else { packman_tuf::Expiry::Enforce };
+    packman_client::Config { expiry, ..Default::default() }
+}
+
+/// Whether to colour what goes to a stream that `is_tty` says is a terminal: never when
+/// `NO_COLOR` is set (no-color.org), always when `CLICOLOR_FORCE` is set (and not "0").
+fn colour_for(is_tty: bool, no_color: Option<&str>, force: Option<&str>) -> bool {
+    if no_color.is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    if force.is_some_and(|v| !v.is_empty() && v != "0") {
+        return true;
+    }
+    is_tty
+}
+
+fn colour_env(is_tty: bool) -> bool {
+    let var = |k| std::env::var(k).ok();
+    colour_for(is_tty, var("NO_COLOR").as_deref(), var("CLICOLOR_FORCE").as_deref())
+}
+
+/// Whether stderr gets colour (decided once).
+pub fn stderr_colour() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| colour_env(std::io::stderr().is_terminal()))
+}
+
+/// Whether stdout gets colour (decided once).
+pub fn stdout_colour() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| colour_env(std::io::stdout().is_terminal()))
+}
+
+fn sgr(on: bool, text: &str, colour: u8) -> String {
+    if on && colour == BOLD {
+        format!("\x1b[1m{text}\x1b[0m")
+    } else if on {
+        format!("\x1b[1;{colour}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// `text` in bold `colour` (an ANSI SGR code: 31 red, 33 yellow, 36 cyan; 0 bold only) for
+/// stderr: coloured only when stderr is.
+pub fn paint(text: &str, colour: u8) -> String {
+    sgr(stderr_colour(), text, colour)
+}
+
+/// As [`paint`], for stdout.
+pub fn paint_out(text: &str, colour: u8) -> String {
+    sgr(stdout_colour(), text, colour)
+}
+
+pub const RED: u8 = 31;
+pub const YELLOW: u8 = 33;
+pub const CYAN: u8 = 36;
+pub const BOLD: u8 = 0;
+
+/// `packman: warning: MSG` on stderr.
+pub fn warn(msg: impl std::fmt::Display) {
+    eprintln!("packman: {} {msg}", paint("warning:", YELLOW));
+}
+
+/// `packman: error: MSG` on stderr.
+pub fn error(msg: impl std::fmt::Display) {
+    eprintln!("packman: {} {msg}", paint("error:", RED));
+}
+
+/// `packman: MSG` on stderr, for `-v` only.
+pub fn verbose(msg: impl std::fmt::Display) {
+    if global().verbose > 0 {
+        eprintln!("packman: {msg}");
+    }
+}
+
+/// How each repository's metadata was made current, when a person must know: offline
+/// (and how old), or expired metadata used under `--allow-expired` (as a warning).
+pub fn print_freshness<'a>(fresh: impl IntoIterator<Item = &'a packman_trust::Freshness>) {
+    for f in fresh {
+        for note in f.notes() {
+            print_note(&note);
+        }
+    }
+}
+
+/// One line of [`packman_trust::Freshness::notes`]: expired metadata is a warning.
+pub fn print_note(note: &str) {
+    if note.starts_with("EXPIRED") {
+        warn(note);
+    } else {
+        eprintln!("packman: {}", paint(note, CYAN));
+    }
+}
+
+/// A refusal to read the ring, with what to do about expired metadata when that was it.
+pub fn read_error(e: &packman_trust::ReadError) -> String {
+    let expired = matches!(e, packman_trust::ReadError::Repository { source, .. }
+        if matches!(source.tuf(), Some(packman_tuf::Error::Expired { .. })));
+    if expired {
+        format!(
+            "{e}\n  hint: the repository's signatures have expired (a frozen mirror, or the publisher has not \
+             refreshed them). To use it anyway for this one command, pass --allow-expired"
+        )
+    } else {
+        e.to_string()
+    }
+}
 
 /// Prints the trusted state after a refresh: which keys the root names, thresholds, expiry.
 pub fn print_trusted(up: &Updater) {
@@ -95,7 +231,7 @@ pub fn add_signed_mirrors(
             added.len()
         }
         Err(e) => {
-            eprintln!("packman: warning: the signed mirror list is not used: {}", explain(&e));
+            warn(format_args!("the signed mirror list is not used: {}", explain(&e)));
             0
         }
     }
@@ -105,5 +241,21 @@ pub fn add_signed_mirrors(
 pub fn print_mirror_failures(t: &packman_client::FailoverTransport) {
     for f in t.failures() {
         eprintln!("packman: {f}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour_for;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        assert!(colour_for(true, None, None));
+        assert!(!colour_for(false, None, None));
+        assert!(!colour_for(true, Some("1"), None));
+        assert!(colour_for(true, Some(""), None), "an empty NO_COLOR does not count (no-color.org)");
+        assert!(colour_for(false, None, Some("1")));
+        assert!(!colour_for(false, None, Some("0")));
+        assert!(!colour_for(false, Some("1"), Some("1")), "NO_COLOR wins");
     }
 }

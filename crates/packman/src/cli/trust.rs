@@ -231,17 +231,18 @@ fn add(a: AddArgs) -> Result<(), String> {
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{e}\n  nothing was added"))?;
     let entry_mirrors = entry.mirrors.clone();
-    let config = Config::default();
+    let config = crate::report::client_config();
     let t = transport(&config);
     let added = packman_trust::add_repo(&home, entry, &source, &a.root_from, t, config, OffsetDateTime::now_utc())
         .map_err(|e| format!("{}\n  nothing was added", message(e)))?;
     let s = &added.status;
     if added.tofu {
-        eprintln!("WARNING: trusting the root of {} on first use (--tofu): it was NOT checked against", s.url);
-        eprintln!("WARNING: anything you obtained from a trusted place. Anyone who controls the network or the");
-        eprintln!("WARNING: server right now could have given you their own keys. Compare this fingerprint with");
-        eprintln!("WARNING: the repository's owner through another channel:");
-        eprintln!("WARNING:   sha256 {}", s.root_fingerprint);
+        let w = crate::report::paint("WARNING:", crate::report::RED);
+        eprintln!("{w} trusting the root of {} on first use (--tofu): it was NOT checked against", s.url);
+        eprintln!("{w} anything you obtained from a trusted place. Anyone who controls the network or the");
+        eprintln!("{w} server right now could have given you their own keys. Compare this fingerprint with");
+        eprintln!("{w} the repository's owner through another channel:");
+        eprintln!("{w}   sha256 {}", s.root_fingerprint);
     }
     if !a.quiet {
         println!("{}: trusted {} (root v{}, sha256 {})", s.name, s.url, s.root_version, s.root_fingerprint);
@@ -262,7 +263,9 @@ fn root_changed(c: &RootChange) -> String {
     let bar = "@".repeat(66);
     let new = c.offered_fingerprint.as_deref().unwrap_or("(could not be fetched again)");
     let mut s = String::new();
-    s.push_str(&format!("{bar}\n@    WARNING: REPOSITORY ROOT KEYS HAVE CHANGED!                 @\n{bar}\n"));
+    let banner = format!("{bar}\n@    WARNING: REPOSITORY ROOT KEYS HAVE CHANGED!                 @\n{bar}");
+    s.push_str(&crate::report::paint(&banner, crate::report::RED));
+    s.push('\n');
     s.push_str(&format!(
         "The repository {:?} ({}) now serves a root that is not signed by the root keys you trust.\n",
         c.name, c.url
@@ -330,6 +333,10 @@ fn update_json(name: &str, r: &Result<Updated, TrustError>) -> serde_json::Value
     }
 }
 
+fn refused() -> String {
+    crate::report::paint("refused:", crate::report::RED)
+}
+
 pub fn update(a: UpdateArgs) -> Result<(), String> {
     let home = home()?;
     let ring = Ring::load(&home).map_err(message)?;
@@ -338,7 +345,7 @@ pub fn update(a: UpdateArgs) -> Result<(), String> {
     if names.is_empty() && !a.json && !a.quiet {
         println!("no trusted repositories (add one: packman trust add NAME URL --root-sha256 HEX)");
     }
-    let config = Config::default();
+    let config = crate::report::client_config();
     let t = transport(&config);
     let mut results = Vec::new();
     for name in &names {
@@ -369,8 +376,8 @@ pub fn update(a: UpdateArgs) -> Result<(), String> {
                 }
                 Ok(_) => {}
                 Err(TrustError::RootChanged(c)) => eprintln!("{}", root_changed(c)),
-                Err(TrustError::Update { name, source }) => eprintln!("{name}: refused: {}", explain(source)),
-                Err(e) => eprintln!("{name}: refused: {e}"),
+                Err(TrustError::Update { name, source }) => eprintln!("{name}: {} {}", refused(), explain(source)),
+                Err(e) => eprintln!("{name}: {} {e}", refused()),
             }
         }
         results.push((name.clone(), r));
