@@ -213,7 +213,7 @@ impl Proxy {
                 Ok(Slot {
                     entry: entry.clone(),
                     trusted: entry.trusted(home),
-                    transport: read::repo_transport(entry, inner.clone())?,
+                    transport: read::ring_transport(home, entry, inner.clone())?,
                     reported: Mutex::default(),
                     state: Mutex::default(),
                 })

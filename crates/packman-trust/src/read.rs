@@ -218,6 +218,21 @@ pub fn repo_transport(entry: &RepoEntry, inner: Arc<dyn Transport>) -> Result<Ar
     Ok(Arc::new(t))
 }
 
+/// [`repo_transport`], then the mirrors of the signed list a verified refresh last saved in
+/// the repository's ring directory ([`crate::SIGNED_MIRRORS_FILE`]): so a repository whose
+/// URL is down is still reached through the mirrors it signed, before any refresh.
+pub fn ring_transport(
+    home: &Home,
+    entry: &RepoEntry,
+    inner: Arc<dyn Transport>,
+) -> Result<Arc<FailoverTransport>, ReadError> {
+    let t = repo_transport(entry, inner)?;
+    if let Some(list) = crate::manage::saved_signed_mirrors(&crate::ring_dir(home, &entry.name)) {
+        t.add_mirrors(&list.mirrors);
+    }
+    Ok(t)
+}
+
 /// Adds the mirrors of the repository's signed list to `transport`, after a verified
 /// refresh of `up` (the list is a verified target, downloaded through `temp_dir`). Returns
 /// the names of the mirrors added (none when it signs no list).
@@ -453,7 +468,7 @@ impl Repos {
     fn updater(&mut self, entry: &RepoEntry) -> Result<&mut Updater, ReadError> {
         if !self.open.contains_key(&entry.name) {
             let trusted = entry.trusted(&self.home);
-            let transport = repo_transport(entry, self.transport.clone())?;
+            let transport = ring_transport(&self.home, entry, self.transport.clone())?;
             let (up, fresh) = open_fresh(entry, &trusted, self.config.clone(), transport, self.now)?;
             self.open.insert(entry.name.clone(), up);
             self.fresh.push(fresh);

@@ -200,6 +200,10 @@ fn print_summary(s: &RepoStatus) {
         root.map(|r| list_or_none(&r.keyids, short)).unwrap_or_default()
     );
     println!("  projects: {}", s.projects.join(" "));
+    for m in &s.mirrors {
+        let name = if m.name == m.metadata_url { String::new() } else { format!("{} ", m.name) };
+        println!("  mirror ({}): {name}{} {}", m.source, m.metadata_url, m.targets_url);
+    }
     println!("  last update: {}", s.last_update.as_deref().unwrap_or("never"));
 }
 
@@ -230,12 +234,14 @@ fn add(a: AddArgs) -> Result<(), String> {
         .map(|m| packman_trust::RingMirror::parse(m))
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{e}\n  nothing was added"))?;
-    let entry_mirrors = entry.mirrors.clone();
     let config = crate::report::client_config();
     let t = transport(&config);
     let added = packman_trust::add_repo(&home, entry, &source, &a.root_from, t, config, OffsetDateTime::now_utc())
         .map_err(|e| format!("{}\n  nothing was added", message(e)))?;
     let s = &added.status;
+    for f in &added.mirror_failures {
+        eprintln!("packman: {}: {f}", s.name);
+    }
     if added.tofu {
         let w = crate::report::paint("WARNING:", crate::report::RED);
         eprintln!("{w} trusting the root of {} on first use (--tofu): it was NOT checked against", s.url);
@@ -250,8 +256,8 @@ fn add(a: AddArgs) -> Result<(), String> {
             println!("  the same root from: {}", added.sources.join(", "));
         }
         println!("  projects: {}", s.projects.join(" "));
-        for m in &entry_mirrors {
-            println!("  mirror: {} {}", m.metadata_url, m.targets_url);
+        for m in &s.mirrors {
+            println!("  mirror ({}): {} {}", m.source, m.metadata_url, m.targets_url);
         }
     }
     Ok(())
@@ -316,6 +322,7 @@ fn update_json(name: &str, r: &Result<Updated, TrustError>) -> serde_json::Value
             "snapshot_version": u.state.snapshot_version,
             "targets_version": u.state.targets_version,
             "rotation": u.rotation,
+            "mirror_failures": u.mirror_failures,
             "root_changed": null,
             "error": null,
         }),
@@ -327,6 +334,7 @@ fn update_json(name: &str, r: &Result<Updated, TrustError>) -> serde_json::Value
             "snapshot_version": null,
             "targets_version": null,
             "rotation": null,
+            "mirror_failures": [],
             "root_changed": match e { TrustError::RootChanged(c) => serde_json::to_value(c).ok(), _ => None },
             "error": e.to_string(),
         }),
@@ -364,6 +372,9 @@ pub fn update(a: UpdateArgs) -> Result<(), String> {
                         v(s.timestamp_version),
                         v(s.snapshot_version)
                     );
+                    for f in &u.mirror_failures {
+                        eprintln!("packman: {name}: {f}");
+                    }
                     if let Some(rot) = &u.rotation {
                         println!(
                             "{name}: root v{} -> v{} (keys added: {}; removed: {})",
