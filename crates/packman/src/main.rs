@@ -90,7 +90,8 @@ fn main() -> ExitCode {
         default_hook(info)
     }));
     let cli = Cli::parse();
-    report::set_global(report::Global { allow_expired: cli.allow_expired, verbose: cli.verbose });
+    report::set_global(report::Global { allow_expired: cli.allow_expired });
+    report::init_verbose(cli.verbose);
     if cli.allow_expired {
         report::warn(
             "--allow-expired: expired signed metadata is accepted for this command only. It may be a freeze \

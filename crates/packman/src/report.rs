@@ -11,8 +11,6 @@ use packman_client::{Error, FetchError, Updater};
 pub struct Global {
     /// `--allow-expired`: accept expired signed metadata, saying so.
     pub allow_expired: bool,
-    /// `-v` (repeatable): per-request detail on stderr.
-    pub verbose: u8,
 }
 
 static GLOBAL: OnceLock<Global> = OnceLock::new();
@@ -98,11 +96,53 @@ pub fn error(msg: impl std::fmt::Display) {
     eprintln!("packman: {} {msg}", paint("error:", RED));
 }
 
-/// `packman: MSG` on stderr, for `-v` only.
-pub fn verbose(msg: impl std::fmt::Display) {
-    if global().verbose > 0 {
-        eprintln!("packman: {msg}");
+/// `-v`: the libraries' debug events (each fetch attempt, which mirror, how it ended; local
+/// metadata that could not be used), `-vv` also their trace events, one line each on stderr.
+/// A dozen lines instead of a subscriber crate: no spans, no filtering beyond the level.
+pub fn init_verbose(level: u8) {
+    if level == 0 {
+        return;
     }
+    let max = if level > 1 { tracing::Level::TRACE } else { tracing::Level::DEBUG };
+    let _ = tracing::subscriber::set_global_default(Lines { max });
+}
+
+struct Lines {
+    max: tracing::Level,
+}
+
+/// An event's message and fields, as `message key=value ...`.
+struct EventText(String);
+
+impl tracing::field::Visit for EventText {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0.insert_str(0, &format!("{value:?}"));
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+}
+
+impl tracing::Subscriber for Lines {
+    fn enabled(&self, m: &tracing::Metadata<'_>) -> bool {
+        *m.level() <= self.max && m.target().starts_with("packman")
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, e: &tracing::Event<'_>) {
+        let mut text = EventText(String::new());
+        e.record(&mut text);
+        eprintln!(
+            "packman: {}",
+            paint(&text.0, if *e.metadata().level() <= tracing::Level::DEBUG { CYAN } else { BOLD })
+        );
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// How each repository's metadata was made current, when a person must know: offline

@@ -483,4 +483,17 @@ fn update_fails_over_to_the_mirrors_when_the_repository_url_is_down() {
     assert!(failed.iter().any(|f| f.starts_with(&format!("mirror {primary}: unreachable"))), "{failed:?}");
     assert!(failed.iter().any(|f| f.starts_with(&format!("mirror {cmd}: unreachable"))), "{failed:?}");
     assert!(!failed.iter().any(|f| f.contains(&smd)), "{failed:?}");
+    // -v: each attempt, which mirror, how it ended.
+    let o = w.packman(&["-v", "update", "m"]);
+    let err = text(&o).1;
+    ok(o);
+    has_all(
+        &err,
+        &[
+            &format!("{primary}2.root.json: failed (mirror {primary})"),
+            &format!("{cmd}2.root.json: failed (mirror {cmd})"),
+            &format!("{smd}timestamp.json: fetched and verified (mirror eu)"),
+        ],
+    );
+    assert!(!text(&w.packman(&["update", "m"])).1.contains("fetched and verified"));
 }
