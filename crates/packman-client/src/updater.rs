@@ -137,6 +137,32 @@ impl Updater {
         now: OffsetDateTime,
     ) -> Result<Self, Error> {
         let store = MetadataStore::open(metadata_dir)?;
+        Self::with_store(store, metadata_url, targets_url, config, transport, now)
+    }
+
+    /// As [`Updater::open`], for a reader while another process holds the metadata
+    /// directory ([`MetadataStore::open_read_only`]): it verifies as always, starting from
+    /// the trusted files there, and changes nothing on disk.
+    pub fn open_read_only(
+        metadata_dir: &Path,
+        metadata_url: &str,
+        targets_url: Option<&str>,
+        config: Config,
+        transport: Arc<dyn Transport>,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
+        let store = MetadataStore::open_read_only(metadata_dir);
+        Self::with_store(store, metadata_url, targets_url, config, transport, now)
+    }
+
+    fn with_store(
+        store: MetadataStore,
+        metadata_url: &str,
+        targets_url: Option<&str>,
+        config: Config,
+        transport: Arc<dyn Transport>,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
         let root_path = store.path_of("root");
         let root =
             store.read("root").map_err(|e| Error::TrustedRoot { path: root_path.clone(), reason: e.to_string() })?;
@@ -257,12 +283,8 @@ impl Updater {
             // snapshot (fast-forward attack recovery). Removed before the root is persisted,
             // so a crash in between cannot skip it.
             if timestamp_snapshot_keys(&self.trusted.root().signed) != keys_before {
-                for path in [self.store.path_of("timestamp"), self.store.path_of("snapshot")] {
-                    match std::fs::remove_file(&path) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(path, e)),
-                        _ => {}
-                    }
-                }
+                self.store.remove("timestamp")?;
+                self.store.remove("snapshot")?;
             }
             self.store.write("root", &bytes)?;
             self.record("root", &bytes);

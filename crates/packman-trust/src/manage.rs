@@ -480,6 +480,8 @@ pub fn update_repo(
     let root_path = repo.metadata_dir.join("root.json");
     let before_bytes = read_opt(&root_path)?.ok_or_else(|| TrustError::NoRoot { dir: repo.metadata_dir.clone() })?;
     let name = entry.name.clone();
+    wait_for_lock(&repo.metadata_dir)
+        .map_err(|()| TrustError::Busy { name: name.clone(), dir: repo.metadata_dir.clone() })?;
     let failover = crate::read::ring_transport(home, entry, transport).map_err(read_to_trust)?;
     let transport: Arc<dyn Transport> = failover.clone();
     let mut up = repo
@@ -509,6 +511,23 @@ pub fn update_repo(
     write_state(&dir, &state)?;
     let mirror_failures = failover.failures().iter().map(ToString::to_string).collect();
     Ok(Updated { name, state, rotation, mirror_failures })
+}
+
+/// How long an update waits for another process to release a metadata directory: a
+/// moment's overlap with another command, not a proxy that holds it for hours.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits (at most [`LOCK_WAIT`]) until no other process holds `metadata_dir`.
+fn wait_for_lock(metadata_dir: &Path) -> Result<(), ()> {
+    let start = std::time::Instant::now();
+    loop {
+        match packman_fs::try_lock_exclusive(&metadata_dir.join(".lock")) {
+            Ok(None) if start.elapsed() < LOCK_WAIT => std::thread::sleep(std::time::Duration::from_millis(100)),
+            Ok(None) => return Err(()),
+            // Free (or not lockable at all: the updater's own lock says why).
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// After a failed update: does the repository serve a root that is not the trusted one and

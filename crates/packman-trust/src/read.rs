@@ -14,7 +14,8 @@
 //!   length (it got that name only after a full check).
 //! - **Fresh metadata.** An updater is opened at the time given, after the repository's
 //!   trusted root is checked, and refreshed before anything is looked up ([`open_fresh`]).
-//!   Another process holding the metadata directory is [`ReadError::Busy`], not a wait.
+//!   While another process (a proxy) holds the metadata directory, it is read without the
+//!   lock and nothing is written ([`Updater::open_read_only`]): no wait, no error.
 //! - **Offline only when unreachable.** When the repository cannot be reached at all
 //!   (connection refused, DNS, timeout: [`packman_client::Error::is_unreachable`]), the
 //!   metadata verified earlier is used from the metadata directory, checked again by the
@@ -55,13 +56,6 @@ pub enum ReadError {
 
     #[error("the trust ring ({config}) lists no repository: add one with `packman trust add NAME URL --root FILE`")]
     EmptyRing { config: PathBuf },
-
-    /// Another packman process (a proxy, `packman update`) holds the repository's metadata
-    /// directory.
-    #[error(
-        "repository {repo:?}: its trusted metadata ({dir}) is in use by another packman process; stop it and try again"
-    )]
-    Busy { repo: String, dir: PathBuf },
 
     /// The repository's metadata or one of its files was refused, or could not be fetched.
     #[error("repository {repo:?}: {source}")]
@@ -249,7 +243,7 @@ pub fn add_signed_mirrors(
 }
 
 /// Opens the updater of a ring repository at time `now` and refreshes it: the trusted root
-/// checked first, [`ReadError::Busy`] when another process holds the metadata directory.
+/// checked first; read only when another process holds the metadata directory.
 /// When the repository cannot be reached, its cached metadata is used instead, checked by
 /// the trust core as fetched metadata is; the [`Freshness`] says so. A successful online
 /// refresh is recorded in the repository's `state.json` (how old offline data is).
@@ -262,19 +256,32 @@ pub fn open_fresh(
 ) -> Result<(Updater, Freshness), ReadError> {
     let dir = &trusted.metadata_dir;
     crate::ensure_trust(dir, None, now)?;
-    // Waiting for another process's lock would hang: say so instead.
-    if let Ok(None) = packman_fs::try_lock_exclusive(&dir.join(".lock")) {
-        return Err(ReadError::Busy { repo: entry.name.clone(), dir: dir.clone() });
+    // Another process (a proxy) holds the directory, perhaps for hours: waiting would hang.
+    // Read it without the lock instead (each file is replaced atomically) and write nothing.
+    let shared = matches!(packman_fs::try_lock_exclusive(&dir.join(".lock")), Ok(None));
+    if shared {
+        tracing::debug!(
+            "repository {:?}: {} is in use by another packman process: read only",
+            entry.name,
+            dir.display()
+        );
     }
     let open = |t: Arc<dyn Transport>| {
-        Updater::open(dir, &trusted.metadata_url, trusted.targets_url.as_deref(), config.clone(), t, now)
-            .map_err(|e| ReadError::repository(entry, e))
+        let (md, tg) = (&trusted.metadata_url, trusted.targets_url.as_deref());
+        if shared {
+            Updater::open_read_only(dir, md, tg, config.clone(), t, now)
+        } else {
+            Updater::open(dir, md, tg, config.clone(), t, now)
+        }
+        .map_err(|e| ReadError::repository(entry, e))
     };
     let mut up = open(transport.clone())?;
     let ring_dir = packman_fs::parent(dir).to_path_buf();
     let offline = match up.refresh() {
         Ok(()) => {
-            crate::manage::record_refresh(&ring_dir, up.trusted(), now)?;
+            if !shared {
+                crate::manage::record_refresh(&ring_dir, up.trusted(), now)?;
+            }
             None
         }
         Err(network) if network.is_unreachable() => {
