@@ -145,6 +145,9 @@ pub struct Updated {
     pub rotation: Option<Rotation>,
     /// Each failed attempt on the repository's URL or a mirror: which, and how.
     pub mirror_failures: Vec<String>,
+    /// Roles accepted although expired (only when the config allowed it), as
+    /// `ROLE vVERSION expired TIME`.
+    pub expired: Vec<String>,
 }
 
 /// A root the repository serves that does not follow from the trusted one.
@@ -510,7 +513,9 @@ pub fn update_repo(
     let state = state_of(up.trusted(), now);
     write_state(&dir, &state)?;
     let mirror_failures = failover.failures().iter().map(ToString::to_string).collect();
-    Ok(Updated { name, state, rotation, mirror_failures })
+    let expired =
+        up.trusted().expired().iter().map(|e| format!("{} v{} expired {}", e.role, e.version, e.expires)).collect();
+    Ok(Updated { name, state, rotation, mirror_failures, expired })
 }
 
 /// How long an update waits for another process to release a metadata directory: a

@@ -215,7 +215,7 @@ pub fn explain(e: &Error) -> String {
     let hint = match e {
         Error::Metadata { source, .. } => match source {
             packman_tuf::Error::Rollback { .. } => Some("the server offers older metadata than you already trust; try another mirror"),
-            packman_tuf::Error::Expired { .. } => Some("the repository's signatures have expired: the mirror may be frozen, or the publisher has not refreshed them"),
+            packman_tuf::Error::Expired { .. } => Some("the repository's signatures have expired: the mirror may be frozen, or the publisher has not refreshed them. To use them anyway for this one command, pass --allow-expired"),
             packman_tuf::Error::ThresholdNotMet { .. } => Some("not enough valid signatures: the metadata was tampered with or signed by the wrong keys"),
             packman_tuf::Error::LengthOrHashMismatch { .. } | packman_tuf::Error::Inconsistent { .. } => {
                 Some("the mirror serves files that do not belong together; try again later or another mirror")

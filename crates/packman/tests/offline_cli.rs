@@ -209,3 +209,28 @@ fn install_from_the_cache_with_the_server_stopped() {
     says_offline(&err);
     assert_eq!(installed(&venv).as_deref(), Some("1.0"));
 }
+
+#[test]
+fn expired_metadata_served_online_is_refused_then_accepted_with_allow_expired() {
+    let w = World::new();
+    let _server = w.serve_and_trust();
+    w.short_lived_timestamp(2);
+    std::thread::sleep(Duration::from_millis(2500));
+    let before = w.state();
+    let err = fails_err(w.packman(&["info", "hello"]));
+    has_all(&err, &["timestamp: expired at", "hint:", "--allow-expired"]);
+    assert!(!err.contains("offline"), "{err}");
+    let err = fails_err(w.packman(&["update"]));
+    has_all(&err, &["timestamp: expired at", "--allow-expired"]);
+    assert_eq!(w.state(), before, "a refusal changed PACKMAN_HOME");
+
+    let o = w.packman(&["--allow-expired", "info", "hello"]);
+    let err = text(&o).1;
+    has_all(&ok(o), &["hello-1.0-py3-none-any.whl"]);
+    has_all(&err, &["packman: warning: --allow-expired", "EXPIRED metadata of repository \"demo\"", "timestamp v"]);
+    assert!(!err.contains("offline"), "{err}");
+    let o = w.packman(&["update", "--allow-expired"]);
+    let err = text(&o).1;
+    has_all(&ok(o), &["demo: root v1 timestamp v"]);
+    has_all(&err, &["demo: EXPIRED metadata accepted because of --allow-expired: timestamp v"]);
+}

@@ -323,6 +323,7 @@ fn update_json(name: &str, r: &Result<Updated, TrustError>) -> serde_json::Value
             "targets_version": u.state.targets_version,
             "rotation": u.rotation,
             "mirror_failures": u.mirror_failures,
+            "expired": u.expired,
             "root_changed": null,
             "error": null,
         }),
@@ -335,6 +336,7 @@ fn update_json(name: &str, r: &Result<Updated, TrustError>) -> serde_json::Value
             "targets_version": null,
             "rotation": null,
             "mirror_failures": [],
+            "expired": [],
             "root_changed": match e { TrustError::RootChanged(c) => serde_json::to_value(c).ok(), _ => None },
             "error": e.to_string(),
         }),
@@ -374,6 +376,12 @@ pub fn update(a: UpdateArgs) -> Result<(), String> {
                     );
                     for f in &u.mirror_failures {
                         eprintln!("packman: {name}: {f}");
+                    }
+                    if !u.expired.is_empty() {
+                        crate::report::warn(format_args!(
+                            "{name}: EXPIRED metadata accepted because of --allow-expired: {}",
+                            u.expired.join(", ")
+                        ));
                     }
                     if let Some(rot) = &u.rotation {
                         println!(
