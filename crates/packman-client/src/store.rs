@@ -33,6 +33,22 @@ impl MetadataStore {
         })
     }
 
+    /// As [`MetadataStore::open`] if the lock is free now, else [`MetadataStore::open_read_only`]
+    /// (never a wait): taking the lock and choosing are one step, so no other process can
+    /// take it in between.
+    pub fn open_or_read_only(dir: &Path) -> Result<Self, Error> {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(match packman_fs::try_lock_exclusive(&dir.join(".lock"))? {
+            Some(lock) => MetadataStore {
+                dir: dir.to_path_buf(),
+                _lock: Some(lock),
+                unsynced: Default::default(),
+                removed: Default::default(),
+            },
+            None => Self::open_read_only(dir),
+        })
+    }
+
     /// `dir` read without its lock, for a reader while another process (a proxy) holds it:
     /// every file is replaced atomically, so each read sees a whole, verified file. Writes
     /// are skipped: what the reader verifies anew is kept in memory only.

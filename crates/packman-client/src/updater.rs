@@ -155,6 +155,26 @@ impl Updater {
         Self::with_store(store, metadata_url, targets_url, config, transport, now)
     }
 
+    /// As [`Updater::open`] when the metadata directory is free, else as
+    /// [`Updater::open_read_only`]: for a reader that must neither wait for nor fail because
+    /// of another process. [`Updater::is_read_only`] says which.
+    pub fn open_or_read_only(
+        metadata_dir: &Path,
+        metadata_url: &str,
+        targets_url: Option<&str>,
+        config: Config,
+        transport: Arc<dyn Transport>,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
+        let store = MetadataStore::open_or_read_only(metadata_dir)?;
+        Self::with_store(store, metadata_url, targets_url, config, transport, now)
+    }
+
+    /// Whether this updater writes nothing (another process holds its directory).
+    pub fn is_read_only(&self) -> bool {
+        self.store.is_read_only()
+    }
+
     fn with_store(
         store: MetadataStore,
         metadata_url: &str,

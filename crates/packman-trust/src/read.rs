@@ -256,26 +256,24 @@ pub fn open_fresh(
 ) -> Result<(Updater, Freshness), ReadError> {
     let dir = &trusted.metadata_dir;
     crate::ensure_trust(dir, None, now)?;
-    // Another process (a proxy) holds the directory, perhaps for hours: waiting would hang.
-    // Read it without the lock instead (each file is replaced atomically) and write nothing.
-    let shared = matches!(packman_fs::try_lock_exclusive(&dir.join(".lock")), Ok(None));
-    if shared {
-        tracing::debug!(
-            "repository {:?}: {} is in use by another packman process: read only",
-            entry.name,
-            dir.display()
-        );
-    }
+    // Another process (a proxy) may hold the directory, perhaps for hours: waiting would
+    // hang. Then it is read without the lock (each file is replaced atomically) and nothing
+    // is written.
     let open = |t: Arc<dyn Transport>| {
         let (md, tg) = (&trusted.metadata_url, trusted.targets_url.as_deref());
-        if shared {
-            Updater::open_read_only(dir, md, tg, config.clone(), t, now)
-        } else {
-            Updater::open(dir, md, tg, config.clone(), t, now)
+        let up = Updater::open_or_read_only(dir, md, tg, config.clone(), t, now)
+            .map_err(|e| ReadError::repository(entry, e))?;
+        if up.is_read_only() {
+            tracing::debug!(
+                "repository {:?}: {} is in use by another packman process: read only",
+                entry.name,
+                dir.display()
+            );
         }
-        .map_err(|e| ReadError::repository(entry, e))
+        Ok::<_, ReadError>(up)
     };
     let mut up = open(transport.clone())?;
+    let shared = up.is_read_only();
     let ring_dir = packman_fs::parent(dir).to_path_buf();
     let offline = match up.refresh() {
         Ok(()) => {
