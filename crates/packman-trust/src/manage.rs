@@ -483,13 +483,11 @@ pub fn update_repo(
     let root_path = repo.metadata_dir.join("root.json");
     let before_bytes = read_opt(&root_path)?.ok_or_else(|| TrustError::NoRoot { dir: repo.metadata_dir.clone() })?;
     let name = entry.name.clone();
-    wait_for_lock(&repo.metadata_dir)
-        .map_err(|()| TrustError::Busy { name: name.clone(), dir: repo.metadata_dir.clone() })?;
     let failover = crate::read::ring_transport(home, entry, transport).map_err(read_to_trust)?;
     let transport: Arc<dyn Transport> = failover.clone();
-    let mut up = repo
-        .open_with(config.clone(), transport.clone())
-        .map_err(|source| TrustError::Update { name: name.clone(), source })?;
+    let mut up = open_waiting(&repo, &config, &transport)
+        .map_err(|source| TrustError::Update { name: name.clone(), source })?
+        .ok_or_else(|| TrustError::Busy { name: name.clone(), dir: repo.metadata_dir.clone() })?;
     let before = up.trusted().root().signed.clone();
     if let Err(source) = up.refresh() {
         drop(up);
@@ -522,16 +520,32 @@ pub fn update_repo(
 /// moment's overlap with another command, not a proxy that holds it for hours.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
-/// Waits (at most [`LOCK_WAIT`]) until no other process holds `metadata_dir`.
-fn wait_for_lock(metadata_dir: &Path) -> Result<(), ()> {
+/// The repository's updater, holding its metadata directory: waits at most [`LOCK_WAIT`]
+/// for another process to let go of it (`None` if it does not). Taking the lock is the
+/// same step as finding it free, so no process can slip in between.
+fn open_waiting(
+    repo: &crate::TrustedRepo,
+    config: &Config,
+    transport: &Arc<dyn Transport>,
+) -> Result<Option<packman_client::Updater>, packman_client::Error> {
     let start = std::time::Instant::now();
     loop {
-        match packman_fs::try_lock_exclusive(&metadata_dir.join(".lock")) {
-            Ok(None) if start.elapsed() < LOCK_WAIT => std::thread::sleep(std::time::Duration::from_millis(100)),
-            Ok(None) => return Err(()),
-            // Free (or not lockable at all: the updater's own lock says why).
-            _ => return Ok(()),
+        let up = packman_client::Updater::open_or_read_only(
+            &repo.metadata_dir,
+            &repo.metadata_url,
+            repo.targets_url.as_deref(),
+            config.clone(),
+            transport.clone(),
+            OffsetDateTime::now_utc(),
+        )?;
+        if !up.is_read_only() {
+            return Ok(Some(up));
         }
+        drop(up);
+        if start.elapsed() >= LOCK_WAIT {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
