@@ -52,6 +52,13 @@ impl Error {
         }
     }
 
+    /// The repository could not be reached at all (connection refused or reset, DNS, a
+    /// timeout): the one failure after which cached metadata may be used offline. Anything
+    /// the repository answered (a refusal, a status, bad bytes) is not this.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Error::Fetch(FetchError::Transport { .. }))
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
     }

@@ -118,12 +118,15 @@ pub fn failover<T>(
     let mut last_fault: Option<Error> = None;
     let mut not_found: Option<Error> = None;
     for c in transport.candidates(url) {
+        // `-v` shows each attempt: which mirror, which URL, and how it ended.
         match attempt(&c.url) {
             Ok(v) => {
+                tracing::debug!("{}: fetched and verified{}", c.url, mirror_note(&c.mirror));
                 failures.iter().for_each(|f| transport.report(f));
                 return Ok(v);
             }
             Err(e) => {
+                tracing::debug!("{}: failed{}: {e}", c.url, mirror_note(&c.mirror));
                 let Some(kind) = classify(&e) else { return Err(e) };
                 failures.push(MirrorFailure { mirror: c.mirror, url: c.url, kind, detail: e.to_string() });
                 if kind == FailureKind::NotFound {
@@ -136,6 +139,14 @@ pub fn failover<T>(
     }
     failures.iter().filter(|f| f.kind != FailureKind::NotFound).for_each(|f| transport.report(f));
     Err(not_found.or(last_fault).unwrap_or_else(|| Error::Fetch(FetchError::NotFound { url: url.into(), status: 404 })))
+}
+
+fn mirror_note(mirror: &str) -> String {
+    if mirror.is_empty() {
+        String::new()
+    } else {
+        format!(" (mirror {mirror})")
+    }
 }
 
 struct State {

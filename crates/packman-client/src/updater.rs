@@ -30,6 +30,9 @@ pub struct Config {
     /// Timeouts and minimum speed of the [`DefaultTransport`] that [`Updater::new`] builds
     /// (a transport given to [`Updater::with_transport`] brings its own).
     pub fetcher: FetcherConfig,
+    /// Whether expired metadata is refused (default) or accepted and reported
+    /// ([`TrustedSet::expired`]): the user's `--allow-expired`, for one run only.
+    pub expiry: packman_tuf::Expiry,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             targets_max_length: 5_000_000,
             prefix_targets_with_hash: true,
             fetcher: FetcherConfig::default(),
+            expiry: packman_tuf::Expiry::Enforce,
         }
     }
 }
@@ -133,11 +137,58 @@ impl Updater {
         now: OffsetDateTime,
     ) -> Result<Self, Error> {
         let store = MetadataStore::open(metadata_dir)?;
+        Self::with_store(store, metadata_url, targets_url, config, transport, now)
+    }
+
+    /// As [`Updater::open`], for a reader while another process holds the metadata
+    /// directory ([`MetadataStore::open_read_only`]): it verifies as always, starting from
+    /// the trusted files there, and changes nothing on disk.
+    pub fn open_read_only(
+        metadata_dir: &Path,
+        metadata_url: &str,
+        targets_url: Option<&str>,
+        config: Config,
+        transport: Arc<dyn Transport>,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
+        let store = MetadataStore::open_read_only(metadata_dir);
+        Self::with_store(store, metadata_url, targets_url, config, transport, now)
+    }
+
+    /// As [`Updater::open`] when the metadata directory is free, else as
+    /// [`Updater::open_read_only`]: for a reader that must neither wait for nor fail because
+    /// of another process. [`Updater::is_read_only`] says which.
+    pub fn open_or_read_only(
+        metadata_dir: &Path,
+        metadata_url: &str,
+        targets_url: Option<&str>,
+        config: Config,
+        transport: Arc<dyn Transport>,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
+        let store = MetadataStore::open_or_read_only(metadata_dir)?;
+        Self::with_store(store, metadata_url, targets_url, config, transport, now)
+    }
+
+    /// Whether this updater writes nothing (another process holds its directory).
+    pub fn is_read_only(&self) -> bool {
+        self.store.is_read_only()
+    }
+
+    fn with_store(
+        store: MetadataStore,
+        metadata_url: &str,
+        targets_url: Option<&str>,
+        config: Config,
+        transport: Arc<dyn Transport>,
+        now: OffsetDateTime,
+    ) -> Result<Self, Error> {
         let root_path = store.path_of("root");
         let root =
             store.read("root").map_err(|e| Error::TrustedRoot { path: root_path.clone(), reason: e.to_string() })?;
-        let trusted =
-            TrustedSet::new(&root, now).map_err(|e| Error::TrustedRoot { path: root_path, reason: e.to_string() })?;
+        let trusted = TrustedSet::new(&root, now)
+            .map_err(|e| Error::TrustedRoot { path: root_path, reason: e.to_string() })?
+            .with_expiry(config.expiry);
         Ok(Updater {
             transport,
             config,
@@ -202,6 +253,29 @@ impl Updater {
         self.store.flush()
     }
 
+    /// As [`Updater::refresh`] from the trusted metadata directory alone, nothing fetched:
+    /// for when the repository cannot be reached. The files there were verified when they
+    /// were fetched, and the trust core checks them again as it would fetched ones
+    /// (signatures by the trusted root's keys, versions, consistency, and expiry under
+    /// `config.expiry`); no root rotation can be looked for. A role missing from the
+    /// directory is an [`Error::Io`] naming its file.
+    pub fn refresh_local(&mut self) -> Result<(), Error> {
+        for role in ["timestamp", "snapshot", "targets"] {
+            let path = self.store.path_of(role);
+            let bytes = self.store.read(role).map_err(|e| Error::io(&path, e))?;
+            let t = &mut self.trusted;
+            let checked = match role {
+                "timestamp" => t.update_timestamp(&bytes).map(drop),
+                "snapshot" => t.update_snapshot(&bytes, true).map(drop),
+                _ => t.update_delegated_targets(&bytes, role, "root").map(drop),
+            };
+            checked.map_err(|source| Error::Metadata { url: path.display().to_string(), source })?;
+            self.record(role, &bytes);
+        }
+        self.refreshed = true;
+        Ok(())
+    }
+
     fn metadata_url_for(&self, role: &str, version: Option<u64>) -> String {
         match version {
             Some(v) => layout::metadata_url(&self.metadata_url, role, Some(v)),
@@ -229,12 +303,8 @@ impl Updater {
             // snapshot (fast-forward attack recovery). Removed before the root is persisted,
             // so a crash in between cannot skip it.
             if timestamp_snapshot_keys(&self.trusted.root().signed) != keys_before {
-                for path in [self.store.path_of("timestamp"), self.store.path_of("snapshot")] {
-                    match std::fs::remove_file(&path) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(path, e)),
-                        _ => {}
-                    }
-                }
+                self.store.remove("timestamp")?;
+                self.store.remove("snapshot")?;
             }
             self.store.write("root", &bytes)?;
             self.record("root", &bytes);
@@ -270,13 +340,7 @@ impl Updater {
             }
             None => {
                 // The trusted timestamp stays; if it has expired, stop here (spec 5.4.4).
-                let ts = &self.trusted.timestamp().expect("equal to the loaded one").signed;
-                if ts.expires.is_expired(self.trusted.reference_time()) {
-                    let source =
-                        packman_tuf::Error::Expired { role: "timestamp".into(), expires: ts.expires.to_string() };
-                    return Err(Error::Metadata { url, source });
-                }
-                Ok(())
+                self.trusted.check_final_timestamp().map_err(|source| Error::Metadata { url, source })
             }
         }
     }

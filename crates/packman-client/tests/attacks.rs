@@ -758,3 +758,66 @@ fn fast_forward_recovery_accepts_lower_snapshot_after_snapshot_key_rotation() {
     assert_eq!(after["timestamp.json"], env.published("timestamp.json"));
     assert_eq!(after["snapshot.json"], env.published("1.snapshot.json"));
 }
+
+// ---------------------------------------------------------------------------------------
+// Offline (refresh_local), --allow-expired (Config::expiry) and read-only updaters
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn refresh_local_re_verifies_the_cache_and_judges_expiry_by_the_config() {
+    let env = Env::new();
+    env.refresh().unwrap();
+    let before = dir_state(&env.meta_dir());
+    env.server.clear_log();
+    // Nothing fetched; the cached metadata verifies and finds the target.
+    let mut up = env.updater();
+    up.refresh_local().unwrap();
+    assert!(up.get_target_info(TARGET).unwrap().is_some());
+    assert!(env.server.requests().is_empty(), "{:?}", env.server.requests());
+    drop(up); // it holds the directory's lock
+              // Two days on, the cached timestamp has expired: refused, unless allowed (then named).
+    let later = env.now + 2 * DAY;
+    let err = env.updater_with(config(), later).refresh_local().unwrap_err();
+    assert!(matches!(err.tuf(), Some(TufError::Expired { role, .. }) if role == "timestamp"), "{err}");
+    let allow = Config { expiry: packman_tuf::Expiry::Allow, ..config() };
+    let mut up = env.updater_with(allow, later);
+    up.refresh_local().unwrap();
+    let expired: Vec<String> = up.trusted().expired().into_iter().map(|e| e.role).collect();
+    assert_eq!(expired, ["timestamp"]);
+    drop(up);
+    assert_unchanged(&before, &env.meta_dir());
+    // A tampered cached file is refused, not believed because it is local.
+    let ts = env.meta_dir().join("timestamp.json");
+    let good = std::fs::read(&ts).unwrap();
+    let forged = String::from_utf8(good.clone()).unwrap().replacen("\"version\":", "\"version\":9", 1);
+    assert_ne!(forged.as_bytes(), good);
+    std::fs::write(&ts, forged).unwrap();
+    let err = env.updater().refresh_local().unwrap_err();
+    assert!(matches!(err.tuf(), Some(TufError::ThresholdNotMet { .. })), "{err}");
+    std::fs::write(&ts, good).unwrap();
+}
+
+#[test]
+fn a_read_only_updater_verifies_new_metadata_while_another_holds_the_directory_and_writes_nothing() {
+    let mut env = Env::new();
+    env.refresh().unwrap();
+    let holder = env.updater(); // holds the lock, as a proxy does
+    env.repo.add_target("pkg/new.txt", b"new").unwrap();
+    env.publish();
+    let before = dir_state(&env.meta_dir());
+    let base = env.server.url();
+    let mut reader = Updater::open_read_only(
+        &env.meta_dir(),
+        &format!("{base}/metadata"),
+        Some(&format!("{base}/targets")),
+        config(),
+        std::sync::Arc::new(packman_client::DefaultTransport::new(config().fetcher)),
+        env.now,
+    )
+    .unwrap();
+    reader.refresh().unwrap();
+    assert!(reader.get_target_info("pkg/new.txt").unwrap().is_some());
+    assert_eq!(reader.trusted().timestamp().unwrap().signed.version, env.repo.timestamp.version);
+    assert_unchanged(&before, &env.meta_dir());
+    drop(holder);
+}

@@ -50,7 +50,8 @@ impl ProxyError {
                     _ => 502,
                 },
                 ReadError::NoSha256 { .. } | ReadError::BadPage { .. } => 502,
-                ReadError::Busy { .. } => 503,
+                // The repository is unreachable and the cache cannot stand in.
+                ReadError::Unreachable { .. } | ReadError::NotCached { .. } => 503,
                 _ => 500,
             },
             _ => 500,

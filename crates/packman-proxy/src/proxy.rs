@@ -170,6 +170,9 @@ struct Record {
     served: Vec<Served>,
     refusals: Vec<Refusal>,
     mirror_failures: Vec<MirrorReport>,
+    /// What a person must be told about how metadata was made current (offline, expired
+    /// metadata allowed), each line once.
+    notes: Vec<String>,
 }
 
 /// A verified file in the cache.
@@ -210,7 +213,7 @@ impl Proxy {
                 Ok(Slot {
                     entry: entry.clone(),
                     trusted: entry.trusted(home),
-                    transport: read::repo_transport(entry, inner.clone())?,
+                    transport: read::ring_transport(home, entry, inner.clone())?,
                     reported: Mutex::default(),
                     state: Mutex::default(),
                 })
@@ -259,6 +262,12 @@ impl Proxy {
     /// may then have been served from another mirror).
     pub fn mirror_failures(&self) -> Vec<MirrorReport> {
         lock(&self.record).mirror_failures.clone()
+    }
+
+    /// Each refresh that ran offline or used expired metadata (allowed by the client
+    /// config), as [`read::Freshness::notes`] says it, once each.
+    pub fn notes(&self) -> Vec<String> {
+        lock(&self.record).notes.clone()
     }
 
     /// Every request refused so far, with its message.
@@ -415,7 +424,18 @@ impl Proxy {
         let opened =
             read::open_fresh(&slot.entry, &slot.trusted, self.options.client.clone(), slot.transport.clone(), now);
         self.note_failures(slot);
-        state.updater = Some(opened?);
+        let (up, fresh) = opened?;
+        let mut record = lock(&self.record);
+        for note in fresh.notes() {
+            if !record.notes.contains(&note) {
+                if self.options.log_to_stderr {
+                    eprintln!("packman: {note}");
+                }
+                record.notes.push(note);
+            }
+        }
+        drop(record);
+        state.updater = Some(up);
         state.refreshed = Some(Instant::now());
         Ok(())
     }

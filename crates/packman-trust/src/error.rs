@@ -82,6 +82,14 @@ pub enum TrustError {
     #[error("{}: the repository's root keys changed without a rotation signed by the trusted root ({})", .0.name, .0.reason)]
     RootChanged(Box<crate::RootChange>),
 
+    /// Another packman process (a running `packman proxy`) kept the repository's metadata
+    /// directory for longer than an update waits.
+    #[error(
+        "{name}: its trusted metadata ({dir}) is in use by another packman process (a running `packman proxy` \
+         refreshes it itself); try again when it has stopped"
+    )]
+    Busy { name: String, dir: PathBuf },
+
     /// Neither `PACKMAN_HOME` nor the platform's standard directories could be found.
     #[error("no home directory to keep packman's trusted metadata in: set PACKMAN_HOME")]
     NoHome,

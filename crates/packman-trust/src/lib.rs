@@ -23,10 +23,10 @@ pub use error::TrustError;
 pub use home::Home;
 pub use link::{Link, LinkAction, LinkError, MAX_LINK_LEN};
 pub use manage::{
-    add_repo, fingerprint, read_state, remove_repo, repo_status, update_repo, Added, RepoState, RepoStatus, RoleStatus,
-    RootChange, RootSource, Rotation, Updated, STATE_FILE,
+    add_repo, fingerprint, read_state, remove_repo, repo_status, update_repo, Added, MirrorStatus, RepoState,
+    RepoStatus, RoleStatus, RootChange, RootSource, Rotation, Updated, SIGNED_MIRRORS_FILE, STATE_FILE,
 };
 pub use pin::{ensure_trust, ensure_trust_bytes, TrustOutcome};
-pub use read::{ReadError, Reader, VerifiedCache};
+pub use read::{Freshness, ReadError, Reader, VerifiedCache};
 pub use repo::{default_targets_url, TrustedRepo};
 pub use ring::{check_name, ring_dir, RepoEntry, Ring, RingMirror, CONFIG_FILE};

@@ -35,6 +35,11 @@ use crate::{ensure_trust_bytes, ring_dir, Home, RepoEntry, Ring, TrustError};
 /// The state file's name in a repository's ring directory.
 pub const STATE_FILE: &str = "state.json";
 
+/// The repository's signed mirror list as the last verified update read it (a verified
+/// target's bytes), in its ring directory: where else to fetch from when its URL is down.
+/// Only a hint of where to look: everything fetched from a mirror is verified.
+pub const SIGNED_MIRRORS_FILE: &str = "mirrors.json";
+
 /// Where the root to trust comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootSource {
@@ -54,6 +59,21 @@ pub struct Added {
     pub tofu: bool,
     /// The URLs the root was fetched from or compared with.
     pub sources: Vec<String>,
+    /// Each failed attempt on the repository's URL or a mirror (the data then came from
+    /// another one): which, and how.
+    pub mirror_failures: Vec<String>,
+}
+
+/// A mirror of a trusted repository, as `trust list` and `trust show` describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MirrorStatus {
+    /// The name the signed list gives it, or its metadata URL.
+    pub name: String,
+    pub metadata_url: String,
+    pub targets_url: String,
+    /// "configured" (the ring's config) or "signed" (the repository's signed list, as last
+    /// verified).
+    pub source: String,
 }
 
 /// What a repository's `state.json` records after each successful update.
@@ -96,6 +116,8 @@ pub struct RepoStatus {
     /// root, timestamp, snapshot, targets.
     pub roles: Vec<RoleStatus>,
     pub last_update: Option<String>,
+    /// Configured mirrors first, then those of the signed list (in the order tried).
+    pub mirrors: Vec<MirrorStatus>,
 }
 
 impl RepoStatus {
@@ -121,6 +143,11 @@ pub struct Updated {
     pub state: RepoState,
     /// Set when the trusted root moved (signed rotations followed).
     pub rotation: Option<Rotation>,
+    /// Each failed attempt on the repository's URL or a mirror: which, and how.
+    pub mirror_failures: Vec<String>,
+    /// Roles accepted although expired (only when the config allowed it), as
+    /// `ROLE vVERSION expired TIME`.
+    pub expired: Vec<String>,
 }
 
 /// A root the repository serves that does not follow from the trusted one.
@@ -155,8 +182,43 @@ fn now_text(now: OffsetDateTime) -> String {
     Expires(now).to_string()
 }
 
+/// A root file, from the first of the transport's places (URL, mirrors) that has it; what it
+/// is worth is decided by the caller (fingerprint, agreement, signatures).
 fn fetch_root(transport: &dyn Transport, url: &str, config: &Config) -> Result<Vec<u8>, TrustError> {
-    transport.fetch(url, config.root_max_length).map_err(TrustError::FetchRoot)
+    packman_client::failover(transport, url, |u| Ok(transport.fetch(u, config.root_max_length)?)).map_err(|e| match e {
+        packman_client::Error::Fetch(f) => TrustError::FetchRoot(f),
+        other => {
+            TrustError::FetchRoot(packman_client::FetchError::Transport { url: url.into(), message: other.to_string() })
+        }
+    })
+}
+
+fn read_to_trust(e: crate::ReadError) -> TrustError {
+    match e {
+        crate::ReadError::Trust(t) => *t,
+        other => TrustError::Config { path: PathBuf::new(), reason: other.to_string() },
+    }
+}
+
+/// Saves the repository's signed mirror list (verified by `up`, just refreshed) in
+/// `ring_dir`, or removes the saved one when it signs none. A list that cannot be read is
+/// left as it was: the next update tries again.
+fn save_signed_mirrors(up: &mut packman_client::Updater, ring_dir: &Path) {
+    let path = ring_dir.join(SIGNED_MIRRORS_FILE);
+    match up.signed_mirrors(ring_dir) {
+        Ok(Some(list)) => {
+            let _ = packman_fs::write_atomic(&path, &serde_json::to_vec_pretty(&list).expect("a list serialises"));
+        }
+        Ok(None) => {
+            let _ = std::fs::remove_file(&path);
+        }
+        Err(_) => {}
+    }
+}
+
+/// The signed mirror list saved by the last verified update, if any.
+pub(crate) fn saved_signed_mirrors(ring_dir: &Path) -> Option<packman_tuf::mirrors::MirrorList> {
+    packman_tuf::mirrors::MirrorList::from_slice(&std::fs::read(ring_dir.join(SIGNED_MIRRORS_FILE)).ok()?).ok()
 }
 
 /// Adds `entry` to the ring of `home`, trusting the root `source` names, and updates it once.
@@ -174,6 +236,9 @@ pub fn add_repo(
     entry.added = Some(now_text(now));
     // Name, URL and patterns are checked before anything is fetched or written.
     ring.clone().add(entry.clone())?;
+    // The repository's URL, then the mirrors given, each answer verified as from the URL.
+    let failover = crate::read::repo_transport(&entry, transport).map_err(read_to_trust)?;
+    let transport: Arc<dyn Transport> = failover.clone();
 
     let first_url = format!("{}1.root.json", entry.metadata_url());
     let (root, label) = match source {
@@ -238,6 +303,7 @@ pub fn add_repo(
             .open_with(config, transport)
             .map_err(|source| TrustError::Update { name: entry.name.clone(), source })?;
         up.refresh().map_err(|source| TrustError::Update { name: entry.name.clone(), source })?;
+        save_signed_mirrors(&mut up, &staging);
         write_state(&staging, &state_of(up.trusted(), now))
     })()
     .map_err(undo)?;
@@ -255,7 +321,8 @@ pub fn add_repo(
         return Err(e);
     }
     let status = repo_status(home, &entry)?;
-    Ok(Added { status, tofu: *source == RootSource::Tofu, sources })
+    let mirror_failures = failover.failures().iter().map(ToString::to_string).collect();
+    Ok(Added { status, tofu: *source == RootSource::Tofu, sources, mirror_failures })
 }
 
 /// Removes `name` from the ring (saved first) and then deletes its directory.
@@ -322,6 +389,24 @@ pub fn repo_status(home: &Home, entry: &RepoEntry) -> Result<RepoStatus, TrustEr
         roles.push(RoleStatus { role: role.into(), keyids, threshold, version, expires });
     }
     let state = read_state(&ring_dir(home, &entry.name));
+    let mut mirrors: Vec<MirrorStatus> = entry
+        .mirrors
+        .iter()
+        .map(|m| MirrorStatus {
+            name: m.metadata_url.clone(),
+            metadata_url: m.metadata_url.clone(),
+            targets_url: m.targets_url.clone(),
+            source: "configured".into(),
+        })
+        .collect();
+    if let Some(list) = saved_signed_mirrors(&ring_dir(home, &entry.name)) {
+        mirrors.extend(list.mirrors.into_iter().map(|m| MirrorStatus {
+            name: m.name,
+            metadata_url: m.metadata_url,
+            targets_url: m.targets_url,
+            source: "signed".into(),
+        }));
+    }
     Ok(RepoStatus {
         name: entry.name.clone(),
         url: entry.url.clone(),
@@ -334,6 +419,7 @@ pub fn repo_status(home: &Home, entry: &RepoEntry) -> Result<RepoStatus, TrustEr
         root_expires: root.expires.to_string(),
         roles,
         last_update: state.map(|s| s.last_update),
+        mirrors,
     })
 }
 
@@ -347,6 +433,26 @@ fn write_state(ring_dir: &Path, state: &RepoState) -> Result<(), TrustError> {
     let text = serde_json::to_vec_pretty(state).expect("a state serialises");
     packman_fs::write_atomic(&ring_dir.join(STATE_FILE), &text)
         .map_err(|e| TrustError::Io { path: e.path, source: e.source })
+}
+
+/// Records a successful refresh of a ring repository (its state file), so an offline run
+/// later can say how old its data is.
+pub(crate) fn record_refresh(
+    ring_dir: &Path,
+    set: &packman_tuf::TrustedSet,
+    now: OffsetDateTime,
+) -> Result<(), TrustError> {
+    write_state(ring_dir, &state_of(set, now))
+}
+
+/// When the metadata in `metadata_dir` was last verified online: the state file's time,
+/// else when its timestamp file was written.
+pub(crate) fn verified_at(ring_dir: &Path, metadata_dir: &Path) -> Option<OffsetDateTime> {
+    if let Some(t) = read_state(ring_dir).and_then(|s| packman_tuf::Expires::parse(&s.last_update).ok()) {
+        return Some(t.0);
+    }
+    let modified = std::fs::metadata(metadata_dir.join("timestamp.json")).and_then(|m| m.modified()).ok()?;
+    Some(OffsetDateTime::from(modified))
 }
 
 fn state_of(set: &packman_tuf::TrustedSet, now: OffsetDateTime) -> RepoState {
@@ -377,9 +483,11 @@ pub fn update_repo(
     let root_path = repo.metadata_dir.join("root.json");
     let before_bytes = read_opt(&root_path)?.ok_or_else(|| TrustError::NoRoot { dir: repo.metadata_dir.clone() })?;
     let name = entry.name.clone();
-    let mut up = repo
-        .open_with(config.clone(), transport.clone())
-        .map_err(|source| TrustError::Update { name: name.clone(), source })?;
+    let failover = crate::read::ring_transport(home, entry, transport).map_err(read_to_trust)?;
+    let transport: Arc<dyn Transport> = failover.clone();
+    let mut up = open_waiting(&repo, &config, &transport)
+        .map_err(|source| TrustError::Update { name: name.clone(), source })?
+        .ok_or_else(|| TrustError::Busy { name: name.clone(), dir: repo.metadata_dir.clone() })?;
     let before = up.trusted().root().signed.clone();
     if let Err(source) = up.refresh() {
         drop(up);
@@ -398,9 +506,47 @@ pub fn update_repo(
             keys_removed: old.difference(&new).cloned().collect(),
         }
     });
+    let dir = ring_dir(home, &entry.name);
+    save_signed_mirrors(&mut up, &dir);
     let state = state_of(up.trusted(), now);
-    write_state(&ring_dir(home, &entry.name), &state)?;
-    Ok(Updated { name, state, rotation })
+    write_state(&dir, &state)?;
+    let mirror_failures = failover.failures().iter().map(ToString::to_string).collect();
+    let expired =
+        up.trusted().expired().iter().map(|e| format!("{} v{} expired {}", e.role, e.version, e.expires)).collect();
+    Ok(Updated { name, state, rotation, mirror_failures, expired })
+}
+
+/// How long an update waits for another process to release a metadata directory: a
+/// moment's overlap with another command, not a proxy that holds it for hours.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The repository's updater, holding its metadata directory: waits at most [`LOCK_WAIT`]
+/// for another process to let go of it (`None` if it does not). Taking the lock is the
+/// same step as finding it free, so no process can slip in between.
+fn open_waiting(
+    repo: &crate::TrustedRepo,
+    config: &Config,
+    transport: &Arc<dyn Transport>,
+) -> Result<Option<packman_client::Updater>, packman_client::Error> {
+    let start = std::time::Instant::now();
+    loop {
+        let up = packman_client::Updater::open_or_read_only(
+            &repo.metadata_dir,
+            &repo.metadata_url,
+            repo.targets_url.as_deref(),
+            config.clone(),
+            transport.clone(),
+            OffsetDateTime::now_utc(),
+        )?;
+        if !up.is_read_only() {
+            return Ok(Some(up));
+        }
+        drop(up);
+        if start.elapsed() >= LOCK_WAIT {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// After a failed update: does the repository serve a root that is not the trusted one and

@@ -14,7 +14,16 @@
 //!   length (it got that name only after a full check).
 //! - **Fresh metadata.** An updater is opened at the time given, after the repository's
 //!   trusted root is checked, and refreshed before anything is looked up ([`open_fresh`]).
-//!   Another process holding the metadata directory is [`ReadError::Busy`], not a wait.
+//!   While another process (a proxy) holds the metadata directory, it is read without the
+//!   lock and nothing is written ([`Updater::open_read_only`]): no wait, no error.
+//! - **Offline only when unreachable.** When the repository cannot be reached at all
+//!   (connection refused, DNS, timeout: [`packman_client::Error::is_unreachable`]), the
+//!   metadata verified earlier is used from the metadata directory, checked again by the
+//!   trust core, expiry included, and the run says so ([`Freshness`]). Anything the
+//!   repository *answered* that was refused (tampered, rolled back, frozen metadata) stays a
+//!   refusal: never a quiet fall back to the cache.
+//! - **Expired metadata** is refused unless the caller's [`Config::expiry`] allows it (the
+//!   user's `--allow-expired`, one run only); then [`Freshness::expired`] names each role.
 //!
 //! [`project_list`] and [`project_page`] take the "read this signed target of this
 //! repository" step as a function, so the proxy (one long-lived updater per repository,
@@ -48,13 +57,6 @@ pub enum ReadError {
     #[error("the trust ring ({config}) lists no repository: add one with `packman trust add NAME URL --root FILE`")]
     EmptyRing { config: PathBuf },
 
-    /// Another packman process (a proxy, `packman update`) holds the repository's metadata
-    /// directory.
-    #[error(
-        "repository {repo:?}: its trusted metadata ({dir}) is in use by another packman process; stop it and try again"
-    )]
-    Busy { repo: String, dir: PathBuf },
-
     /// The repository's metadata or one of its files was refused, or could not be fetched.
     #[error("repository {repo:?}: {source}")]
     Repository { repo: String, source: Box<packman_client::Error> },
@@ -83,6 +85,91 @@ pub enum ReadError {
 
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+
+    /// The repository could not be reached and its cached metadata could not be used
+    /// either (none, or expired without `--allow-expired`).
+    /// Offline, something the cache does not hold (never fetched while the repository
+    /// could be reached).
+    #[error(
+        "offline: repository {repo:?} cannot be reached ({network}), and {target} was never fetched while it could be; \
+         nothing cached can stand in for it"
+    )]
+    NotCached { repo: String, target: String, network: String },
+
+    #[error("repository {repo:?} cannot be reached ({network}), and its cached metadata cannot be used offline: {cached}{}", offline_hint(.cached))]
+    Unreachable { repo: String, network: String, cached: Box<packman_client::Error> },
+}
+
+fn offline_hint(e: &packman_client::Error) -> &'static str {
+    match e.tuf() {
+        Some(packman_tuf::Error::Expired { .. }) => {
+            ". To use the expired metadata anyway for this one command, pass --allow-expired"
+        }
+        _ => "",
+    }
+}
+
+/// How a repository's metadata was made current for one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freshness {
+    pub repo: String,
+    /// Set when the repository could not be reached and the metadata verified earlier was used.
+    pub offline: Option<Offline>,
+    /// Roles accepted although expired (only when the caller allowed expired metadata).
+    pub expired: Vec<packman_tuf::ExpiredRole>,
+}
+
+/// Metadata used offline: why, and how old it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offline {
+    /// The network error.
+    pub reason: String,
+    /// When the repository's metadata was last verified online (its `state.json`, else
+    /// when its timestamp was written), if known.
+    pub verified_at: Option<OffsetDateTime>,
+    pub now: OffsetDateTime,
+    pub timestamp_version: u64,
+    pub timestamp_expires: String,
+}
+
+/// "40 s", "12 min", "3 h", "2 days".
+pub fn age(from: OffsetDateTime, to: OffsetDateTime) -> String {
+    let s = (to - from).whole_seconds().max(0);
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+impl Freshness {
+    /// What a person must be told about this run, one line each (none when it was online
+    /// and nothing had expired).
+    pub fn notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(o) = &self.offline {
+            let when = match o.verified_at {
+                Some(t) => format!("verified {} ago", age(t, o.now)),
+                None => "verified earlier (when is not recorded)".into(),
+            };
+            out.push(format!(
+                "offline: repository {:?} cannot be reached ({}); using metadata {when} (timestamp v{}, expires {})",
+                self.repo, o.reason, o.timestamp_version, o.timestamp_expires
+            ));
+        }
+        if !self.expired.is_empty() {
+            let roles: Vec<String> =
+                self.expired.iter().map(|e| format!("{} v{} expired {}", e.role, e.version, e.expires)).collect();
+            out.push(format!(
+                "EXPIRED metadata of repository {:?} used because of --allow-expired: {}. It may be a freeze \
+                 attack or a stale repository: what you see may be outdated",
+                self.repo,
+                roles.join(", ")
+            ));
+        }
+        out
+    }
 }
 
 impl From<TrustError> for ReadError {
@@ -125,6 +212,21 @@ pub fn repo_transport(entry: &RepoEntry, inner: Arc<dyn Transport>) -> Result<Ar
     Ok(Arc::new(t))
 }
 
+/// [`repo_transport`], then the mirrors of the signed list a verified refresh last saved in
+/// the repository's ring directory ([`crate::SIGNED_MIRRORS_FILE`]): so a repository whose
+/// URL is down is still reached through the mirrors it signed, before any refresh.
+pub fn ring_transport(
+    home: &Home,
+    entry: &RepoEntry,
+    inner: Arc<dyn Transport>,
+) -> Result<Arc<FailoverTransport>, ReadError> {
+    let t = repo_transport(entry, inner)?;
+    if let Some(list) = crate::manage::saved_signed_mirrors(&crate::ring_dir(home, &entry.name)) {
+        t.add_mirrors(&list.mirrors);
+    }
+    Ok(t)
+}
+
 /// Adds the mirrors of the repository's signed list to `transport`, after a verified
 /// refresh of `up` (the list is a verified target, downloaded through `temp_dir`). Returns
 /// the names of the mirrors added (none when it signs no list).
@@ -141,24 +243,67 @@ pub fn add_signed_mirrors(
 }
 
 /// Opens the updater of a ring repository at time `now` and refreshes it: the trusted root
-/// checked first, [`ReadError::Busy`] when another process holds the metadata directory.
+/// checked first; read only when another process holds the metadata directory.
+/// When the repository cannot be reached, its cached metadata is used instead, checked by
+/// the trust core as fetched metadata is; the [`Freshness`] says so. A successful online
+/// refresh is recorded in the repository's `state.json` (how old offline data is).
 pub fn open_fresh(
     entry: &RepoEntry,
     trusted: &TrustedRepo,
     config: Config,
     transport: Arc<dyn Transport>,
     now: OffsetDateTime,
-) -> Result<Updater, ReadError> {
+) -> Result<(Updater, Freshness), ReadError> {
     let dir = &trusted.metadata_dir;
     crate::ensure_trust(dir, None, now)?;
-    // Waiting for another process's lock would hang: say so instead.
-    if let Ok(None) = packman_fs::try_lock_exclusive(&dir.join(".lock")) {
-        return Err(ReadError::Busy { repo: entry.name.clone(), dir: dir.clone() });
-    }
-    let mut up = Updater::open(dir, &trusted.metadata_url, trusted.targets_url.as_deref(), config, transport, now)
-        .map_err(|e| ReadError::repository(entry, e))?;
-    up.refresh().map_err(|e| ReadError::repository(entry, e))?;
-    Ok(up)
+    // Another process (a proxy) may hold the directory, perhaps for hours: waiting would
+    // hang. Then it is read without the lock (each file is replaced atomically) and nothing
+    // is written.
+    let open = |t: Arc<dyn Transport>| {
+        let (md, tg) = (&trusted.metadata_url, trusted.targets_url.as_deref());
+        let up = Updater::open_or_read_only(dir, md, tg, config.clone(), t, now)
+            .map_err(|e| ReadError::repository(entry, e))?;
+        if up.is_read_only() {
+            tracing::debug!(
+                "repository {:?}: {} is in use by another packman process: read only",
+                entry.name,
+                dir.display()
+            );
+        }
+        Ok::<_, ReadError>(up)
+    };
+    let mut up = open(transport.clone())?;
+    let shared = up.is_read_only();
+    let ring_dir = packman_fs::parent(dir).to_path_buf();
+    let offline = match up.refresh() {
+        Ok(()) => {
+            if !shared {
+                crate::manage::record_refresh(&ring_dir, up.trusted(), now)?;
+            }
+            None
+        }
+        Err(network) if network.is_unreachable() => {
+            // A fresh updater: the failed refresh may have loaded part of what it fetched.
+            drop(up);
+            up = open(transport)?;
+            up.refresh_local().map_err(|cached| ReadError::Unreachable {
+                repo: entry.name.clone(),
+                network: network.to_string(),
+                cached: Box::new(cached),
+            })?;
+            let ts = &up.trusted().timestamp().expect("loaded by refresh_local").signed;
+            Some(Offline {
+                reason: network.to_string(),
+                verified_at: crate::manage::verified_at(&ring_dir, dir),
+                now,
+                timestamp_version: ts.version,
+                timestamp_expires: ts.expires.to_string(),
+            })
+        }
+        Err(e) => return Err(ReadError::repository(entry, e)),
+    };
+    let expired = up.trusted().expired();
+    Ok((up, Freshness { repo: entry.name.clone(), offline, expired }))
 }
 
 /// Verified files, each named by its signed sha256: `<cache dir>/files/<sha256>`.
@@ -321,27 +466,41 @@ struct Repos {
     now: OffsetDateTime,
     cache: VerifiedCache,
     open: HashMap<String, Updater>,
+    fresh: Vec<Freshness>,
 }
 
 impl Repos {
     fn updater(&mut self, entry: &RepoEntry) -> Result<&mut Updater, ReadError> {
         if !self.open.contains_key(&entry.name) {
             let trusted = entry.trusted(&self.home);
-            let transport = repo_transport(entry, self.transport.clone())?;
-            let up = open_fresh(entry, &trusted, self.config.clone(), transport, self.now)?;
+            let transport = ring_transport(&self.home, entry, self.transport.clone())?;
+            let (up, fresh) = open_fresh(entry, &trusted, self.config.clone(), transport, self.now)?;
             self.open.insert(entry.name.clone(), up);
+            self.fresh.push(fresh);
         }
         Ok(self.open.get_mut(&entry.name).expect("just opened"))
     }
 
+    /// `e`, said as what it is when the repository is offline and `e` is the network again.
+    fn offline_err(&self, entry: &RepoEntry, target: &str, e: ReadError) -> ReadError {
+        let offline = self.fresh.iter().any(|f| f.repo == entry.name && f.offline.is_some());
+        match e {
+            ReadError::Repository { source, .. } if offline && source.is_unreachable() => {
+                ReadError::NotCached { repo: entry.name.clone(), target: target.into(), network: source.to_string() }
+            }
+            e => e,
+        }
+    }
+
     fn info(&mut self, entry: &RepoEntry, target: &str) -> Result<Option<TargetFile>, ReadError> {
-        self.updater(entry)?.get_target_info(target).map_err(|e| ReadError::repository(entry, e))
+        let r = self.updater(entry)?.get_target_info(target).map_err(|e| ReadError::repository(entry, e));
+        r.map_err(|e| self.offline_err(entry, &format!("the metadata that signs {target}"), e))
     }
 
     fn read(&mut self, entry: &RepoEntry, target: &str) -> Result<Option<Vec<u8>>, ReadError> {
         let Some(info) = self.info(entry, target)? else { return Ok(None) };
         let fetcher = self.updater(entry)?.target_fetcher();
-        let got = self.cache.get(entry, &fetcher, target, &info)?;
+        let got = self.cache.get(entry, &fetcher, target, &info).map_err(|e| self.offline_err(entry, target, e))?;
         std::fs::read(&got.path).map(Some).map_err(|source| ReadError::Io { path: got.path, source })
     }
 }
@@ -355,13 +514,25 @@ impl Reader {
             return Err(ReadError::EmptyRing { config: ring.path().to_path_buf() });
         }
         let transport: Arc<dyn Transport> = Arc::new(DefaultTransport::new(config.fetcher.clone()));
-        let repos =
-            Repos { home: home.clone(), config, transport, now, cache: VerifiedCache::of(home)?, open: HashMap::new() };
+        let repos = Repos {
+            home: home.clone(),
+            config,
+            transport,
+            now,
+            cache: VerifiedCache::of(home)?,
+            open: HashMap::new(),
+            fresh: Vec::new(),
+        };
         Ok(Reader { ring, repos })
     }
 
     pub fn ring(&self) -> &Ring {
         &self.ring
+    }
+
+    /// How each repository read so far was made current (offline, expired roles allowed).
+    pub fn freshness(&self) -> &[Freshness] {
+        &self.repos.fresh
     }
 
     /// Every project of the ring and its owner ([`project_list`]).

@@ -20,7 +20,8 @@ pub use metadata::{
 };
 pub use target::{digest_algorithm, Describer, Mismatch, Verifier};
 pub use trusted::{
-    check_length_and_hashes, check_threshold, count_signers, Limits, SearchStep, TargetSearch, TrustedSet, Verified,
+    check_length_and_hashes, check_threshold, count_signers, ExpiredRole, Expiry, Limits, SearchStep, TargetSearch,
+    TrustedSet, Verified,
 };
 
 pub use time::OffsetDateTime;

@@ -17,6 +17,10 @@
 //! Expiry is checked against the time given at construction (the "update start time").
 //! Methods that find the new metadata expired after verifying it still keep it, so that it
 //! serves for rollback checks, and report [`Error::Expired`]; such metadata is never final.
+//! The one exception is [`Expiry::Allow`], which the user asks for by name
+//! (`--allow-expired`): then expired metadata is accepted and [`TrustedSet::expired`] names
+//! every role it was accepted for, for the caller to report. Nothing else is relaxed:
+//! signatures, versions, rollback and consistency are checked as always.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -176,8 +180,26 @@ struct TargetsEntry {
     verified_by: HashSet<String>,
 }
 
+/// Whether expired metadata is refused (the TUF rule, the default) or, at the user's
+/// explicit request for one run, accepted and reported ([`TrustedSet::expired`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expiry {
+    #[default]
+    Enforce,
+    Allow,
+}
+
+/// A role accepted although it had expired (only under [`Expiry::Allow`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredRole {
+    pub role: String,
+    pub version: u64,
+    pub expires: String,
+}
+
 pub struct TrustedSet {
     now: OffsetDateTime,
+    expiry: Expiry,
     root: Verified<Root>,
     timestamp: Option<Verified<Timestamp>>,
     snapshot: Option<Verified<Snapshot>>,
@@ -191,11 +213,62 @@ impl TrustedSet {
     pub fn new(root: &[u8], now: OffsetDateTime) -> Result<Self, Error> {
         let md: Verified<Root> = Verified::parse("root", root)?;
         verify_with_root(&md, "root", &md.signed, TopLevelRole::Root)?;
-        Ok(TrustedSet { now, root: md, timestamp: None, snapshot: None, targets: HashMap::new() })
+        Ok(TrustedSet {
+            now,
+            expiry: Expiry::Enforce,
+            root: md,
+            timestamp: None,
+            snapshot: None,
+            targets: HashMap::new(),
+        })
+    }
+
+    /// As [`TrustedSet::new`], with the expiry rule given.
+    pub fn with_expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    pub fn expiry(&self) -> Expiry {
+        self.expiry
     }
 
     pub fn reference_time(&self) -> OffsetDateTime {
         self.now
+    }
+
+    /// The one expiry check: [`Error::Expired`] for `role` if `expires` has passed, unless
+    /// expired metadata is allowed.
+    fn check_expiry(&self, role: &str, expires: &crate::Expires) -> Result<(), Error> {
+        if expires.is_expired(self.now) && self.expiry == Expiry::Enforce {
+            return Err(Error::Expired { role: role.into(), expires: expires.to_string() });
+        }
+        Ok(())
+    }
+
+    /// The loaded roles that have expired at the reference time (root, timestamp, snapshot,
+    /// then targets roles by name). Under [`Expiry::Enforce`] none of them is final; under
+    /// [`Expiry::Allow`] they are what the caller must report.
+    pub fn expired(&self) -> Vec<ExpiredRole> {
+        let mut out = Vec::new();
+        let mut add = |role: &str, version: u64, expires: &crate::Expires| {
+            if expires.is_expired(self.now) {
+                out.push(ExpiredRole { role: role.into(), version, expires: expires.to_string() });
+            }
+        };
+        add("root", self.root.signed.version, &self.root.signed.expires);
+        if let Some(t) = &self.timestamp {
+            add("timestamp", t.signed.version, &t.signed.expires);
+        }
+        if let Some(s) = &self.snapshot {
+            add("snapshot", s.signed.version, &s.signed.expires);
+        }
+        let mut roles: Vec<_> = self.targets.iter().collect();
+        roles.sort_by(|a, b| a.0.cmp(b.0));
+        for (role, e) in roles {
+            add(role, e.md.signed.version, &e.md.signed.expires);
+        }
+        out
     }
     pub fn root(&self) -> &Verified<Root> {
         &self.root
@@ -234,9 +307,7 @@ impl TrustedSet {
         if self.snapshot.is_some() {
             return Err(Error::Order("timestamp cannot change after snapshot is loaded".into()));
         }
-        if self.root.signed.expires.is_expired(self.now) {
-            return Err(Error::Expired { role: "root".into(), expires: self.root.signed.expires.to_string() });
-        }
+        self.check_expiry("root", &self.root.signed.expires)?;
         let new: Verified<Timestamp> = Verified::parse("timestamp", bytes)?;
         verify_with_root(&new, "timestamp", &self.root.signed, TopLevelRole::Timestamp)?;
         // packman extension: a timestamp naming a newer root than the one we could fetch
@@ -265,12 +336,11 @@ impl TrustedSet {
         Ok(self.timestamp.as_ref().expect("just set"))
     }
 
-    fn check_final_timestamp(&self) -> Result<(), Error> {
+    /// Whether the loaded timestamp may be final (spec 5.4.4: not expired): also for a
+    /// caller that keeps the trusted timestamp because the repository offers the same one.
+    pub fn check_final_timestamp(&self) -> Result<(), Error> {
         let ts = self.timestamp.as_ref().ok_or_else(|| Error::Order("timestamp not loaded".into()))?;
-        if ts.signed.expires.is_expired(self.now) {
-            return Err(Error::Expired { role: "timestamp".into(), expires: ts.signed.expires.to_string() });
-        }
-        Ok(())
+        self.check_expiry("timestamp", &ts.signed.expires)
     }
 
     /// Spec 5.5. `from_trusted_cache` skips the length/hash check against the timestamp, for
@@ -314,9 +384,7 @@ impl TrustedSet {
 
     fn check_final_snapshot(&self) -> Result<(), Error> {
         let snap = self.snapshot.as_ref().ok_or_else(|| Error::Order("snapshot not loaded".into()))?;
-        if snap.signed.expires.is_expired(self.now) {
-            return Err(Error::Expired { role: "snapshot".into(), expires: snap.signed.expires.to_string() });
-        }
+        self.check_expiry("snapshot", &snap.signed.expires)?;
         let want = self.timestamp.as_ref().expect("snapshot implies timestamp").signed.snapshot_meta().version;
         if snap.signed.version != want {
             return Err(Error::Inconsistent {
@@ -353,9 +421,7 @@ impl TrustedSet {
         if new.signed.version != meta.version {
             return Err(Error::BadVersion { role: role.into(), expected: meta.version, offered: new.signed.version });
         }
-        if new.signed.expires.is_expired(self.now) {
-            return Err(Error::Expired { role: role.into(), expires: new.signed.expires.to_string() });
-        }
+        self.check_expiry(role, &new.signed.expires)?;
         let entry = TargetsEntry { md: new, verified_by: HashSet::from([delegator.to_string()]) };
         self.targets.insert(role.to_string(), entry);
         Ok(&self.targets[role].md)

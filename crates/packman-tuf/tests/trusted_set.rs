@@ -238,3 +238,33 @@ fn freeze_is_refused_at_every_level() {
         matches!(set.update_timestamp(&r.read("timestamp.json")), Err(Error::Expired { ref role, .. }) if role == "root")
     );
 }
+
+/// `Expiry::Allow` (the user's `--allow-expired`) accepts expired roles and names each one;
+/// it relaxes nothing else: a rolled-back timestamp is still refused.
+#[test]
+fn allow_expired_accepts_and_names_expired_roles_and_nothing_else() {
+    let r = Repo::new();
+    let late = now() + time::Duration::days(10); // timestamp (1 day) and snapshot (7) expired
+    let mut set = TrustedSet::new(&r.read("1.root.json"), late).unwrap().with_expiry(packman_tuf::Expiry::Allow);
+    set.update_timestamp(&r.read("timestamp.json")).unwrap();
+    set.update_snapshot(&r.read(&format!("{}.snapshot.json", r.b.snapshot.version)), false).unwrap();
+    set.update_delegated_targets(&r.read(&format!("{}.targets.json", r.b.targets.version)), "targets", "root").unwrap();
+    let expired: Vec<String> = set.expired().into_iter().map(|e| e.role).collect();
+    assert!(expired.contains(&"timestamp".to_string()) && expired.contains(&"snapshot".to_string()), "{expired:?}");
+    assert!(!expired.contains(&"root".to_string()), "{expired:?}");
+    assert!(set.check_final_timestamp().is_ok());
+    // The same under the default rule is refused, naming the role.
+    let mut strict = TrustedSet::new(&r.read("1.root.json"), late).unwrap();
+    assert_eq!(strict.expiry(), packman_tuf::Expiry::Enforce);
+    assert!(
+        matches!(strict.update_timestamp(&r.read("timestamp.json")), Err(Error::Expired { ref role, .. }) if role == "timestamp")
+    );
+    // Rollback is refused whatever the expiry rule.
+    let mut r2 = Repo::new();
+    let old_ts = r2.read("timestamp.json");
+    r2.b.add_target("b.txt", b"b").unwrap();
+    r2.b.publish(r2.dir.path()).unwrap();
+    let mut set = TrustedSet::new(&r2.read("1.root.json"), late).unwrap().with_expiry(packman_tuf::Expiry::Allow);
+    set.update_timestamp(&r2.read("timestamp.json")).unwrap();
+    assert!(matches!(set.update_timestamp(&old_ts), Err(Error::Rollback { .. })));
+}

@@ -18,6 +18,13 @@ use cli::{consume, install, open, operate, proxy, publish, read, trust, url_hand
     about = "Secure package distribution: every byte checked against signed TUF metadata"
 )]
 struct Cli {
+    /// Accept expired signed metadata for this one command, with a warning naming each
+    /// expired role (never saved). Expired metadata can hide a freeze attack.
+    #[arg(long, global = true)]
+    allow_expired: bool,
+    /// Show more: each repository refresh and which mirror served it (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,6 +90,14 @@ fn main() -> ExitCode {
         default_hook(info)
     }));
     let cli = Cli::parse();
+    report::set_global(report::Global { allow_expired: cli.allow_expired });
+    report::init_verbose(cli.verbose);
+    if cli.allow_expired {
+        report::warn(
+            "--allow-expired: expired signed metadata is accepted for this command only. It may be a freeze \
+             attack or a stale repository; each expired role is named below.",
+        );
+    }
     let result = match cli.command {
         Command::Download(a) => consume::run(a),
         Command::Search(a) => read::search(a),
@@ -106,7 +121,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("packman: error: {msg}");
+            report::error(msg);
             ExitCode::from(1)
         }
     }

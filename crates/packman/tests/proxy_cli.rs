@@ -168,3 +168,63 @@ fn without_a_ring_the_proxy_says_how_to_make_one() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("lists no repository") && err.contains("packman trust add"), "{err}");
 }
+
+fn packman(home: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_packman")).args(args).env("PACKMAN_HOME", home).output().unwrap()
+}
+
+/// While a proxy holds a repository's metadata directory, `search` and `info` still work:
+/// they read the trusted files without the lock, verify what is new (a project published
+/// since the proxy's refresh) and write nothing there. `update` says why it cannot run
+/// instead of waiting for the proxy to stop.
+#[test]
+fn read_commands_work_while_a_proxy_holds_the_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    let mut repo = publish(&dir, &[("six", b"six wheel")]);
+    let srv = TestServer::serve_dir(&dir).unwrap();
+    let home = Home::at(tmp.path().join("home"));
+    trust(&home, "a", &srv, &repo, &["*"]);
+    let proxy = Proxy::start(home.data_dir());
+    let metadata = home.data_dir().join("ring/a/metadata");
+    let before = packman_testkit::dir_state(&metadata);
+
+    // Published after the proxy refreshed: a reader sees it, verified.
+    let wheel = b"newer wheel";
+    let file = "newer-1.0-py3-none-any.whl";
+    repo.add_target(&layout::package_target("newer", file), wheel).unwrap();
+    let entry = FileEntry {
+        filename: file.into(),
+        url: layout::page_link_to_package("newer", file),
+        sha256: sha256(wheel),
+        size: wheel.len() as u64,
+        upload_time: None,
+        requires_python: None,
+        yanked: None,
+        core_metadata_sha256: None,
+    };
+    repo.add_target(&layout::simple_page(Some("newer"), true), &packman_index::project_json("newer", &[entry]))
+        .unwrap();
+    repo.add_target(&layout::simple_page(None, true), &packman_index::index_json(&["six".into(), "newer".into()]))
+        .unwrap();
+    repo.publish(&dir).unwrap();
+
+    let started = Instant::now();
+    let o = packman(home.data_dir(), &["search", "e"]);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{out}\n{err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["newer  a"], "{out}");
+    let o = packman(home.data_dir(), &["info", "newer"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&sha256(wheel)));
+    assert!(started.elapsed() < Duration::from_secs(10), "the readers waited for the proxy");
+    assert_eq!(packman_testkit::dir_state(&metadata), before, "a reader wrote to the proxy's metadata directory");
+
+    let started = Instant::now();
+    let o = packman(home.data_dir(), &["update", "a"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("in use by another packman process"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "update waited for the proxy");
+    assert_eq!(packman_testkit::dir_state(&metadata), before);
+    proxy.stop();
+}

@@ -86,6 +86,12 @@ impl World {
         ok(self.packman(&["repo", "add", repo.dir.to_str().unwrap(), "--raw", f.to_str().unwrap()]));
     }
 
+    fn publish_file_at(&self, dir: &str, name: &str) {
+        let f = self.p(name);
+        std::fs::write(&f, name.as_bytes()).unwrap();
+        ok(self.packman(&["repo", "add", dir, "--raw", f.to_str().unwrap()]));
+    }
+
     fn root_file(&self, repo: &Repo) -> String {
         let f = self.p(&format!("trusted-root-{}.json", repo.server.url().rsplit(':').next().unwrap()));
         std::fs::write(&f, repo.root_v1()).unwrap();
@@ -420,8 +426,74 @@ fn add_keeps_the_mirrors_given_and_refuses_a_bad_one() {
     has_all(&bad, &["mirrors", "http://", "nothing was added"]);
     let (md, tg) = ("http://127.0.0.1:9/eu/metadata/", "http://127.0.0.1:9/eu/targets/");
     let out = ok(w.packman(&["trust", "add", "m", &r.url(), "--root", &root, "--mirror", &format!("{md},{tg}")]));
-    has_all(&out, &["m: trusted", &format!("mirror: {md} {tg}")]);
+    has_all(&out, &["m: trusted", &format!("mirror (configured): {md} {tg}")]);
+    has_all(&ok(w.packman(&["trust", "list"])), &[&format!("mirror (configured): {md} {tg}")]);
     let found = w.tree().into_keys().find(|k| k.ends_with("config.toml")).expect("a config.toml");
     let config = std::fs::read_to_string(w.home.join(found)).unwrap();
     has_all(&config, &["mirrors", md, tg]);
+}
+
+/// A repository whose URL is down is updated through the mirror its signed list names (and
+/// one the user configured): `trust show` lists both, `update` succeeds and says which URL
+/// failed and how.
+#[test]
+fn update_fails_over_to_the_mirrors_when_the_repository_url_is_down() {
+    let w = world();
+    let r = w.repo("r");
+    let dir = r.dir.to_str().unwrap();
+    // The same directory served a second and a third time: two mirrors.
+    let signed = TestServer::serve_dir(&r.dir).unwrap();
+    let configured = TestServer::serve_dir(&r.dir).unwrap();
+    let (smd, stg) = (format!("{}/metadata/", signed.url()), format!("{}/targets/", signed.url()));
+    ok(w.packman(&["repo", "mirrors", "add", dir, "eu", "--metadata-url", &smd, "--targets-url", &stg]));
+    let (cmd, ctg) = (format!("{}/metadata/", configured.url()), format!("{}/targets/", configured.url()));
+    let root = w.root_file(&r);
+    let mirror = format!("{cmd},{ctg}");
+    ok(w.packman(&["trust", "add", "m", &r.url(), "--root", &root, "--mirror", &mirror]));
+    let show = ok(w.packman(&["trust", "show", "m"]));
+    has_all(&show, &[&format!("mirror (configured): {cmd} {ctg}"), &format!("mirror (signed): eu {smd} {stg}")]);
+    let j: Value = serde_json::from_str(&ok(w.packman(&["trust", "show", "m", "--json"]))).unwrap();
+    let sources: Vec<(&str, &str)> = j["mirrors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["source"].as_str().unwrap(), m["metadata_url"].as_str().unwrap()))
+        .collect();
+    assert_eq!(sources, [("configured", cmd.as_str()), ("signed", smd.as_str())], "{j}");
+
+    // New metadata, then the repository's URL goes down: the configured mirror serves it.
+    w.publish_file(&r, "two.txt");
+    let primary = format!("{}/metadata/", r.server.url());
+    drop(r.server);
+    let o = w.packman(&["update", "m"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    has_all(&out, &["m: root v1 timestamp v3"]);
+    has_all(&err, &[&format!("mirror {primary}: unreachable"), "Connection refused"]);
+    // That one down too: the signed list's mirror.
+    w.publish_file_at(dir, "three.txt");
+    drop(configured);
+    let o = w.packman(&["update", "m", "--json"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j[0]["timestamp_version"], 4, "{j}");
+    let failed: Vec<String> =
+        j[0]["mirror_failures"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_string()).collect();
+    assert!(failed.iter().any(|f| f.starts_with(&format!("mirror {primary}: unreachable"))), "{failed:?}");
+    assert!(failed.iter().any(|f| f.starts_with(&format!("mirror {cmd}: unreachable"))), "{failed:?}");
+    assert!(!failed.iter().any(|f| f.contains(&smd)), "{failed:?}");
+    // -v: each attempt, which mirror, how it ended.
+    let o = w.packman(&["-v", "update", "m"]);
+    let err = text(&o).1;
+    ok(o);
+    has_all(
+        &err,
+        &[
+            &format!("{primary}2.root.json: failed (mirror {primary})"),
+            &format!("{cmd}2.root.json: failed (mirror {cmd})"),
+            &format!("{smd}timestamp.json: fetched and verified (mirror eu)"),
+        ],
+    );
+    assert!(!text(&w.packman(&["update", "m"])).1.contains("fetched and verified"));
 }

@@ -99,7 +99,7 @@ pub fn run(a: Args) -> Result<(), String> {
         None => Home::from_env().map_err(trust_message)?.repo_by_url(metadata_url, a.targets_url.as_deref()),
     };
     repo.ensure_trust(a.root.as_deref()).map_err(trust_message)?;
-    let config = Config::default();
+    let config = crate::report::client_config();
     let targets_url = repo.targets_url.clone().unwrap_or_default();
     let mirrors = failover_transport(metadata_url, &targets_url, &a.mirrors, &config)?;
     let result = download(&a, metadata_url, &repo, config, &mirrors);
@@ -116,6 +116,11 @@ fn download(
 ) -> Result<(), String> {
     let mut up = repo.open_with(config, mirrors.clone()).map_err(|e| explain(&e))?;
     up.refresh().map_err(|e| explain(&e))?;
+    let expired: Vec<String> =
+        up.trusted().expired().iter().map(|e| format!("{} v{} expired {}", e.role, e.version, e.expires)).collect();
+    if !expired.is_empty() {
+        crate::report::warn(format_args!("EXPIRED metadata used because of --allow-expired: {}", expired.join(", ")));
+    }
     if !a.out.quiet {
         println!("verified metadata from {metadata_url} (trusted state in {})", repo.metadata_dir.display());
         print_trusted(&up);

@@ -139,7 +139,8 @@ pub fn run(a: Args) -> Result<(), String> {
     let mut stdout = std::io::stdout().lock();
     let _ = write!(stdout, "{out}");
     if asks {
-        let _ = write!(stdout, "\nInstall {} {version} from {}? [y/N] ", page.name, entry.name);
+        let question = format!("Install {} {version} from {}? [y/N]", page.name, entry.name);
+        let _ = write!(stdout, "\n{} ", crate::report::paint_out(&question, crate::report::BOLD));
         let _ = stdout.flush();
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer).map_err(|e| format!("reading the answer: {e}"))?;

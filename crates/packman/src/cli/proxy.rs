@@ -23,12 +23,17 @@ pub struct Args {
 /// that cannot be refreshed is reported on stderr and tried again on its next request.
 pub fn open(refresh_every: Duration, log_to_stderr: bool) -> Result<Proxy, String> {
     let home = Home::from_env().map_err(|e| e.to_string())?;
-    let options = Options { refresh_every, log_to_stderr, ..Options::default() };
+    let options =
+        Options { refresh_every, log_to_stderr, client: crate::report::client_config(), ..Options::default() };
     let proxy = Proxy::open(&home, options).map_err(|e| e.to_string())?;
     for (name, result) in proxy.refresh_all() {
         if let Err(e) = result {
-            eprintln!("packman: warning: {e}\n  requests for the projects of {name:?} fail until it refreshes");
+            crate::report::warn(format_args!("{e}\n  requests for the projects of {name:?} fail until it refreshes"));
         }
+    }
+    // A logging proxy printed these as they happened.
+    if !log_to_stderr {
+        proxy.notes().iter().for_each(|n| crate::report::print_note(n));
     }
     Ok(proxy)
 }

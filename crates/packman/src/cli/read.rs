@@ -6,16 +6,25 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use packman_client::Config;
 use packman_index::FileEntry;
 use packman_trust::read::{ProjectInfo, Verdict};
 use packman_trust::{Home, Reader};
 use packman_tuf::OffsetDateTime;
 use serde_json::{json, Value};
 
-fn reader() -> Result<Reader, String> {
+/// The ring read for one command, `f` run with it; then how each repository's metadata was
+/// made current, when a person must know (offline, expired metadata allowed), whether `f`
+/// succeeded or not.
+fn with_reader<T>(f: impl FnOnce(&mut Reader) -> Result<T, String>) -> Result<T, String> {
     let home = Home::from_env().map_err(|e| e.to_string())?;
-    Reader::open(&home, Config::default(), OffsetDateTime::now_utc()).map_err(|e| e.to_string())
+    let mut r = Reader::open(&home, crate::report::client_config(), OffsetDateTime::now_utc()).map_err(|e| err(&e))?;
+    let result = f(&mut r);
+    crate::report::print_freshness(r.freshness());
+    result
+}
+
+fn err(e: &packman_trust::ReadError) -> String {
+    crate::report::read_error(e)
 }
 
 fn print_json(v: &Value) {
@@ -48,9 +57,12 @@ fn normal(s: &str) -> String {
 }
 
 pub fn search(a: SearchArgs) -> Result<(), String> {
-    let mut r = reader()?;
+    with_reader(|r| search_in(r, a))
+}
+
+fn search_in(r: &mut Reader, a: SearchArgs) -> Result<(), String> {
     let want = normal(&a.text);
-    let mut found: Vec<_> = r.projects().map_err(|e| e.to_string())?;
+    let mut found: Vec<_> = r.projects().map_err(|e| err(&e))?;
     found.retain(|l| normal(&l.project).contains(&want));
     found.sort_by_key(|l| normal(&l.project));
     if a.out.json {
@@ -89,8 +101,11 @@ fn yanked_json(f: &FileEntry) -> Value {
 }
 
 pub fn info(a: InfoArgs) -> Result<(), String> {
-    let mut r = reader()?;
-    let info = r.project(&a.project).map_err(|e| e.to_string())?;
+    with_reader(|r| info_in(r, a))
+}
+
+fn info_in(r: &mut Reader, a: InfoArgs) -> Result<(), String> {
+    let info = r.project(&a.project).map_err(|e| err(&e))?;
     let versions = packman_index::select::by_version(&info.page);
     if a.out.json {
         let versions: Vec<Value> = versions
@@ -171,7 +186,10 @@ fn requirement(s: &str) -> Result<(&str, Option<&str>), String> {
 
 pub fn download(req: DownloadRequest) -> Result<(), String> {
     let parsed: Vec<_> = req.requirements.iter().map(|s| requirement(s)).collect::<Result<_, _>>()?;
-    let mut r = reader()?;
+    with_reader(|r| download_in(r, req, parsed))
+}
+
+fn download_in(r: &mut Reader, req: DownloadRequest, parsed: Vec<(&str, Option<&str>)>) -> Result<(), String> {
     let env = if req.all {
         None
     } else {
@@ -186,12 +204,12 @@ pub fn download(req: DownloadRequest) -> Result<(), String> {
     let progress = !req.out.quiet && !req.out.json && std::io::stderr().is_terminal();
     let mut done = Vec::new();
     for (name, version) in parsed {
-        let info = r.project(name).map_err(|e| e.to_string())?;
+        let info = r.project(name).map_err(|e| err(&e))?;
         let fallback = packman_index::Environment::fallback(None);
         let chosen = packman_index::choose(&info.page, version, env.as_ref().unwrap_or(&fallback), req.all)
             .map_err(|e| format!("{e} (signed page {} of repository {})", info.target, info.repo.name))?;
         for f in &chosen.files {
-            let got = fetch_one(&mut r, &info, f, req.dest, progress)?;
+            let got = fetch_one(r, &info, f, req.dest, progress)?;
             if !req.out.quiet && !req.out.json {
                 let Got { path, sha256, length, cached, .. } = &got;
                 let what = if *cached { "already present, verified" } else { "verified" };
@@ -227,7 +245,7 @@ struct Got {
 /// a temp file there, checked against the signed length and hashes, and only then renamed to
 /// its file name. A copy already there with the signed bytes is kept.
 fn fetch_one(r: &mut Reader, info: &ProjectInfo, f: &FileEntry, dest: &Path, progress: bool) -> Result<Got, String> {
-    let (target, signed, fetcher) = r.package(info, &f.filename).map_err(|e| e.to_string())?;
+    let (target, signed, fetcher) = r.package(info, &f.filename).map_err(|e| err(&e))?;
     // Saved under its own file name, which can never lead out of DIR.
     let name = packman_tuf::layout::file_name(&target).map_err(|e| format!("{e}: nothing downloaded"))?;
     let path = dest.join(name);
@@ -304,11 +322,14 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(a: VerifyArgs) -> Result<(), String> {
-    let mut r = reader()?;
+    with_reader(|r| verify_in(r, a))
+}
+
+fn verify_in(r: &mut Reader, a: VerifyArgs) -> Result<(), String> {
     let mut results = Vec::new();
     let mut bad = 0;
     for file in &a.files {
-        let verdict = r.verify_file(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let verdict = r.verify_file(file).map_err(|e| format!("{}: {}", file.display(), err(&e)))?;
         match &verdict {
             Verdict::Signed { repo, target, sha256, length } => {
                 if !a.out.quiet && !a.out.json {

@@ -200,6 +200,10 @@ fn print_summary(s: &RepoStatus) {
         root.map(|r| list_or_none(&r.keyids, short)).unwrap_or_default()
     );
     println!("  projects: {}", s.projects.join(" "));
+    for m in &s.mirrors {
+        let name = if m.name == m.metadata_url { String::new() } else { format!("{} ", m.name) };
+        println!("  mirror ({}): {name}{} {}", m.source, m.metadata_url, m.targets_url);
+    }
     println!("  last update: {}", s.last_update.as_deref().unwrap_or("never"));
 }
 
@@ -230,18 +234,21 @@ fn add(a: AddArgs) -> Result<(), String> {
         .map(|m| packman_trust::RingMirror::parse(m))
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{e}\n  nothing was added"))?;
-    let entry_mirrors = entry.mirrors.clone();
-    let config = Config::default();
+    let config = crate::report::client_config();
     let t = transport(&config);
     let added = packman_trust::add_repo(&home, entry, &source, &a.root_from, t, config, OffsetDateTime::now_utc())
         .map_err(|e| format!("{}\n  nothing was added", message(e)))?;
     let s = &added.status;
+    for f in &added.mirror_failures {
+        eprintln!("packman: {}: {f}", s.name);
+    }
     if added.tofu {
-        eprintln!("WARNING: trusting the root of {} on first use (--tofu): it was NOT checked against", s.url);
-        eprintln!("WARNING: anything you obtained from a trusted place. Anyone who controls the network or the");
-        eprintln!("WARNING: server right now could have given you their own keys. Compare this fingerprint with");
-        eprintln!("WARNING: the repository's owner through another channel:");
-        eprintln!("WARNING:   sha256 {}", s.root_fingerprint);
+        let w = crate::report::paint("WARNING:", crate::report::RED);
+        eprintln!("{w} trusting the root of {} on first use (--tofu): it was NOT checked against", s.url);
+        eprintln!("{w} anything you obtained from a trusted place. Anyone who controls the network or the");
+        eprintln!("{w} server right now could have given you their own keys. Compare this fingerprint with");
+        eprintln!("{w} the repository's owner through another channel:");
+        eprintln!("{w}   sha256 {}", s.root_fingerprint);
     }
     if !a.quiet {
         println!("{}: trusted {} (root v{}, sha256 {})", s.name, s.url, s.root_version, s.root_fingerprint);
@@ -249,8 +256,8 @@ fn add(a: AddArgs) -> Result<(), String> {
             println!("  the same root from: {}", added.sources.join(", "));
         }
         println!("  projects: {}", s.projects.join(" "));
-        for m in &entry_mirrors {
-            println!("  mirror: {} {}", m.metadata_url, m.targets_url);
+        for m in &s.mirrors {
+            println!("  mirror ({}): {} {}", m.source, m.metadata_url, m.targets_url);
         }
     }
     Ok(())
@@ -262,7 +269,9 @@ fn root_changed(c: &RootChange) -> String {
     let bar = "@".repeat(66);
     let new = c.offered_fingerprint.as_deref().unwrap_or("(could not be fetched again)");
     let mut s = String::new();
-    s.push_str(&format!("{bar}\n@    WARNING: REPOSITORY ROOT KEYS HAVE CHANGED!                 @\n{bar}\n"));
+    let banner = format!("{bar}\n@    WARNING: REPOSITORY ROOT KEYS HAVE CHANGED!                 @\n{bar}");
+    s.push_str(&crate::report::paint(&banner, crate::report::RED));
+    s.push('\n');
     s.push_str(&format!(
         "The repository {:?} ({}) now serves a root that is not signed by the root keys you trust.\n",
         c.name, c.url
@@ -313,6 +322,8 @@ fn update_json(name: &str, r: &Result<Updated, TrustError>) -> serde_json::Value
             "snapshot_version": u.state.snapshot_version,
             "targets_version": u.state.targets_version,
             "rotation": u.rotation,
+            "mirror_failures": u.mirror_failures,
+            "expired": u.expired,
             "root_changed": null,
             "error": null,
         }),
@@ -324,10 +335,16 @@ fn update_json(name: &str, r: &Result<Updated, TrustError>) -> serde_json::Value
             "snapshot_version": null,
             "targets_version": null,
             "rotation": null,
+            "mirror_failures": [],
+            "expired": [],
             "root_changed": match e { TrustError::RootChanged(c) => serde_json::to_value(c).ok(), _ => None },
             "error": e.to_string(),
         }),
     }
+}
+
+fn refused() -> String {
+    crate::report::paint("refused:", crate::report::RED)
 }
 
 pub fn update(a: UpdateArgs) -> Result<(), String> {
@@ -338,7 +355,7 @@ pub fn update(a: UpdateArgs) -> Result<(), String> {
     if names.is_empty() && !a.json && !a.quiet {
         println!("no trusted repositories (add one: packman trust add NAME URL --root-sha256 HEX)");
     }
-    let config = Config::default();
+    let config = crate::report::client_config();
     let t = transport(&config);
     let mut results = Vec::new();
     for name in &names {
@@ -357,6 +374,15 @@ pub fn update(a: UpdateArgs) -> Result<(), String> {
                         v(s.timestamp_version),
                         v(s.snapshot_version)
                     );
+                    for f in &u.mirror_failures {
+                        eprintln!("packman: {name}: {f}");
+                    }
+                    if !u.expired.is_empty() {
+                        crate::report::warn(format_args!(
+                            "{name}: EXPIRED metadata accepted because of --allow-expired: {}",
+                            u.expired.join(", ")
+                        ));
+                    }
                     if let Some(rot) = &u.rotation {
                         println!(
                             "{name}: root v{} -> v{} (keys added: {}; removed: {})",
@@ -369,8 +395,8 @@ pub fn update(a: UpdateArgs) -> Result<(), String> {
                 }
                 Ok(_) => {}
                 Err(TrustError::RootChanged(c)) => eprintln!("{}", root_changed(c)),
-                Err(TrustError::Update { name, source }) => eprintln!("{name}: refused: {}", explain(source)),
-                Err(e) => eprintln!("{name}: refused: {e}"),
+                Err(TrustError::Update { name, source }) => eprintln!("{name}: {} {}", refused(), explain(source)),
+                Err(e) => eprintln!("{name}: {} {e}", refused()),
             }
         }
         results.push((name.clone(), r));
