@@ -57,10 +57,11 @@ fn a_terminal_gets_colour_and_no_color_removes_it() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let socket = d.path().join("tmux.sock");
-    let screen = on_a_terminal(&socket, "", "lists no repository");
+    // A server per run: a new session on the socket of a server still shutting down fails
+    // with "server exited unexpectedly".
+    let screen = on_a_terminal(&d.path().join("tmux-1.sock"), "", "lists no repository");
     // tmux redraws the red bold "error:" with its own codes: bold and red, then reset.
     assert!(screen.contains("\x1b[1m") && screen.contains("\x1b[31merror:"), "{screen:?}");
-    let screen = on_a_terminal(&socket, "NO_COLOR=1", "lists no repository");
+    let screen = on_a_terminal(&d.path().join("tmux-2.sock"), "NO_COLOR=1", "lists no repository");
     assert!(screen.contains("packman: error: ") && !screen.contains('\x1b'), "{screen:?}");
 }
