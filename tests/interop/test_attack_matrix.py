@@ -10,6 +10,8 @@ asks for ``gamma``. It must fail, install nothing, name the attack (the words th
 byte-identical (but for the one file a client may persist while refusing, with the attacker's
 exact bytes, or, for an attack on a target, the genuine new metadata); every file in the
 proxy's cache is named by its own sha256. A control installs ``gamma`` from the genuine S3.
+And with a good mirror configured beside the tampering host, each installer gets the signed
+bytes, and packman names the host that failed and how.
 
 Run: ``cargo build --release -p packman -p packman-attacks`` then
 ``PACKMAN_BIN_DIR=target/release .venv/bin/python -m pytest tests/interop/test_attack_matrix.py -q``
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import os
 import subprocess
 import sys
@@ -204,4 +207,54 @@ def test_every_installer_refuses_the_attack(attack, empty_venv, tmp_path):
         assert_unchanged(before["install"], trusted_state(homes["install"]), persisted, s, attack)
         assert_cache_verified(homes["install"])
     finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("tool", [*INSTALLERS, "install"])
+def test_a_tampering_host_is_failed_over_to_a_good_mirror(tool, tmp_path):
+    """The repository's own host serves a tampered wheel; a mirror of it (``packman serve`` of
+    the same published tree, configured with ``trust add --mirror``) serves the right one.
+    pip, uv and ``packman install`` get the right bytes, and packman says which host failed
+    and how."""
+    s = AttackServer(tmp_path / "up")
+    serve = None
+    try:
+        home = tmp_path / "home"
+        serve = subprocess.Popen([os.fspath(PACKMAN), "serve", os.fspath(s.dir), "--listen", "127.0.0.1:0"],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                 env=_env())
+        line = serve.stdout.readline()
+        mirror = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert mirror, line
+        mirror = mirror[0]
+        p = run([PACKMAN, "trust", "add", "up", s.url, "--root", s.root,
+                 "--mirror", f"{mirror}/metadata/,{mirror}/targets/"], env=packman_env(home))
+        assert p.returncode == 0, show(p)
+        s.cmd("advance")
+        s.cmd("arm tampered-target")
+        wheel = next((s.dir / "targets" / "packages" / "gamma").glob("*.gamma-1.0-py3-none-any.whl"))
+        if tool == "install":
+            venv = tmp_path / "venv"
+            assert run([sys.executable, "-m", "venv", "--without-pip", venv], timeout=120).returncode == 0
+            p = run([PACKMAN, "install", "--python", venv / "bin" / "python", "--installer", "uv", "gamma"],
+                    env=install_env(home), timeout=180)
+            assert p.returncode == 0, show(p)
+            assert venv_has_gamma(venv)
+            report = p.stderr
+        else:
+            proxy = Proxy(home)
+            try:
+                p = INSTALLERS[tool](tmp_path / "target", "--index-url", proxy.index_url, "gamma")
+            finally:
+                proxy.stop()
+            assert p.returncode == 0, show(p) + proxy.stderr()
+            assert (tmp_path / "target" / "gamma" / "__init__.py").exists()
+            report = proxy.stderr()
+        # The cache holds the mirror's bytes, which are the signed ones.
+        assert (home / "cache" / "files" / wheel.name.split(".", 1)[0]).read_bytes() == wheel.read_bytes()
+        assert s.url in report and "the signed hash is" in report, report
+    finally:
+        if serve is not None:
+            serve.terminate()
+            serve.wait(timeout=20)
         s.stop()
