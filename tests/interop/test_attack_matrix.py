@@ -35,7 +35,7 @@ from test_proxy import Proxy, packman_env
 ATTACK_SERVER = BIN_DIR / "packman-attack-server"
 ATTACKS = ["tampered-target", "page-rewritten", "rollback-timestamp", "rollback-snapshot", "rollback-bin", "freeze",
            "mix-and-match", "endless-data", "slow-retrieval", "threshold-not-met", "forged-key", "revoked-key",
-           "root-gap", "root-without-rotation"]
+           "root-gap", "root-without-rotation", "bin-outside-delegation"]
 
 
 # Without retries: a 502 from the proxy is final (it failed over already), and pip's 5 and
@@ -106,7 +106,7 @@ def assert_named(text: str, groups: list[list[str]], what: str) -> None:
 
 def assert_unchanged(before: dict, after: dict, persisted: str | None, served: AttackServer, attack: str) -> None:
     genuine = {p.read_bytes() for p in (served.dir / "metadata").iterdir()}
-    target_attack = attack in ("tampered-target", "page-rewritten")
+    target_attack = attack in ("tampered-target", "page-rewritten", "bin-outside-delegation")
     for k in sorted(set(before) | set(after)):
         if before.get(k) == after.get(k):
             continue

@@ -62,10 +62,14 @@ pub enum Attack {
     RootGap,
     /// `3.root.json` replaces every key, signed only by the new ones (no signed rotation).
     RootWithoutRotation,
+    /// One compromised bin key: `gamma`'s wheel is moved to a bin whose hash range does not
+    /// cover its path (a new, validly signed publish). Clients never look for it there, so
+    /// it cannot be installed; a mirror keeps the signed metadata but never fetches it.
+    BinOutsideDelegation,
 }
 
 impl Attack {
-    pub const ALL: [Attack; 14] = [
+    pub const ALL: [Attack; 15] = [
         Attack::TamperedTarget,
         Attack::PageRewritten,
         Attack::RollbackTimestamp,
@@ -80,6 +84,7 @@ impl Attack {
         Attack::RevokedKey,
         Attack::RootGap,
         Attack::RootWithoutRotation,
+        Attack::BinOutsideDelegation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -98,6 +103,7 @@ impl Attack {
             Attack::RevokedKey => "revoked-key",
             Attack::RootGap => "root-gap",
             Attack::RootWithoutRotation => "root-without-rotation",
+            Attack::BinOutsideDelegation => "bin-outside-delegation",
         }
     }
 
@@ -123,6 +129,9 @@ impl Attack {
             }
             Attack::RootGap => &[&["root: version 4 where version 3 is required"]],
             Attack::RootWithoutRotation => &[&["root: signatures from", "threshold not met"]],
+            Attack::BinOutsideDelegation => {
+                &[&["packages/gamma/gamma-1.0-py3-none-any.whl"], &["has no", "not listed", "not in"]]
+            }
         }
     }
 
@@ -141,6 +150,8 @@ pub struct Armed {
     /// The attack is on a target: a client may first take the repository's genuine new
     /// metadata (S3), verified, before refusing the target.
     pub genuine_metadata_advances: bool,
+    /// The bin that lists a path outside its delegation ([`Attack::BinOutsideDelegation`]).
+    pub misplaced: Option<String>,
 }
 
 #[derive(Debug)]
@@ -311,7 +322,10 @@ impl Upstream {
         self.server.reset();
         let ts_path = Self::metadata_url_path(layout::TIMESTAMP_FILE);
         let mut armed = Armed {
-            genuine_metadata_advances: matches!(attack, Attack::TamperedTarget | Attack::PageRewritten),
+            genuine_metadata_advances: matches!(
+                attack,
+                Attack::TamperedTarget | Attack::PageRewritten | Attack::BinOutsideDelegation
+            ),
             ..Armed::default()
         };
         let w = self.attacked_wheel()?;
@@ -397,6 +411,26 @@ impl Upstream {
                 let bytes = sign_metadata(&root, &self.repo.signers["root"].iter().collect::<Vec<_>>()).map_err(err)?;
                 let name = layout::metadata_file("root", Some(self.repo.root.version + 1));
                 self.server.set(&Self::metadata_url_path(&name), Behavior::Body(bytes));
+            }
+            Attack::BinOutsideDelegation => {
+                let right = self.repo.role_for(&wheel_target);
+                let wrong = self
+                    .repo
+                    .delegated
+                    .keys()
+                    .find(|b| **b != right)
+                    .cloned()
+                    .ok_or_else(|| Error("only one bin".into()))?;
+                let tf = self
+                    .repo
+                    .targets_mut(&right)
+                    .map_err(err)?
+                    .targets
+                    .remove(&wheel_target)
+                    .ok_or_else(|| Error(format!("{wheel_target} not in {right}")))?;
+                self.repo.targets_mut(&wrong).map_err(err)?.targets.insert(wheel_target, tf);
+                self.repo.publish(&self.dir.clone()).map_err(err)?;
+                armed.misplaced = Some(wrong);
             }
             Attack::RootWithoutRotation => {
                 let mut root = self.repo.root.clone();

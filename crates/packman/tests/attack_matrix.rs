@@ -155,6 +155,17 @@ fn mirror(attack: Option<Attack>) {
     let before = tree_state(&dest);
     let armed = c.attack(attack);
     let o = c.packman(&home, &["mirror", "sync", &url, &dest_s]);
+    if attack == Some(Attack::BinOutsideDelegation) {
+        // One compromised bin key must not freeze every mirror: the signed metadata is
+        // mirrored, the misplaced entry never fetched, and the sync says which role and path.
+        let (_, err) = text(&o);
+        assert!(o.status.success(), "mirror sync under {attack:?} must go on:\n{err}");
+        let wrong = armed.misplaced.as_deref().unwrap();
+        assert!(err.contains(wrong) && err.contains("gamma-1.0-py3-none-any.whl"), "{err}");
+        let wheel = c.up.repo.target_data.iter().find(|(k, _)| k.starts_with("packages/gamma/")).unwrap().1;
+        assert!(!tree_state(&dest).values().any(|v| v == wheel), "the misplaced wheel was mirrored");
+        return;
+    }
     match attack {
         None => {
             ok(o, "sync");
@@ -249,7 +260,9 @@ fn proxy(attack: Option<Attack>) {
         }
         Some(a) => {
             let body = String::from_utf8_lossy(&body);
-            assert_eq!(status, 502, "proxy under {a:?}: {body}");
+            // A file the signed metadata does not list is not there (404); the rest is refused.
+            let want = if a == Attack::BinOutsideDelegation { 404 } else { 502 };
+            assert_eq!(status, want, "proxy under {a:?}: {body}");
             assert!(a.named_in(&body), "proxy under {a:?} must name it {:?}:\n{body}", a.expect());
             unchanged_but_allowed(&before, &trusted_state(&home), &armed, &genuine(&c), "proxy's PACKMAN_HOME");
         }
@@ -312,6 +325,7 @@ attacks! {
     revoked_key: RevokedKey,
     root_gap: RootGap,
     root_without_rotation: RootWithoutRotation,
+    bin_outside_delegation: BinOutsideDelegation,
 }
 
 #[test]
