@@ -143,7 +143,7 @@ def venv_has_gamma(venv: Path) -> bool:
 def test_the_server_lists_exactly_these_attacks(tmp_path):
     s = AttackServer(tmp_path / "up")
     try:
-        assert s.cmd("list").split() == ATTACKS
+        assert s.cmd("list").split() == ATTACKS + ["fast-forward"]
     finally:
         s.stop()
 
@@ -257,4 +257,39 @@ def test_a_tampering_host_is_failed_over_to_a_good_mirror(tool, tmp_path):
         if serve is not None:
             serve.terminate()
             serve.wait(timeout=20)
+        s.stop()
+
+
+def test_every_installer_recovers_from_a_fast_forward_after_a_timestamp_key_rotation(tmp_path):
+    """A fast-forward (a validly signed timestamp a thousand versions ahead) is taken; once the
+    repository rotates its timestamp key and publishes at a lower version, pip, uv and
+    ``packman install`` install what it published after (spec 5.3.11)."""
+    s = AttackServer(tmp_path / "up")
+    try:
+        homes = {tool: tmp_path / f"home-{tool}" for tool in [*INSTALLERS, "install"]}
+        for home in homes.values():
+            trust_at_s2(home, s)
+        s.cmd("advance")
+        s.cmd("arm fast-forward")
+
+        def install_all(project: str, phase: str) -> None:
+            for tool, installer in INSTALLERS.items():
+                proxy = Proxy(homes[tool])
+                try:
+                    p = installer(tmp_path / f"target-{tool}-{phase}", "--index-url", proxy.index_url, project)
+                finally:
+                    proxy.stop()
+                assert p.returncode == 0, show(p) + proxy.stderr()
+                assert (tmp_path / f"target-{tool}-{phase}" / project / "__init__.py").exists()
+            venv = tmp_path / f"venv-{phase}"
+            assert run([sys.executable, "-m", "venv", "--without-pip", venv], timeout=120).returncode == 0
+            p = run([PACKMAN, "install", "--python", venv / "bin" / "python", "--installer", "uv", project],
+                    env=install_env(homes["install"]), timeout=180)
+            assert p.returncode == 0, show(p)
+            assert run([venv / "bin" / "python", "-c", f"import {project}"]).returncode == 0
+
+        install_all("gamma", "forwarded")
+        s.cmd("recover")
+        install_all("delta", "recovered")
+    finally:
         s.stop()

@@ -66,10 +66,14 @@ pub enum Attack {
     /// cover its path (a new, validly signed publish). Clients never look for it there, so
     /// it cannot be installed; a mirror keeps the signed metadata but never fetches it.
     BinOutsideDelegation,
+    /// A fast-forward: a validly signed timestamp (the attacker holds the timestamp key) one
+    /// thousand versions ahead. A client accepts it; [`Upstream::recover`] then rotates the
+    /// timestamp key and publishes at a lower version, which a client must accept.
+    FastForward,
 }
 
 impl Attack {
-    pub const ALL: [Attack; 15] = [
+    pub const ALL: [Attack; 16] = [
         Attack::TamperedTarget,
         Attack::PageRewritten,
         Attack::RollbackTimestamp,
@@ -85,6 +89,7 @@ impl Attack {
         Attack::RootGap,
         Attack::RootWithoutRotation,
         Attack::BinOutsideDelegation,
+        Attack::FastForward,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +109,7 @@ impl Attack {
             Attack::RootGap => "root-gap",
             Attack::RootWithoutRotation => "root-without-rotation",
             Attack::BinOutsideDelegation => "bin-outside-delegation",
+            Attack::FastForward => "fast-forward",
         }
     }
 
@@ -132,6 +138,8 @@ impl Attack {
             Attack::BinOutsideDelegation => {
                 &[&["packages/gamma/gamma-1.0-py3-none-any.whl"], &["has no", "not listed", "not in"]]
             }
+            // Not refused: validly signed. What counts is the recovery (`Upstream::recover`).
+            Attack::FastForward => &[],
         }
     }
 
@@ -178,6 +186,9 @@ struct Wheel {
 
 /// The project whose fetch each attack targets.
 pub const ATTACKED: &str = "gamma";
+
+/// The project published by [`Upstream::recover`].
+pub const RECOVERED: &str = "delta";
 
 /// A signed repository on 127.0.0.1, able to perform each [`Attack`].
 pub struct Upstream {
@@ -432,6 +443,11 @@ impl Upstream {
                 self.repo.publish(&self.dir.clone()).map_err(err)?;
                 armed.misplaced = Some(wrong);
             }
+            Attack::FastForward => {
+                let ts = self.forged_timestamp(Some(self.timestamp_signer()), |t| t.version += 999)?;
+                self.server.set(&ts_path, Behavior::Body(ts.clone()));
+                armed.persisted = Some((layout::TIMESTAMP_FILE.into(), ts));
+            }
             Attack::RootWithoutRotation => {
                 let mut root = self.repo.root.clone();
                 root.version += 1;
@@ -447,6 +463,17 @@ impl Upstream {
             }
         }
         Ok(armed)
+    }
+
+    /// After a fast-forward: the repository rotates its timestamp key (a new root version),
+    /// adds project [`RECOVERED`] and publishes, at a timestamp version below the attacker's,
+    /// and serves that.
+    pub fn recover(&mut self) -> Result<(), Error> {
+        self.repo.rotate_key("timestamp").map_err(err)?;
+        self.add_project(RECOVERED)?;
+        self.repo.publish(&self.dir.clone()).map_err(err)?;
+        self.server.reset();
+        Ok(())
     }
 
     /// Serves the genuine repository again.
@@ -497,8 +524,10 @@ mod tests {
     fn names_round_trip_and_each_attack_has_words() {
         for a in Attack::ALL {
             assert_eq!(Attack::from_name(a.name()), Some(a));
-            assert!(!a.expect().is_empty());
-            assert!(!a.named_in(""), "{a:?} must not be named by an empty message");
+            if a != Attack::FastForward {
+                assert!(!a.expect().is_empty());
+                assert!(!a.named_in(""), "{a:?} must not be named by an empty message");
+            }
         }
         assert_eq!(Attack::from_name("nope"), None);
     }

@@ -7,6 +7,8 @@
 //!   answers `ok persisted FILE` when a client may persist that metadata file while refusing;
 //! - `expect NAME`: answers `ok WORDS`, the JSON list of word groups the refusal must name;
 //! - `list`: answers `ok NAME NAME …`, every attack;
+//! - `recover`: after `arm fast-forward`, rotate the timestamp key and publish project `delta`
+//!   at a lower timestamp version;
 //! - `disarm`: serve the genuine repository again;
 //! - `quit` (or end of input): stop.
 
@@ -34,6 +36,7 @@ fn main() {
         let mut words = line.split_whitespace();
         let reply = match (words.next(), words.next()) {
             (Some("advance"), None) => up.advance().map(|_| "ok".to_string()).map_err(|e| e.to_string()),
+            (Some("recover"), None) => up.recover().map(|_| "ok".to_string()).map_err(|e| e.to_string()),
             (Some("arm"), Some(name)) => match Attack::from_name(name) {
                 Some(a) => up
                     .arm(a)

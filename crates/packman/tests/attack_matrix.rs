@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{bin, sha256, text};
-use packman_attacks::{Armed, Attack, Upstream, ATTACKED};
+use packman_attacks::{Armed, Attack, Upstream, ATTACKED, RECOVERED};
 use packman_testkit::tree_state;
 
 type State = BTreeMap<String, Vec<u8>>;
@@ -328,10 +328,72 @@ attacks! {
     bin_outside_delegation: BinOutsideDelegation,
 }
 
+fn wheel_of(c: &Case, project: &str) -> Vec<u8> {
+    let prefix = format!("packages/{project}/");
+    c.up.repo.target_data.iter().find(|(k, _)| k.starts_with(&prefix)).unwrap().1.clone()
+}
+
+/// A fast-forward is validly signed, so every surface takes it; what counts is that each
+/// recovers once the repository rotates its timestamp key and publishes at a lower version
+/// (spec 5.3.11), and then gets what was published after.
+#[test]
+fn fast_forward_is_recovered_from_after_a_timestamp_key_rotation_on_every_surface() {
+    // download
+    let mut c = Case::new();
+    let home = c.tmp.join("home");
+    trust_at_s2(&c, &home);
+    let armed = c.attack(Some(Attack::FastForward));
+    let forged = armed.persisted.unwrap().1;
+    let out = c.tmp.join("out");
+    ok(c.packman(&home, &["download", ATTACKED, "-d", out.to_str().unwrap()]), "download under the fast-forward");
+    assert!(tree_state(&home).values().any(|v| *v == forged), "the client did not take the fast-forward");
+    c.up.recover().unwrap();
+    ok(c.packman(&home, &["download", RECOVERED, "-d", out.to_str().unwrap()]), "download after the recovery");
+    assert!(tree_state(&out).values().any(|v| *v == wheel_of(&c, RECOVERED)));
+
+    // mirror sync: DEST follows the attacker's timestamp, then the recovery.
+    let mut c = Case::new();
+    let (home, dest) = (c.tmp.join("home"), c.tmp.join("mirror"));
+    let (url, dest_s) = (c.up.url(), dest.to_str().unwrap().to_string());
+    ok(c.packman(&home, &["mirror", "sync", &url, &dest_s, "--root", c.root.to_str().unwrap()]), "first sync");
+    let forged = c.attack(Some(Attack::FastForward)).persisted.unwrap().1;
+    ok(c.packman(&home, &["mirror", "sync", &url, &dest_s]), "sync under the fast-forward");
+    assert_eq!(tree_state(&dest)["metadata/timestamp.json"], forged, "DEST did not take the fast-forward");
+    c.up.recover().unwrap();
+    ok(c.packman(&home, &["mirror", "sync", &url, &dest_s]), "sync after the recovery");
+    let mirrored = tree_state(&dest);
+    assert!(mirrored.values().any(|v| *v == wheel_of(&c, RECOVERED)), "delta was not mirrored");
+    let upstream_ts = std::fs::read(c.up.dir().join("metadata/timestamp.json")).unwrap();
+    assert_eq!(mirrored["metadata/timestamp.json"], upstream_ts, "DEST does not serve the recovered timestamp");
+
+    // proxy
+    let mut c = Case::new();
+    let home = c.tmp.join("home");
+    trust_at_s2(&c, &home);
+    c.attack(Some(Attack::FastForward));
+    let p = Proxy::start(&home);
+    assert_eq!(p.get(&format!("/simple/{ATTACKED}/")).0, 200);
+    c.up.recover().unwrap();
+    let (status, page) = p.get(&format!("/simple/{RECOVERED}/"));
+    let got = if status == 200 {
+        let v: serde_json::Value = serde_json::from_slice(&page).unwrap();
+        p.get(&resolve(&format!("/simple/{RECOVERED}/"), v["files"][0]["url"].as_str().unwrap()))
+    } else {
+        (status, page)
+    };
+    p.stop();
+    assert_eq!(got.0, 200, "{}", String::from_utf8_lossy(&got.1));
+    assert_eq!(got.1, wheel_of(&c, RECOVERED));
+    cache_holds_only_verified(&home);
+}
+
 #[test]
 fn every_attack_has_a_test_here() {
     let src = include_str!("attack_matrix.rs");
     for a in Attack::ALL {
-        assert!(src.contains(&format!(": {a:?},")), "{a:?} is not in the attacks! list");
+        assert!(
+            src.contains(&format!(": {a:?},")) || src.contains(&format!("Some(Attack::{a:?})")),
+            "{a:?} is not in the attacks! list nor a test of its own"
+        );
     }
 }
