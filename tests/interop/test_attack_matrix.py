@@ -33,7 +33,8 @@ from test_pip_uv import BIN_DIR, PACKMAN, _env, _uv, run, show
 from test_proxy import Proxy, packman_env
 
 ATTACK_SERVER = BIN_DIR / "packman-attack-server"
-ATTACKS = ["tampered-target", "page-rewritten", "rollback-timestamp", "rollback-snapshot", "rollback-bin", "freeze",
+ATTACKS = ["tampered-target", "page-rewritten", "rollback-timestamp", "rollback-snapshot", "rollback-bin",
+           "rollback-targets", "rollback-root", "freeze",
            "mix-and-match", "endless-data", "slow-retrieval", "threshold-not-met", "forged-key", "revoked-key",
            "root-gap", "root-without-rotation", "bin-outside-delegation"]
 

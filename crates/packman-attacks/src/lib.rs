@@ -44,6 +44,10 @@ pub enum Attack {
     RollbackSnapshot,
     /// A validly signed new timestamp and snapshot list a hashed bin at a lower version.
     RollbackBin,
+    /// A validly signed new timestamp and snapshot list `targets.json` at a lower version.
+    RollbackTargets,
+    /// `3.root.json` holds the genuine root version 2 again.
+    RollbackRoot,
     /// A validly signed new timestamp that has expired (freeze).
     Freeze,
     /// S3's genuine timestamp, with another validly signed snapshot of the version it names.
@@ -73,12 +77,14 @@ pub enum Attack {
 }
 
 impl Attack {
-    pub const ALL: [Attack; 16] = [
+    pub const ALL: [Attack; 18] = [
         Attack::TamperedTarget,
         Attack::PageRewritten,
         Attack::RollbackTimestamp,
         Attack::RollbackSnapshot,
         Attack::RollbackBin,
+        Attack::RollbackTargets,
+        Attack::RollbackRoot,
         Attack::Freeze,
         Attack::MixAndMatch,
         Attack::EndlessData,
@@ -99,6 +105,8 @@ impl Attack {
             Attack::RollbackTimestamp => "rollback-timestamp",
             Attack::RollbackSnapshot => "rollback-snapshot",
             Attack::RollbackBin => "rollback-bin",
+            Attack::RollbackTargets => "rollback-targets",
+            Attack::RollbackRoot => "rollback-root",
             Attack::Freeze => "freeze",
             Attack::MixAndMatch => "mix-and-match",
             Attack::EndlessData => "endless-data",
@@ -126,6 +134,8 @@ impl Attack {
             Attack::RollbackTimestamp => &[&["timestamp: rollback refused"]],
             Attack::RollbackSnapshot => &[&["snapshot: rollback refused"]],
             Attack::RollbackBin => &[&["rollback refused"], &["bins-"]],
+            Attack::RollbackTargets => &[&["targets: rollback refused"]],
+            Attack::RollbackRoot => &[&["root: version 2 where version 3 is required"]],
             Attack::Freeze => &[&["timestamp: expired at"]],
             Attack::MixAndMatch => &[&["snapshot"], HASH_OR_LENGTH],
             Attack::EndlessData => &[&["endless data attack"]],
@@ -230,6 +240,8 @@ impl Upstream {
         up.repo.rotate_key("timestamp").map_err(err)?;
         up.revoked = old.pop().ok_or_else(|| Error("no timestamp signer".into()))?;
         up.add_project("beta")?;
+        // targets.json re-signed too (version 2), so that it can be rolled back.
+        up.repo.targets_mut("targets").map_err(err)?;
         up.repo.publish(dir).map_err(err)?;
         // An older timestamp under the current key, to replay; then S2 proper.
         up.old_timestamp = std::fs::read(up.metadata_path(layout::TIMESTAMP_FILE)).map_err(err)?;
@@ -364,12 +376,16 @@ impl Upstream {
                 })?;
                 self.server.set(&ts_path, Behavior::Body(ts));
             }
-            Attack::RollbackBin => {
-                // The bin `beta` went into has version 2 since S2; list it at version 1.
-                let bin = self.repo.role_for(&layout::package_target("beta", &self.wheels[1].file));
+            Attack::RollbackBin | Attack::RollbackTargets => {
+                // The bin `beta` went into, and targets.json, have version 2 since S2; list
+                // one at version 1.
+                let role = match attack {
+                    Attack::RollbackBin => self.repo.role_for(&layout::package_target("beta", &self.wheels[1].file)),
+                    _ => "targets".to_string(),
+                };
                 let mut snap = self.repo.snapshot.clone();
                 snap.version += 1;
-                snap.meta.insert(layout::meta_key(&bin), MetaFile::new(1));
+                snap.meta.insert(layout::meta_key(&role), MetaFile::new(1));
                 let snap_bytes =
                     sign_metadata(&snap, &self.repo.signers["snapshot"].iter().collect::<Vec<_>>()).map_err(err)?;
                 let snap_name = layout::metadata_file("snapshot", Some(snap.version));
@@ -415,6 +431,11 @@ impl Upstream {
             Attack::RevokedKey => {
                 let ts = self.forged_timestamp(Some(&self.revoked), |_| {})?;
                 self.server.set(&ts_path, Behavior::Body(ts));
+            }
+            Attack::RollbackRoot => {
+                let name = layout::metadata_file("root", Some(self.repo.root.version + 1));
+                let older = self.repo.signed_roots[self.repo.signed_roots.len() - 1].clone();
+                self.server.set(&Self::metadata_url_path(&name), Behavior::Body(older));
             }
             Attack::RootGap => {
                 let mut root = self.repo.root.clone();

@@ -316,6 +316,8 @@ attacks! {
     rollback_timestamp: RollbackTimestamp,
     rollback_snapshot: RollbackSnapshot,
     rollback_bin: RollbackBin,
+    rollback_targets: RollbackTargets,
+    rollback_root: RollbackRoot,
     freeze: Freeze,
     mix_and_match: MixAndMatch,
     endless_data: EndlessData,
