@@ -235,6 +235,11 @@ pub struct SyncArgs {
     /// Target downloads at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
+    /// Seconds to wait for a connection or for any read before a source counts as down or
+    /// stalled and the next mirror is tried (slow links may need more; a short one moves
+    /// off a stuck mirror sooner).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    timeout: u32,
     /// A summary as JSON on stdout, also when the sync is refused: fetched, reused, removed,
     /// bytes, seconds, the refusal and each mirror's failures.
     #[arg(long)]
@@ -265,6 +270,9 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     opts.filter = a.filter.filter();
     opts.state = Some(a.state.resolve(&a.dest)?);
     opts.jobs = a.jobs.into();
+    let timeout = std::time::Duration::from_secs(a.timeout.into());
+    opts.config.fetcher.connect_timeout = timeout;
+    opts.config.fetcher.read_timeout = timeout;
     let given = crate::report::failover_transport(&opts.metadata_url, &opts.targets_url, &a.mirrors, &opts.config)?;
     opts.mirrors = given.mirrors().into_iter().skip(1).collect();
     let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| Arc::new(Bar::new()));
