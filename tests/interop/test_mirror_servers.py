@@ -510,9 +510,12 @@ def test_mirror_of_a_mirror_trusts_only_the_root(tmp_path):
             assert f"{digest}.{wheel.name}" in p.stderr, p.stderr
             assert tree(second) == state
 
-            # Repaired on the middle mirror, the next sync goes through.
+            # Repaired on the middle mirror (nothing new upstream: --full checks every target
+            # and fetches the lost one), the next sync goes through.
             hashed.unlink()
-            sync(srv.url, first)
+            assert "nothing new upstream" in sync(srv.url, first).stdout
+            assert not hashed.exists()
+            sync(srv.url, first, "--full")
             assert hashed.read_bytes() == wheel.read_bytes()
             sync(middle.url, second)
             check_dest(second, up, up.targets(), tmp_path / "read-2", pip_version="2.0")

@@ -240,6 +240,10 @@ pub struct SyncArgs {
     /// off a stuck mirror sooner).
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
     timeout: u32,
+    /// Walk every role and check every target in DEST even when nothing is new upstream,
+    /// fetching (verified) what DEST lost; without it such a sync stops after the timestamp.
+    #[arg(long)]
+    full: bool,
     /// A summary as JSON on stdout, also when the sync is refused: fetched, reused, removed,
     /// bytes, seconds, the refusal and each mirror's failures.
     #[arg(long)]
@@ -270,6 +274,7 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     opts.filter = a.filter.filter();
     opts.state = Some(a.state.resolve(&a.dest)?);
     opts.jobs = a.jobs.into();
+    opts.full = a.full;
     let timeout = std::time::Duration::from_secs(a.timeout.into());
     opts.config.fetcher.connect_timeout = timeout;
     opts.config.fetcher.read_timeout = timeout;
@@ -304,6 +309,7 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
             "upstream": a.upstream,
             "dest": a.dest.display().to_string(),
             "ok": refused.is_none(),
+            "unchanged": report.unchanged,
             "root_version": report.root_version,
             "timestamp_version": report.timestamp_version,
             "snapshot_version": report.snapshot_version,
@@ -342,6 +348,17 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
         e => e.to_string(),
     })?;
     if a.json {
+        return Ok(());
+    }
+    if r.unchanged {
+        println!(
+            "up to date {} -> {}: root v{}, timestamp v{}, snapshot v{}; nothing new upstream ({seconds:.3} s)",
+            a.upstream,
+            a.dest.display(),
+            r.root_version,
+            r.timestamp_version,
+            r.snapshot_version,
+        );
         return Ok(());
     }
     println!(
