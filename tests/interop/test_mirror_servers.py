@@ -12,7 +12,8 @@ removed version: its files go), partial sync (``--include``, and a project inclu
 fetched with nothing new upstream), mirror of a mirror (synced from ``packman serve`` of
 another mirror, trusting only root v1; a target tampered on the middle mirror is refused
 and the last mirror stays byte-identical), export/import, and failover with the upstream
-down, one mirror stalled and one malicious.
+down, one mirror stalled and one malicious; and an ``s3://`` DEST on s3s-fs (which stores
+each object as a file, so the bucket is read back as a directory).
 
 Each resulting DEST is read, served by ``packman serve DEST``, by:
 * python-tuf's ngclient, from root v1 in a fresh directory: every target it should hold;
@@ -87,16 +88,17 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run(*args, check: bool = True) -> subprocess.CompletedProcess:
+def run(*args, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [os.fspath(a) for a in args]
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT, env=_env())
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
+                       env={**_env(), **(env or {})})
     if check:
         assert p.returncode == 0, f"{cmd} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}"
     return p
 
 
-def packman(*args, check: bool = True) -> subprocess.CompletedProcess:
-    return run(PACKMAN, *args, check=check)
+def packman(*args, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    return run(PACKMAN, *args, check=check, env=env)
 
 
 def free_port() -> int:
@@ -396,8 +398,8 @@ def check_dest(dest: Path, upstream: Upstream, want: dict[str, bytes], tmp: Path
         served.close()
 
 
-def sync(upstream_url: str, dest: Path, *args, check: bool = True) -> subprocess.CompletedProcess:
-    return packman("mirror", "sync", upstream_url, dest, *args, check=check)
+def sync(upstream_url: str, dest, *args, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    return packman("mirror", "sync", upstream_url, dest, *args, check=check, env=env)
 
 
 # ---- scenarios ----------------------------------------------------------------------------
@@ -580,3 +582,56 @@ def test_failover_with_the_upstream_down_a_mirror_stalled_and_one_malicious(tmp_
         stalled.close()
         malicious.close()
         good.close()
+
+
+def test_s3_dest_receives_only_verified_files_and_a_refused_sync_leaves_the_bucket_untouched(tmp_path):
+    s3s = shutil.which("s3s-fs") or os.path.expanduser("~/.cargo/bin/s3s-fs")
+    if not os.access(s3s, os.X_OK):
+        if os.environ.get("CI"):
+            pytest.fail("s3s-fs is needed in CI (.ci/run installs it)", pytrace=False)
+        pytest.skip("s3s-fs not installed (cargo install s3s-fs --features binary)")
+    up = Upstream(tmp_path)
+    srv = Nginx(up.dir, tmp_path / "nginx")
+    store = tmp_path / "s3"
+    (store / "bucket").mkdir(parents=True)
+    port = free_port()
+    s3 = subprocess.Popen([s3s, "--host", "127.0.0.1", "--port", str(port), "--access-key", "packman",
+                           "--secret-key", "packman-secret", os.fspath(store)],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    aws = {"AWS_ACCESS_KEY_ID": "packman", "AWS_SECRET_ACCESS_KEY": "packman-secret", "AWS_REGION": "us-east-1",
+           "AWS_ENDPOINT": f"http://127.0.0.1:{port}", "AWS_ALLOW_HTTP": "true"}
+    bucket = store / "bucket" / "mirror"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and s3.poll() is None, "s3s-fs did not start"
+                time.sleep(0.05)
+        out = sync(srv.url, "s3://bucket/mirror", "--root", up.root, env=aws).stdout
+        assert "pushed to s3://bucket/mirror" in out, out
+        check_dest(bucket, up, up.targets(), tmp_path / "read-1")
+
+        up.add_wheel(MODULE, "2.0")
+        sync(srv.url, "s3://bucket/mirror", env=aws)
+        check_dest(bucket, up, up.targets(), tmp_path / "read-2", pip_version="2.0")
+
+        # A tampered new wheel upstream: refused, nothing pushed.
+        wheel = up.add_wheel(MODULE, "3.0")
+        hashed_wheel = up.dir / "targets" / "packages" / PROJECT / \
+            f"{hashlib.sha256(wheel.read_bytes()).hexdigest()}.{wheel.name}"
+        data = bytearray(hashed_wheel.read_bytes())
+        data[10] ^= 1
+        hashed_wheel.unlink()
+        hashed_wheel.write_bytes(bytes(data))
+        before = tree(store)
+        p = sync(srv.url, "s3://bucket/mirror", env=aws, check=False)
+        assert p.returncode == 1 and wheel.name in p.stderr, p
+        assert "pushed" not in p.stdout, p.stdout
+        assert tree(store) == before
+    finally:
+        s3.terminate()
+        s3.wait(timeout=TIMEOUT)
+        srv.close()
