@@ -574,8 +574,9 @@ def test_failover_with_the_upstream_down_a_mirror_stalled_and_one_malicious(tmp_
         assert [(f["kind"], f["url"]) for f in bad] == [
             ("served bytes that failed verification", f"{malicious.url}/{hashed.relative_to(evil)}")], failures
         assert stalled.hits, "the stalled mirror was never asked for a target"
-        # The stalled mirror's targets time out together (parallel downloads), not one by one.
-        assert took < 2 * 2 + 3, took
+        # The stalled mirror's targets time out together (parallel downloads), not one by one
+        # (7 targets x 2 s would be 14 s; the bound leaves room for a loaded machine).
+        assert len(want) >= 6 and took < 10, (len(want), took)
         assert report["fetched"] == len(want), report
         check_dest(dest, up, want, tmp_path / "read")
     finally:
