@@ -51,6 +51,13 @@
 //!    renamed into the journal (`verified/`). Any refusal stops here:
 //!    staging is removed and DEST and the state are byte-identical to before (on a first
 //!    sync, the state directory and DEST it created are removed too).
+//!    **Nothing new upstream** (the timestamp fetched has the trusted version, the root is
+//!    the same, DEST serves that timestamp, the filter is unchanged and no journal waits):
+//!    the sync stops here ([`SyncReport::unchanged`]); it does not walk the roles or look at
+//!    DEST's targets, so a no-change sync costs the root probe and the timestamp whatever
+//!    the repository's size. [`SyncOptions::full`] does the full pass anyway (fetching what
+//!    DEST lost); `mirror verify` finds such losses. The trusted state is staged by hard
+//!    links (copies across file systems): the updater and the commit replace files whole.
 //! 2. **Commit, in [`write_rank`](packman_tuf::layout::write_rank) order.** Verified targets are
 //!    renamed to their hashed names and plain links put in place; the accepted metadata is
 //!    written (each file atomically, skipped when DEST has those bytes already), the metadata

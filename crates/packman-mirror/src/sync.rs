@@ -126,6 +126,10 @@ pub struct SyncOptions {
     pub jobs: usize,
     /// Told how the downloads go (a progress bar).
     pub progress: Option<Arc<dyn SyncProgress>>,
+    /// Walk every role and check every target in DEST (by name and length) even when
+    /// nothing is new upstream, fetching what DEST lost. Without it such a sync stops after
+    /// the timestamp ([`SyncReport::unchanged`]).
+    pub full: bool,
 }
 
 /// How a sync's downloads go, for a progress bar. Called from the download threads.
@@ -155,6 +159,7 @@ impl SyncOptions {
             state: None,
             jobs: 8,
             progress: None,
+            full: false,
         }
     }
 }
@@ -162,6 +167,9 @@ impl SyncOptions {
 /// What a sync did.
 #[derive(Debug, Clone, Default)]
 pub struct SyncReport {
+    /// Nothing new upstream and DEST already served it: the sync stopped after the
+    /// timestamp (roles, targets and the counts below are not computed).
+    pub unchanged: bool,
     pub root_version: u64,
     pub timestamp_version: u64,
     pub snapshot_version: u64,
@@ -314,13 +322,11 @@ fn sync_locked(
         Updater::bootstrap(&staged_state, root)?;
     } else {
         std::fs::create_dir_all(&staged_state).map_err(|e| MirrorError::io(&staged_state, e))?;
-        for (name, bytes) in state_files(&source_state)? {
-            let to = staged_state.join(&name);
-            std::fs::write(&to, bytes).map_err(|e| MirrorError::io(to, e))?;
-        }
+        stage_state(&source_state, &staged_state)?;
     }
     let initial_root = std::fs::read(staged_state.join(layout::ROOT_FILE))
         .map_err(|e| MirrorError::io(staged_state.join(layout::ROOT_FILE), e))?;
+    let initial_timestamp = std::fs::read(staged_state.join(layout::TIMESTAMP_FILE)).ok();
 
     // 1. Verify everything; nothing served changes.
     let transport: Arc<dyn Transport> = mirrors.clone();
@@ -347,6 +353,32 @@ fn sync_locked(
     }
     if !up.trusted().root().signed.consistent_snapshot() {
         return Err(MirrorError::NotConsistent { url: opts.metadata_url.clone() });
+    }
+    // Nothing new upstream (the updater kept the trusted root and timestamp: the timestamp
+    // it fetched had the same version), DEST serves that timestamp, no filter change and no
+    // journal to resume: DEST is already what a full pass would make it, so stop here (the
+    // no-change sync a cron job runs costs the root probe and the timestamp, not a walk of
+    // every role and target). Files lost from DEST meanwhile: `mirror verify` finds them,
+    // [`SyncOptions::full`] fetches them.
+    if !opts.full && !first_sync && !migrating && initial_timestamp.is_some() && !paths.verified_dir().exists() {
+        let read = |p: PathBuf| std::fs::read(p).ok();
+        let filter_same = match &opts.filter {
+            Some(f) => *f == paths.kept_filter()?,
+            None => true,
+        };
+        if filter_same
+            && read(staged_state.join(layout::ROOT_FILE)).as_deref() == Some(initial_root.as_slice())
+            && read(staged_state.join(layout::TIMESTAMP_FILE)) == initial_timestamp
+            && read(paths.repo().metadata_dir().join(layout::TIMESTAMP_FILE)) == initial_timestamp
+        {
+            return Ok(SyncReport {
+                unchanged: true,
+                root_version: up.trusted().root().signed.version,
+                timestamp_version: up.trusted().timestamp().map_or(0, |t| t.signed.version),
+                snapshot_version: up.trusted().snapshot().map_or(0, |s| s.signed.version),
+                ..SyncReport::default()
+            });
+        }
     }
     let roles = up.load_all_targets()?;
     let targets = up.all_targets()?;
@@ -575,6 +607,31 @@ fn download_all(
         out.push((todo[i].3.clone(), todo[i].2.clone()));
     }
     Ok(out)
+}
+
+/// Puts the trusted state's files into `staged`: hard links (the updater and
+/// [`replace_state`] only ever replace files whole, by rename, so a link never lets the
+/// staged copy change the trusted one), copies where links cannot be made (another file
+/// system). Linking saves copying every bin on each sync.
+fn stage_state(trusted: &Path, staged: &Path) -> Result<(), MirrorError> {
+    let entries = match std::fs::read_dir(trusted) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(MirrorError::io(trusted, e)),
+    };
+    for e in entries {
+        let e = e.map_err(|e| MirrorError::io(trusted, e))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let is_file = e.file_type().map_err(|err| MirrorError::io(e.path(), err))?.is_file();
+        if !is_file || name.ends_with(".lock") || name.starts_with(packman_fs::TEMP_PREFIX) {
+            continue;
+        }
+        let to = staged.join(&name);
+        if std::fs::hard_link(e.path(), &to).is_err() {
+            std::fs::copy(e.path(), &to).map_err(|err| MirrorError::io(&to, err))?;
+        }
+    }
+    Ok(())
 }
 
 /// The regular files of a trusted metadata directory (lock and temp files aside).

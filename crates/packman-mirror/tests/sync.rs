@@ -170,6 +170,23 @@ fn first_sync_copies_the_upstream_exactly_and_the_next_fetches_only_what_changed
     assert!(r.metadata_written.is_empty() && r.targets_fetched.is_empty() && r.targets_removed.is_empty());
     assert_eq!(up.server.requests(), ["/metadata/2.root.json", "/metadata/timestamp.json"]);
     assert_same(&before, &tree(&dest), "sync with nothing new");
+    assert!(r.unchanged && r.targets == 0, "stopped after the timestamp: {r:?}");
+
+    // A file lost from DEST: a sync with nothing new does not look (it stops after the
+    // timestamp); --full walks every role and fetches it, verified, and only it.
+    let lost = up.hashed("packages/p/p-1.1.tar.gz", b"sdist of p 1.1");
+    std::fs::remove_file(dest.join(&lost)).unwrap();
+    assert!(sync(&dest, &up.opts()).unwrap().unchanged);
+    assert!(!dest.join(&lost).exists());
+    up.server.clear_log();
+    let r = sync(&dest, &SyncOptions { full: true, ..up.opts() }).unwrap();
+    assert!(!r.unchanged && r.metadata_written.is_empty());
+    assert_eq!(r.targets_fetched, ["packages/p/p-1.1.tar.gz"]);
+    assert_eq!(
+        up.server.requests(),
+        ["/metadata/2.root.json", "/metadata/timestamp.json", format!("/{lost}").as_str()]
+    );
+    assert_same(&before, &tree(&dest), "sync --full after a file was lost");
 }
 
 #[test]

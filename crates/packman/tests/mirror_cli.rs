@@ -423,6 +423,8 @@ fn a_partial_mirror_keeps_its_filter_for_later_syncs_and_verify() {
         dest.join("targets/packages/proj-b/b.txt").exists() && !dest.join("targets/packages/Proj_A/a.txt").exists()
     );
     let out = ok(&["mirror", "sync", &upstream, s(&dest)]);
+    assert!(out.contains("up to date") && out.contains("nothing new upstream"), "{out}");
+    let out = ok(&["mirror", "sync", &upstream, s(&dest), "--full"]);
     assert!(out.contains("0 target(s) fetched") && out.contains("1 target(s) left out"), "{out}");
 }
 
@@ -472,6 +474,7 @@ fn mirror_sync_json_summarises_fetched_reused_removed_and_refusals() {
         "snapshot_version",
         "targets",
         "timestamp_version",
+        "unchanged",
         "upstream",
         "warnings",
     ];

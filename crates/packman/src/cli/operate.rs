@@ -179,7 +179,11 @@ pub struct ExportArgs {
 pub struct ImportArgs {
     /// The bundle file (from `packman mirror export`).
     bundle: PathBuf,
-    /// Mirror directory (created if needed).
+    /// Mirror directory (created if needed), or s3://BUCKET/PREFIX: then the sync runs into a
+    /// working copy kept with the mirror's state (STATE/tree) and, once it succeeds, pushes
+    /// it in write order (targets, versioned metadata, timestamp.json last, removals after;
+    /// credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ENDPOINT, AWS_ALLOW_HTTP). A refused sync pushes nothing.
     dest: PathBuf,
     /// Trusted root.json of the upstream, from a trusted place. Needed for an empty DEST
     /// only: after that the mirror's own trusted state is used.
@@ -235,6 +239,15 @@ pub struct SyncArgs {
     /// Target downloads at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
+    /// Seconds to wait for a connection or for any read before a source counts as down or
+    /// stalled and the next mirror is tried (slow links may need more; a short one moves
+    /// off a stuck mirror sooner).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    timeout: u32,
+    /// Walk every role and check every target in DEST even when nothing is new upstream,
+    /// fetching (verified) what DEST lost; without it such a sync stops after the timestamp.
+    #[arg(long)]
+    full: bool,
     /// A summary as JSON on stdout, also when the sync is refused: fetched, reused, removed,
     /// bytes, seconds, the refusal and each mirror's failures.
     #[arg(long)]
@@ -263,15 +276,33 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
         opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
     }
     opts.filter = a.filter.filter();
-    opts.state = Some(a.state.resolve(&a.dest)?);
+    // An s3:// DEST: the sync runs into a local working copy kept with the mirror's state,
+    // which is then pushed in the layout's write order (targets, versioned metadata,
+    // timestamp.json last, removals after). Only a sync that succeeded is pushed, so the
+    // bucket receives verified files only, and a refused sync leaves it untouched.
+    let s3 = a.dest.to_str().filter(|d| d.starts_with("s3://")).map(str::to_owned);
+    let state = match (&s3, &a.state.state) {
+        (Some(url), None) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, url.as_bytes());
+            let home = packman_trust::Home::from_env().map_err(|e| e.to_string())?;
+            home.data_dir().join("mirrors").join(format!("s3-{}", &hex::encode(digest)[..16]))
+        }
+        _ => a.state.resolve(&a.dest)?,
+    };
+    let local = if s3.is_some() { state.join("tree") } else { a.dest.clone() };
+    opts.state = Some(state);
     opts.jobs = a.jobs.into();
+    opts.full = a.full;
+    let timeout = std::time::Duration::from_secs(a.timeout.into());
+    opts.config.fetcher.connect_timeout = timeout;
+    opts.config.fetcher.read_timeout = timeout;
     let given = crate::report::failover_transport(&opts.metadata_url, &opts.targets_url, &a.mirrors, &opts.config)?;
     opts.mirrors = given.mirrors().into_iter().skip(1).collect();
     let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| Arc::new(Bar::new()));
     opts.progress = bar.clone().map(|b| b as Arc<dyn packman_mirror::SyncProgress>);
     let drawer = bar.clone().map(Bar::draw_until_done);
     let t0 = Instant::now();
-    let (r, failures) = packman_mirror::sync_with(&a.dest, &opts);
+    let (r, failures) = packman_mirror::sync_with(&local, &opts);
     let seconds = t0.elapsed().as_secs_f64();
     if let (Some(bar), Some(drawer)) = (&bar, drawer) {
         bar.finished.store(true, Ordering::Relaxed);
@@ -286,7 +317,7 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
             eprintln!("packman: warning: {w}");
         }
     }
-    let served = packman_mirror::served(&a.dest);
+    let served = packman_mirror::served(&local);
     if a.json {
         let (report, refused) = match &r {
             Ok(r) => (r.clone(), None),
@@ -296,6 +327,7 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
             "upstream": a.upstream,
             "dest": a.dest.display().to_string(),
             "ok": refused.is_none(),
+            "unchanged": report.unchanged,
             "root_version": report.root_version,
             "timestamp_version": report.timestamp_version,
             "snapshot_version": report.snapshot_version,
@@ -333,7 +365,34 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
         ),
         e => e.to_string(),
     })?;
+    if let Some(url) = &s3 {
+        let remote = packman_store::Remote::from_url(url).map_err(|e| e.to_string())?;
+        let p = remote.push(&local).map_err(|e| {
+            format!(
+                "{e}\n  the verified mirror is in {}; the bucket may hold part of it (never a timestamp naming files it lacks): run the sync again to finish the push",
+                local.display()
+            )
+        })?;
+        let line =
+            format!("pushed to {url}: {} uploaded, {} unchanged, {} deleted", p.uploaded, p.unchanged, p.deleted);
+        if a.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
     if a.json {
+        return Ok(());
+    }
+    if r.unchanged {
+        println!(
+            "up to date {} -> {}: root v{}, timestamp v{}, snapshot v{}; nothing new upstream ({seconds:.3} s)",
+            a.upstream,
+            a.dest.display(),
+            r.root_version,
+            r.timestamp_version,
+            r.snapshot_version,
+        );
         return Ok(());
     }
     println!(
