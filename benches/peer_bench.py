@@ -67,6 +67,9 @@ ADAPTERS = REPO_ROOT / "tests" / "adapters"
 ADAPTER_TARGET = REPO_ROOT / "target" / "adapters"
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("PACKMAN_")}
 CLIENTS = ("packman", "python-tuf", "tough", "sigstore-tuf")
+# Not run by default: python-tuf with every write fsynced, file and directory (ngclient_cli.py
+# --fsync), as packman's are; the like-for-like peer where durable writes dominate.
+FSYNC = "python-tuf+fsync"
 NO_TAP15 = "n/a (no TAP 15)"
 RUN_TIMEOUT = 1800
 
@@ -180,8 +183,8 @@ def client_cmd(client: str, s: Served, md: Path, out: Path, targets: list[str], 
         cmd = [os.fspath(PACKMAN), "download", "--metadata-url", murl, "--metadata-dir", os.fspath(md),
                "--dest", os.fspath(out), "-q"]
         return cmd + (["--root", os.fspath(s.root)] if cold else []) + targets
-    if client == "python-tuf":
-        cmd = [sys.executable, os.fspath(NGCLIENT_CLI), "--metadata-dir", os.fspath(md), "--metadata-url", murl,
+    if client.startswith("python-tuf"):
+        cmd = [sys.executable, os.fspath(NGCLIENT_CLI), *(["--fsync"] if client == FSYNC else []), "--metadata-dir", os.fspath(md), "--metadata-url", murl,
                "--target-base-url", turl, "--target-dir", os.fspath(out)]
         cmd += ["--root", os.fspath(s.root)] if cold else []
         for t in targets:
@@ -193,15 +196,22 @@ def client_cmd(client: str, s: Served, md: Path, out: Path, targets: list[str], 
 def saved_path(client: str, out: Path, target: str) -> Path:
     if client == "packman":
         return out / target.rsplit("/", 1)[1]
-    if client == "python-tuf":
+    if client.startswith("python-tuf"):
         return out / quote(target, "")  # ngclient's default file name
     return out / target
 
 
-def run_client(client: str, cmd: list[str], expect_fail: bool) -> float | None:
+class TimedOut(Exception):
+    pass
+
+
+def run_client(client: str, cmd: list[str], expect_fail: bool, timeout: float) -> float | None:
     t = time.perf_counter()
-    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       text=True, timeout=RUN_TIMEOUT, env=ENV)
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True, timeout=timeout, env=ENV)
+    except subprocess.TimeoutExpired:
+        raise TimedOut from None
     wall = time.perf_counter() - t
     if expect_fail:
         # tough: "missing field `roles`" (exit 1); sigstore-tuf: target not found (exit 2).
@@ -232,7 +242,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=50_000, help="files per `repo add` (default 50000)")
     ap.add_argument("--python-build-max", type=int, default=1_000_000,
                     help="largest N python-tuf's build is timed at (default 1000000)")
-    ap.add_argument("--clients", default=",".join(CLIENTS), help=f"default {','.join(CLIENTS)}")
+    ap.add_argument("--peer-timeout", type=float, default=120,
+                    help="seconds a peer's run may take; one that takes longer is killed, reported as "
+                         "'> T s', and not run again for that case (default 120; packman: 1800)")
+    ap.add_argument("--clients", default=",".join(CLIENTS),
+                    help=f"default {','.join(CLIENTS)}; also {FSYNC} (python-tuf making its writes durable)")
     ap.add_argument("--workdir", type=Path, help="where repositories go (default: a temp dir)")
     ap.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = ap.parse_args()
@@ -291,6 +305,7 @@ def main() -> None:
                 one = target_name(n // 2 + 7)
                 results: dict[tuple[str, str, str], list[float]] = {}
                 na: set[tuple[str, str]] = set()
+                timed_out: set[tuple[str, str, str]] = set()
                 for rnd in range(args.reps + 1):
                     for style in styles:
                         s = served[style]
@@ -301,13 +316,22 @@ def main() -> None:
                             w = base / "runs" / f"{style}-{client}-{rnd}"
                             md = w / "md"
                             cases = [("cold", [one], True, w / "cold")]
-                            if client in ("packman", "python-tuf"):
+                            if client in ("packman", "python-tuf", FSYNC):
                                 cases.append(("warm", [one], False, w / "warm"))
                             cases.append(("many", many, True, w / "many"))
                             for case, targets, cold, dest in cases:
+                                if (style, case, client) in timed_out:
+                                    continue
                                 m = md if case != "many" else w / "md-many"
-                                wall = run_client(client, client_cmd(client, s, m, dest, targets, adapters, cold),
-                                                  expect_fail)
+                                limit = RUN_TIMEOUT if client == "packman" else args.peer_timeout
+                                try:
+                                    wall = run_client(client, client_cmd(client, s, m, dest, targets, adapters, cold),
+                                                      expect_fail, limit)
+                                except TimedOut:
+                                    print(f"  {client} {style} {case}: over {limit:.0f} s, killed; not run again",
+                                          file=sys.stderr, flush=True)
+                                    timed_out.add((style, case, client))
+                                    continue
                                 if wall is None:
                                     na.add((style, client))
                                     break
@@ -329,6 +353,9 @@ def main() -> None:
                             xs = results.get((style, case, client))
                             if (style, client) in na:
                                 cells.append(NO_TAP15)
+                            elif (style, case, client) in timed_out:
+                                cells.append(f"> {args.peer_timeout * 1000:,.0f} (killed; > {args.peer_timeout / statistics.median(ref):,.0f}x)"
+                                             if ref else f"> {args.peer_timeout:.0f} s")
                             elif not xs:
                                 cells.append("n/a (keeps no metadata)" if case == "warm" else "n/a")
                             else:
@@ -342,12 +369,11 @@ def main() -> None:
             finally:
                 for s in served.values():
                     s.close()
+    except BaseException:
+        print(f"left {tmp} (remove it by hand)", file=sys.stderr)
+        raise
     finally:
         load.stop.set()
-        # Deleting is left to the end (untimed): on this machine's busy disk unlinking a
-        # 16384-bin repository took up to a minute.
-        print(f"removing {tmp} ...", file=sys.stderr, flush=True)
-        shutil.rmtree(tmp, ignore_errors=True)
 
     out(f"Machine: {machine}; load average (1 min) during the run: {load.summary()}.")
     out(f"Run: {time.perf_counter() - started:.0f} s in all; client figures are medians of {args.reps} "
@@ -370,6 +396,10 @@ def main() -> None:
         out(r)
     if args.markdown:
         args.markdown.write_text("\n".join(lines) + "\n")
+    # Deleting is left to the end (untimed): on this machine's busy disk unlinking a
+    # 16384-bin repository took up to a minute.
+    print(f"removing {tmp} ...", file=sys.stderr, flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
