@@ -7,6 +7,10 @@ clients as whole processes doing the same work:
     ngclient_cli.py --metadata-dir DIR --metadata-url URL --target-name PATH [...] \\
         --target-base-url URL --target-dir DIR download
 
+--root ROOT_FILE (refresh, download) starts from that root instead of the one trusted in
+DIR (ngclient's bootstrap), so that a cold start is one process, as `packman download
+--root` is (benches/peer_bench.py).
+
 Exit 0 on success, 1 on failure.
 
 --fsync makes every write durable the way packman's are (write a temporary file, fsync it,
@@ -63,7 +67,8 @@ def make_updater(args, with_targets: bool):
         args.metadata_url,
         args.target_dir if with_targets else None,
         args.target_base_url if with_targets else None,
-        bootstrap=None,  # the root trusted in metadata_dir
+        # The given root (a cold start in one process), else the one trusted in metadata_dir.
+        bootstrap=open(args.root, "rb").read() if args.root else None,
     )
 
 
@@ -75,6 +80,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--target-base-url")
     p.add_argument("--target-dir")
     p.add_argument("--fsync", action="store_true", help="make every write durable (fsync file and directory)")
+    p.add_argument("--root", help="trusted root.json to start from (refresh, download) instead of METADATA_DIR's")
     sub = p.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init")
     init.add_argument("trusted_root")
@@ -96,6 +102,8 @@ def main(argv: list[str]) -> int:
             return 0
         if not args.metadata_url:
             raise ValueError("--metadata-url is required")
+        if args.root:
+            os.makedirs(args.metadata_dir, exist_ok=True)
         if args.command == "refresh":
             make_updater(args, with_targets=False).refresh()
             return 0
