@@ -35,7 +35,8 @@ from test_proxy import Proxy, packman_env
 ATTACK_SERVER = BIN_DIR / "packman-attack-server"
 ATTACKS = ["tampered-target", "page-rewritten", "rollback-timestamp", "rollback-snapshot", "rollback-bin",
            "rollback-targets", "rollback-root", "freeze",
-           "mix-and-match", "endless-data", "slow-retrieval", "threshold-not-met", "forged-key", "revoked-key",
+           "mix-and-match", "endless-data",
+           "endless-snapshot", "endless-target", "slow-retrieval", "threshold-not-met", "forged-key", "revoked-key",
            "root-gap", "root-without-rotation", "bin-outside-delegation"]
 
 
@@ -107,7 +108,7 @@ def assert_named(text: str, groups: list[list[str]], what: str) -> None:
 
 def assert_unchanged(before: dict, after: dict, persisted: str | None, served: AttackServer, attack: str) -> None:
     genuine = {p.read_bytes() for p in (served.dir / "metadata").iterdir()}
-    target_attack = attack in ("tampered-target", "page-rewritten", "bin-outside-delegation")
+    target_attack = attack in ("tampered-target", "page-rewritten", "bin-outside-delegation", "endless-target")
     for k in sorted(set(before) | set(after)):
         if before.get(k) == after.get(k):
             continue

@@ -54,6 +54,10 @@ pub enum Attack {
     MixAndMatch,
     /// `timestamp.json` never ends.
     EndlessData,
+    /// S3's snapshot never ends.
+    EndlessSnapshot,
+    /// `gamma`'s wheel never ends.
+    EndlessTarget,
     /// `timestamp.json` drips a byte every 250 ms.
     SlowRetrieval,
     /// A new timestamp with no signatures.
@@ -77,7 +81,7 @@ pub enum Attack {
 }
 
 impl Attack {
-    pub const ALL: [Attack; 18] = [
+    pub const ALL: [Attack; 20] = [
         Attack::TamperedTarget,
         Attack::PageRewritten,
         Attack::RollbackTimestamp,
@@ -88,6 +92,8 @@ impl Attack {
         Attack::Freeze,
         Attack::MixAndMatch,
         Attack::EndlessData,
+        Attack::EndlessSnapshot,
+        Attack::EndlessTarget,
         Attack::SlowRetrieval,
         Attack::ThresholdNotMet,
         Attack::ForgedKey,
@@ -110,6 +116,8 @@ impl Attack {
             Attack::Freeze => "freeze",
             Attack::MixAndMatch => "mix-and-match",
             Attack::EndlessData => "endless-data",
+            Attack::EndlessSnapshot => "endless-snapshot",
+            Attack::EndlessTarget => "endless-target",
             Attack::SlowRetrieval => "slow-retrieval",
             Attack::ThresholdNotMet => "threshold-not-met",
             Attack::ForgedKey => "forged-key",
@@ -139,6 +147,8 @@ impl Attack {
             Attack::Freeze => &[&["timestamp: expired at"]],
             Attack::MixAndMatch => &[&["snapshot"], HASH_OR_LENGTH],
             Attack::EndlessData => &[&["endless data attack"]],
+            Attack::EndlessSnapshot => &[&["snapshot.json"], &["endless data attack"]],
+            Attack::EndlessTarget => &[&["longer than the signed length"]],
             Attack::SlowRetrieval => &[&["slow retrieval attack"]],
             Attack::ThresholdNotMet | Attack::ForgedKey | Attack::RevokedKey => {
                 &[&["timestamp: signatures from 0 of the required 1 keys (threshold not met)"]]
@@ -347,7 +357,7 @@ impl Upstream {
         let mut armed = Armed {
             genuine_metadata_advances: matches!(
                 attack,
-                Attack::TamperedTarget | Attack::PageRewritten | Attack::BinOutsideDelegation
+                Attack::TamperedTarget | Attack::PageRewritten | Attack::BinOutsideDelegation | Attack::EndlessTarget
             ),
             ..Armed::default()
         };
@@ -418,6 +428,13 @@ impl Upstream {
                 armed.persisted = Some((layout::TIMESTAMP_FILE.into(), genuine));
             }
             Attack::EndlessData => self.server.set(&ts_path, Behavior::Endless),
+            Attack::EndlessSnapshot => {
+                let name = layout::metadata_file("snapshot", Some(self.repo.snapshot.version));
+                self.server.set(&Self::metadata_url_path(&name), Behavior::Endless);
+                let genuine = std::fs::read(self.metadata_path(layout::TIMESTAMP_FILE)).map_err(err)?;
+                armed.persisted = Some((layout::TIMESTAMP_FILE.into(), genuine));
+            }
+            Attack::EndlessTarget => self.server.set(&self.target_url_path(&wheel_target)?, Behavior::Endless),
             Attack::SlowRetrieval => self.server.set(&ts_path, Behavior::Drip(Duration::from_millis(250))),
             Attack::ThresholdNotMet => {
                 let ts = self.forged_timestamp(None, |_| {})?;

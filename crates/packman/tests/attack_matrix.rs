@@ -321,6 +321,8 @@ attacks! {
     freeze: Freeze,
     mix_and_match: MixAndMatch,
     endless_data: EndlessData,
+    endless_snapshot: EndlessSnapshot,
+    endless_target: EndlessTarget,
     slow_retrieval: SlowRetrieval,
     threshold_not_met: ThresholdNotMet,
     forged_key: ForgedKey,
