@@ -80,9 +80,9 @@ pub fn read_ahead(mode: Durability, f: &File, offset: u64, len: Option<NonZeroU6
 /// Starts writing `f`'s dirty pages to disk without waiting (`sync_file_range(WRITE)`), so
 /// a later sync finds them on their way. Only a head start: errors leave the pages dirty
 /// for the sync, which reports them. Does nothing in [`Durability::PerFile`] mode or off
-/// Linux. Why an FFI call (rustix does not wrap it) is worth its `unsafe`: it took the
-/// publish's first `syncfs` from 0.75 to 0.24 ms for a wheel add's files, ahead of the
-/// alternatives measured (benches/README, "Starting writeback as each file is written").
+/// Linux. Why an FFI call (rustix does not wrap it) is worth its `unsafe`: measured, it cut
+/// the publish's first `syncfs` to about a third, ahead of the alternatives tried (figures:
+/// benches/README, "Starting writeback as each file is written").
 pub fn start_writeback(mode: Durability, f: &File) {
     if mode != Durability::Syncfs {
         return;

@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use packman_client::file_url;
-use packman_mirror::{export, import, sync, ExportOptions, ImportOptions, MirrorError, SyncOptions};
-use packman_repo::RepoBuilder;
+use packman_mirror::{export, import, sync, ExportOptions, ImportOptions, MirrorError};
 use packman_testkit::tree_state as tree;
 use packman_tuf::OffsetDateTime;
+
+mod common;
+use common::Upstream;
 
 type Tree = BTreeMap<String, Vec<u8>>;
 
@@ -18,34 +19,7 @@ fn served(dir: &Path) -> Tree {
     tree(dir).into_iter().filter(|(k, _)| k.starts_with("metadata/") || k.starts_with("targets/")).collect()
 }
 
-struct Upstream {
-    tmp: tempfile::TempDir,
-    dir: PathBuf,
-    repo: RepoBuilder,
-}
-
 impl Upstream {
-    fn new() -> Upstream {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("upstream");
-        let mut repo = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap().with_succinct_bins(2).unwrap();
-        repo.add_target("packages/p/p-1.0.tar.gz", b"sdist of p 1.0").unwrap();
-        repo.add_target("docs/readme.txt", b"read me").unwrap();
-        repo.publish(&dir).unwrap();
-        Upstream { tmp, dir, repo }
-    }
-
-    fn add(&mut self, path: &str, data: &[u8]) {
-        self.repo.add_target(path, data).unwrap();
-        self.repo.publish(&self.dir).unwrap();
-    }
-
-    fn opts(&self) -> SyncOptions {
-        let mut o = SyncOptions::from_base(&file_url(&self.dir, true));
-        o.root = Some(self.repo.signed_roots[0].clone());
-        o
-    }
-
     fn import_opts(&self) -> ImportOptions {
         ImportOptions { root: Some(self.repo.signed_roots[0].clone()), ..ImportOptions::default() }
     }

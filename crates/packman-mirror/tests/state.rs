@@ -5,37 +5,17 @@
 
 use std::path::{Path, PathBuf};
 
-use packman_client::file_url;
 use packman_mirror::{sync, Filter, MirrorError, MirrorPaths, SyncOptions};
-use packman_repo::RepoBuilder;
 use packman_testkit::tree_state as tree;
-use packman_tuf::OffsetDateTime;
 
-struct Up {
-    tmp: tempfile::TempDir,
-    dir: PathBuf,
-    repo: RepoBuilder,
-}
+mod common;
+use common::Upstream;
 
-impl Up {
-    fn new() -> Up {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("upstream");
-        let mut repo = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap().with_succinct_bins(2).unwrap();
-        repo.add_target("packages/p/p-1.0.tar.gz", b"sdist of p 1.0").unwrap();
-        repo.add_target("docs/readme.txt", b"read me").unwrap();
-        repo.publish(&dir).unwrap();
-        Up { tmp, dir, repo }
-    }
-    fn opts(&self, state: Option<&Path>) -> SyncOptions {
-        let mut o = SyncOptions::from_base(&file_url(&self.dir, true));
-        o.root = Some(self.repo.signed_roots[0].clone());
+impl Upstream {
+    fn opts_at(&self, state: Option<&Path>) -> SyncOptions {
+        let mut o = self.opts();
         o.state = state.map(Path::to_path_buf);
         o
-    }
-    fn add(&mut self, path: &str, data: &[u8]) {
-        self.repo.add_target(path, data).unwrap();
-        self.repo.publish(&self.dir).unwrap();
     }
     fn hashed(&self, path: &str, data: &[u8]) -> PathBuf {
         let sha = packman_tuf::target::describe(data).hashes.get("sha256").unwrap().to_string();
@@ -50,19 +30,19 @@ fn only_served(dest: &Path) {
 
 #[test]
 fn state_elsewhere_leaves_dest_only_what_it_serves_and_refusals_change_neither() {
-    let mut up = Up::new();
+    let mut up = Upstream::new();
     let dest = up.tmp.path().join("mirror");
     let state = up.tmp.path().join("state");
 
     // A refused first sync (a tampered target upstream) leaves neither DEST nor the state.
     let readme = up.hashed("docs/readme.txt", b"read me");
     std::fs::write(&readme, b"read m3").unwrap();
-    let e = sync(&dest, &up.opts(Some(&state))).unwrap_err();
+    let e = sync(&dest, &up.opts_at(Some(&state))).unwrap_err();
     assert!(matches!(e, MirrorError::Upstream(packman_client::Error::TargetMismatch { .. })), "{e}");
     assert!(!dest.exists() && !state.exists());
     std::fs::write(&readme, b"read me").unwrap();
 
-    sync(&dest, &up.opts(Some(&state))).unwrap();
+    sync(&dest, &up.opts_at(Some(&state))).unwrap();
     only_served(&dest);
     assert!(state.join("metadata/root.json").exists() && state.join("lock").exists());
 
@@ -71,20 +51,20 @@ fn state_elsewhere_leaves_dest_only_what_it_serves_and_refusals_change_neither()
     let new = up.hashed("docs/new.txt", b"new file");
     std::fs::write(&new, b"new fil3").unwrap();
     let (d0, s0) = (tree(&dest), tree(&state));
-    assert!(sync(&dest, &up.opts(Some(&state))).is_err());
+    assert!(sync(&dest, &up.opts_at(Some(&state))).is_err());
     assert_eq!(d0, tree(&dest));
     assert_eq!(s0, tree(&state));
     std::fs::write(&new, b"new file").unwrap();
-    sync(&dest, &up.opts(Some(&state))).unwrap();
+    sync(&dest, &up.opts_at(Some(&state))).unwrap();
     only_served(&dest);
     assert!(dest.join(up.hashed("docs/new.txt", b"new file").strip_prefix(&up.dir).unwrap()).exists());
 }
 
 #[test]
 fn state_in_dest_moves_out_on_the_next_sync_with_its_filter() {
-    let mut up = Up::new();
+    let mut up = Upstream::new();
     let dest = up.tmp.path().join("mirror");
-    let mut o = up.opts(None);
+    let mut o = up.opts_at(None);
     o.filter = Some(Filter { include: vec!["docs/*".into()], exclude: vec![] });
     sync(&dest, &o).unwrap();
     let legacy = dest.join(MirrorPaths::STATE_DIR);
@@ -92,7 +72,7 @@ fn state_in_dest_moves_out_on_the_next_sync_with_its_filter() {
 
     up.add("docs/new.txt", b"new file");
     let state = up.tmp.path().join("state");
-    let mut o = up.opts(Some(&state));
+    let mut o = up.opts_at(Some(&state));
     o.root = None; // the legacy trusted state is the one used
     let r = sync(&dest, &o).unwrap();
     assert_eq!(r.migrated_state_from.as_deref(), Some(legacy.as_path()));
@@ -108,19 +88,19 @@ fn state_in_dest_moves_out_on_the_next_sync_with_its_filter() {
 
 #[test]
 fn a_sync_without_trusted_state_never_rolls_back_what_dest_serves() {
-    let mut up = Up::new();
+    let mut up = Upstream::new();
     let ts1 = std::fs::read(up.dir.join("metadata/timestamp.json")).unwrap();
     let dest = up.tmp.path().join("mirror");
-    sync(&dest, &up.opts(Some(&up.tmp.path().join("state")))).unwrap();
+    sync(&dest, &up.opts_at(Some(&up.tmp.path().join("state")))).unwrap();
     up.add("docs/new.txt", b"new file");
-    sync(&dest, &up.opts(Some(&up.tmp.path().join("state")))).unwrap();
+    sync(&dest, &up.opts_at(Some(&up.tmp.path().join("state")))).unwrap();
 
     // The state is lost (or --state points elsewhere) and the upstream replays timestamp v1,
     // which verifies under root v1.
     std::fs::write(up.dir.join("metadata/timestamp.json"), &ts1).unwrap();
     let fresh = up.tmp.path().join("fresh-state");
     let before = tree(&dest);
-    let e = sync(&dest, &up.opts(Some(&fresh))).unwrap_err();
+    let e = sync(&dest, &up.opts_at(Some(&fresh))).unwrap_err();
     assert!(matches!(e, MirrorError::OlderThanDest { served: 2, offered: 1, .. }), "{e}");
     assert_eq!(before, tree(&dest));
     assert!(!fresh.exists());

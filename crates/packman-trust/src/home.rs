@@ -105,8 +105,13 @@ impl Home {
 
     /// The metadata directory of the repository whose metadata is at `metadata_url`.
     pub fn metadata_dir_for(&self, metadata_url: &str) -> PathBuf {
-        let h = hex::encode(ring::digest::digest(&ring::digest::SHA256, metadata_url.trim_end_matches('/').as_bytes()));
-        self.repos_dir().join(&h[..16])
+        self.repos_dir().join(short_id(metadata_url.trim_end_matches('/').as_bytes()))
+    }
+
+    /// The state directory of a mirror (`<data dir>/mirrors/NAME-ID`): `name` for people,
+    /// ID from `key`, what tells mirrors apart (DEST's resolved path, an s3:// URL).
+    pub fn mirror_dir(&self, name: &str, key: &[u8]) -> PathBuf {
+        self.data.join("mirrors").join(format!("{name}-{}", short_id(key)))
     }
 
     /// The repository at `metadata_url`, its trusted metadata kept in
@@ -115,6 +120,14 @@ impl Home {
     pub fn repo_by_url(&self, metadata_url: &str, targets_url: Option<&str>) -> TrustedRepo {
         TrustedRepo::new(metadata_url, targets_url, self.metadata_dir_for(metadata_url))
     }
+}
+
+/// The first 16 hex digits of the sha256 of `key`: a directory name for state keyed by a URL
+/// or path (an identifier, not a check of any content).
+fn short_id(key: &[u8]) -> String {
+    let mut h = hex::encode(ring::digest::digest(&ring::digest::SHA256, key));
+    h.truncate(16);
+    h
 }
 
 #[cfg(test)]

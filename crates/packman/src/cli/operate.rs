@@ -107,9 +107,9 @@ impl StateArgs {
     }
 }
 
-/// `HOME_DATA/mirrors/NAME-HASH`: NAME is DEST's last component (for people), HASH the
-/// first 16 hex digits of the sha256 of DEST's absolute path with the part that exists
-/// resolved (so the first sync, which creates DEST, finds the same directory as later ones).
+/// `HOME_DATA/mirrors/NAME-ID` ([`packman_trust::Home::mirror_dir`]): NAME is DEST's last
+/// component (for people), ID from DEST's absolute path with the part that exists resolved
+/// (so the first sync, which creates DEST, finds the same directory as later ones).
 fn default_state_dir(dest: &std::path::Path) -> Result<PathBuf, String> {
     let abs = std::path::absolute(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     let mut existing = abs.as_path();
@@ -126,12 +126,11 @@ fn default_state_dir(dest: &std::path::Path) -> Result<PathBuf, String> {
             _ => break abs.clone(),
         }
     };
-    let digest = ring::digest::digest(&ring::digest::SHA256, resolved.as_os_str().as_encoded_bytes());
     let readable = |c: char| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' };
     let name: String =
         resolved.file_name().map_or_else(|| "root".into(), |n| n.to_string_lossy().chars().map(readable).collect());
     let home = packman_trust::Home::from_env().map_err(|e| e.to_string())?;
-    Ok(home.data_dir().join("mirrors").join(format!("{name}-{}", &hex::encode(digest)[..16])))
+    Ok(home.mirror_dir(&name, resolved.as_os_str().as_encoded_bytes()))
 }
 
 /// Partial mirrors.
@@ -283,9 +282,8 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     let s3 = a.dest.to_str().filter(|d| d.starts_with("s3://")).map(str::to_owned);
     let state = match (&s3, &a.state.state) {
         (Some(url), None) => {
-            let digest = ring::digest::digest(&ring::digest::SHA256, url.as_bytes());
             let home = packman_trust::Home::from_env().map_err(|e| e.to_string())?;
-            home.data_dir().join("mirrors").join(format!("s3-{}", &hex::encode(digest)[..16]))
+            home.mirror_dir("s3", url.as_bytes())
         }
         _ => a.state.resolve(&a.dest)?,
     };
@@ -395,16 +393,7 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
         );
         return Ok(());
     }
-    println!(
-        "synced {} -> {}: root v{}, timestamp v{}, snapshot v{}, {} role(s), {} target(s)",
-        a.upstream,
-        a.dest.display(),
-        r.root_version,
-        r.timestamp_version,
-        r.snapshot_version,
-        r.roles,
-        r.targets
-    );
+    print_headline("synced", &a.upstream, &a.dest, &r);
     println!(
         "  {} metadata file(s) written, {} target(s) fetched ({} bytes, {seconds:.2} s), {} reused, {} resumed, {} file(s) removed{}",
         r.metadata_written.len(),
@@ -529,16 +518,7 @@ fn import(a: ImportArgs) -> Result<(), String> {
         }
         e => e.to_string(),
     })?;
-    println!(
-        "imported {} -> {}: root v{}, timestamp v{}, snapshot v{}, {} role(s), {} target(s)",
-        a.bundle.display(),
-        a.dest.display(),
-        r.root_version,
-        r.timestamp_version,
-        r.snapshot_version,
-        r.roles,
-        r.targets
-    );
+    print_headline("imported", &a.bundle.display(), &a.dest, &r);
     println!(
         "  {} metadata file(s) written, {} target(s) added ({} bytes), {} file(s) removed",
         r.metadata_written.len(),
@@ -547,6 +527,19 @@ fn import(a: ImportArgs) -> Result<(), String> {
         r.targets_removed.len()
     );
     Ok(())
+}
+
+/// The first line of what a sync or an import did: where from, where to, which versions.
+fn print_headline(verb: &str, from: &dyn std::fmt::Display, dest: &std::path::Path, r: &packman_mirror::SyncReport) {
+    println!(
+        "{verb} {from} -> {}: root v{}, timestamp v{}, snapshot v{}, {} role(s), {} target(s)",
+        dest.display(),
+        r.root_version,
+        r.timestamp_version,
+        r.snapshot_version,
+        r.roles,
+        r.targets
+    );
 }
 
 /// The sync's progress line on a terminal (stderr): files, bytes, rate and ETA, redrawn five
