@@ -581,6 +581,7 @@ impl Updater {
             transport: self.transport.clone(),
             targets_url: self.targets_url.clone(),
             prefixed: self.trusted.root().signed.consistent_snapshot() && self.config.prefix_targets_with_hash,
+            sync_each: true,
         }
     }
 }
@@ -593,9 +594,23 @@ pub struct TargetFetcher {
     transport: Arc<dyn Transport>,
     targets_url: Option<String>,
     prefixed: bool,
+    /// fsync each verified file before handing it back (see [`TargetFetcher::batch_durability`]).
+    sync_each: bool,
 }
 
 impl TargetFetcher {
+    /// A fetcher for many files that the caller makes durable together: verified files are
+    /// handed back without their own fsync (only a writeback head start), and the caller
+    /// must make them durable ([`packman_fs::make_durable`], one `syncfs` on Linux) before
+    /// anything names them (a rename to a final name, metadata listing them). An fsync per
+    /// file is the cost of a mirror's full sync otherwise (benches/README, mirror benchmark).
+    /// Until then a crash can leave such a file torn, so whoever finds one again must
+    /// verify it again, as the mirror's resume journal does.
+    pub fn batch_durability(mut self) -> Self {
+        self.sync_each = false;
+        self
+    }
+
     /// See [`Updater::download_target_temp`].
     pub fn download_target_temp(
         &self,
@@ -643,7 +658,11 @@ impl TargetFetcher {
             })?;
         }
         verifier.finish().map_err(|m| mismatch(m.to_string()))?;
-        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+        if self.sync_each {
+            tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+        } else {
+            packman_fs::platform::start_writeback(packman_fs::Durability::detect(), tmp.as_file());
+        }
         Ok(VerifiedTarget { tmp, target: target.into(), info: info.clone() })
     }
 
@@ -701,6 +720,14 @@ impl VerifiedTarget {
         self.tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         Ok(packman_fs::sync_dir(dir)?)
+    }
+
+    /// Renames the file to `dest` (on the temp file's filesystem) without making anything
+    /// durable: for a batch from a [`TargetFetcher::batch_durability`] fetcher, whose caller
+    /// makes the files and their directories durable together.
+    pub fn persist_in_batch(self, dest: &Path) -> Result<(), Error> {
+        self.tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+        Ok(())
     }
 }
 

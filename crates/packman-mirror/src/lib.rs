@@ -10,7 +10,8 @@
 //! those of the upstream's signed list, read after the verified refresh) through
 //! packman-client's [`failover`](packman_client::failover): each attempt is verified before
 //! it counts, and [`SyncReport::mirror_failures`] names each mirror that misbehaved and how.
-//! [`verify`] audits a mirror offline against a trusted root.
+//! [`verify`] audits a mirror offline against a trusted root; [`repair`] then fetches again,
+//! through a full sync, only the files the audit found missing or corrupt.
 //! [`export`] writes a mirror (or what changed since a snapshot version) into one bundle file
 //! and [`import`] applies one through [`sync`] itself, the bundle read as the upstream (see
 //! `src/bundle.rs` for the format and what is refused).
@@ -29,7 +30,10 @@
 //!   sync runs (or after a crash, until the next sync) and is removed after every sync,
 //!   refused or not. After a crash the next sync reuses `verified/`: each file is checked
 //!   again (length and hashes, by the trust core) against the metadata it has just
-//!   verified, and fetched only if it does not match.
+//!   verified, and fetched only if it does not match. Verified downloads are not fsynced one
+//!   by one: the whole batch, journal included, is made durable at once
+//!   ([`packman_fs::make_durable`]: one `syncfs` on Linux) before any file gets its final
+//!   name, so a crash can tear only files the next sync checks again.
 //!
 //! # The state ([`SyncOptions::state`])
 //! `lock` (one sync at a time), `metadata/` (the updater's trusted state) and `filter.json`
@@ -115,5 +119,5 @@ mod verify;
 pub use bundle::{export, import, ExportOptions, ExportReport, ImportOptions, INDEX_NAME as BUNDLE_INDEX};
 pub use error::MirrorError;
 pub use filter::Filter;
-pub use sync::{served, sync, sync_with, MirrorPaths, Served, SyncOptions, SyncProgress, SyncReport};
+pub use sync::{repair, served, sync, sync_with, MirrorPaths, Served, SyncOptions, SyncProgress, SyncReport};
 pub use verify::{verify, Corrupt, VerifyOptions, VerifyReport};

@@ -130,6 +130,10 @@ pub struct SyncOptions {
     /// nothing is new upstream, fetching what DEST lost. Without it such a sync stops after
     /// the timestamp ([`SyncReport::unchanged`]).
     pub full: bool,
+    /// Files under `targets/` known to be wrong (from [`verify`](crate::verify)'s missing
+    /// and corrupt lists; hashed or plain names): fetched again, verified, even where DEST
+    /// holds a file of the signed length, and renamed over the wrong one. See [`repair`].
+    pub refetch: BTreeSet<String>,
 }
 
 /// How a sync's downloads go, for a progress bar. Called from the download threads.
@@ -160,6 +164,7 @@ impl SyncOptions {
             jobs: 8,
             progress: None,
             full: false,
+            refetch: BTreeSet::new(),
         }
     }
 }
@@ -456,11 +461,14 @@ fn sync_locked(
         }
         let hashed_rel = hashed_rel(path, info)?;
         let hashed = targets_dir.join(&hashed_rel);
+        let mut suspect = opts.refetch.contains(&hashed_rel);
         if layout::plain_copy_wanted(path) {
-            wanted_plain.insert(target_rel(path, path)?, hashed.clone());
+            let plain_rel = target_rel(path, path)?;
+            suspect |= opts.refetch.contains(&plain_rel);
+            wanted_plain.insert(plain_rel, hashed.clone());
         }
         wanted_hashed.insert(hashed_rel.clone());
-        if std::fs::metadata(&hashed).is_ok_and(|m| m.is_file() && m.len() == info.length) {
+        if !suspect && std::fs::metadata(&hashed).is_ok_and(|m| m.is_file() && m.len() == info.length) {
             reused += 1;
             continue;
         }
@@ -480,7 +488,8 @@ fn sync_locked(
     }
     report.targets_reused = reused;
     report.targets_resumed = resumed.len();
-    let fetcher = up.target_fetcher();
+    // No fsync per file: the batch is made durable at once before the commit below.
+    let fetcher = up.target_fetcher().batch_durability();
     drop(up);
     let fetched = download_all(&fetcher, &staged_targets, &todo, opts)?;
     for (path, info, _, _) in &todo {
@@ -489,16 +498,23 @@ fn sync_locked(
     }
 
     // 2. Commit, in write order: targets, versioned metadata, root.json, snapshots, timestamp.
+    // The verified bytes are durable before a final name points at them: downloads and
+    // resumed journal entries alike (one syncfs on Linux, else an fsync each), so a crash
+    // never leaves a torn file under a hashed name that a later sync would reuse by length.
+    let durability = packman_fs::Durability::detect();
+    let staged: Vec<(PathBuf, PathBuf)> = fetched.into_iter().chain(resumed).collect();
+    let journal_files: Vec<PathBuf> = staged.iter().map(|(j, _)| j.clone()).collect();
+    let journal_dirs: Vec<PathBuf> =
+        staged.iter().map(|(j, _)| packman_fs::parent(j).to_path_buf()).collect::<BTreeSet<_>>().into_iter().collect();
+    packman_fs::make_durable(durability, &journal_files, &journal_dirs)?;
     let mut dirs = BTreeSet::new();
-    for (journal, hashed) in fetched.into_iter().chain(resumed) {
+    for (journal, hashed) in staged {
         let dir = packman_fs::parent(&hashed);
         std::fs::create_dir_all(dir).map_err(|e| MirrorError::io(dir, e))?;
         std::fs::rename(&journal, &hashed).map_err(|e| MirrorError::io(&hashed, e))?;
         dirs.insert(dir.to_path_buf());
     }
-    for d in &dirs {
-        packman_fs::sync_dir(d)?;
-    }
+    packman_fs::make_durable(durability, &[], &dirs.into_iter().collect::<Vec<_>>())?;
     let mut dirs = BTreeSet::new();
     for (plain_rel, hashed) in &wanted_plain {
         let plain = targets_dir.join(plain_rel);
@@ -527,6 +543,21 @@ fn sync_locked(
         report.migrated_state_from = Some(legacy);
     }
     Ok(report)
+}
+
+/// Mends DEST after an audit: a full sync (every role walked, whatever is new upstream
+/// brought in too) that fetches again, verified, every file `audit` found missing or
+/// corrupt, replacing each wrong file by rename (readers see the wrong bytes or the signed
+/// ones, never a mix; a plain name sharing a wrong file is linked again to the new one),
+/// rewrites metadata files that differ from the verified ones, and removes hashed files no
+/// role lists. Other extra files (not packman's naming) are left for the operator. Only
+/// what was wrong is fetched; a refusal leaves DEST as it was, as any sync's does.
+pub fn repair(dest: &Path, audit: &crate::VerifyReport, opts: &SyncOptions) -> Result<SyncReport, MirrorError> {
+    let mut opts = opts.clone();
+    opts.full = true;
+    opts.refetch.extend(audit.missing.iter().cloned());
+    opts.refetch.extend(audit.corrupt.iter().map(|c| c.path.clone()));
+    sync(dest, &opts)
 }
 
 /// Whether some loaded role that delegates to `role` delegates `path` to it, by the trust
@@ -585,7 +616,7 @@ fn download_all(
                     .and_then(|v: VerifiedTarget| {
                         let dir = packman_fs::parent(journal);
                         std::fs::create_dir_all(dir).map_err(|e| MirrorError::io(dir, e))?;
-                        v.persist(journal).map_err(|e| match e {
+                        v.persist_in_batch(journal).map_err(|e| match e {
                             packman_client::Error::Io { path, source } => MirrorError::Io { path, source },
                             e => MirrorError::Upstream(e),
                         })

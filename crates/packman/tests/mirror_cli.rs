@@ -608,3 +608,67 @@ fn a_sync_killed_mid_download_resumes_without_fetching_verified_files_again() {
     );
     assert!(!dest.join(".packman-mirror-work").exists());
 }
+
+#[test]
+fn mirror_verify_repair_fetches_again_only_what_is_wrong_and_refuses_a_bad_upstream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    ok(&["repo", "init", s(&up), "--bins", "4"]);
+    let bodies = [("a.txt", "alpha"), ("b.txt", "beta"), ("c.txt", "gamma")];
+    let mut args =
+        vec!["repo".to_string(), "add".into(), s(&up).into(), "--raw".into(), "--prefix".into(), "packages/".into()];
+    for (name, body) in bodies {
+        std::fs::write(tmp.path().join(name), body).unwrap();
+        args.push(s(&tmp.path().join(name)).into());
+    }
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let hashed = |path: &str, data: &[u8]| {
+        let sha = packman_tuf::target::describe(data).hashes.get("sha256").unwrap().to_string();
+        packman_tuf::layout::hashed_target(path, &sha)
+    };
+    let (a, b) = (hashed("packages/a.txt", b"alpha"), hashed("packages/b.txt", b"beta"));
+    let root = up.join("metadata/1.root.json");
+    let server = TestServer::serve_dir(&up).unwrap();
+    let dest = tmp.path().join("mirror");
+    ok(&["mirror", "sync", &server.url(), s(&dest), "--root", s(&root)]);
+
+    // a corrupt at the signed length (a sync would reuse it), b lost, an orphaned hashed
+    // file and a file of no packman naming.
+    std::fs::write(dest.join("targets").join(&a), "ALPHA").unwrap();
+    std::fs::remove_file(dest.join("targets").join(&b)).unwrap();
+    let orphan = hashed("packages/old.txt", b"old");
+    std::fs::write(dest.join("targets").join(&orphan), "old").unwrap();
+    std::fs::write(dest.join("targets/README.txt"), "junk").unwrap();
+    // With nothing new upstream, a plain sync stops after the timestamp and mends nothing.
+    ok(&["mirror", "sync", &server.url(), s(&dest)]);
+    assert_eq!(std::fs::read(dest.join("targets").join(&a)).unwrap(), b"ALPHA");
+
+    // The upstream now tampers with a: the repair is refused and DEST stays as it was.
+    server.set(&format!("/targets/{a}"), Behavior::Body(b"ALPHX".to_vec()));
+    let before = files(&dest, &[""]);
+    let o = run(&["mirror", "verify", s(&dest), "--root", s(&root), "--repair", &server.url()]);
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("repair from") && err.contains("packages/a.txt") && err.contains("nothing changed"), "{err}");
+    assert!(out.contains(&format!("corrupt  targets/{a}")) && out.contains(&format!("missing  targets/{b}")), "{out}");
+    assert_same_names_and_bytes(&before, &files(&dest, &[""]), "after a refused repair");
+
+    server.reset();
+    server.clear_log();
+    let o = run(&["mirror", "verify", s(&dest), "--root", s(&root), "--repair", &server.url(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Only the unexplained file is left, for the operator: exit bit 16 alone.
+    assert_eq!(o.status.code(), Some(16), "{v:#}");
+    assert_eq!(v["extra"], serde_json::json!(["targets/README.txt"]), "{v:#}");
+    assert_eq!(v["repairs"][0]["fetched"], serde_json::json!(["packages/a.txt", "packages/b.txt"]), "{v:#}");
+    assert_eq!(v["repairs"][0]["removed"], serde_json::json!([orphan]), "{v:#}");
+    let mut fetched: Vec<String> = server.requests().into_iter().filter(|u| u.starts_with("/targets/")).collect();
+    fetched.sort();
+    assert_eq!(fetched, [format!("/targets/{a}"), format!("/targets/{b}")], "only what was wrong is fetched");
+    std::fs::remove_file(dest.join("targets/README.txt")).unwrap();
+    assert_same_names_and_bytes(&files(&up, &["targets"]), &files(&dest, &["targets"]), "after the repair");
+    // The plain name (a link to the corrupt file before) holds the signed bytes again.
+    assert_eq!(std::fs::read(dest.join("targets/packages/a.txt")).unwrap(), b"alpha");
+    let out = ok(&["mirror", "verify", s(&dest), "--root", s(&root)]);
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+}

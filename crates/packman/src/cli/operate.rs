@@ -211,6 +211,13 @@ pub struct VerifyArgs {
     /// The findings as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Mend what the audit finds from this repository base URL (the parent of metadata/ and
+    /// targets/; the mirror's upstream or another mirror of it): a full sync that fetches
+    /// again, verified, only the missing and corrupt files (and whatever is new upstream),
+    /// then a second audit, whose findings set the exit status. Hashed files no role lists
+    /// are removed; other extra files are left to you.
+    #[arg(long, value_name = "UPSTREAM")]
+    repair: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -419,67 +426,122 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
 
 fn verify(a: VerifyArgs) -> Result<(), String> {
     let root = std::fs::read(&a.root).map_err(|e| format!("{}: {e}", a.root.display()))?;
-    let mut opts = packman_mirror::VerifyOptions::new(root);
+    let mut opts = packman_mirror::VerifyOptions::new(root.clone());
     opts.fast = a.fast;
     opts.filter = a.filter.filter();
     opts.state = Some(a.state.resolve(&a.dest)?);
-    let r = packman_mirror::verify(&a.dest, &opts).map_err(|e| e.to_string())?;
+    let mut r = packman_mirror::verify(&a.dest, &opts).map_err(|e| e.to_string())?;
+    let mut repaired = Vec::new();
+    // A second round only after refused metadata: its audit could not check any target.
+    let mut rounds = if r.refused.is_some() { 2 } else { 1 };
+    while let Some(upstream) = a.repair.as_deref().filter(|_| r.exit_bits() != 0 && rounds > 0) {
+        rounds -= 1;
+        if !a.json {
+            print_audit(&a, &r);
+        }
+        let mut sync = packman_mirror::SyncOptions::from_base(upstream);
+        sync.root = Some(root.clone());
+        sync.filter = opts.filter.clone();
+        sync.state = opts.state.clone();
+        let t0 = Instant::now();
+        let fixed = packman_mirror::repair(&a.dest, &r, &sync).map_err(|e| {
+            format!(
+                "repair from {upstream} refused: {e}\n  nothing changed in {}: the findings above stand",
+                a.dest.display()
+            )
+        })?;
+        let seconds = t0.elapsed().as_secs_f64();
+        if !a.json {
+            println!(
+                "repaired from {upstream}: {} target(s) fetched ({} bytes, {seconds:.2} s), {} metadata file(s) rewritten, {} file(s) removed; checking again",
+                fixed.targets_fetched.len(),
+                fixed.bytes_fetched,
+                fixed.metadata_written.len(),
+                fixed.targets_removed.len(),
+            );
+        }
+        r = packman_mirror::verify(&a.dest, &opts).map_err(|e| e.to_string())?;
+        if r.refused.is_some() {
+            rounds = 0;
+        }
+        repaired.push((upstream.to_owned(), fixed, seconds));
+    }
     let bits = r.exit_bits();
     if a.json {
-        let v = serde_json::json!({
-            "dest": a.dest.display().to_string(),
-            "fast": a.fast,
-            "refused": r.refused,
-            "root_version": r.root_version,
-            "timestamp_version": r.timestamp_version,
-            "snapshot_version": r.snapshot_version,
-            "targets": r.targets,
-            "filtered_out": r.filtered_out,
-            "files_checked": r.files_checked,
-            "missing": r.missing,
-            "corrupt": r.corrupt.iter().map(|c| serde_json::json!({"path": c.path, "reason": c.reason})).collect::<Vec<_>>(),
-            "extra": r.extra,
-            "retained_plain_names": r.retained,
-            "exit": bits,
-        });
+        let mut v = audit_json(&a, &r);
+        if a.repair.is_some() {
+            // One entry per round (none when the first audit found nothing).
+            v["repairs"] = repaired
+                .iter()
+                .map(|(upstream, fixed, seconds)| {
+                    serde_json::json!({
+                        "upstream": upstream,
+                        "fetched": fixed.targets_fetched,
+                        "bytes": fixed.bytes_fetched,
+                        "metadata_written": fixed.metadata_written,
+                        "removed": fixed.targets_removed,
+                        "seconds": seconds,
+                    })
+                })
+                .collect();
+        }
         println!("{v:#}");
     } else {
-        match &r.refused {
-            Some(why) => println!("{}: metadata REFUSED: {why}", a.dest.display()),
-            None => println!(
-                "{}: metadata verified: root v{}, timestamp v{}, snapshot v{}; {} target(s){}, {} file(s) checked{}",
-                a.dest.display(),
-                r.root_version,
-                r.timestamp_version,
-                r.snapshot_version,
-                r.targets,
-                if r.filtered_out > 0 {
-                    format!(" ({} left out by the filter)", r.filtered_out)
-                } else {
-                    String::new()
-                },
-                r.files_checked,
-                if a.fast { " (sizes only)" } else { "" }
-            ),
-        }
-        for m in &r.missing {
-            println!("missing  targets/{m}");
-        }
-        for c in &r.corrupt {
-            println!("corrupt  targets/{}: {}", c.path, c.reason);
-        }
-        for x in &r.extra {
-            println!("extra    {x}");
-        }
-        if bits == 0 {
-            println!("ok");
-        }
+        print_audit(&a, &r);
     }
     if bits != 0 {
         let _ = std::io::stdout().flush();
         std::process::exit(bits.into());
     }
     Ok(())
+}
+
+fn audit_json(a: &VerifyArgs, r: &packman_mirror::VerifyReport) -> serde_json::Value {
+    serde_json::json!({
+        "dest": a.dest.display().to_string(),
+        "fast": a.fast,
+        "refused": r.refused,
+        "root_version": r.root_version,
+        "timestamp_version": r.timestamp_version,
+        "snapshot_version": r.snapshot_version,
+        "targets": r.targets,
+        "filtered_out": r.filtered_out,
+        "files_checked": r.files_checked,
+        "missing": r.missing,
+        "corrupt": r.corrupt.iter().map(|c| serde_json::json!({"path": c.path, "reason": c.reason})).collect::<Vec<_>>(),
+        "extra": r.extra,
+        "retained_plain_names": r.retained,
+        "exit": r.exit_bits(),
+    })
+}
+
+fn print_audit(a: &VerifyArgs, r: &packman_mirror::VerifyReport) {
+    match &r.refused {
+        Some(why) => println!("{}: metadata REFUSED: {why}", a.dest.display()),
+        None => println!(
+            "{}: metadata verified: root v{}, timestamp v{}, snapshot v{}; {} target(s){}, {} file(s) checked{}",
+            a.dest.display(),
+            r.root_version,
+            r.timestamp_version,
+            r.snapshot_version,
+            r.targets,
+            if r.filtered_out > 0 { format!(" ({} left out by the filter)", r.filtered_out) } else { String::new() },
+            r.files_checked,
+            if a.fast { " (sizes only)" } else { "" }
+        ),
+    }
+    for m in &r.missing {
+        println!("missing  targets/{m}");
+    }
+    for c in &r.corrupt {
+        println!("corrupt  targets/{}: {}", c.path, c.reason);
+    }
+    for x in &r.extra {
+        println!("extra    {x}");
+    }
+    if r.exit_bits() == 0 {
+        println!("ok");
+    }
 }
 
 fn export(a: ExportArgs) -> Result<(), String> {
