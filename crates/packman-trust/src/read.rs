@@ -336,6 +336,14 @@ impl VerifiedCache {
         &self.dir
     }
 
+    /// The cache's copy of `target` as `entry` signs it (`info`), if it holds one: nothing is
+    /// fetched. Named by the signed sha256 with the signed length, as [`VerifiedCache::get`]
+    /// finds a hit; a caller copying it elsewhere checks the bytes again.
+    pub fn cached(&self, entry: &RepoEntry, target: &str, info: &TargetFile) -> Option<PathBuf> {
+        let path = self.dir.join(signed_sha256(entry, target, info).ok()?);
+        std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == info.length).then_some(path)
+    }
+
     /// The verified copy of `target` (signed as `info` by `entry`): the cached one, or one
     /// downloaded through `fetcher`, checked, then renamed into place.
     pub fn get(
@@ -528,6 +536,12 @@ impl Reader {
 
     pub fn ring(&self) -> &Ring {
         &self.ring
+    }
+
+    /// The verified cache pages and files are read through (and `packman update --bundle`
+    /// fills).
+    pub fn cache(&self) -> &VerifiedCache {
+        &self.repos.cache
     }
 
     /// How each repository read so far was made current (offline, expired roles allowed).
