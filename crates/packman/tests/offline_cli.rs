@@ -340,3 +340,54 @@ fn a_bundle_imported_into_a_home_that_cannot_reach_the_repository_serves_info_do
     has_all(&ok(o), &["hello-1.0-py3-none-any.whl: from repository demo"]);
     assert_eq!(installed(&venv).as_deref(), Some("1.0"));
 }
+
+/// `--json` carries what the notes on stderr say: offline (why, how old the data is) and
+/// expired roles used under `--allow-expired`, on every record read from a repository.
+#[test]
+fn json_output_says_offline_and_expired_as_data() {
+    let w = World::new();
+    let server = w.serve_and_trust();
+    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&ok(w.packman(args))).unwrap() };
+    let whl = w.p("wheels/hello-1.0-py3-none-any.whl");
+    let whl = whl.to_str().unwrap();
+    let dl = w.p("dl");
+    let dl = dl.to_str().unwrap();
+    // Online: said so too.
+    let j = json(&["info", "--json", "hello"]);
+    assert_eq!(j["freshness"]["offline"], false, "{j}");
+    assert_eq!(j["freshness"]["data_age_seconds"], serde_json::Value::Null, "{j}");
+    assert_eq!(j["freshness"]["expired"], serde_json::json!([]), "{j}");
+    w.short_lived_timestamp(2);
+    ok(w.packman(&["search", "hel"]));
+    ok(w.packman(&["download", "--all", "-d", dl, "hello"]));
+    drop(server);
+    std::thread::sleep(Duration::from_millis(2500));
+
+    let records = |j: &serde_json::Value| -> Vec<serde_json::Value> {
+        match j {
+            serde_json::Value::Array(a) => a.clone(),
+            one => vec![one.clone()],
+        }
+    };
+    for args in [
+        vec!["--allow-expired", "info", "--json", "hello"],
+        vec!["--allow-expired", "search", "--json", "hel"],
+        vec!["--allow-expired", "verify", "--json", whl],
+        vec!["--allow-expired", "download", "--json", "--all", "-d", dl, "hello"],
+    ] {
+        let j = json(&args);
+        let all = records(&j);
+        assert!(!all.is_empty(), "{args:?}: {j}");
+        for r in all {
+            let f = &r["freshness"];
+            assert_eq!(f["offline"], true, "{args:?}: {j}");
+            assert!(f["offline_reason"].as_str().unwrap().to_lowercase().contains("refused"), "{args:?}: {j}");
+            let age = f["data_age_seconds"].as_i64().unwrap_or(-1);
+            assert!((2..600).contains(&age), "{args:?}: age {age}: {j}");
+            assert!(f["verified_at"].as_str().is_some_and(|t| t.starts_with("20")), "{args:?}: {j}");
+            assert_eq!(f["allow_expired"], true, "{args:?}: {j}");
+            let expired = f["expired"].as_array().unwrap();
+            assert!(expired.iter().any(|e| e.as_str().unwrap().starts_with("timestamp v")), "{args:?}: {j}");
+        }
+    }
+}

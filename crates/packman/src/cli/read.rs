@@ -27,6 +27,26 @@ fn err(e: &packman_trust::ReadError) -> String {
     crate::report::read_error(e)
 }
 
+/// How repository `repo`'s metadata was made current in this run, for `--json`: the notes
+/// printed on stderr (offline and how old, expired roles under `--allow-expired`), as data.
+/// Every record that comes from a repository carries it as `"freshness"`.
+fn freshness_json(r: &Reader, repo: &str) -> Value {
+    let f = r.freshness().iter().find(|f| f.repo == repo);
+    let offline = f.and_then(|f| f.offline.as_ref());
+    let verified_at = offline.and_then(|o| o.verified_at);
+    let expired: Vec<String> = f
+        .map(|f| f.expired.iter().map(|e| format!("{} v{} expired {}", e.role, e.version, e.expires)).collect())
+        .unwrap_or_default();
+    json!({
+        "offline": offline.is_some(),
+        "offline_reason": offline.map(|o| o.reason.clone()),
+        "verified_at": verified_at.map(|t| packman_tuf::Expires(t).to_string()),
+        "data_age_seconds": offline.zip(verified_at).map(|(o, t)| (o.now - t).whole_seconds().max(0)),
+        "allow_expired": crate::report::global().allow_expired,
+        "expired": expired,
+    })
+}
+
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("JSON values serialise"));
 }
@@ -67,7 +87,12 @@ fn search_in(r: &mut Reader, a: SearchArgs) -> Result<(), String> {
     found.sort_by_key(|l| normal(&l.project));
     if a.out.json {
         print_json(&Value::Array(
-            found.iter().map(|l| json!({"name": normal(&l.project), "repository": l.repo})).collect(),
+            found
+                .iter()
+                .map(|l| {
+                    json!({"name": normal(&l.project), "repository": l.repo, "freshness": freshness_json(r, &l.repo)})
+                })
+                .collect(),
         ));
         return Ok(());
     }
@@ -126,6 +151,7 @@ fn info_in(r: &mut Reader, a: InfoArgs) -> Result<(), String> {
             .collect();
         print_json(&json!({
             "name": info.page.name, "repository": info.repo.name, "page": info.target, "versions": versions,
+            "freshness": freshness_json(r, &info.repo.name),
         }));
         return Ok(());
     }
@@ -223,7 +249,7 @@ fn download_in(r: &mut Reader, req: DownloadRequest, parsed: Vec<(&str, Option<&
             done.push(json!({
                 "project": info.page.name, "version": chosen.version, "repository": info.repo.name,
                 "target": got.target, "filename": f.filename, "path": got.path, "size": got.length,
-                "sha256": got.sha256, "cached": got.cached,
+                "sha256": got.sha256, "cached": got.cached, "freshness": freshness_json(r, &info.repo.name),
             }));
         }
     }
@@ -352,7 +378,7 @@ fn verify_in(r: &mut Reader, a: VerifyArgs) -> Result<(), String> {
                     );
                 }
                 results.push(json!({"file": file, "signed": true, "repository": repo, "target": target,
-                    "sha256": sha256, "length": length}));
+                    "sha256": sha256, "length": length, "freshness": freshness_json(r, repo)}));
             }
             Verdict::NotSigned { reason } => {
                 bad += 1;
