@@ -207,3 +207,138 @@ fn copy_trusted(from: &Path, to: &Path) -> Result<(), TrustError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{add_repo_from_bundle, fingerprint, read_state, Ring, RootSource};
+    use packman_client::{file_url, FileTransport};
+    use packman_repo::RepoBuilder;
+
+    /// A published repository directory read as a bundle: the import's rules do not depend
+    /// on the bundle's format (packman-mirror's tests cover that), only on the transport.
+    fn input<'a>(dir: &'a Path, carries: &'a dyn Fn(&str, &TargetFile) -> bool) -> BundleInput<'a> {
+        BundleInput {
+            path: dir,
+            metadata_url: file_url(&dir.join("metadata"), true),
+            targets_url: file_url(&dir.join("targets"), true),
+            transport: Arc::new(FileTransport::default()),
+            carries,
+        }
+    }
+
+    /// Every file under `dir` with its bytes, lock files included.
+    fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push((p.clone(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn all(_: &str, _: &TargetFile) -> bool {
+        true
+    }
+
+    fn refused_by(r: Result<Imported, TrustError>) -> packman_client::Error {
+        match r {
+            Err(TrustError::BundleRefused { name, source, .. }) => {
+                assert_eq!(name, "r");
+                *source
+            }
+            other => panic!("expected a refused bundle, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn imports_follow_the_updaters_rules_and_a_refusal_changes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let now = OffsetDateTime::now_utc();
+        let mut repo = RepoBuilder::new(now).unwrap();
+        repo.add_target("packages/a/a-1.0.tar.gz", b"a 1.0").unwrap();
+        let (v1, v2, v3) = (d.path().join("v1"), d.path().join("v2"), d.path().join("v3"));
+        repo.publish(&v1).unwrap();
+        repo.add_target("packages/b/b-2.0.tar.gz", b"b 2.0").unwrap();
+        repo.publish(&v2).unwrap();
+        let old_key = repo.root.roles["timestamp"].keyids[0].clone();
+        repo.rotate_key("timestamp").unwrap();
+        repo.add_target("packages/c/c-3.0.tar.gz", b"c 3.0").unwrap();
+        repo.publish(&v3).unwrap();
+
+        let home = Home::at(d.path().join("home"));
+        let entry = RepoEntry::new("r", "http://127.0.0.1:9/");
+        let only_a = |t: &str, _: &TargetFile| t.starts_with("packages/a/");
+        let source = RootSource::Sha256(fingerprint(&repo.signed_roots[0]));
+        let (added, got) =
+            add_repo_from_bundle(&home, entry, &source, &input(&v1, &only_a), Config::default(), now).unwrap();
+        assert_eq!(added.status.root_version, 1);
+        assert_eq!((got.targets_cached, got.targets_present, got.targets_signed), (1, 0, 1));
+        let sha = |data: &[u8]| packman_tuf::target::describe(data).hashes.get("sha256").unwrap().to_string();
+        let files = home.cache_dir().join("files");
+        assert_eq!(std::fs::read(files.join(sha(b"a 1.0"))).unwrap(), b"a 1.0");
+        let entry = Ring::load(&home).unwrap().get("r").unwrap().clone();
+        let import =
+            |dir: &Path, at: OffsetDateTime| import_bundle(&home, &entry, &input(dir, &all), Config::default(), at);
+
+        let got = import(&v2, now).unwrap();
+        assert_eq!((got.targets_cached, got.targets_present, got.targets_signed), (1, 1, 2));
+        assert_eq!(got.rotation, None);
+        assert_eq!(read_state(&ring_dir(&home, "r")).unwrap(), got.state);
+        assert_eq!(got.state.timestamp_version, Some(2));
+
+        // Older than the trusted state: the trust core's rollback rule.
+        let before = tree(home.data_dir());
+        let e = refused_by(import(&v1, now));
+        assert!(matches!(e.tuf(), Some(packman_tuf::Error::Rollback { .. })), "{e}");
+        assert_eq!(tree(home.data_dir()), before);
+
+        // One byte of a new target changed: its metadata verifies, the file does not.
+        let bad = d.path().join("bad");
+        copy_dir(&v3, &bad);
+        let c = bad.join(format!("targets/packages/c/{}.c-3.0.tar.gz", sha(b"c 3.0")));
+        std::fs::write(&c, b"c 3.1").unwrap();
+        let e = refused_by(import(&bad, now));
+        assert!(matches!(e, packman_client::Error::TargetMismatch { .. }), "{e}");
+        assert_eq!(tree(home.data_dir()), before, "a refused bundle changed the home");
+
+        // Expired (the same bundle, read two days later): refused, unless allowed.
+        let later = now + std::time::Duration::from_secs(2 * 86_400);
+        let e = refused_by(import(&v3, later));
+        assert!(matches!(e.tuf(), Some(packman_tuf::Error::Expired { .. })), "{e}");
+        assert_eq!(tree(home.data_dir()), before);
+
+        // The rotation of the timestamp key, signed by the root: followed and reported.
+        let got = import(&v3, now).unwrap();
+        let rot = got.rotation.unwrap();
+        assert_eq!((rot.from, rot.to), (1, 2));
+        assert_eq!(rot.keys_removed, [format!("timestamp:{old_key}")]);
+        assert_eq!(std::fs::read(files.join(sha(b"c 3.0"))).unwrap(), b"c 3.0");
+        assert_eq!(std::fs::read(entry.trusted(&home).metadata_dir.join("root.json")).unwrap(), repo.signed_roots[1]);
+        // No staging left anywhere.
+        assert!(!tree(home.data_dir()).iter().any(|(p, _)| p.to_string_lossy().contains(".importing-")));
+        // And the same bundle again: nothing new, nothing refused.
+        let again = import(&v3, now).unwrap();
+        assert_eq!((again.targets_cached, again.targets_present), (0, 3));
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.path().is_dir() {
+                copy_dir(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+}
