@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{bin, fails_err, has_all, need, ok, text, wheel};
+use common::{bin, fails, fails_err, has_all, need, ok, text, wheel};
 use packman_testkit::{dir_state, tree_state, Behavior, TestServer};
 use packman_tuf::{Envelope, Expires, OffsetDateTime, Timestamp};
 
@@ -311,6 +311,22 @@ fn a_bundle_imported_into_a_home_that_cannot_reach_the_repository_serves_info_do
     let err = fails_err(w.packman(&["update", "--bundle", &s(&p("old.bundle")), "demo"]));
     has_all(&err, &["old.bundle: refused for repository \"demo\"", "timestamp", "nothing was changed"]);
     assert_eq!(w.state(), before, "a rolled-back bundle changed PACKMAN_HOME");
+    // --json: the shape of `update --json`, with what the bundle brought.
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(w.packman(&["update", "--bundle", &s(&p("new.bundle")), "--json"]))).unwrap();
+    let r = &j[0];
+    assert_eq!(
+        (r["name"].as_str(), r["ok"].as_bool(), r["targets_cached"].as_u64()),
+        (Some("demo"), Some(true), Some(0))
+    );
+    assert!(r["targets_present"].as_u64().unwrap() >= 2 && r["timestamp_version"].as_u64().is_some(), "{j}");
+    let before = w.state();
+    let (out, _) = fails(w.packman(&["update", "--bundle", &s(&p("old.bundle")), "--json"]));
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j[0]["ok"], false, "{j}");
+    assert!(j[0]["error"].as_str().unwrap().contains("rollback refused"), "{j}");
+    assert!(j[0]["bundle"].as_str().unwrap().ends_with("old.bundle"), "{j}");
+    assert_eq!(w.state(), before);
 
     // Offline, from what the bundles brought: info, search, download, verify.
     let o = w.packman(&["info", "other"]);

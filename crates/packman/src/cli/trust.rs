@@ -524,9 +524,34 @@ fn update_from_bundle(home: &Home, ring: &Ring, file: &std::path::Path, a: &Upda
     let carries = |t: &str, i: &packman_tuf::TargetFile| b.carries(t, i);
     let input = bundle_input(&b, &carries);
     let config = crate::report::client_config();
-    let i = packman_trust::import_bundle(home, entry, &input, config, OffsetDateTime::now_utc()).map_err(message)?;
+    let (r, imported) = match packman_trust::import_bundle(home, entry, &input, config, OffsetDateTime::now_utc()) {
+        Ok(i) => {
+            let u = Updated {
+                name: name.clone(),
+                state: i.state.clone(),
+                rotation: i.rotation.clone(),
+                mirror_failures: Vec::new(),
+                expired: i.expired.clone(),
+            };
+            (Ok(u), Some(i))
+        }
+        Err(e) => (Err(e), None),
+    };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&i).expect("serialisable"));
+        // The shape of `update --json` (one repository), with what the bundle brought.
+        let mut j = update_json(&name, &r);
+        j["bundle"] = json!(file);
+        if let Some(i) = &imported {
+            j["targets_signed"] = json!(i.targets_signed);
+            j["targets_cached"] = json!(i.targets_cached);
+            j["targets_present"] = json!(i.targets_present);
+            j["bytes"] = json!(i.bytes);
+        }
+        println!("{}", serde_json::to_string_pretty(&json!([j])).expect("serialisable"));
+    }
+    r.map_err(message)?;
+    let i = imported.expect("imported when the update succeeded");
+    if a.json {
         return Ok(());
     }
     if !i.expired.is_empty() {
