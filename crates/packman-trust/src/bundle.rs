@@ -173,7 +173,7 @@ pub(crate) fn import_into(
     real.refresh().map_err(update)?;
     real.load_all_targets().map_err(update)?;
     save_signed_mirrors(&mut real, state_dir);
-    let state = state_of(real.trusted(), now);
+    let state = RepoState { bundle: Some(b.path.display().to_string()), ..state_of(real.trusted(), now) };
     write_state(state_dir, &state)?;
     let expired =
         real.trusted().expired().iter().map(|e| format!("{} v{} expired {}", e.role, e.version, e.expires)).collect();

@@ -85,6 +85,9 @@ pub struct RepoState {
     pub timestamp_version: Option<u64>,
     pub snapshot_version: Option<u64>,
     pub targets_version: Option<u64>,
+    /// The bundle this update was read from (`update --bundle`), none when from the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
 }
 
 /// One top-level role as the trusted metadata describes it.
@@ -502,6 +505,7 @@ pub(crate) fn state_of(set: &packman_tuf::TrustedSet, now: OffsetDateTime) -> Re
         timestamp_version: set.timestamp().map(|t| t.signed.version),
         snapshot_version: set.snapshot().map(|s| s.signed.version),
         targets_version: set.targets("targets").map(|t| t.signed.version),
+        bundle: None,
     }
 }
 

@@ -331,6 +331,7 @@ fn a_bundle_imported_into_a_home_that_cannot_reach_the_repository_serves_info_do
     // Offline, from what the bundles brought: info, search, download, verify.
     let o = w.packman(&["info", "other"]);
     says_offline(&text(&o).1);
+    has_all(&text(&o).1, &[", from bundle ", "new.bundle)"]);
     has_all(&ok(o), &["other (repository demo", "other-2.0-py3-none-any.whl"]);
     let o = w.packman(&["search", "e"]);
     says_offline(&text(&o).1);
@@ -402,6 +403,7 @@ fn json_output_says_offline_and_expired_as_data() {
             assert!((2..600).contains(&age), "{args:?}: age {age}: {j}");
             assert!(f["verified_at"].as_str().is_some_and(|t| t.starts_with("20")), "{args:?}: {j}");
             assert_eq!(f["allow_expired"], true, "{args:?}: {j}");
+            assert_eq!(f["bundle"], serde_json::Value::Null, "{args:?}: {j}");
             let expired = f["expired"].as_array().unwrap();
             assert!(expired.iter().any(|e| e.as_str().unwrap().starts_with("timestamp v")), "{args:?}: {j}");
         }

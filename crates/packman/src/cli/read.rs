@@ -40,6 +40,7 @@ fn freshness_json(r: &Reader, repo: &str) -> Value {
     json!({
         "offline": offline.is_some(),
         "offline_reason": offline.map(|o| o.reason.clone()),
+        "bundle": offline.and_then(|o| o.bundle.clone()),
         "verified_at": verified_at.map(|t| packman_tuf::Expires(t).to_string()),
         "data_age_seconds": offline.zip(verified_at).map(|(o, t)| (o.now - t).whole_seconds().max(0)),
         "allow_expired": crate::report::global().allow_expired,
