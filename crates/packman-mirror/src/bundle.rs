@@ -2,7 +2,8 @@
 //! snapshot version) into one file; [`import`] applies such a file to another mirror through
 //! [`sync`](crate::sync) itself, the bundle standing in for the upstream as a
 //! [`Transport`], so every file is verified by the same updater and committed in the same
-//! order, and a refused bundle changes nothing.
+//! order, and a refused bundle changes nothing. [`BundleSource`] is that upstream for any
+//! updater: a user's `packman update --bundle` reads bundles through it too.
 //!
 //! # Format
 //! A tar archive (as the `tar` crate writes it: ustar headers, GNU long names), so
@@ -409,19 +410,69 @@ impl Transport for BundleTransport {
     }
 }
 
+/// A bundle opened as an upstream, for any updater: checked whole ([`MirrorError::Bundle`]
+/// otherwise), then read through [`BundleSource::transport`] at [`BundleSource::metadata_url`]
+/// and [`BundleSource::targets_url`]. Nothing in it is trusted: every byte is verified by the
+/// updater that fetches it, as from a server. `packman mirror import` and a user's
+/// `packman update --bundle` both read bundles through this.
+pub struct BundleSource {
+    path: PathBuf,
+    base: String,
+    transport: Arc<BundleTransport>,
+}
+
+impl BundleSource {
+    pub fn open(path: &Path) -> Result<BundleSource, MirrorError> {
+        let bundle = Bundle::open(path)?;
+        let base = format!("bundle:{}!/", path.display());
+        Ok(BundleSource {
+            path: path.into(),
+            base: base.clone(),
+            transport: Arc::new(BundleTransport { bundle, base }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The base URL of the bundle's metadata (ends with `/`).
+    pub fn metadata_url(&self) -> String {
+        format!("{}{}/", self.base, layout::METADATA_DIR)
+    }
+
+    /// The base URL of the bundle's targets (ends with `/`), named by hash as with
+    /// consistent snapshots.
+    pub fn targets_url(&self) -> String {
+        format!("{}{}/", self.base, layout::TARGETS_DIR)
+    }
+
+    /// What the updater fetches the bundle's entries through.
+    pub fn transport(&self) -> Arc<dyn Transport> {
+        self.transport.clone()
+    }
+
+    /// Whether the bundle has an entry for `target` as `info` signs it (its hashed name): a
+    /// bundle exported `--since` or from a partial mirror holds only some targets. Says
+    /// nothing about the bytes, which the updater verifies when it reads them.
+    pub fn carries(&self, target: &str, info: &packman_tuf::TargetFile) -> bool {
+        hashed_rel(target, info)
+            .is_ok_and(|rel| self.transport.bundle.entries.contains_key(&format!("{}/{rel}", layout::TARGETS_DIR)))
+    }
+}
+
 /// Applies BUNDLE to DEST: a [`sync`] whose upstream is the bundle (see the module docs).
 /// The bundle is checked whole first; then everything the updater needs is verified before
 /// anything is written, and the commit is the sync's (targets, versioned metadata, timestamp
 /// last; a metadata-directory swap on root rotations).
 pub fn import(bundle: &Path, dest: &Path, opts: &ImportOptions) -> Result<SyncReport, MirrorError> {
-    let b = Bundle::open(bundle)?;
-    let base = format!("bundle:{}!/", bundle.display());
-    let mut s = SyncOptions::from_base(base.trim_end_matches('/'));
-    s.metadata_url = format!("{base}{}/", layout::METADATA_DIR);
-    s.targets_url = format!("{base}{}/", layout::TARGETS_DIR);
+    let b = BundleSource::open(bundle)?;
+    let mut s = SyncOptions::from_base(b.base.trim_end_matches('/'));
+    s.metadata_url = b.metadata_url();
+    s.targets_url = b.targets_url();
     s.root = opts.root.clone();
     s.config = opts.config.clone();
-    s.transport = Some(Arc::new(BundleTransport { bundle: b, base }));
+    s.transport = Some(b.transport());
     // The bundle is the only source: no failover to anything a signed list names.
     s.signed_mirrors = false;
     s.now = opts.now;

@@ -116,7 +116,9 @@ mod filter;
 mod sync;
 mod verify;
 
-pub use bundle::{export, import, ExportOptions, ExportReport, ImportOptions, INDEX_NAME as BUNDLE_INDEX};
+pub use bundle::{
+    export, import, BundleSource, ExportOptions, ExportReport, ImportOptions, INDEX_NAME as BUNDLE_INDEX,
+};
 pub use error::MirrorError;
 pub use filter::Filter;
 pub use sync::{repair, served, sync, sync_with, MirrorPaths, Served, SyncOptions, SyncProgress, SyncReport};

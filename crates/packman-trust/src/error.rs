@@ -77,6 +77,12 @@ pub enum TrustError {
     #[error("{name}: {source}")]
     Update { name: String, source: packman_client::Error },
 
+    /// A bundle offered for the repository was refused (tampered, older than the trusted
+    /// state, expired, not signed by the trusted keys…): the trust core's rule, and the
+    /// URL of the entry that broke it. Nothing under the home was changed.
+    #[error("{bundle}: refused for repository {name:?}: {source}")]
+    BundleRefused { name: String, bundle: PathBuf, source: Box<packman_client::Error> },
+
     /// The repository now serves a root that does not follow from the trusted one through a
     /// signed rotation. Nothing was changed.
     #[error("{}: the repository's root keys changed without a rotation signed by the trusted root ({})", .0.name, .0.reason)]

@@ -10,6 +10,7 @@
 //! trusted metadata lives and one for when a root may be trusted.
 #![forbid(unsafe_code)]
 
+mod bundle;
 mod error;
 mod home;
 mod link;
@@ -19,12 +20,14 @@ pub mod read;
 mod repo;
 mod ring;
 
+pub use bundle::{import_bundle, BundleInput, Imported};
 pub use error::TrustError;
 pub use home::Home;
 pub use link::{Link, LinkAction, LinkError, MAX_LINK_LEN};
 pub use manage::{
-    add_repo, fingerprint, read_state, remove_repo, repo_status, update_repo, Added, MirrorStatus, RepoState,
-    RepoStatus, RoleStatus, RootChange, RootSource, Rotation, Updated, SIGNED_MIRRORS_FILE, STATE_FILE,
+    add_repo, add_repo_from_bundle, fingerprint, read_state, remove_repo, repo_status, update_repo, Added,
+    MirrorStatus, RepoState, RepoStatus, RoleStatus, RootChange, RootSource, Rotation, Updated, SIGNED_MIRRORS_FILE,
+    STATE_FILE,
 };
 pub use pin::{ensure_trust, ensure_trust_bytes, TrustOutcome};
 pub use read::{Freshness, ReadError, Reader, VerifiedCache};

@@ -85,6 +85,9 @@ pub struct RepoState {
     pub timestamp_version: Option<u64>,
     pub snapshot_version: Option<u64>,
     pub targets_version: Option<u64>,
+    /// The bundle this update was read from (`update --bundle`), none when from the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
 }
 
 /// One top-level role as the trusted metadata describes it.
@@ -203,7 +206,7 @@ fn read_to_trust(e: crate::ReadError) -> TrustError {
 /// Saves the repository's signed mirror list (verified by `up`, just refreshed) in
 /// `ring_dir`, or removes the saved one when it signs none. A list that cannot be read is
 /// left as it was: the next update tries again.
-fn save_signed_mirrors(up: &mut packman_client::Updater, ring_dir: &Path) {
+pub(crate) fn save_signed_mirrors(up: &mut packman_client::Updater, ring_dir: &Path) {
     let path = ring_dir.join(SIGNED_MIRRORS_FILE);
     match up.signed_mirrors(ring_dir) {
         Ok(Some(list)) => {
@@ -225,22 +228,71 @@ pub(crate) fn saved_signed_mirrors(ring_dir: &Path) -> Option<packman_tuf::mirro
 /// All or nothing (see the module docs). `entry.added` is set to `now`.
 pub fn add_repo(
     home: &Home,
-    mut entry: RepoEntry,
+    entry: RepoEntry,
     source: &RootSource,
     root_from: &[String],
     transport: Arc<dyn Transport>,
     config: Config,
     now: OffsetDateTime,
 ) -> Result<Added, TrustError> {
-    let mut ring = Ring::load(home)?;
-    entry.added = Some(now_text(now));
     // Name, URL and patterns are checked before anything is fetched or written.
-    ring.clone().add(entry.clone())?;
+    Ring::load(home)?.add(entry.clone())?;
     // The repository's URL, then the mirrors given, each answer verified as from the URL.
     let failover = crate::read::repo_transport(&entry, transport).map_err(read_to_trust)?;
     let transport: Arc<dyn Transport> = failover.clone();
-
     let first_url = format!("{}1.root.json", entry.metadata_url());
+    let name = entry.name.clone();
+    let mut added = add_with(home, entry, source, root_from, &*transport, &first_url, &config, now, |staged, dir| {
+        let update = |source| TrustError::Update { name: name.clone(), source };
+        let mut up = staged.open_with(config.clone(), transport.clone()).map_err(update)?;
+        up.refresh().map_err(update)?;
+        save_signed_mirrors(&mut up, dir);
+        write_state(dir, &state_of(up.trusted(), now))
+    })?;
+    added.mirror_failures = failover.failures().iter().map(ToString::to_string).collect();
+    Ok(added)
+}
+
+/// As [`add_repo`], with the first update from a bundle instead of the network (see
+/// [`crate::bundle`]): a `--root-sha256` or `--tofu` root is the bundle's
+/// `metadata/1.root.json`, and the targets the bundle carries go into the cache, verified.
+/// All or nothing, as an add is.
+pub fn add_repo_from_bundle(
+    home: &Home,
+    entry: RepoEntry,
+    source: &RootSource,
+    bundle: &crate::BundleInput,
+    config: Config,
+    now: OffsetDateTime,
+) -> Result<(Added, crate::Imported), TrustError> {
+    Ring::load(home)?.add(entry.clone())?;
+    let first_url = format!("{}1.root.json", bundle.metadata_url);
+    let mut imported = None;
+    let added =
+        add_with(home, entry.clone(), source, &[], &*bundle.transport, &first_url, &config, now, |staged, dir| {
+            imported = Some(crate::bundle::import_into(home, &entry, &staged.metadata_dir, dir, bundle, &config, now)?);
+            Ok(())
+        })?;
+    Ok((added, imported.expect("set by a successful first update")))
+}
+
+/// The steps of an add: the root from `source` (fetched through `transport` at `first_url`
+/// when it is not a file), pinned in a staging directory, `first_update` run on it, then
+/// the staging directory renamed into the ring and the ring saved.
+#[allow(clippy::too_many_arguments)]
+fn add_with(
+    home: &Home,
+    mut entry: RepoEntry,
+    source: &RootSource,
+    root_from: &[String],
+    transport: &dyn Transport,
+    first_url: &str,
+    config: &Config,
+    now: OffsetDateTime,
+    first_update: impl FnOnce(&crate::TrustedRepo, &Path) -> Result<(), TrustError>,
+) -> Result<Added, TrustError> {
+    let mut ring = Ring::load(home)?;
+    entry.added = Some(now_text(now));
     let (root, label) = match source {
         RootSource::File(path) => {
             (std::fs::read(path).map_err(|e| TrustError::io(path, e))?, path.display().to_string())
@@ -250,18 +302,18 @@ pub fn add_repo(
             if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(TrustError::BadFingerprint { given: want });
             }
-            let bytes = fetch_root(&*transport, &first_url, &config)?;
+            let bytes = fetch_root(transport, first_url, config)?;
             let got = fingerprint(&bytes);
             if got != want {
-                return Err(TrustError::FingerprintMismatch { url: first_url, expected: want, got });
+                return Err(TrustError::FingerprintMismatch { url: first_url.into(), expected: want, got });
             }
-            (bytes, first_url)
+            (bytes, first_url.to_string())
         }
-        RootSource::Tofu => (fetch_root(&*transport, &first_url, &config)?, first_url),
+        RootSource::Tofu => (fetch_root(transport, first_url, config)?, first_url.to_string()),
     };
     let mut sources = vec![label.clone()];
     for url in root_from {
-        let other = fetch_root(&*transport, url, &config)?;
+        let other = fetch_root(transport, url, config)?;
         if other != root {
             return Err(TrustError::RootSourcesDisagree {
                 first: label,
@@ -298,15 +350,7 @@ pub fn add_repo(
         TrustError::InvalidRoot { source, .. } => undo(TrustError::InvalidRoot { given: label.clone(), source }),
         e => undo(e),
     })?;
-    (|| {
-        let mut up = staged
-            .open_with(config, transport)
-            .map_err(|source| TrustError::Update { name: entry.name.clone(), source })?;
-        up.refresh().map_err(|source| TrustError::Update { name: entry.name.clone(), source })?;
-        save_signed_mirrors(&mut up, &staging);
-        write_state(&staging, &state_of(up.trusted(), now))
-    })()
-    .map_err(undo)?;
+    first_update(&staged, &staging).map_err(undo)?;
 
     let dest = ring_dir(home, &entry.name);
     // A directory no ring entry names is left from a remove or add that did not finish.
@@ -321,8 +365,7 @@ pub fn add_repo(
         return Err(e);
     }
     let status = repo_status(home, &entry)?;
-    let mirror_failures = failover.failures().iter().map(ToString::to_string).collect();
-    Ok(Added { status, tofu: *source == RootSource::Tofu, sources, mirror_failures })
+    Ok(Added { status, tofu: *source == RootSource::Tofu, sources, mirror_failures: Vec::new() })
 }
 
 /// Removes `name` from the ring (saved first) and then deletes its directory.
@@ -429,7 +472,7 @@ pub fn read_state(ring_dir: &Path) -> Option<RepoState> {
     serde_json::from_slice(&b).ok()
 }
 
-fn write_state(ring_dir: &Path, state: &RepoState) -> Result<(), TrustError> {
+pub(crate) fn write_state(ring_dir: &Path, state: &RepoState) -> Result<(), TrustError> {
     let text = serde_json::to_vec_pretty(state).expect("a state serialises");
     packman_fs::write_atomic(&ring_dir.join(STATE_FILE), &text)
         .map_err(|e| TrustError::Io { path: e.path, source: e.source })
@@ -455,13 +498,14 @@ pub(crate) fn verified_at(ring_dir: &Path, metadata_dir: &Path) -> Option<Offset
     Some(OffsetDateTime::from(modified))
 }
 
-fn state_of(set: &packman_tuf::TrustedSet, now: OffsetDateTime) -> RepoState {
+pub(crate) fn state_of(set: &packman_tuf::TrustedSet, now: OffsetDateTime) -> RepoState {
     RepoState {
         last_update: now_text(now),
         root_version: set.root().signed.version,
         timestamp_version: set.timestamp().map(|t| t.signed.version),
         snapshot_version: set.snapshot().map(|s| s.signed.version),
         targets_version: set.targets("targets").map(|t| t.signed.version),
+        bundle: None,
     }
 }
 
@@ -485,7 +529,7 @@ pub fn update_repo(
     let name = entry.name.clone();
     let failover = crate::read::ring_transport(home, entry, transport).map_err(read_to_trust)?;
     let transport: Arc<dyn Transport> = failover.clone();
-    let mut up = open_waiting(&repo, &config, &transport)
+    let mut up = open_waiting(&repo, &config, &transport, OffsetDateTime::now_utc())
         .map_err(|source| TrustError::Update { name: name.clone(), source })?
         .ok_or_else(|| TrustError::Busy { name: name.clone(), dir: repo.metadata_dir.clone() })?;
     let before = up.trusted().root().signed.clone();
@@ -496,16 +540,7 @@ pub fn update_repo(
         }
         return Err(TrustError::Update { name, source });
     }
-    let after = &up.trusted().root().signed;
-    let rotation = (after.version != before.version).then(|| {
-        let (old, new) = (role_keys(&before), role_keys(after));
-        Rotation {
-            from: before.version,
-            to: after.version,
-            keys_added: new.difference(&old).cloned().collect(),
-            keys_removed: old.difference(&new).cloned().collect(),
-        }
-    });
+    let rotation = rotation(&before, &up.trusted().root().signed);
     let dir = ring_dir(home, &entry.name);
     save_signed_mirrors(&mut up, &dir);
     let state = state_of(up.trusted(), now);
@@ -516,6 +551,19 @@ pub fn update_repo(
     Ok(Updated { name, state, rotation, mirror_failures, expired })
 }
 
+/// The rotation from root `before` to `after`, if the version moved.
+pub(crate) fn rotation(before: &Root, after: &Root) -> Option<Rotation> {
+    (after.version != before.version).then(|| {
+        let (old, new) = (role_keys(before), role_keys(after));
+        Rotation {
+            from: before.version,
+            to: after.version,
+            keys_added: new.difference(&old).cloned().collect(),
+            keys_removed: old.difference(&new).cloned().collect(),
+        }
+    })
+}
+
 /// How long an update waits for another process to release a metadata directory: a
 /// moment's overlap with another command, not a proxy that holds it for hours.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -523,10 +571,11 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// The repository's updater, holding its metadata directory: waits at most [`LOCK_WAIT`]
 /// for another process to let go of it (`None` if it does not). Taking the lock is the
 /// same step as finding it free, so no process can slip in between.
-fn open_waiting(
+pub(crate) fn open_waiting(
     repo: &crate::TrustedRepo,
     config: &Config,
     transport: &Arc<dyn Transport>,
+    now: OffsetDateTime,
 ) -> Result<Option<packman_client::Updater>, packman_client::Error> {
     let start = std::time::Instant::now();
     loop {
@@ -536,7 +585,7 @@ fn open_waiting(
             repo.targets_url.as_deref(),
             config.clone(),
             transport.clone(),
-            OffsetDateTime::now_utc(),
+            now,
         )?;
         if !up.is_read_only() {
             return Ok(Some(up));

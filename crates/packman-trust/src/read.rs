@@ -130,6 +130,8 @@ pub struct Offline {
     pub now: OffsetDateTime,
     pub timestamp_version: u64,
     pub timestamp_expires: String,
+    /// The bundle that metadata was imported from (`packman update --bundle`), if it was.
+    pub bundle: Option<String>,
 }
 
 /// "40 s", "12 min", "3 h", "2 days".
@@ -153,8 +155,9 @@ impl Freshness {
                 Some(t) => format!("verified {} ago", age(t, o.now)),
                 None => "verified earlier (when is not recorded)".into(),
             };
+            let from = o.bundle.as_ref().map(|b| format!(", from bundle {b}")).unwrap_or_default();
             out.push(format!(
-                "offline: repository {:?} cannot be reached ({}); using metadata {when} (timestamp v{}, expires {})",
+                "offline: repository {:?} cannot be reached ({}); using metadata {when} (timestamp v{}, expires {}{from})",
                 self.repo, o.reason, o.timestamp_version, o.timestamp_expires
             ));
         }
@@ -298,6 +301,7 @@ pub fn open_fresh(
                 now,
                 timestamp_version: ts.version,
                 timestamp_expires: ts.expires.to_string(),
+                bundle: crate::read_state(&ring_dir).and_then(|s| s.bundle),
             })
         }
         Err(e) => return Err(ReadError::repository(entry, e)),
@@ -334,6 +338,14 @@ impl VerifiedCache {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The cache's copy of `target` as `entry` signs it (`info`), if it holds one: nothing is
+    /// fetched. Named by the signed sha256 with the signed length, as [`VerifiedCache::get`]
+    /// finds a hit; a caller copying it elsewhere checks the bytes again.
+    pub fn cached(&self, entry: &RepoEntry, target: &str, info: &TargetFile) -> Option<PathBuf> {
+        let path = self.dir.join(signed_sha256(entry, target, info).ok()?);
+        std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == info.length).then_some(path)
     }
 
     /// The verified copy of `target` (signed as `info` by `entry`): the cached one, or one
@@ -528,6 +540,12 @@ impl Reader {
 
     pub fn ring(&self) -> &Ring {
         &self.ring
+    }
+
+    /// The verified cache pages and files are read through (and `packman update --bundle`
+    /// fills).
+    pub fn cache(&self) -> &VerifiedCache {
+        &self.repos.cache
     }
 
     /// How each repository read so far was made current (offline, expired roles allowed).

@@ -98,6 +98,7 @@ fn main() -> ExitCode {
              attack or a stale repository; each expired role is named below.",
         );
     }
+    let pause = matches!(&cli.command, Command::Open(a) if a.pause_after);
     let result = match cli.command {
         Command::Download(a) => consume::run(a),
         Command::Search(a) => read::search(a),
@@ -118,11 +119,16 @@ fn main() -> ExitCode {
             Ok(())
         }
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
             report::error(msg);
             ExitCode::from(1)
         }
+    };
+    // After the error is printed, so the person at the handler's terminal can read it too.
+    if pause {
+        open::pause_for_enter();
     }
+    code
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{bin, fails_err, has_all, need, ok, text, wheel};
+use common::{bin, fails, fails_err, has_all, need, ok, text, wheel};
 use packman_testkit::{dir_state, tree_state, Behavior, TestServer};
 use packman_tuf::{Envelope, Expires, OffsetDateTime, Timestamp};
 
@@ -233,4 +233,179 @@ fn expired_metadata_served_online_is_refused_then_accepted_with_allow_expired() 
     let err = text(&o).1;
     has_all(&ok(o), &["demo: root v1 timestamp v"]);
     has_all(&err, &["demo: EXPIRED metadata accepted because of --allow-expired: timestamp v"]);
+}
+
+/// `packman` with its own PACKMAN_HOME (the mirror operator's, not the user's).
+fn packman_in(home: &Path, args: &[&str]) -> Output {
+    Command::new(bin()).args(args).env("PACKMAN_HOME", home).stdin(Stdio::null()).output().expect("run packman")
+}
+
+/// `BUNDLE` with one byte of its entry for the wheel of `project` flipped (lengths and the
+/// index unchanged: only verification against the signed hashes can tell).
+fn tampered_copy(bundle: &Path, project: &str, to: &Path) {
+    let mut bytes = std::fs::read(bundle).unwrap();
+    let mut a = tar::Archive::new(std::fs::File::open(bundle).unwrap());
+    let pos = a
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| {
+            let p = e.path().unwrap().to_string_lossy().into_owned();
+            p.starts_with(&format!("targets/packages/{project}/")) && p.ends_with(".whl")
+        })
+        .map(|e| e.raw_file_position() as usize)
+        .expect("the bundle carries the wheel");
+    bytes[pos + 40] ^= 0x01;
+    std::fs::write(to, bytes).unwrap();
+}
+
+#[test]
+fn a_bundle_imported_into_a_home_that_cannot_reach_the_repository_serves_info_download_and_install() {
+    let w = World::new();
+    let p = |r: &str| w.p(r);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let root = w.repo.join("metadata/1.root.json");
+    // The operator's side, online: a mirror of the repository, exported twice (before and
+    // after a second project is published).
+    let server = TestServer::serve_dir(&w.repo).unwrap();
+    let url = format!("{}/", server.url());
+    let (op, mirror) = (p("operator"), p("mirror"));
+    let state = p("mirror-state");
+    ok(packman_in(&op, &["mirror", "sync", &url, &s(&mirror), "--root", &s(&root), "--state", &s(&state)]));
+    ok(packman_in(&op, &["mirror", "export", &s(&mirror), &s(&p("old.bundle")), "--state", &s(&state)]));
+    let other = wheel(&p("wheels"), "other", "2.0");
+    ok(w.packman(&["repo", "add", &s(&w.repo), &s(&other)]));
+    ok(packman_in(&op, &["mirror", "sync", &url, &s(&mirror), "--state", &s(&state)]));
+    ok(packman_in(&op, &["mirror", "export", &s(&mirror), &s(&p("new.bundle")), "--state", &s(&state)]));
+    // The user's side never reaches the repository: its URL is a closed port from now on.
+    drop(server);
+
+    // A tampered first bundle: nothing is added, nothing written.
+    tampered_copy(&p("old.bundle"), "hello", &p("bad-old.bundle"));
+    let add =
+        |bundle: &str| w.packman(&["trust", "add", "demo", &url, "--root", &s(&root), "--bundle", &s(&p(bundle))]);
+    let err = fails_err(add("bad-old.bundle"));
+    has_all(&err, &["bad-old.bundle: refused for repository \"demo\"", "packages/hello/", "nothing was added"]);
+    assert!(w.state().is_empty(), "a refused add wrote {:?}", w.state().keys().collect::<Vec<_>>());
+
+    // Trusted from the old bundle, with its root: no network needed.
+    let out = ok(add("old.bundle"));
+    has_all(&out, &["demo: trusted", "from bundle", "verified into the cache"]);
+
+    // The new bundle with a byte of the new wheel flipped: its metadata would verify, the
+    // wheel does not; refused, and the home is byte for byte as it was.
+    tampered_copy(&p("new.bundle"), "other", &p("bad-new.bundle"));
+    let before = w.state();
+    let err = fails_err(w.packman(&["update", "--bundle", &s(&p("bad-new.bundle")), "demo"]));
+    has_all(&err, &["bad-new.bundle: refused for repository \"demo\"", "packages/other/", "nothing was changed"]);
+    assert_eq!(w.state(), before, "a refused bundle changed PACKMAN_HOME");
+    // Not a bundle at all: named, nothing changed.
+    let err = fails_err(w.packman(&["update", "--bundle", &s(&other), "demo"]));
+    assert!(err.contains(&s(&other)), "{err}");
+    assert_eq!(w.state(), before);
+
+    let out = ok(w.packman(&["update", "--bundle", &s(&p("new.bundle"))]));
+    has_all(&out, &["demo: root v1 timestamp v", "from bundle", "verified into the cache", "already there"]);
+    // Rolled back (the old bundle again, older than the trusted state): refused, unchanged.
+    let before = w.state();
+    let err = fails_err(w.packman(&["update", "--bundle", &s(&p("old.bundle")), "demo"]));
+    has_all(&err, &["old.bundle: refused for repository \"demo\"", "timestamp", "nothing was changed"]);
+    assert_eq!(w.state(), before, "a rolled-back bundle changed PACKMAN_HOME");
+    // --json: the shape of `update --json`, with what the bundle brought.
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(w.packman(&["update", "--bundle", &s(&p("new.bundle")), "--json"]))).unwrap();
+    let r = &j[0];
+    assert_eq!(
+        (r["name"].as_str(), r["ok"].as_bool(), r["targets_cached"].as_u64()),
+        (Some("demo"), Some(true), Some(0))
+    );
+    assert!(r["targets_present"].as_u64().unwrap() >= 2 && r["timestamp_version"].as_u64().is_some(), "{j}");
+    let before = w.state();
+    let (out, _) = fails(w.packman(&["update", "--bundle", &s(&p("old.bundle")), "--json"]));
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j[0]["ok"], false, "{j}");
+    assert!(j[0]["error"].as_str().unwrap().contains("rollback refused"), "{j}");
+    assert!(j[0]["bundle"].as_str().unwrap().ends_with("old.bundle"), "{j}");
+    assert_eq!(w.state(), before);
+
+    // Offline, from what the bundles brought: info, search, download, verify.
+    let o = w.packman(&["info", "other"]);
+    says_offline(&text(&o).1);
+    has_all(&text(&o).1, &[", from bundle ", "new.bundle)"]);
+    has_all(&ok(o), &["other (repository demo", "other-2.0-py3-none-any.whl"]);
+    let o = w.packman(&["search", "e"]);
+    says_offline(&text(&o).1);
+    has_all(&ok(o), &["hello  demo", "other  demo"]);
+    let dl = p("downloads");
+    let o = w.packman(&["download", "hello==1.0", "other", "--all", "-d", &s(&dl)]);
+    says_offline(&text(&o).1);
+    has_all(&ok(o), &["hello-1.0-py3-none-any.whl: verified", "other-2.0-py3-none-any.whl: verified"]);
+    assert_eq!(std::fs::read(dl.join("other-2.0-py3-none-any.whl")).unwrap(), std::fs::read(&other).unwrap());
+    let o = w.packman(&["verify", &s(&dl.join("hello-1.0-py3-none-any.whl"))]);
+    says_offline(&text(&o).1);
+    has_all(&ok(o), &["ok: repository demo signs it"]);
+
+    // And install, through the proxy, from the cache.
+    if !need("python3", &["-m", "venv", "--help"]) {
+        return;
+    }
+    let venv = p("venv");
+    ok(Command::new("python3").args(["-m", "venv", &s(&venv)]).output().unwrap());
+    let python = venv.join("bin/python");
+    let o = w.packman(&["install", "--python", &s(&python), "--installer", "pip", "hello==1.0"]);
+    says_offline(&text(&o).1);
+    has_all(&ok(o), &["hello-1.0-py3-none-any.whl: from repository demo"]);
+    assert_eq!(installed(&venv).as_deref(), Some("1.0"));
+}
+
+/// `--json` carries what the notes on stderr say: offline (why, how old the data is) and
+/// expired roles used under `--allow-expired`, on every record read from a repository.
+#[test]
+fn json_output_says_offline_and_expired_as_data() {
+    let w = World::new();
+    let server = w.serve_and_trust();
+    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&ok(w.packman(args))).unwrap() };
+    let whl = w.p("wheels/hello-1.0-py3-none-any.whl");
+    let whl = whl.to_str().unwrap();
+    let dl = w.p("dl");
+    let dl = dl.to_str().unwrap();
+    // Online: said so too.
+    let j = json(&["info", "--json", "hello"]);
+    assert_eq!(j["freshness"]["offline"], false, "{j}");
+    assert_eq!(j["freshness"]["data_age_seconds"], serde_json::Value::Null, "{j}");
+    assert_eq!(j["freshness"]["expired"], serde_json::json!([]), "{j}");
+    w.short_lived_timestamp(2);
+    ok(w.packman(&["search", "hel"]));
+    ok(w.packman(&["download", "--all", "-d", dl, "hello"]));
+    drop(server);
+    std::thread::sleep(Duration::from_millis(2500));
+
+    let records = |j: &serde_json::Value| -> Vec<serde_json::Value> {
+        match j {
+            serde_json::Value::Array(a) => a.clone(),
+            one => vec![one.clone()],
+        }
+    };
+    for args in [
+        vec!["--allow-expired", "info", "--json", "hello"],
+        vec!["--allow-expired", "search", "--json", "hel"],
+        vec!["--allow-expired", "verify", "--json", whl],
+        vec!["--allow-expired", "download", "--json", "--all", "-d", dl, "hello"],
+    ] {
+        let j = json(&args);
+        let all = records(&j);
+        assert!(!all.is_empty(), "{args:?}: {j}");
+        for r in all {
+            let f = &r["freshness"];
+            assert_eq!(f["offline"], true, "{args:?}: {j}");
+            assert!(f["offline_reason"].as_str().unwrap().to_lowercase().contains("refused"), "{args:?}: {j}");
+            let age = f["data_age_seconds"].as_i64().unwrap_or(-1);
+            assert!((2..600).contains(&age), "{args:?}: age {age}: {j}");
+            assert!(f["verified_at"].as_str().is_some_and(|t| t.starts_with("20")), "{args:?}: {j}");
+            assert_eq!(f["allow_expired"], true, "{args:?}: {j}");
+            assert_eq!(f["bundle"], serde_json::Value::Null, "{args:?}: {j}");
+            let expired = f["expired"].as_array().unwrap();
+            assert!(expired.iter().any(|e| e.as_str().unwrap().starts_with("timestamp v")), "{args:?}: {j}");
+        }
+    }
 }

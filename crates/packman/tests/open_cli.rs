@@ -221,3 +221,39 @@ fn without_a_terminal_nothing_is_fetched_or_installed_and_bad_links_are_refused(
     assert!(!out.contains('\x1b'), "{out:?}");
     assert_eq!(w.installed(), None);
 }
+
+/// The URL handler's terminal closes when packman exits: with `--pause-after` (which the
+/// .desktop file passes) the result, and an error too, stay on screen until Enter.
+#[test]
+fn pause_after_waits_for_enter_on_a_terminal_after_the_result_and_after_an_error() {
+    if !need("tmux", &["-V"]) || !need("python3", &["-m", "venv", "--help"]) {
+        return;
+    }
+    let w = world();
+    let tmux = Tmux { socket: w.tmp.path().join("tmux.sock") };
+    let shell = |link: &str| {
+        format!(
+            "env PACKMAN_HOME='{}' '{}' open --pause-after -- '{link}'; echo EXIT=$?; sleep 600",
+            w.home.display(),
+            bin()
+        )
+    };
+    for (name, link, shows, code) in [
+        ("shown", "packman://info/hello", "versions    1.0 1.1", "EXIT=0"),
+        ("refused", "packman://install/hello?repo=evil", "refusing the link", "EXIT=1"),
+    ] {
+        tmux.start(name, &shell(link));
+        let screen = tmux.wait_for(name, "press Enter to close", Duration::from_secs(60));
+        assert!(screen.contains(shows), "{name}: {screen}");
+        // Still waiting: packman has not exited.
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!tmux.screen(name).contains("EXIT="), "{name}: exited without Enter:\n{}", tmux.screen(name));
+        tmux.keys(name, &["Enter"]);
+        let screen = tmux.wait_for(name, "EXIT=", Duration::from_secs(30));
+        assert!(screen.contains(code), "{name}: {screen}");
+    }
+    // Without a terminal it never waits (stdin is /dev/null here) and prints no prompt.
+    let o = w.packman(&["open", "--pause-after", "packman://info/hello"]);
+    assert!(!text(&o).0.contains("press Enter"), "{}", text(&o).0);
+    ok(o);
+}

@@ -119,10 +119,21 @@ fn search_info_download_and_verify_read_signed_pages_from_the_owning_repository(
     assert_eq!(out.lines().collect::<Vec<_>>(), ["acme-widgets  internal"], "{out}");
     assert_eq!(ok(w.packman(&["search", "-q", "i"])), "acme-widgets\nsix\n");
     let j = w.json(&["search", "--json", "S"]);
+    let hits: Vec<Value> = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| serde_json::json!({"name": h["name"], "repository": h["repository"]}))
+        .collect();
     assert_eq!(
-        j,
-        serde_json::json!([{"name": "acme-widgets", "repository": "internal"}, {"name": "six", "repository": "public"}])
+        hits,
+        [
+            serde_json::json!({"name": "acme-widgets", "repository": "internal"}),
+            serde_json::json!({"name": "six", "repository": "public"})
+        ]
     );
+    // Read online: each hit says so (see offline_cli.rs for the offline case).
+    assert!(j.as_array().unwrap().iter().all(|h| h["freshness"]["offline"] == false), "{j}");
     let o = w.packman(&["search", "nothing-like-it"]);
     assert_eq!(ok(o.clone()), "");
     has_all(&text(&o).1, &["no project"]);

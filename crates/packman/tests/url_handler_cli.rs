@@ -57,7 +57,7 @@ fn install_registers_the_scheme_with_xdg_mime_and_uninstall_removes_it() {
     assert_eq!(query(), "packman.desktop");
     let desktop = std::fs::read_to_string(root.join("data/applications/packman.desktop")).unwrap();
     assert!(desktop.contains("MimeType=x-scheme-handler/packman;\n") && desktop.contains("Terminal=true\n"));
-    assert!(desktop.contains(&format!("Exec=\"{packman}\" open -- %u\n")), "{desktop}");
+    assert!(desktop.contains(&format!("Exec=\"{packman}\" open --pause-after -- %u\n")), "{desktop}");
     assert!(!desktop.contains("--yes"));
     let list = std::fs::read_to_string(root.join("config/mimeapps.list")).unwrap();
     assert!(list.contains("x-scheme-handler/packman=packman.desktop"), "{list}");

@@ -36,6 +36,25 @@ pub struct Args {
     /// the desktop URL handler never passes it.
     #[arg(long)]
     yes: bool,
+    /// After the run (and its error, if any), wait for Enter when standard input is a
+    /// terminal: the desktop handler's terminal closes when packman exits, and the result
+    /// must stay readable. Passed by the .desktop file `url-handler install` writes.
+    #[arg(long, hide = true)]
+    pub pause_after: bool,
+}
+
+/// `--pause-after`: "press Enter to close" and wait for it, only on a terminal (a script or
+/// a pipe never blocks here).
+pub fn pause_for_enter() {
+    if !std::io::stdin().is_terminal() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "\n{} ", crate::report::paint_out("press Enter to close", crate::report::BOLD));
+    let _ = out.flush();
+    drop(out);
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
 }
 
 /// Text from a package page, safe to print on a terminal: control characters (escape

@@ -27,6 +27,27 @@ fn err(e: &packman_trust::ReadError) -> String {
     crate::report::read_error(e)
 }
 
+/// How repository `repo`'s metadata was made current in this run, for `--json`: the notes
+/// printed on stderr (offline and how old, expired roles under `--allow-expired`), as data.
+/// Every record that comes from a repository carries it as `"freshness"`.
+fn freshness_json(r: &Reader, repo: &str) -> Value {
+    let f = r.freshness().iter().find(|f| f.repo == repo);
+    let offline = f.and_then(|f| f.offline.as_ref());
+    let verified_at = offline.and_then(|o| o.verified_at);
+    let expired: Vec<String> = f
+        .map(|f| f.expired.iter().map(|e| format!("{} v{} expired {}", e.role, e.version, e.expires)).collect())
+        .unwrap_or_default();
+    json!({
+        "offline": offline.is_some(),
+        "offline_reason": offline.map(|o| o.reason.clone()),
+        "bundle": offline.and_then(|o| o.bundle.clone()),
+        "verified_at": verified_at.map(|t| packman_tuf::Expires(t).to_string()),
+        "data_age_seconds": offline.zip(verified_at).map(|(o, t)| (o.now - t).whole_seconds().max(0)),
+        "allow_expired": crate::report::global().allow_expired,
+        "expired": expired,
+    })
+}
+
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("JSON values serialise"));
 }
@@ -67,7 +88,12 @@ fn search_in(r: &mut Reader, a: SearchArgs) -> Result<(), String> {
     found.sort_by_key(|l| normal(&l.project));
     if a.out.json {
         print_json(&Value::Array(
-            found.iter().map(|l| json!({"name": normal(&l.project), "repository": l.repo})).collect(),
+            found
+                .iter()
+                .map(|l| {
+                    json!({"name": normal(&l.project), "repository": l.repo, "freshness": freshness_json(r, &l.repo)})
+                })
+                .collect(),
         ));
         return Ok(());
     }
@@ -126,6 +152,7 @@ fn info_in(r: &mut Reader, a: InfoArgs) -> Result<(), String> {
             .collect();
         print_json(&json!({
             "name": info.page.name, "repository": info.repo.name, "page": info.target, "versions": versions,
+            "freshness": freshness_json(r, &info.repo.name),
         }));
         return Ok(());
     }
@@ -223,7 +250,7 @@ fn download_in(r: &mut Reader, req: DownloadRequest, parsed: Vec<(&str, Option<&
             done.push(json!({
                 "project": info.page.name, "version": chosen.version, "repository": info.repo.name,
                 "target": got.target, "filename": f.filename, "path": got.path, "size": got.length,
-                "sha256": got.sha256, "cached": got.cached,
+                "sha256": got.sha256, "cached": got.cached, "freshness": freshness_json(r, &info.repo.name),
             }));
         }
     }
@@ -259,6 +286,19 @@ fn fetch_one(r: &mut Reader, info: &ProjectInfo, f: &FileEntry, dest: &Path, pro
     };
     if packman_client::is_cached(&path, &signed) {
         return Ok(got(true));
+    }
+    // A verified copy in the cache (an earlier read, or `packman update --bundle`): nothing
+    // to fetch, which offline is the only way. Copied to a temp file in DIR and checked
+    // against the signed length and hashes (by the trust core) before it gets its name.
+    if let Some(cached) = r.cache().cached(&info.repo, &target, &signed) {
+        let tmp = packman_fs::public_tempfile(dest).map_err(|e| format!("{}: {}", e.path.display(), e.source))?;
+        std::fs::copy(&cached, tmp.path()).map_err(|e| format!("{}: {e}", cached.display()))?;
+        if packman_client::is_cached(tmp.path(), &signed) {
+            tmp.persist(&path).map_err(|e| format!("{}: {}", path.display(), e.error))?;
+            packman_fs::sync_dir(dest).map_err(|e| format!("{}: {}", e.path.display(), e.source))?;
+            return Ok(got(false));
+        }
+        // Not the signed bytes after all: fetched below, as if it were not cached.
     }
     let mut bar = Bar::new(progress, &f.filename, signed.length);
     let verified = fetcher.download_target_temp_with(dest, &target, &signed, &mut |n| bar.update(n));
@@ -339,7 +379,7 @@ fn verify_in(r: &mut Reader, a: VerifyArgs) -> Result<(), String> {
                     );
                 }
                 results.push(json!({"file": file, "signed": true, "repository": repo, "target": target,
-                    "sha256": sha256, "length": length}));
+                    "sha256": sha256, "length": length, "freshness": freshness_json(r, repo)}));
             }
             Verdict::NotSigned { reason } => {
                 bad += 1;

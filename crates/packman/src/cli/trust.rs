@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use packman_client::{Config, DefaultTransport, Transport};
-use packman_trust::{Home, RepoEntry, RepoStatus, Ring, RootChange, RootSource, TrustError, Updated};
+use packman_trust::{Home, Imported, RepoEntry, RepoStatus, Ring, RootChange, RootSource, TrustError, Updated};
 use packman_tuf::OffsetDateTime;
 use serde_json::json;
 
 use crate::report::explain;
 
 #[derive(clap::Subcommand)]
+// Parsed once per run: the size of one value does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Trust a repository under NAME. The root comes from --root FILE, or is fetched and
     /// checked against --root-sha256, or (only with --tofu) trusted as first served.
@@ -73,6 +75,12 @@ pub struct AddArgs {
     /// Every file from a mirror is verified as from the repository itself.
     #[arg(long = "mirror", value_name = "METADATA_URL,TARGETS_URL")]
     mirrors: Vec<String>,
+    /// Take the first update from this bundle (`packman mirror export`) instead of the
+    /// network, for a machine that cannot reach the repository: verified as from the
+    /// repository, the targets it carries put into the cache. --root-sha256 and --tofu then
+    /// check or take the bundle's metadata/1.root.json.
+    #[arg(long, value_name = "FILE", conflicts_with = "root_from")]
+    bundle: Option<PathBuf>,
     /// Print only errors (the --tofu warning is still printed).
     #[arg(short, long)]
     quiet: bool,
@@ -80,8 +88,14 @@ pub struct AddArgs {
 
 #[derive(clap::Args)]
 pub struct UpdateArgs {
-    /// Repositories to update [default: every trusted one].
+    /// Repositories to update [default: every trusted one; with --bundle, the only one].
     names: Vec<String>,
+    /// Update from this bundle (`packman mirror export`) instead of the network: the
+    /// repository's metadata verified by the same rules (a bundle older than the trusted
+    /// state, tampered or expired is refused and nothing changes), and the targets it
+    /// carries verified and put into the cache, for offline `info`, `download`, `install`.
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
     #[arg(long)]
     json: bool,
     /// Print only errors.
@@ -122,10 +136,31 @@ fn message(e: TrustError) -> String {
     match e {
         TrustError::Update { name, source } => format!("{name}: {}", explain(&source)),
         TrustError::RootChanged(c) => root_changed(&c),
+        TrustError::BundleRefused { name, bundle, source } => format!(
+            "{}: refused for repository {name:?}: {source}\n  hint: {}\n  nothing was changed: the trusted metadata and the cache are as they were",
+            bundle.display(),
+            bundle_hint(&source)
+        ),
         e @ TrustError::InvalidRoot { .. } => {
             format!("{e}\n  hint: a root must carry its own threshold of root signatures; get it again from a trusted place")
         }
         e => e.to_string(),
+    }
+}
+
+/// What a refused bundle means, in the user's terms (the rule itself is in the message).
+fn bundle_hint(e: &packman_client::Error) -> &'static str {
+    match e.tuf() {
+        Some(packman_tuf::Error::Rollback { .. }) => {
+            "the bundle is older than the metadata you already trust: ask for a newer export"
+        }
+        Some(packman_tuf::Error::Expired { .. }) => {
+            "the bundle's signatures have expired: ask for a newer export, or pass --allow-expired to accept it for this one command"
+        }
+        _ if matches!(e, packman_client::Error::TargetMismatch { .. }) => {
+            "a file in the bundle is not the one the repository signed: the bundle was damaged or tampered with"
+        }
+        _ => "the bundle is not what the repository signed (damaged, tampered with, or of another repository)",
     }
 }
 
@@ -235,9 +270,25 @@ fn add(a: AddArgs) -> Result<(), String> {
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{e}\n  nothing was added"))?;
     let config = crate::report::client_config();
-    let t = transport(&config);
-    let added = packman_trust::add_repo(&home, entry, &source, &a.root_from, t, config, OffsetDateTime::now_utc())
-        .map_err(|e| format!("{}\n  nothing was added", message(e)))?;
+    let nothing = |e| format!("{}\n  nothing was added", message(e));
+    let (added, imported) = match &a.bundle {
+        Some(file) => {
+            let b = open_bundle(file)?;
+            let carries = |t: &str, i: &packman_tuf::TargetFile| b.carries(t, i);
+            let input = bundle_input(&b, &carries);
+            let (added, imported) =
+                packman_trust::add_repo_from_bundle(&home, entry, &source, &input, config, OffsetDateTime::now_utc())
+                    .map_err(nothing)?;
+            (added, Some(imported))
+        }
+        None => {
+            let t = transport(&config);
+            let added =
+                packman_trust::add_repo(&home, entry, &source, &a.root_from, t, config, OffsetDateTime::now_utc())
+                    .map_err(nothing)?;
+            (added, None)
+        }
+    };
     let s = &added.status;
     for f in &added.mirror_failures {
         eprintln!("packman: {}: {f}", s.name);
@@ -259,8 +310,41 @@ fn add(a: AddArgs) -> Result<(), String> {
         for m in &s.mirrors {
             println!("  mirror ({}): {} {}", m.source, m.metadata_url, m.targets_url);
         }
+        if let Some(i) = &imported {
+            print_imported(i);
+        }
     }
     Ok(())
+}
+
+/// A bundle checked whole, as an upstream (packman-mirror reads the format; the updater
+/// verifies every byte).
+fn open_bundle(file: &std::path::Path) -> Result<packman_mirror::BundleSource, String> {
+    packman_mirror::BundleSource::open(file).map_err(|e| format!("{e}\n  nothing was changed"))
+}
+
+fn bundle_input<'a>(
+    b: &'a packman_mirror::BundleSource,
+    carries: &'a dyn Fn(&str, &packman_tuf::TargetFile) -> bool,
+) -> packman_trust::BundleInput<'a> {
+    packman_trust::BundleInput {
+        path: b.path(),
+        metadata_url: b.metadata_url(),
+        targets_url: b.targets_url(),
+        transport: b.transport(),
+        carries,
+    }
+}
+
+fn print_imported(i: &Imported) {
+    println!(
+        "  from bundle {}: {} of {} signed targets verified into the cache ({} bytes), {} already there",
+        i.bundle.display(),
+        i.targets_cached,
+        i.targets_signed,
+        i.bytes,
+        i.targets_present
+    );
 }
 
 /// The warning for a root that does not follow from the trusted one, in the manner of ssh's
@@ -350,6 +434,9 @@ fn refused() -> String {
 pub fn update(a: UpdateArgs) -> Result<(), String> {
     let home = home()?;
     let ring = Ring::load(&home).map_err(message)?;
+    if let Some(file) = &a.bundle {
+        return update_from_bundle(&home, &ring, file, &a);
+    }
     let names: Vec<String> =
         if a.names.is_empty() { ring.repos.iter().map(|r| r.name.clone()).collect() } else { a.names.clone() };
     if names.is_empty() && !a.json && !a.quiet {
@@ -411,4 +498,88 @@ pub fn update(a: UpdateArgs) -> Result<(), String> {
     } else {
         Err(format!("{} of {} repositories not updated: {}", failed.len(), results.len(), failed.join(", ")))
     }
+}
+
+/// `packman update --bundle FILE [NAME]`: one repository, from the bundle (see
+/// `packman_trust::import_bundle`).
+fn update_from_bundle(home: &Home, ring: &Ring, file: &std::path::Path, a: &UpdateArgs) -> Result<(), String> {
+    let name = match (a.names.as_slice(), ring.repos.as_slice()) {
+        ([name], _) => name.clone(),
+        ([], [only]) => only.name.clone(),
+        ([], []) => {
+            return Err(
+                "no trusted repositories: add one first (packman trust add NAME URL --root FILE --bundle FILE)".into()
+            )
+        }
+        _ => {
+            return Err(format!(
+                "{}: name the one repository this bundle is for (packman update --bundle FILE NAME); trusted: {}",
+                file.display(),
+                ring.repos.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        }
+    };
+    let entry = ring.get(&name).ok_or_else(|| message(TrustError::NotTrusted { name: name.clone() }))?;
+    let b = open_bundle(file)?;
+    let carries = |t: &str, i: &packman_tuf::TargetFile| b.carries(t, i);
+    let input = bundle_input(&b, &carries);
+    let config = crate::report::client_config();
+    let (r, imported) = match packman_trust::import_bundle(home, entry, &input, config, OffsetDateTime::now_utc()) {
+        Ok(i) => {
+            let u = Updated {
+                name: name.clone(),
+                state: i.state.clone(),
+                rotation: i.rotation.clone(),
+                mirror_failures: Vec::new(),
+                expired: i.expired.clone(),
+            };
+            (Ok(u), Some(i))
+        }
+        Err(e) => (Err(e), None),
+    };
+    if a.json {
+        // The shape of `update --json` (one repository), with what the bundle brought.
+        let mut j = update_json(&name, &r);
+        j["bundle"] = json!(file);
+        if let Some(i) = &imported {
+            j["targets_signed"] = json!(i.targets_signed);
+            j["targets_cached"] = json!(i.targets_cached);
+            j["targets_present"] = json!(i.targets_present);
+            j["bytes"] = json!(i.bytes);
+        }
+        println!("{}", serde_json::to_string_pretty(&json!([j])).expect("serialisable"));
+    }
+    r.map_err(message)?;
+    let i = imported.expect("imported when the update succeeded");
+    if a.json {
+        return Ok(());
+    }
+    if !i.expired.is_empty() {
+        crate::report::warn(format_args!(
+            "{name}: EXPIRED metadata accepted because of --allow-expired: {}",
+            i.expired.join(", ")
+        ));
+    }
+    if a.quiet {
+        return Ok(());
+    }
+    let s = &i.state;
+    let v = |x: Option<u64>| x.map(|v| format!("v{v}")).unwrap_or_else(|| "-".into());
+    println!(
+        "{name}: root v{} timestamp {} snapshot {}",
+        s.root_version,
+        v(s.timestamp_version),
+        v(s.snapshot_version)
+    );
+    if let Some(rot) = &i.rotation {
+        println!(
+            "{name}: root v{} -> v{} (keys added: {}; removed: {})",
+            rot.from,
+            rot.to,
+            list_or_none(&rot.keys_added, short_role_key),
+            list_or_none(&rot.keys_removed, short_role_key)
+        );
+    }
+    print_imported(&i);
+    Ok(())
 }

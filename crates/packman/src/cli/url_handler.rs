@@ -2,9 +2,10 @@
 //! `packman open` in a terminal (freedesktop: a `.desktop` file and `xdg-mime`). macOS and
 //! Windows: see the README ("packman:// links").
 //!
-//! The handler runs `packman open -- URL` and nothing else: the URL is one argument after
-//! `--`, so it can never be read as an option, and `--yes` is never passed, so the
-//! confirmation at the terminal always happens.
+//! The handler runs `packman open --pause-after -- URL` and nothing else: the URL is one
+//! argument after `--`, so it can never be read as an option, and `--yes` is never passed, so
+//! the confirmation at the terminal always happens. `--pause-after` keeps the terminal open
+//! until Enter, so the result (or the refusal) can be read before it closes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +17,7 @@ const MIME: &str = "x-scheme-handler/packman";
 #[derive(clap::Subcommand)]
 pub enum Action {
     /// Register this packman as the handler of packman:// links: writes
-    /// $XDG_DATA_HOME/applications/packman.desktop (Terminal=true, Exec=packman open -- %u)
+    /// $XDG_DATA_HOME/applications/packman.desktop (Terminal=true, Exec=packman open --pause-after -- %u)
     /// and runs `xdg-mime default packman.desktop x-scheme-handler/packman`.
     Install,
     /// Remove the desktop file and the x-scheme-handler/packman default from
@@ -64,7 +65,7 @@ pub fn desktop_entry(exe: &Path) -> Result<String, String> {
          Type=Application\n\
          Name=packman\n\
          Comment=Open packman:// links: show the verified package and install it only if you confirm\n\
-         Exec={} open -- %u\n\
+         Exec={} open --pause-after -- %u\n\
          Terminal=true\n\
          NoDisplay=true\n\
          MimeType={MIME};\n",
@@ -125,7 +126,10 @@ pub fn run(c: Action) -> Result<(), String> {
             let _ = Command::new("update-desktop-database").arg(&apps).output();
             let now = xdg_mime(&["query", "default", MIME])?;
             println!("wrote {}", file.display());
-            println!("packman:// links now open with: {now} (a terminal running {} open -- URL)", exe.display());
+            println!(
+                "packman:// links now open with: {now} (a terminal running {} open --pause-after -- URL)",
+                exe.display()
+            );
             if now != DESKTOP_FILE {
                 eprintln!("packman: warning: xdg-mime reports {now:?} as the handler, not {DESKTOP_FILE}");
             }
@@ -168,7 +172,7 @@ mod tests {
         assert_eq!(exec_arg("/100%/p").unwrap(), "\"/100%%/p\"");
         assert!(exec_arg("/a\nb").is_err());
         let e = desktop_entry(Path::new("/opt/pack man/packman")).unwrap();
-        assert!(e.contains("\nExec=\"/opt/pack man/packman\" open -- %u\n"), "{e}");
+        assert!(e.contains("\nExec=\"/opt/pack man/packman\" open --pause-after -- %u\n"), "{e}");
         assert!(e.contains("\nMimeType=x-scheme-handler/packman;\n") && e.contains("\nTerminal=true\n"), "{e}");
         assert!(!e.contains("--yes"));
     }
