@@ -280,9 +280,14 @@ def main() -> None:
 
         mirror = work / "mirror"
         for rep in range(args.reps):
+            # The last rep's files removed before the sync, not during it: its commit syncs the
+            # filesystem, which would otherwise write that removal too (the copy's removal
+            # below is settled before it runs, likewise).
+            fresh(mirror)
+            fresh(work / "state")
             settle()
-            w, r, _ = run_rusage([PACKMAN, "mirror", "sync", url, fresh(mirror), "--root", root, "--jobs",
-                                  str(args.jobs), "--state", fresh(work / "state")], env=env)
+            w, r, _ = run_rusage([PACKMAN, "mirror", "sync", url, mirror, "--root", root, "--jobs",
+                                  str(args.jobs), "--state", work / "state"], env=env)
             record("full sync: packman", w, r)
             copy = fresh(work / "copy")
             copy.mkdir()

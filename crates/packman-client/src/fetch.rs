@@ -71,6 +71,11 @@ impl HttpTransport {
             .timeout_per_read(Some(config.read_timeout))
             .user_agent(config.user_agent.as_str())
             .max_redirects(5)
+            // Enough idle connections for parallel downloads from one host (a mirror sync's
+            // --jobs, the proxy's fetches) to reuse theirs: ureq keeps 3 per host by
+            // default, and a sync on 8 threads opened a new connection every 6 files.
+            .max_idle_connections(64)
+            .max_idle_connections_per_host(32)
             .build()
             .into();
         HttpTransport { agent, config }

@@ -439,7 +439,6 @@ fn sync_locked(
     }
 
     let targets_dir = paths.repo().targets_dir();
-    let staged_targets = staging.join("targets");
     let mut wanted_hashed = BTreeSet::new();
     let mut wanted_plain = BTreeMap::new();
     let mut unwanted_plain = BTreeSet::new();
@@ -491,7 +490,7 @@ fn sync_locked(
     // No fsync per file: the batch is made durable at once before the commit below.
     let fetcher = up.target_fetcher().batch_durability();
     drop(up);
-    let fetched = download_all(&fetcher, &staged_targets, &todo, opts)?;
+    let fetched = download_all(&fetcher, &todo, opts)?;
     for (path, info, _, _) in &todo {
         report.bytes_fetched += info.length;
         report.targets_fetched.push(path.clone());
@@ -577,14 +576,12 @@ fn delegated(trusted: &TrustedSet, roles: &[String], role: &str, path: &str) -> 
     })
 }
 
-/// Downloads `todo` (target, signed description, final name, journal name) into `staged`,
-/// verified, on [`SyncOptions::jobs`] threads each taking the next file as it finishes one;
+/// Downloads `todo` (target, signed description, final name, journal name), verified, on [`SyncOptions::jobs`] threads each taking the next file as it finishes one;
 /// each verified file is renamed to its journal name at once (a sync killed later does not
 /// fetch it again). After the first failure no new download starts; the error of the first
 /// failed file (in `todo` order) is returned. Returns (journal name, final name) pairs.
 fn download_all(
     fetcher: &TargetFetcher,
-    staged: &Path,
     todo: &[(String, TargetFile, PathBuf, PathBuf)],
     opts: &SyncOptions,
 ) -> Result<Vec<(PathBuf, PathBuf)>, MirrorError> {
@@ -610,12 +607,14 @@ fn download_all(
                         last = n;
                     }
                 };
+                // The temp file in the journal's own directory: a rename within one
+                // directory, where one across directories takes the filesystem-wide rename
+                // lock that the download threads then queue on.
+                let dir = packman_fs::parent(journal);
                 let r = fetcher
-                    .download_target_temp_with(staged, path, info, &mut tick)
+                    .download_target_temp_with(dir, path, info, &mut tick)
                     .map_err(MirrorError::from)
                     .and_then(|v: VerifiedTarget| {
-                        let dir = packman_fs::parent(journal);
-                        std::fs::create_dir_all(dir).map_err(|e| MirrorError::io(dir, e))?;
                         v.persist_in_batch(journal).map_err(|e| match e {
                             packman_client::Error::Io { path, source } => MirrorError::Io { path, source },
                             e => MirrorError::Upstream(e),
