@@ -2,6 +2,9 @@
 //! escape codes), forced with `CLICOLOR_FORCE`, and on a real terminal (a tmux pane, read
 //! with its attributes), where `NO_COLOR=1` removes it.
 //!
+//! Progress bars likewise: a mirror sync on a terminal shows files, bytes, rate and ETA while
+//! it downloads and clears the line after; piped, it writes no bar.
+//!
 //! The terminal half needs tmux (`.ci/run` installs it; under CI a missing tmux fails).
 
 use std::path::Path;
@@ -64,4 +67,76 @@ fn a_terminal_gets_colour_and_no_color_removes_it() {
     assert!(screen.contains("\x1b[1m") && screen.contains("\x1b[31merror:"), "{screen:?}");
     let screen = on_a_terminal(&d.path().join("tmux-2.sock"), "NO_COLOR=1", "lists no repository");
     assert!(screen.contains("packman: error: ") && !screen.contains('\x1b'), "{screen:?}");
+}
+
+#[test]
+fn a_sync_on_a_terminal_shows_a_progress_bar_and_piped_none() {
+    if !need("tmux", &["-V"]) {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let up = d.path().join("up");
+    let run =
+        |args: &[&str]| Command::new(bin()).args(args).env("PACKMAN_HOME", d.path().join("home")).output().unwrap();
+    assert!(run(&["repo", "init", up.to_str().unwrap(), "--bins", "4"]).status.success());
+    let (slow, fast) = (d.path().join("slow.txt"), d.path().join("fast.txt"));
+    std::fs::write(&slow, "slowly, byte by byte").unwrap();
+    std::fs::write(&fast, "at once").unwrap();
+    let o = run(&[
+        "repo",
+        "add",
+        up.to_str().unwrap(),
+        "--raw",
+        "--prefix",
+        "docs/",
+        slow.to_str().unwrap(),
+        fast.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let server = packman_testkit::TestServer::serve_dir(&up).unwrap();
+    let sha = packman_tuf::target::describe(b"slowly, byte by byte").hashes.get("sha256").unwrap().to_string();
+    let slow_url = format!("/targets/{}", packman_tuf::layout::hashed_target("docs/slow.txt", &sha));
+    server.set(&slow_url, packman_testkit::Behavior::Drip(Duration::from_millis(150)));
+    let root = up.join("metadata/1.root.json");
+
+    let socket = d.path().join("tmux.sock");
+    let shell = format!(
+        "PACKMAN_HOME='{}' '{}' mirror sync {} '{}' --root '{}'; sleep 60",
+        d.path().join("home").display(),
+        bin(),
+        server.url(),
+        d.path().join("m1").display(),
+        root.display()
+    );
+    let tmux = |args: &[&str]| Command::new("tmux").arg("-S").arg(&socket).args(args).output().unwrap();
+    assert!(tmux(&["new-session", "-d", "-s", "p", "-x", "200", "-y", "20", &shell]).status.success());
+    let capture = || text(&tmux(&["capture-pane", "-p", "-t", "p"])).0;
+    let wait_for = |needle: &str| {
+        let start = Instant::now();
+        loop {
+            let s = capture();
+            if s.contains(needle) || start.elapsed() > Duration::from_secs(20) {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let during = wait_for("ETA");
+    let done = wait_for("synced ");
+    let _ = tmux(&["kill-server"]);
+    assert!(during.contains("/2 files") && during.contains("ETA"), "no bar while downloading: {during:?}");
+    assert!(done.contains("synced ") && !done.contains("ETA"), "the bar was not cleared: {done:?}");
+
+    server.reset();
+    let o = run(&[
+        "mirror",
+        "sync",
+        &server.url(),
+        d.path().join("m2").to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success() && out.contains("synced "), "{out}{err}");
+    assert!(!err.contains("ETA") && !err.contains('\r'), "a bar on a pipe: {err:?}");
 }

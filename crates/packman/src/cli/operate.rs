@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -303,17 +302,12 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     opts.config.fetcher.read_timeout = timeout;
     let given = crate::report::failover_transport(&opts.metadata_url, &opts.targets_url, &a.mirrors, &opts.config)?;
     opts.mirrors = given.mirrors().into_iter().skip(1).collect();
-    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| Arc::new(Bar::new()));
-    opts.progress = bar.clone().map(|b| b as Arc<dyn packman_mirror::SyncProgress>);
-    let drawer = bar.clone().map(Bar::draw_until_done);
+    let bar = crate::progress::SyncBar::new();
+    opts.progress = Some(Arc::new(bar.clone()));
     let t0 = Instant::now();
     let (r, failures) = packman_mirror::sync_with(&local, &opts);
     let seconds = t0.elapsed().as_secs_f64();
-    if let (Some(bar), Some(drawer)) = (&bar, drawer) {
-        bar.finished.store(true, Ordering::Relaxed);
-        drawer.thread().unpark();
-        let _ = drawer.join();
-    }
+    bar.finish();
     for f in &failures {
         eprintln!("packman: {f}");
     }
@@ -602,80 +596,6 @@ fn print_headline(verb: &str, from: &dyn std::fmt::Display, dest: &std::path::Pa
         r.roles,
         r.targets
     );
-}
-
-/// The sync's progress line on a terminal (stderr): files, bytes, rate and ETA, redrawn five
-/// times a second while targets download.
-struct Bar {
-    t0: Instant,
-    files: AtomicUsize,
-    done: AtomicUsize,
-    total: AtomicU64,
-    bytes: AtomicU64,
-    started: AtomicBool,
-    finished: AtomicBool,
-}
-
-impl Bar {
-    fn new() -> Bar {
-        Bar {
-            t0: Instant::now(),
-            files: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
-            total: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            started: AtomicBool::new(false),
-            finished: AtomicBool::new(false),
-        }
-    }
-
-    fn line(&self) -> String {
-        let mb = |b: u64| b as f64 / 1e6;
-        let (bytes, total) = (self.bytes.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed));
-        let secs = self.t0.elapsed().as_secs_f64().max(1e-3);
-        let rate = bytes as f64 / secs;
-        let eta = if rate > 0.0 { format!("{:.0} s", total.saturating_sub(bytes) as f64 / rate) } else { "?".into() };
-        format!(
-            "  {}/{} files  {:.1}/{:.1} MB  {:.1} MB/s  ETA {eta}",
-            self.done.load(Ordering::Relaxed),
-            self.files.load(Ordering::Relaxed),
-            mb(bytes),
-            mb(total),
-            rate / 1e6
-        )
-    }
-
-    /// Draws until `finished`, then clears the line.
-    fn draw_until_done(self: Arc<Self>) -> std::thread::JoinHandle<()> {
-        std::thread::spawn(move || {
-            let mut drawn = false;
-            while !self.finished.load(Ordering::Relaxed) {
-                if self.started.load(Ordering::Relaxed) {
-                    eprint!("\r\x1b[2K{}", self.line());
-                    drawn = true;
-                }
-                // Woken at once when the sync ends (a no-change sync must not wait for a tick).
-                std::thread::park_timeout(Duration::from_millis(200));
-            }
-            if drawn {
-                eprint!("\r\x1b[2K");
-            }
-        })
-    }
-}
-
-impl packman_mirror::SyncProgress for Bar {
-    fn start(&self, files: usize, bytes: u64) {
-        self.files.store(files, Ordering::Relaxed);
-        self.total.store(bytes, Ordering::Relaxed);
-        self.started.store(files > 0, Ordering::Relaxed);
-    }
-    fn bytes(&self, n: u64) {
-        self.bytes.fetch_add(n, Ordering::Relaxed);
-    }
-    fn file_done(&self) {
-        self.done.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// How stale a refused mirror now is: what it serves, since when, and until when clients

@@ -2,9 +2,8 @@
 //! person, from signed pages only, each project from the repository the ring routes it to
 //! (the rules and the reader are `packman_trust::read`, shared with the proxy).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use packman_index::FileEntry;
 use packman_trust::read::{ProjectInfo, Verdict};
@@ -300,56 +299,14 @@ fn fetch_one(r: &mut Reader, info: &ProjectInfo, f: &FileEntry, dest: &Path, pro
         }
         // Not the signed bytes after all: fetched below, as if it were not cached.
     }
-    let mut bar = Bar::new(progress, &f.filename, signed.length);
-    let verified = fetcher.download_target_temp_with(dest, &target, &signed, &mut |n| bar.update(n));
-    bar.finish();
+    let bar = crate::progress::download(progress, &f.filename, signed.length);
+    let verified = fetcher.download_target_temp_with(dest, &target, &signed, &mut |n| bar.set_position(n));
+    bar.finish_and_clear();
     let verified = verified.map_err(|e| {
         format!("repository {}: {}: nothing saved as {}", info.repo.name, crate::report::explain(&e), path.display())
     })?;
     verified.persist(&path).map_err(|e| crate::report::explain(&e))?;
     Ok(got(false))
-}
-
-/// A one-line progress bar on stderr, drawn only when stderr is a terminal, at most ten
-/// times a second.
-struct Bar<'a> {
-    on: bool,
-    name: &'a str,
-    total: u64,
-    last: Option<Instant>,
-}
-
-impl<'a> Bar<'a> {
-    fn new(on: bool, name: &'a str, total: u64) -> Self {
-        Bar { on, name, total, last: None }
-    }
-
-    fn update(&mut self, n: u64) {
-        if !self.on || self.last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
-            return;
-        }
-        self.last = Some(Instant::now());
-        let frac = if self.total == 0 { 1.0 } else { n as f64 / self.total as f64 };
-        let filled = (frac * 30.0) as usize;
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r{} [{}{}] {:>3}% {:.1}/{:.1} MB",
-            self.name,
-            "#".repeat(filled.min(30)),
-            " ".repeat(30 - filled.min(30)),
-            (frac * 100.0) as u32,
-            n as f64 / 1e6,
-            self.total as f64 / 1e6
-        );
-        let _ = err.flush();
-    }
-
-    fn finish(&mut self) {
-        if self.on && self.last.is_some() {
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
-        }
-    }
 }
 
 #[derive(clap::Args)]
