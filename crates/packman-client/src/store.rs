@@ -18,6 +18,8 @@ pub struct MetadataStore {
     unsynced: std::cell::Cell<bool>,
     /// Roles a read-only store no longer reads ([`MetadataStore::remove`]).
     removed: std::cell::RefCell<Vec<String>>,
+    /// Writes skip fsync: see [`MetadataStore::set_scratch`].
+    scratch: std::cell::Cell<bool>,
 }
 
 impl MetadataStore {
@@ -30,6 +32,7 @@ impl MetadataStore {
             _lock: Some(lock),
             unsynced: Default::default(),
             removed: Default::default(),
+            scratch: Default::default(),
         })
     }
 
@@ -44,6 +47,7 @@ impl MetadataStore {
                 _lock: Some(lock),
                 unsynced: Default::default(),
                 removed: Default::default(),
+                scratch: Default::default(),
             },
             None => Self::open_read_only(dir),
         })
@@ -53,7 +57,13 @@ impl MetadataStore {
     /// every file is replaced atomically, so each read sees a whole, verified file. Writes
     /// are skipped: what the reader verifies anew is kept in memory only.
     pub fn open_read_only(dir: &Path) -> Self {
-        MetadataStore { dir: dir.to_path_buf(), _lock: None, unsynced: Default::default(), removed: Default::default() }
+        MetadataStore {
+            dir: dir.to_path_buf(),
+            _lock: None,
+            unsynced: Default::default(),
+            removed: Default::default(),
+            scratch: Default::default(),
+        }
     }
 
     pub fn is_read_only(&self) -> bool {
@@ -97,9 +107,20 @@ impl MetadataStore {
         if self.is_read_only() {
             return Ok(());
         }
+        if self.scratch.get() {
+            packman_fs::write_atomic_batch(&self.path_of(role), bytes, packman_fs::Durability::detect())?;
+            return Ok(());
+        }
         packman_fs::write_atomic_with(&self.path_of(role), bytes, Access::Public, DirSync::Caller)?;
         self.unsynced.set(true);
         Ok(())
+    }
+
+    /// Marks the directory scratch: nothing relies on it surviving a crash (a mirror's
+    /// staging copy, whose verified bytes are written durably elsewhere), so writes stay
+    /// atomic but skip their fsyncs.
+    pub fn set_scratch(&self) {
+        self.scratch.set(true);
     }
 
     /// Makes the renames of earlier writes durable.

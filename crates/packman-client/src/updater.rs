@@ -209,6 +209,13 @@ impl Updater {
         self.store.dir()
     }
 
+    /// The trusted metadata directory is scratch (a mirror's staging copy, which it writes
+    /// durably elsewhere once verified): its writes skip fsync
+    /// ([`MetadataStore::set_scratch`]). Never for a directory a later run trusts as is.
+    pub fn scratch_metadata(&mut self) {
+        self.store.set_scratch();
+    }
+
     /// The transport this updater fetches through (to share with another updater).
     pub fn transport(&self) -> &Arc<dyn Transport> {
         &self.transport

@@ -78,6 +78,21 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], access: Access, dir_sync: Di
     }
 }
 
+/// Replaces `path` with `bytes` atomically (temp file, rename) without making anything
+/// durable: only the writeback is started ([`platform::start_writeback`]). For a batch the
+/// caller makes durable at once ([`make_durable`], one `syncfs` on Linux) before anything
+/// relies on it, or for scratch files nothing relies on after a crash. Until then a crash can
+/// leave the new name with torn content, so only for files whose reader verifies them or
+/// which a crash makes irrelevant.
+pub fn write_atomic_batch(path: &Path, bytes: &[u8], mode: Durability) -> Result<()> {
+    let dir = parent(path);
+    let mut tmp = public_tempfile(dir)?;
+    tmp.write_all(bytes).map_err(|e| Error::new(path, e))?;
+    platform::start_writeback(mode, tmp.as_file());
+    tmp.persist(path).map_err(|e| Error::new(path, e.error))?;
+    Ok(())
+}
+
 /// Puts a hard link to `existing` at `path` atomically, replacing whatever `path` was: a
 /// link under a temp name in `path`'s directory, renamed over `path`. Readers see the old
 /// file or the new one. The rename is not made durable (sync the directory after a batch).

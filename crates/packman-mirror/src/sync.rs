@@ -344,6 +344,8 @@ fn sync_locked(
         transport.clone(),
         now,
     )?;
+    // Staging is scratch: what it verifies is written durably into DEST and the state below.
+    up.scratch_metadata();
     up.record_verified(true);
     up.refresh()?;
     if opts.signed_mirrors {
@@ -767,6 +769,10 @@ fn write_metadata(paths: &MirrorPaths, files: Vec<VerifiedFile>) -> Result<Vec<S
     if new_root {
         return swap_metadata(paths, &by_name, &names);
     }
+    // Versioned files are new names that nothing served points to until the timestamp does:
+    // written as a batch, made durable at once before the timestamp (one syncfs on Linux).
+    let durability = packman_fs::Durability::detect();
+    let mut batch = Vec::new();
     let mut written = Vec::new();
     for name in names {
         let path = dir.join(&name);
@@ -776,14 +782,20 @@ fn write_metadata(paths: &MirrorPaths, files: Vec<VerifiedFile>) -> Result<Vec<S
         }
         if name == layout::TIMESTAMP_FILE {
             // Everything it leads to is durable first.
-            packman_fs::sync_dir(&dir)?;
+            packman_fs::make_durable(durability, &std::mem::take(&mut batch), std::slice::from_ref(&dir))?;
             packman_fs::write_atomic(&path, bytes)?;
-        } else {
+        } else if name == layout::ROOT_FILE {
+            // Replaces a served file: its bytes are durable before the rename.
             packman_fs::write_atomic_with(&path, bytes, Access::Public, DirSync::Caller)?;
+        } else {
+            packman_fs::write_atomic_batch(&path, bytes, durability)?;
+            batch.push(path);
         }
         written.push(name);
     }
-    packman_fs::sync_dir(&dir)?;
+    if !written.is_empty() {
+        packman_fs::make_durable(durability, &batch, std::slice::from_ref(&dir))?;
+    }
     Ok(written)
 }
 
@@ -840,12 +852,22 @@ fn replace_state(staged: &Path, trusted: &Path) -> Result<(), MirrorError> {
     }
     let mut names: Vec<&String> = new.keys().collect();
     names.sort_by_key(|n| (n.as_str() != layout::ROOT_FILE, n.as_str() != layout::TIMESTAMP_FILE));
+    // Root and timestamp durable one by one, first; the other roles as one batch (a torn
+    // one after a crash fails the updater's check against them and is fetched again).
+    let durability = packman_fs::Durability::detect();
+    let mut batch = Vec::new();
     for name in names {
         if old.get(name) != Some(&new[name]) {
-            packman_fs::write_atomic_with(&trusted.join(name), &new[name], Access::Public, DirSync::Caller)?;
+            let path = trusted.join(name);
+            if name == layout::ROOT_FILE || name == layout::TIMESTAMP_FILE {
+                packman_fs::write_atomic_with(&path, &new[name], Access::Public, DirSync::Caller)?;
+            } else {
+                packman_fs::write_atomic_batch(&path, &new[name], durability)?;
+                batch.push(path);
+            }
         }
     }
-    packman_fs::sync_dir(trusted)?;
+    packman_fs::make_durable(durability, &batch, &[trusted.to_path_buf()])?;
     Ok(())
 }
 
