@@ -39,7 +39,9 @@
 //!   ([`packman_client::PlainCopy::verify`]) and only then renamed into the cache. If they
 //!   are missing or do not match, the target is downloaded by its hashed name as always, and
 //!   only what that path finds is reported: a plain copy is a guess, not the origin's
-//!   answer;
+//!   answer. A plain fetch that stalls is waited for within the transport's own limits
+//!   (stall timeout, minimum speed) before the hashed name is tried; its byte cap drops to
+//!   the signed length as soon as that is known;
 //! - a served JSON project page hints the bins of its newest version's files (and their
 //!   PEP 658 `.metadata`), at most [`HINTED_TARGETS`] per page, fetched in the background
 //!   (bounded: see [`crate::prefetch`]) so that the installer's next request finds its bin
@@ -693,8 +695,10 @@ impl Proxy {
             lock(&self.record).plain.unused += 1;
             return Ok(None);
         };
-        match copy.verify(info).and_then(|v| v.persist(&path)) {
-            Ok(()) => {
+        match copy.verify(info) {
+            Ok(verified) => {
+                // Local trouble, as for a download into the cache.
+                verified.persist(&path).map_err(|e| ReadError::repository(&slot.entry, e))?;
                 lock(&self.record).plain.verified += 1;
                 Ok(Some((path, sha256)))
             }

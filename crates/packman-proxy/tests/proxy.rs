@@ -723,3 +723,23 @@ fn without_speculation_the_bin_then_the_hashed_name() {
     assert_eq!((md.len(), plain.len(), hashed.len()), (1, 0, 1));
     assert_eq!(p.proxy().plain_copies(), Default::default());
 }
+
+#[test]
+fn a_stalled_plain_copy_costs_time_not_the_file() {
+    let up = Upstream::with_bins(&[("demo", WHEEL)]);
+    up.write_plain_copies();
+    let file = wheel_name("demo", "1.0");
+    let target = format!("packages/demo/{file}");
+    up.server.set(&plain_path(&target), Behavior::Stall);
+    let (_d, home) = home_with(&[("main", &up, &["*"])]);
+    let mut o = options();
+    o.client.fetcher.read_timeout = Duration::from_secs(1);
+    let p = start(&home, o);
+    let started = std::time::Instant::now();
+    let got = get(&p, &format!("/packages/demo/{file}"), None);
+    assert_eq!((got.status, got.body.as_slice()), (200, WHEEL), "{}", got.text());
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(p.proxy().plain_copies().unused, 1);
+    assert!(p.proxy().refusals().is_empty() && p.proxy().mirror_failures().is_empty());
+    assert!(cached(&p).iter().all(|(name, bytes)| *name == sha256(bytes)));
+}
