@@ -237,6 +237,17 @@ struct PlainFetch {
     cap: Arc<AtomicU64>,
 }
 
+impl Drop for PlainFetch {
+    /// A fetch not taken (the lookup failed, the file was cached) is stopped at its next
+    /// bytes and waited for, so that its temp file is gone before the request ends (and
+    /// before a shutdown could leave it behind in the cache directory).
+    fn drop(&mut self) {
+        self.cap.store(0, Ordering::Relaxed);
+        // Returns at once when the result was taken already (the sender is gone).
+        let _ = self.got.recv();
+    }
+}
+
 /// A verified file in the cache.
 struct Fetched {
     path: PathBuf,

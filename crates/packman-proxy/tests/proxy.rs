@@ -743,3 +743,21 @@ fn a_stalled_plain_copy_costs_time_not_the_file() {
     assert!(p.proxy().refusals().is_empty() && p.proxy().mirror_failures().is_empty());
     assert!(cached(&p).iter().all(|(name, bytes)| *name == sha256(bytes)));
 }
+
+#[test]
+fn a_guess_for_a_file_nobody_signed_leaves_nothing_behind() {
+    let up = Upstream::with_bins(&[("demo", WHEEL)]);
+    up.write_plain_copies();
+    // The host has a file the metadata does not list, and sends it slowly.
+    let unsigned = "packages/demo/demo-9.9-py3-none-any.whl";
+    up.server.set(&plain_path(unsigned), Behavior::Stall);
+    let (_d, home) = home_with(&[("main", &up, &["*"])]);
+    let mut o = options();
+    o.client.fetcher.read_timeout = Duration::from_secs(1);
+    let p = start(&home, o);
+    let got = get(&p, &format!("/{unsigned}"), None);
+    assert_eq!(got.status, 404, "{}", got.text());
+    assert!(up.server.requests().contains(&plain_path(unsigned)), "{:?}", up.server.requests());
+    // Answered only once the guess was over: no temp file of it is left in the cache.
+    assert!(cached(&p).is_empty(), "{:?}", cached(&p).iter().map(|x| &x.0).collect::<Vec<_>>());
+}
