@@ -1,7 +1,8 @@
 """packman proxy vs packman serve: pip and uv installing the same tree of wheels, same run.
 
     python3 benches/proxy_bench.py [--reps 3] [--packages 50] [--page-requests 300]
-                                   [--origin-rtt-ms MS] [--uv PATH] [--workdir DIR] [--keep]
+                                   [--origin-rtt-ms MS] [--cold-bins] [--uv PATH] [--workdir DIR]
+                                   [--keep]
 
 Builds 50 tiny real wheels (bench-pkg-00 .. bench-pkg-49, each a module, METADATA with
 Requires-Dist and a RECORD), where package i requires packages 2i+1 and 2i+2 (a binary
@@ -16,6 +17,11 @@ directory with only one index:
   proxy cold  `packman proxy` started with an empty cache (PACKMAN_HOME/cache removed;
               the trusted metadata stays, the proxy's start-up refresh is not timed)
   proxy warm  the same proxy again, its cache holding every page and wheel
+
+With --cold-bins, "proxy cold" also starts without the delegated bins' metadata (each
+file of PACKMAN_HOME/ring/bench/metadata but root, timestamp, snapshot and targets removed):
+a first install, where every page and wheel first needs its bin fetched. Without it, every
+cold run after the first finds the bins the earlier runs saved.
 
 With --origin-rtt-ms MS, the origin is reached through a relay on 127.0.0.1 that delays
 every chunk by MS/2 in each direction (latency only, no bandwidth limit): the index is then as
@@ -250,6 +256,8 @@ def main() -> None:
     ap.add_argument("--page-requests", type=int, default=300)
     ap.add_argument("--origin-rtt-ms", type=float, default=0.0,
                     help="reach the origin through a relay adding this round-trip time")
+    ap.add_argument("--cold-bins", action="store_true",
+                    help="proxy cold also without the delegated bins' metadata (a first install)")
     ap.add_argument("--uv", default=os.environ.get("UV") or shutil.which("uv"))
     ap.add_argument("--workdir")
     ap.add_argument("--keep", action="store_true")
@@ -293,6 +301,11 @@ def main() -> None:
         def start_proxy(cold: bool) -> Server:
             if cold:
                 shutil.rmtree(home / "cache", ignore_errors=True)
+                if a.cold_bins:
+                    keep = {"root.json", "timestamp.json", "snapshot.json", "targets.json"}
+                    for f in (home / "ring" / "bench" / "metadata").glob("*.json"):
+                        if f.name not in keep:
+                            f.unlink()
             p = Server([str(packman), "proxy", "--listen", "127.0.0.1:0"], env, r"http://([\d.:]+)/simple/")
             servers.append(p)
             return p
@@ -300,7 +313,8 @@ def main() -> None:
         times: dict[tuple[str, str], list[float]] = {}
         target = work / "target"
         modes = ["direct", "proxy cold", "proxy warm"]
-        print(f"{N_PACKAGES} wheels, {a.reps} reps, tools: {', '.join(tools)}, origin RTT {a.origin_rtt_ms:g} ms; "
+        print(f"{N_PACKAGES} wheels, {a.reps} reps, tools: {', '.join(tools)}, origin RTT {a.origin_rtt_ms:g} ms"
+              f"{', cold bins' if a.cold_bins else ''}; "
               f"load {os.getloadavg()[0]:.2f}", flush=True)
         for rep in range(a.reps):
             for tool in tools:

@@ -16,4 +16,4 @@ pub use failover::{failover, Candidate, FailoverTransport, FailureKind, MirrorFa
 pub use fetch::{FetchError, FetcherConfig, HttpTransport};
 pub use store::MetadataStore;
 pub use transport::{file_url, DefaultTransport, Fetcher, FileTransport, Transport};
-pub use updater::{is_cached, Config, Downloaded, TargetFetcher, Updater, VerifiedFile, VerifiedTarget};
+pub use updater::{is_cached, Config, Downloaded, PlainCopy, TargetFetcher, Updater, VerifiedFile, VerifiedTarget};

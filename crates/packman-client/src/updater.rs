@@ -16,6 +16,9 @@ use crate::store::MetadataStore;
 use crate::transport::{DefaultTransport, Transport};
 use crate::{Error, FetchError};
 
+mod plain;
+pub use plain::PlainCopy;
+
 /// Defaults follow python-tuf's `UpdaterConfig`.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -14,8 +14,11 @@
 
 mod error;
 mod http;
+mod prefetch;
 mod proxy;
 
 pub use error::ProxyError;
 pub use http::{run, serve, Running};
-pub use proxy::{Clock, MirrorReport, Options, Proxy, Refusal, Reply, ReplyBody, Served};
+pub use proxy::{
+    Clock, MirrorReport, Options, PlainCopies, Proxy, Refusal, Reply, ReplyBody, Served, HINTED_TARGETS, PLAIN_MAX,
+};

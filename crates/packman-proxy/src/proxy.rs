@@ -25,19 +25,53 @@
 //! mutex; downloads go through the updater's [`TargetFetcher`](packman_client::TargetFetcher)
 //! without it, side by side. The calls block (network, disk): the HTTP layer makes them from
 //! `spawn_blocking`.
+//!
+//! **Cold-cache latency** ([`Options::speculate`], on by default). With hashed bins a file's
+//! URL (`dir/HASH.name`) is known only once its bin is loaded, which would cost two round
+//! trips per page or file where a plain index costs one. So, when a target's bin is neither
+//! in memory nor in the metadata directory:
+//!
+//! - the bin is fetched without the mutex ([`crate::prefetch`]: the updater then takes those
+//!   bytes and verifies them as any it fetches), and, at the same time, the target by its
+//!   plain name (which packman's repositories and mirrors also serve for `packages/` and
+//!   `simple/` targets, [`layout::plain_copy_wanted`]) into a temp file, unverified. Once
+//!   the bin is loaded, those bytes are checked against the signed description
+//!   ([`packman_client::PlainCopy::verify`]) and only then renamed into the cache. If they
+//!   are missing or do not match, the target is downloaded by its hashed name as always, and
+//!   only what that path finds is reported: a plain copy is a guess, not the origin's
+//!   answer. A plain fetch that stalls is waited for within the transport's own limits
+//!   (stall timeout, minimum speed) before the hashed name is tried; its byte cap drops to
+//!   the signed length as soon as that is known;
+//! - a served JSON project page hints the bins of its newest version's files (and their
+//!   PEP 658 `.metadata`), at most [`HINTED_TARGETS`] per page, fetched in the background
+//!   (bounded: see [`crate::prefetch`]) so that the installer's next request finds its bin
+//!   at hand. A failed hint only means the request fetches the bin itself.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use packman_client::{DefaultTransport, FailoverTransport, MirrorFailure, Transport, Updater};
+use packman_client::{
+    DefaultTransport, FailoverTransport, MirrorFailure, PlainCopy, TargetFetcher, Transport, Updater,
+};
 use packman_server::{page_format, resolve, PageFormat, Resolved, ACCEPTABLE};
 use packman_trust::read::{self, Page, VerifiedCache};
 use packman_trust::{Home, ReadError, RepoEntry, Ring, TrustedRepo};
-use packman_tuf::{layout, OffsetDateTime, TargetFile};
+use packman_tuf::trusted::SearchStep;
+use packman_tuf::{layout, Limits, OffsetDateTime, TargetFile, TargetSearch};
 
+use crate::prefetch::{Prefetching, Start};
 use crate::ProxyError;
+
+/// Most targets of one served page whose bins are prefetched.
+pub const HINTED_TARGETS: usize = 16;
+/// Most bytes fetched by a plain name before the signed length is known (then the signed
+/// length is the cap): a larger file waits for its bin, whose round trip matters little
+/// next to its transfer.
+pub const PLAIN_MAX: u64 = 8 << 20;
 
 /// The time updaters judge expiry at.
 pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
@@ -53,6 +87,9 @@ pub struct Options {
     pub clock: Clock,
     /// Print each refusal to stderr as it happens.
     pub log_to_stderr: bool,
+    /// Overlap a target's bin lookup with fetching it by its plain name, and prefetch the
+    /// bins of a served page's files (see the module docs). Off: one step after the other.
+    pub speculate: bool,
 }
 
 impl Default for Options {
@@ -62,6 +99,7 @@ impl Default for Options {
             client: packman_client::Config::default(),
             clock: Arc::new(OffsetDateTime::now_utc),
             log_to_stderr: true,
+            speculate: true,
         }
     }
 }
@@ -76,6 +114,19 @@ pub struct Served {
     pub length: u64,
     /// Served from the cache, nothing fetched.
     pub cached: bool,
+}
+
+/// What became of the files fetched by their plain names while their bins were looked up
+/// ([`Options::speculate`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlainCopies {
+    /// Matched the signed description: served and cached.
+    pub verified: u64,
+    /// Did not match: dropped, the target fetched by its hashed name instead.
+    pub refused: u64,
+    /// Not had (not found, unreachable, longer than allowed, or the file was cached or not
+    /// signed after all): the hashed name used, if needed.
+    pub unused: u64,
 }
 
 /// A request the proxy refused, with the message it answered.
@@ -152,6 +203,9 @@ struct Slot {
     /// The repository's URLs and mirrors; kept across refreshes, so a mirror that failed
     /// stays at the back.
     transport: Arc<FailoverTransport>,
+    /// `transport` with the bins fetched ahead of the updater: what the updater fetches
+    /// through.
+    prefetch: Arc<Prefetching>,
     /// How many of the transport's failures were recorded already.
     reported: Mutex<usize>,
     state: Mutex<State>,
@@ -173,6 +227,25 @@ struct Record {
     /// What a person must be told about how metadata was made current (offline, expired
     /// metadata allowed), each line once.
     notes: Vec<String>,
+    plain: PlainCopies,
+}
+
+/// A target being fetched by its plain name on another thread.
+struct PlainFetch {
+    got: mpsc::Receiver<Result<PlainCopy, packman_client::Error>>,
+    /// The fetch's byte cap, lowered to the signed length once that is known.
+    cap: Arc<AtomicU64>,
+}
+
+impl Drop for PlainFetch {
+    /// A fetch not taken (the lookup failed, the file was cached) is stopped at its next
+    /// bytes and waited for, so that its temp file is gone before the request ends (and
+    /// before a shutdown could leave it behind in the cache directory).
+    fn drop(&mut self) {
+        self.cap.store(0, Ordering::Relaxed);
+        // Returns at once when the result was taken already (the sender is gone).
+        let _ = self.got.recv();
+    }
 }
 
 /// A verified file in the cache.
@@ -210,10 +283,12 @@ impl Proxy {
             .repos
             .iter()
             .map(|entry| {
+                let transport = read::ring_transport(home, entry, inner.clone())?;
                 Ok(Slot {
                     entry: entry.clone(),
                     trusted: entry.trusted(home),
-                    transport: read::ring_transport(home, entry, inner.clone())?,
+                    prefetch: Prefetching::new(transport.clone()),
+                    transport,
                     reported: Mutex::default(),
                     state: Mutex::default(),
                 })
@@ -268,6 +343,11 @@ impl Proxy {
     /// config), as [`read::Freshness::notes`] says it, once each.
     pub fn notes(&self) -> Vec<String> {
         lock(&self.record).notes.clone()
+    }
+
+    /// What became of the files fetched by their plain names so far.
+    pub fn plain_copies(&self) -> PlainCopies {
+        lock(&self.record).plain
     }
 
     /// Every request refused so far, with its message.
@@ -379,7 +459,10 @@ impl Proxy {
     /// they lead back to this proxy).
     fn project_page(&self, project: &str, format: PageFormat) -> Result<Reply, ProxyError> {
         let json = format == PageFormat::Json;
-        let Page { bytes, .. } = read::project_page(&self.ring, project, json, |e, t| self.read(e, t))?;
+        let Page { bytes, repo, .. } = read::project_page(&self.ring, project, json, |e, t| self.read(e, t))?;
+        if json && self.options.speculate {
+            self.hint_page_files(self.slot(repo), project, &bytes);
+        }
         Ok(Reply {
             status: 200,
             content_type: format.content_type(),
@@ -420,9 +503,10 @@ impl Proxy {
         state.updater = None;
         state.refreshed = None;
         state.signed_read = false;
+        slot.prefetch.clear();
         let now = (self.options.clock)();
         let opened =
-            read::open_fresh(&slot.entry, &slot.trusted, self.options.client.clone(), slot.transport.clone(), now);
+            read::open_fresh(&slot.entry, &slot.trusted, self.options.client.clone(), slot.prefetch.clone(), now);
         self.note_failures(slot);
         let (up, fresh) = opened?;
         let mut record = lock(&self.record);
@@ -501,17 +585,40 @@ impl Proxy {
         r
     }
 
-    /// The verified file of `target` in the cache, fetched through the owner's updater if
-    /// needed; `None` if the repository does not sign it. A page request (`page`) refreshes
-    /// the repository first when its metadata is older than `refresh_every`.
-    fn fetch_once(&self, slot: &Slot, target: &str, page: bool) -> Result<Option<Fetched>, ReadError> {
-        let mut state = lock(&slot.state);
+    /// Refreshes `slot` if it never was, or failed, or (for a page request, `page`) its
+    /// metadata is older than `refresh_every`.
+    fn make_current(&self, slot: &Slot, state: &mut State, page: bool) -> Result<(), ReadError> {
         let stale = match state.refreshed {
             None => true,
             Some(at) => page && at.elapsed() >= self.options.refresh_every,
         };
         if stale || state.updater.is_none() {
-            self.refresh(slot, &mut state)?;
+            self.refresh(slot, state)?;
+        }
+        Ok(())
+    }
+
+    /// The verified file of `target` in the cache, fetched through the owner's updater if
+    /// needed; `None` if the repository does not sign it. A page request (`page`) refreshes
+    /// the repository first when its metadata is older than `refresh_every`.
+    fn fetch_once(&self, slot: &Slot, target: &str, page: bool) -> Result<Option<Fetched>, ReadError> {
+        let mut state = lock(&slot.state);
+        self.make_current(slot, &mut state, page)?;
+        let mut plain = None;
+        if self.options.speculate {
+            let up = state.updater.as_ref().expect("refreshed");
+            if let Some((url, max_len)) = self.bin_to_fetch(slot, up, target) {
+                slot.prefetch.start(&url, max_len, true);
+                // A bin already fetched (hinted by a page) is loaded at once: nothing to overlap.
+                if !slot.prefetch.is_done(&url) && layout::plain_copy_wanted(target) {
+                    plain = Some(self.start_plain(up.target_fetcher(), target));
+                }
+                // The bin comes without the mutex: other requests go on meanwhile.
+                drop(state);
+                slot.prefetch.wait(&url);
+                state = lock(&slot.state);
+                self.make_current(slot, &mut state, false)?;
+            }
         }
         let up = state.updater.as_mut().expect("refreshed");
         let info = match up.get_target_info(target) {
@@ -522,14 +629,129 @@ impl Proxy {
         // Downloads go without the lock, so that one slow file holds up nothing else.
         let fetcher = up.target_fetcher();
         drop(state);
-        let got = self.cache.get(&slot.entry, &fetcher, target, &info)?;
+        let from_plain = match plain {
+            Some(p) => self.take_plain(slot, target, &info, p)?,
+            None => None,
+        };
+        let (path, sha256, hit) = match from_plain {
+            Some((path, sha256)) => (path, sha256, false),
+            None => {
+                let got = self.cache.get(&slot.entry, &fetcher, target, &info)?;
+                (got.path, got.sha256, got.hit)
+            }
+        };
         lock(&self.record).served.push(Served {
             repo: slot.entry.name.clone(),
             target: target.into(),
-            sha256: got.sha256,
+            sha256,
             length: info.length,
-            cached: got.hit,
+            cached: hit,
         });
-        Ok(Some(Fetched { path: got.path, info }))
+        Ok(Some(Fetched { path, info }))
+    }
+
+    /// The URL (the first the failover loop tries) and the signed length cap of the bin that
+    /// looking `target` up would fetch from the repository, if it would: the bin is not
+    /// loaded, not in the metadata directory (then it is read from there), and its URL is a
+    /// versioned one (consistent snapshots), whose bytes never change.
+    fn bin_to_fetch(&self, slot: &Slot, up: &Updater, target: &str) -> Option<(String, u64)> {
+        let trusted = up.trusted();
+        if !trusted.root().signed.consistent_snapshot() {
+            return None;
+        }
+        let mut search = TargetSearch::new(target, Limits { max_delegations: self.options.client.max_delegations });
+        let SearchStep::Load { role, .. } = search.step(trusted) else { return None };
+        if up.metadata_dir().join(layout::metadata_file(&role, None)).is_file() {
+            return None;
+        }
+        let meta = trusted.meta_for(&role)?;
+        let url = layout::metadata_url(&slot.trusted.metadata_url, &role, Some(meta.version));
+        Some((slot.prefetch.first_candidate(&url), meta.length.unwrap_or(self.options.client.targets_max_length)))
+    }
+
+    /// Starts fetching `target` by its plain name into the cache directory (a temp file).
+    fn start_plain(&self, fetcher: TargetFetcher, target: &str) -> PlainFetch {
+        let (tx, got) = mpsc::sync_channel(1);
+        let cap = Arc::new(AtomicU64::new(PLAIN_MAX));
+        let (dir, target, c) = (self.cache.dir().to_path_buf(), target.to_string(), cap.clone());
+        let spawned = std::thread::Builder::new().name("packman-plain".into()).spawn(move || {
+            // The receiver may be gone (the lookup failed): the copy is then dropped, removed.
+            let _ = tx.send(fetcher.fetch_plain(&dir, &target, &c));
+        });
+        if let Err(e) = spawned {
+            let (tx, rx) = mpsc::sync_channel(1);
+            let _ = tx.send(Err(packman_client::Error::Io { path: PathBuf::new(), source: e }));
+            return PlainFetch { got: rx, cap };
+        }
+        PlainFetch { got, cap }
+    }
+
+    /// The plain-name copy of `target`, once verified against `info` and renamed into the
+    /// cache: its path and sha256; `None` when it is not to be used (the file is cached
+    /// already, or the copy was not had or did not match: then the caller downloads it by its
+    /// hashed name).
+    fn take_plain(
+        &self,
+        slot: &Slot,
+        target: &str,
+        info: &TargetFile,
+        plain: PlainFetch,
+    ) -> Result<Option<(PathBuf, String)>, ReadError> {
+        plain.cap.store(info.length.min(PLAIN_MAX), Ordering::Relaxed);
+        let sha256 = read::signed_sha256(&slot.entry, target, info)?;
+        let path = self.cache.dir().join(&sha256);
+        let cached = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == info.length);
+        let outcome = if cached { None } else { plain.got.recv().ok().and_then(Result::ok) };
+        let Some(copy) = outcome else {
+            lock(&self.record).plain.unused += 1;
+            return Ok(None);
+        };
+        match copy.verify(info) {
+            Ok(verified) => {
+                // Local trouble, as for a download into the cache.
+                verified.persist(&path).map_err(|e| ReadError::repository(&slot.entry, e))?;
+                lock(&self.record).plain.verified += 1;
+                Ok(Some((path, sha256)))
+            }
+            // Not the repository's answer (the hashed name's is): counted, not reported.
+            Err(_) => {
+                lock(&self.record).plain.refused += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Hints the bins of the newest files of a served JSON project page (see the module
+    /// docs); whatever goes wrong here only costs the later request a round trip.
+    fn hint_page_files(&self, slot: &Slot, project: &str, page: &[u8]) {
+        let Ok(parsed) = packman_index::parse_project_json(project, page) else { return };
+        let project = packman_index::normalize_name(project);
+        let mut targets = Vec::new();
+        if let Some((_, files)) = packman_index::select::by_version(&parsed).into_iter().next() {
+            for f in files {
+                let t = layout::package_target(&project, &f.filename);
+                if f.core_metadata_sha256.is_some() {
+                    targets.push(format!("{t}.metadata"));
+                }
+                targets.push(t);
+            }
+        }
+        targets.truncate(HINTED_TARGETS);
+        let state = lock(&slot.state);
+        let Some(up) = state.updater.as_ref() else { return };
+        let mut bins: Vec<(String, u64)> = Vec::new();
+        for t in &targets {
+            if let Some(b) = self.bin_to_fetch(slot, up, t) {
+                if !bins.contains(&b) {
+                    bins.push(b);
+                }
+            }
+        }
+        drop(state);
+        for (url, max_len) in bins {
+            if slot.prefetch.start(&url, max_len, false) == Start::Full {
+                break;
+            }
+        }
     }
 }

@@ -41,7 +41,27 @@ struct Upstream {
 
 impl Upstream {
     fn new(projects: &[(&str, &[u8])]) -> Upstream {
-        let mut repo = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap();
+        Self::build(RepoBuilder::new(OffsetDateTime::now_utc()).unwrap(), projects)
+    }
+
+    /// As [`Upstream::new`], every target in one of 8 succinct hashed bins.
+    fn with_bins(projects: &[(&str, &[u8])]) -> Upstream {
+        Self::build(RepoBuilder::new(OffsetDateTime::now_utc()).unwrap().with_succinct_bins(3).unwrap(), projects)
+    }
+
+    /// Writes the plain-name copies `packman serve` keeps of `packages/` and `simple/`
+    /// targets (`targets/PATH`).
+    fn write_plain_copies(&self) {
+        for (path, bytes) in &self.repo.target_data {
+            if layout::plain_copy_wanted(path) {
+                let p = self.dir.path().join("targets").join(path);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, bytes).unwrap();
+            }
+        }
+    }
+
+    fn build(mut repo: RepoBuilder, projects: &[(&str, &[u8])]) -> Upstream {
         let mut names = Vec::new();
         for (project, wheel) in projects {
             let file = wheel_name(project, "1.0");
@@ -525,4 +545,219 @@ fn a_wheel_bad_on_every_mirror_is_refused_and_nothing_is_cached() {
         "{failures:?}"
     );
     assert_eq!(p.proxy().refusals().len(), 1);
+}
+
+// The overlapped path (Options::speculate): a repository with hashed bins and plain-name
+// copies of its `packages/` and `simple/` targets, as `packman serve` and mirrors have.
+
+/// The URL path of `target`'s plain-name copy.
+fn plain_path(target: &str) -> String {
+    format!("/targets/{target}")
+}
+
+/// Requests of the upstream's log: (metadata, plain-name targets, hashed-name targets).
+fn split_log(log: &[String]) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (mut md, mut plain, mut hashed) = (Vec::new(), Vec::new(), Vec::new());
+    for p in log {
+        if p.starts_with("/metadata/") {
+            md.push(p.clone());
+        } else if p.rsplit('/').next().is_some_and(|f| layout::is_immutable(f, false)) {
+            hashed.push(p.clone());
+        } else {
+            plain.push(p.clone());
+        }
+    }
+    (md, plain, hashed)
+}
+
+#[test]
+fn a_page_and_a_wheel_come_by_their_plain_names_while_their_bins_load_verified() {
+    let up = Upstream::with_bins(&[("demo", WHEEL), ("other-thing", b"other")]);
+    up.write_plain_copies();
+    let file = wheel_name("demo", "1.0");
+    let wheel_target = format!("packages/demo/{file}");
+    // A wheel asked for first (no page hinted its bin), then a page, each from a fresh
+    // proxy so that neither finds the other's bin loaded.
+    for (path, target, want) in [
+        (format!("/packages/demo/{file}"), wheel_target.clone(), WHEEL.to_vec()),
+        (
+            "/simple/other-thing/".to_string(),
+            "simple/other-thing/index.json".to_string(),
+            up.target("simple/other-thing/index.json"),
+        ),
+    ] {
+        let (_d, home) = home_with(&[("main", &up, &["*"])]);
+        let p = start(&home, options());
+        up.server.clear_log();
+        let got = get(&p, &path, Some(PIP_ACCEPT));
+        assert_eq!(got.status, 200, "{}", got.text());
+        assert_eq!(got.body, want);
+        let (md, plain, hashed) = split_log(&up.server.requests());
+        assert_eq!(plain, [plain_path(&target)], "{md:?} {hashed:?}");
+        assert!(hashed.is_empty(), "{hashed:?}");
+        // The bin, once; after a page, perhaps also the bin its wheel is in (hinted).
+        let hinted = usize::from(target.starts_with("simple/"));
+        assert!(!md.is_empty() && md.len() <= 1 + hinted, "{md:?}");
+        let s = p.proxy().plain_copies();
+        assert_eq!((s.verified, s.refused), (1, 0), "{s:?}");
+        // Cached under its sha256 only, nothing else left behind.
+        let c = cached(&p);
+        assert!(c.contains(&(sha256(&want), want.clone())));
+        assert!(
+            c.iter().all(|(name, bytes)| *name == sha256(bytes)),
+            "{:?}",
+            c.iter().map(|x| &x.0).collect::<Vec<_>>()
+        );
+        assert_eq!(p.proxy().served().iter().filter(|s| s.target == target && !s.cached).count(), 1);
+        // Again: from the cache, no file fetched (a hinted bin may still be arriving).
+        let files = |log: &[String]| log.iter().filter(|p| p.starts_with("/targets/")).count();
+        let before = files(&up.server.requests());
+        assert_eq!(get(&p, &path, Some(PIP_ACCEPT)).body, want);
+        assert_eq!(files(&up.server.requests()), before);
+        if hinted == 1 {
+            // The page's wheel: its bin was hinted, so it is not fetched again.
+            let got = get(&p, &format!("/packages/other-thing/{}", wheel_name("other-thing", "1.0")), None);
+            assert_eq!(got.body, b"other");
+            let log = up.server.requests();
+            let (md, _, _) = split_log(&log);
+            assert!(md.len() <= 2, "{md:?}");
+            let mut unique = log.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), log.len(), "{log:?}");
+        }
+    }
+}
+
+#[test]
+fn a_tampered_plain_copy_is_not_served_the_hashed_name_is() {
+    let up = Upstream::with_bins(&[("demo", WHEEL)]);
+    up.write_plain_copies();
+    let file = wheel_name("demo", "1.0");
+    let target = format!("packages/demo/{file}");
+    let evil = b"PK\x03\x04 an attacker's wheel".to_vec();
+    up.server.set(&plain_path(&target), Behavior::Body(evil.clone()));
+
+    let (_d, home) = home_with(&[("main", &up, &["*"])]);
+    let p = start(&home, options());
+    let got = get(&p, &format!("/packages/demo/{file}"), None);
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.body, WHEEL);
+    assert_eq!(p.proxy().plain_copies().refused, 1);
+    let (_, plain, hashed) = split_log(&up.server.requests());
+    assert!(plain.contains(&plain_path(&target)) && hashed == [up.target_url_path(&target)], "{plain:?} {hashed:?}");
+    // A wrong guess is no refusal, no mirror's fault, and nothing of it is kept.
+    assert!(p.proxy().refusals().is_empty() && p.proxy().mirror_failures().is_empty());
+    assert!(cached(&p).iter().all(|(name, bytes)| *name == sha256(bytes) && *bytes != evil));
+
+    // No plain copy at all (a repository without them): the hashed name, quietly.
+    let file_path = format!("/packages/demo/{file}");
+    up.server.set(&plain_path(&target), Behavior::Status(404));
+    let (_d2, home2) = home_with(&[("main", &up, &["*"])]);
+    let p2 = start(&home2, options());
+    assert_eq!(get(&p2, &file_path, None).body, WHEEL);
+    assert_eq!(p2.proxy().plain_copies().unused, 1);
+    assert!(p2.proxy().refusals().is_empty() && p2.proxy().mirror_failures().is_empty());
+
+    // Both names tampered with: refused with the hashed name's error, nothing cached.
+    up.server.set(&plain_path(&target), Behavior::Body(evil.clone()));
+    up.server.set(&up.target_url_path(&target), Behavior::Body(evil.clone()));
+    let (_d3, home3) = home_with(&[("main", &up, &["*"])]);
+    let p3 = start(&home3, options());
+    let got = get(&p3, &file_path, None);
+    assert_eq!(got.status, 502, "{}", got.text());
+    assert!(
+        got.text().contains(&format!("target \"{target}\"")) && got.text().contains(&up.target_url_path(&target)),
+        "{}",
+        got.text()
+    );
+    assert!(cached(&p3).iter().all(|(_, bytes)| *bytes != evil));
+    assert!(cached(&p3).iter().all(|(name, bytes)| *name == sha256(bytes)));
+}
+
+#[test]
+fn an_install_fetches_each_file_once_and_each_bin_at_most_once() {
+    let projects: Vec<(String, Vec<u8>)> =
+        (0..12).map(|i| (format!("pkg-{i:02}"), format!("PK\x03\x04 wheel {i}").into_bytes())).collect();
+    let refs: Vec<(&str, &[u8])> = projects.iter().map(|(n, w)| (n.as_str(), w.as_slice())).collect();
+    let up = Upstream::with_bins(&refs);
+    up.write_plain_copies();
+    let (_d, home) = home_with(&[("main", &up, &["*"])]);
+    let p = start(&home, options());
+    up.server.clear_log();
+    // As pip does: each project's page, then its wheel.
+    for (name, wheel) in &projects {
+        let page = get(&p, &format!("/simple/{name}/"), Some(PIP_ACCEPT));
+        assert_eq!(page.status, 200, "{}", page.text());
+        let got = get(&p, &format!("/packages/{name}/{}", wheel_name(name, "1.0")), None);
+        assert_eq!((got.status, &got.body), (200, wheel), "{}", got.text());
+    }
+    let log = up.server.requests();
+    let (md, plain, hashed) = split_log(&log);
+    let mut unique = log.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), log.len(), "a URL fetched twice: {log:?}");
+    // Each of the 24 files once, by one name or the other (a hinted bin may already be
+    // loaded when its wheel is asked for: then the hashed name); never both.
+    assert_eq!(plain.len() + hashed.len(), 2 * projects.len(), "{plain:?} {hashed:?}");
+    // The 8 bins at most, each once.
+    assert!(md.len() <= 8, "{md:?}");
+    assert!(md.iter().all(|m| m.contains(".bins-")), "{md:?}");
+    let s = p.proxy().plain_copies();
+    assert_eq!(s.refused, 0);
+    assert_eq!(s.verified as usize, plain.len());
+}
+
+#[test]
+fn without_speculation_the_bin_then_the_hashed_name() {
+    let up = Upstream::with_bins(&[("demo", WHEEL)]);
+    up.write_plain_copies();
+    let (_d, home) = home_with(&[("main", &up, &["*"])]);
+    let mut o = options();
+    o.speculate = false;
+    let p = start(&home, o);
+    up.server.clear_log();
+    assert_eq!(get(&p, &format!("/packages/demo/{}", wheel_name("demo", "1.0")), None).body, WHEEL);
+    let (md, plain, hashed) = split_log(&up.server.requests());
+    assert_eq!((md.len(), plain.len(), hashed.len()), (1, 0, 1));
+    assert_eq!(p.proxy().plain_copies(), Default::default());
+}
+
+#[test]
+fn a_stalled_plain_copy_costs_time_not_the_file() {
+    let up = Upstream::with_bins(&[("demo", WHEEL)]);
+    up.write_plain_copies();
+    let file = wheel_name("demo", "1.0");
+    let target = format!("packages/demo/{file}");
+    up.server.set(&plain_path(&target), Behavior::Stall);
+    let (_d, home) = home_with(&[("main", &up, &["*"])]);
+    let mut o = options();
+    o.client.fetcher.read_timeout = Duration::from_secs(1);
+    let p = start(&home, o);
+    let started = std::time::Instant::now();
+    let got = get(&p, &format!("/packages/demo/{file}"), None);
+    assert_eq!((got.status, got.body.as_slice()), (200, WHEEL), "{}", got.text());
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(p.proxy().plain_copies().unused, 1);
+    assert!(p.proxy().refusals().is_empty() && p.proxy().mirror_failures().is_empty());
+    assert!(cached(&p).iter().all(|(name, bytes)| *name == sha256(bytes)));
+}
+
+#[test]
+fn a_guess_for_a_file_nobody_signed_leaves_nothing_behind() {
+    let up = Upstream::with_bins(&[("demo", WHEEL)]);
+    up.write_plain_copies();
+    // The host has a file the metadata does not list, and sends it slowly.
+    let unsigned = "packages/demo/demo-9.9-py3-none-any.whl";
+    up.server.set(&plain_path(unsigned), Behavior::Stall);
+    let (_d, home) = home_with(&[("main", &up, &["*"])]);
+    let mut o = options();
+    o.client.fetcher.read_timeout = Duration::from_secs(1);
+    let p = start(&home, o);
+    let got = get(&p, &format!("/{unsigned}"), None);
+    assert_eq!(got.status, 404, "{}", got.text());
+    assert!(up.server.requests().contains(&plain_path(unsigned)), "{:?}", up.server.requests());
+    // Answered only once the guess was over: no temp file of it is left in the cache.
+    assert!(cached(&p).is_empty(), "{:?}", cached(&p).iter().map(|x| &x.0).collect::<Vec<_>>());
 }
