@@ -211,6 +211,17 @@ def test_packman_install_into_a_fresh_venv(tool, origin, repo_dir, tmp_path):
     for project in PINS:
         assert re.search(rf"{project.replace('-', '_')}-{re.escape(PINS[project][0])}-\S+\.whl: from repository main "
                          rf"\(sha256 {PINS[project][1]}", p.stdout, re.I), show(p)
+    if tool == "uv":
+        # --json, into a second environment: each installed file with its repository and hash.
+        venv2 = tmp_path / "venv2"
+        assert run([sys.executable, "-m", "venv", "--without-pip", venv2], timeout=120).returncode == 0
+        p = run([PACKMAN, "install", "--json", "--python", venv2 / "bin" / "python", "--installer", tool, "requests"],
+                env=env, timeout=180)
+        assert p.returncode == 0, show(p)
+        v = json.loads(p.stdout)
+        assert v["ok"] is True and v["refused"] == [], v
+        got = {f["sha256"] for f in v["installed"] if f["repository"] == "main"}
+        assert {PINS[project][1] for project in PINS} <= got, v
     check = run([venv / "bin" / "python", "-c", "import requests, idna; print(requests.__version__)"])
     assert check.returncode == 0 and check.stdout.strip() == PINS["requests"][0], show(check)
 
@@ -243,6 +254,13 @@ def test_packman_install_refuses_and_installs_nothing(tampering_host, repo_dir, 
     assert p.returncode != 0, show(p)
     assert "packman: error: uv failed" in p.stderr and "packman refused" in p.stderr, show(p)
     assert f'target "simple/{TAMPERED}/index.json"' in p.stderr, show(p)
+    # --json: the same refusal on stdout, which holds nothing but the JSON.
+    p = run([PACKMAN, "install", "--json", "--python", venv / "bin" / "python", "--installer", "uv", "requests"],
+            env=env, timeout=180)
+    assert p.returncode != 0, show(p)
+    v = json.loads(p.stdout)
+    assert v["ok"] is False and v["installer"] == "uv" and v["requirements"] == ["requests"], v
+    assert any(f'target "simple/{TAMPERED}/index.json"' in r for r in v["refused"]), v
     check = run([venv / "bin" / "python", "-c", "import requests"])
     assert check.returncode != 0, show(check)
     listed = run([_uv()[0], "pip", "list", "--python", venv / "bin" / "python"])

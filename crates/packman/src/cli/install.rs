@@ -27,6 +27,11 @@ pub struct Args {
     /// Requirements, as pip takes them (`requests`, `idna==3.20`).
     #[arg(required = true)]
     projects: Vec<String>,
+    /// What was installed as JSON on stdout, also when the install fails: each file with
+    /// its repository, sha256 and size, packman's refusals and each mirror's failures (the
+    /// installer's own output goes to stderr then).
+    #[arg(long)]
+    json: bool,
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {
@@ -91,7 +96,7 @@ fn command(installer: Installer, python: &Path, index_url: &str, projects: &[Str
 
 pub fn run(a: Args) -> Result<(), String> {
     let proxy = Arc::new(super::proxy::open(Duration::from_secs(60), false)?);
-    install_through(proxy, a.python, a.installer, &a.projects)
+    install_through(proxy, a.python, a.installer, &a.projects, a.json)
 }
 
 /// Runs the installer with `proxy` (already open, perhaps already used) as its only index:
@@ -101,17 +106,23 @@ pub fn install_through(
     python: Option<PathBuf>,
     installer: Installer,
     projects: &[String],
+    json: bool,
 ) -> Result<(), String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("127.0.0.1:0: {e}"))?;
     let running = Running::start(proxy.clone(), listener).map_err(|e| format!("starting the proxy: {e}"))?;
     let python = python.unwrap_or_else(default_python);
     let (name, mut cmd) = command(installer, &python, &running.index_url(), projects);
     eprintln!("packman: installing into {} with {name}, index {}", python.display(), running.index_url());
+    if json {
+        // stdout is the JSON's alone.
+        cmd.stdout(std::process::Stdio::from(std::io::stderr()));
+    }
     let status = cmd.status().map_err(|e| format!("cannot run {name}: {e}"))?;
     let _ = running.stop();
 
     // Mirrors that failed (the file may then have come from another one): which, and how.
-    for f in proxy.mirror_failures() {
+    let failures = proxy.mirror_failures();
+    for f in &failures {
         eprintln!("packman: {f}");
     }
     let mut files: Vec<_> = proxy
@@ -128,12 +139,40 @@ pub fn install_through(
             refused.push(r.message);
         }
     }
+    if json {
+        let v = serde_json::json!({
+            "ok": status.success(),
+            "installer": name,
+            "python": python.display().to_string(),
+            "requirements": projects,
+            "exit": status.code(),
+            "installed": files.iter().map(|f| serde_json::json!({
+                "file": f.target.rsplit('/').next().unwrap_or(&f.target),
+                "target": f.target,
+                "repository": f.repo,
+                "sha256": f.sha256,
+                "length": f.length,
+            })).collect::<Vec<_>>(),
+            "refused": refused,
+            "mirror_failures": failures.iter().map(|f| serde_json::json!({
+                "repository": f.repo,
+                "mirror": f.failure.mirror,
+                "url": f.failure.url,
+                "kind": f.failure.kind.to_string(),
+                "detail": f.failure.detail,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{v:#}");
+    }
     if !status.success() {
         let code = status.code().map_or("a signal".to_string(), |c| c.to_string());
         if refused.is_empty() {
             return Err(format!("{name} failed (exit {code}); packman refused nothing, see {name}'s output above"));
         }
         return Err(format!("{name} failed (exit {code}): packman refused\n  {}", refused.join("\n  ")));
+    }
+    if json {
+        return Ok(());
     }
     if files.is_empty() {
         println!("nothing downloaded: already installed");

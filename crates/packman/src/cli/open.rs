@@ -172,5 +172,5 @@ pub fn run(a: Args) -> Result<(), String> {
         }
     }
     drop(stdout);
-    install_through(proxy, a.python, a.installer, &[requirement])
+    install_through(proxy, a.python, a.installer, &[requirement], false)
 }
