@@ -993,6 +993,44 @@ fn status_lists_every_role_with_version_and_signatures() {
     // wheel, its .metadata, sdist, the project's two pages, the index's two pages.
     assert!(out.contains("bins      16 bins (succinct), 7 targets, earliest expiry"), "{out}");
     assert!(!out.contains("warning"), "{out}");
+
+    // --json: the same facts, and a warning once the horizon reaches the roles' expiry.
+    let v: serde_json::Value = serde_json::from_str(&ok(r.repo("status", &["--json"]))).unwrap();
+    let roles: Vec<(String, u64, u64, u64, bool)> = v["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let n = |k: &str| r[k].as_u64().unwrap();
+            (
+                r["role"].as_str().unwrap().into(),
+                n("version"),
+                n("signatures"),
+                n("threshold"),
+                r["threshold_met"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("root".into(), 1, 3, 2, true),
+            ("targets".into(), 1, 1, 1, true),
+            ("snapshot".into(), 2, 1, 1, true),
+            ("timestamp".into(), 2, 1, 1, true)
+        ],
+        "{v:#}"
+    );
+    assert_eq!(v["bins"]["count"], 16);
+    assert_eq!(v["bins"]["style"], "succinct");
+    assert_eq!(v["bins"]["targets"], 7);
+    assert_eq!(v["warnings"], serde_json::json!([]));
+    assert!(v["staged_root"].is_null());
+    let v: serde_json::Value = serde_json::from_str(&ok(r.repo("status", &["--json", "--warn-days", "4000"]))).unwrap();
+    assert!(
+        v["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("packman repo refresh")),
+        "{v:#}"
+    );
 }
 
 #[test]

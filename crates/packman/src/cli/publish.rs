@@ -149,6 +149,10 @@ pub enum Command {
         /// Warn about roles expiring within this many days.
         #[arg(long, default_value_t = 7)]
         warn_days: i64,
+        /// The same as JSON on stdout: each role (version, expiry, signatures, threshold,
+        /// whether it meets it), the bins, the staged root and the warnings.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -553,16 +557,32 @@ pub fn run(cmd: Command) -> Result<(), String> {
             print_key_change(&c);
             Ok(())
         }
-        Command::Status { dir, warn_days } => {
+        Command::Status { dir, warn_days, json } => {
             let mut repo = open(&dir, None)?;
             let horizon = now() + time::Duration::days(warn_days);
             let mut warnings = Vec::new();
+            let mut roles = Vec::new();
+            // Lines are printed as they are found unless --json, which prints them all at the end.
+            let say = |line: String| {
+                if !json {
+                    println!("{line}");
+                }
+            };
             for s in repo.status().map_err(e)? {
-                let ok = if s.valid_signatures as u64 >= s.threshold { "ok" } else { "BELOW THRESHOLD" };
-                println!(
+                let met = s.valid_signatures as u64 >= s.threshold;
+                let ok = if met { "ok" } else { "BELOW THRESHOLD" };
+                say(format!(
                     "{:<9} v{:<6} expires {}  signatures {}/{} {ok}",
                     s.role, s.version, s.expires, s.valid_signatures, s.threshold
-                );
+                ));
+                roles.push(serde_json::json!({
+                    "role": s.role,
+                    "version": s.version,
+                    "expires": s.expires.to_string(),
+                    "signatures": s.valid_signatures,
+                    "threshold": s.threshold,
+                    "threshold_met": met,
+                }));
                 // The timestamp lives a day by design: warn only when it is within hours of expiry.
                 let h = if s.role == "timestamp" { now() + time::Duration::hours(6) } else { horizon };
                 if s.role == "root" && s.expires.0 <= h {
@@ -576,14 +596,31 @@ pub fn run(cmd: Command) -> Result<(), String> {
             }
             let (n, earliest, targets) = repo.bins_summary().map_err(e)?;
             if let Some(ex) = earliest {
-                println!("bins      {n} bins ({}), {targets} targets, earliest expiry {ex}", repo.bin_style());
+                say(format!("bins      {n} bins ({}), {targets} targets, earliest expiry {ex}", repo.bin_style()));
                 if ex.0 <= horizon {
                     warnings.push(format!("bins expire {ex} (within {warn_days} days): run `packman repo refresh`"));
                 }
             }
-            if let Some((v, p)) = repo.staged_root() {
+            let staged = repo.staged_root();
+            if let Some((v, p)) = &staged {
                 warnings
                     .push(format!("root v{v} is staged in {} waiting for signatures: packman repo sign", p.display()));
+            }
+            if json {
+                let v = serde_json::json!({
+                    "dir": dir.display().to_string(),
+                    "roles": roles,
+                    "bins": earliest.map(|ex| serde_json::json!({
+                        "count": n,
+                        "style": repo.bin_style().to_string(),
+                        "targets": targets,
+                        "earliest_expiry": ex.to_string(),
+                    })),
+                    "staged_root": staged.map(|(v, p)| serde_json::json!({"version": v, "path": p.display().to_string()})),
+                    "warnings": warnings,
+                });
+                println!("{v:#}");
+                return Ok(());
             }
             for w in warnings {
                 println!("warning: {w}");
