@@ -174,10 +174,13 @@ pub fn run(a: Args) -> Result<(), String> {
     if packman_testkit::dir_state(&client_dir) != trusted_before {
         return Err("trusted metadata changed during the attacks".into());
     }
-    // A host that swaps the wheel and rewrites its project page to match: pip alone would
-    // take it (the page is all it checks); through the proxy the page fails its signed hash.
+    // A host that swaps the wheel and rewrites its project page to match, under both the
+    // hashed and the plain names: pip alone would take it (the page is all it checks);
+    // through the proxy the page fails its signed hash.
     mirror.reset();
-    mirror.set(&format!("/targets/{hashed}"), Behavior::Body(b"malware".to_vec()));
+    for name in [&hashed, &target] {
+        mirror.set(&format!("/targets/{name}"), Behavior::Body(b"malware".to_vec()));
+    }
     let page = packman_tuf::layout::simple_page(Some("demo-app"), true);
     let page_bytes = read(&repo_dir.join("targets").join(&page))?;
     let page_hash = packman_tuf::target::describe(&page_bytes);
@@ -186,7 +189,9 @@ pub fn run(a: Args) -> Result<(), String> {
         packman_tuf::target::describe(b"malware").hashes.get("sha256").unwrap_or_default(),
     );
     let page_url = packman_tuf::layout::hashed_target(&page, page_hash.name_hash().unwrap_or_default());
-    mirror.set(&format!("/targets/{page_url}"), Behavior::Body(forged.into_bytes()));
+    for name in [&page_url, &page] {
+        mirror.set(&format!("/targets/{name}"), Behavior::Body(forged.clone().into_bytes()));
+    }
     let attacked_home = packman_trust::Home::at(dir.join("home-mirror"));
     let (proxy, running) = trust_and_proxy(&attacked_home, &format!("{}/", mirror.url()), &root_file)?;
     let site = dir.join("site-mirror");
