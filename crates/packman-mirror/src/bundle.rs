@@ -83,6 +83,8 @@ pub struct ImportOptions {
     pub filter: Option<Filter>,
     /// DEST's state directory (see [`SyncOptions::state`]).
     pub state: Option<PathBuf>,
+    /// Told how the targets go in (see [`SyncOptions::progress`]).
+    pub progress: Option<std::sync::Arc<dyn crate::SyncProgress>>,
 }
 
 /// Writes DEST's current repository into BUNDLE (see the module docs), replacing BUNDLE
@@ -478,6 +480,7 @@ pub fn import(bundle: &Path, dest: &Path, opts: &ImportOptions) -> Result<SyncRe
     s.now = opts.now;
     s.filter = opts.filter.clone();
     s.state = opts.state.clone();
+    s.progress = opts.progress.clone();
     sync(dest, &s).map_err(|e| match e {
         e @ (MirrorError::Upstream(_)
         | MirrorError::NotConsistent { .. }

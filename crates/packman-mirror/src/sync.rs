@@ -274,9 +274,23 @@ fn sync_through(
     std::fs::create_dir_all(paths.state_dir()).map_err(|e| MirrorError::io(paths.state_dir(), e))?;
     let result = match packman_fs::try_lock_exclusive(&paths.lock()) {
         Ok(Some(lock)) => {
-            let r = sync_locked(&paths, opts, transport);
-            // Staging and the next metadata: gone after every sync, refused or not.
-            let _ = std::fs::remove_dir_all(paths.work_dir());
+            // Syncs into one DEST with different state directories share DEST's work
+            // directory: one at a time there too (its lock goes with the directory).
+            let work = paths.work_dir();
+            let work_lock = std::fs::create_dir_all(&work)
+                .map_err(|e| MirrorError::io(&work, e))
+                .and_then(|()| Ok(packman_fs::try_lock_exclusive(&work.join("lock"))?));
+            let r = match work_lock {
+                Ok(Some(work_lock)) => {
+                    let r = sync_locked(&paths, opts, transport);
+                    // Staging and the next metadata: gone after every sync, refused or not.
+                    let _ = std::fs::remove_dir_all(&work);
+                    drop(work_lock);
+                    r
+                }
+                Ok(None) => Err(MirrorError::Busy { lock: work.join("lock") }),
+                Err(e) => Err(e),
+            };
             drop(lock);
             r
         }

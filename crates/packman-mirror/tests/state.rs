@@ -105,3 +105,37 @@ fn a_sync_without_trusted_state_never_rolls_back_what_dest_serves() {
     assert_eq!(before, tree(&dest));
     assert!(!fresh.exists());
 }
+
+#[test]
+fn one_sync_at_a_time_per_dest_even_with_different_state_directories() {
+    let mut up = Upstream::new();
+    let dest = up.tmp.path().join("mirror");
+    let (a, b) = (up.tmp.path().join("state-a"), up.tmp.path().join("state-b"));
+    sync(&dest, &up.opts_at(Some(&a))).unwrap();
+    up.add("docs/new.txt", b"new file");
+
+    // A sync with the same state directory is running: its lock is held.
+    let held = packman_fs::lock_exclusive(&a.join("lock")).unwrap();
+    let before = tree(&dest);
+    let e = sync(&dest, &up.opts_at(Some(&a))).unwrap_err();
+    assert!(matches!(&e, MirrorError::Busy { lock } if lock == &a.join("lock")), "{e}");
+    drop(held);
+
+    // One with another state directory is running into the same DEST: DEST's work
+    // directory is held, and a second sync neither runs nor removes that directory.
+    let work = MirrorPaths::with_state(&dest, Some(&a)).work_dir();
+    std::fs::create_dir_all(&work).unwrap();
+    let held = packman_fs::lock_exclusive(&work.join("lock")).unwrap();
+    let e = sync(&dest, &up.opts_at(Some(&b))).unwrap_err();
+    assert!(matches!(&e, MirrorError::Busy { lock } if lock == &work.join("lock")), "{e}");
+    assert!(e.to_string().contains("another sync of this mirror is running"), "{e}");
+    assert!(work.join("lock").exists(), "the running sync's work directory was removed");
+    drop(held);
+    std::fs::remove_dir_all(&work).unwrap();
+    assert_eq!(before, tree(&dest));
+
+    // Once it is free, the sync runs and leaves no work directory behind.
+    sync(&dest, &up.opts_at(Some(&a))).unwrap();
+    assert!(dest.join(up.hashed("docs/new.txt", b"new file").strip_prefix(&up.dir).unwrap()).exists());
+    assert!(!work.exists());
+}

@@ -381,8 +381,17 @@ fn mirror_export_and_import_carry_a_mirror_across_an_air_gap() {
     assert!(err.contains("nothing changed"), "{err}");
     assert_same_names_and_bytes(&before, &files(&offline, &[""]), "refused");
     assert_same_names_and_bytes(&state_before, &files(&state, &[""]), "refused: state");
+    // --json says so too, on stdout.
+    let o = run(&["mirror", "import", s(&cut), s(&offline), "--state", s(&state), "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(v["refusal"].as_str().unwrap().contains("truncated"), "{v:#}");
+    assert_same_names_and_bytes(&before, &files(&offline, &[""]), "refused, --json");
 
-    ok(&["mirror", "import", s(&inc), s(&offline), "--state", s(&state)]);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&["mirror", "import", s(&inc), s(&offline), "--state", s(&state), "--json"])).unwrap();
+    assert_eq!((v["ok"].clone(), v["added"].clone(), v["targets"].clone()), (true.into(), 1.into(), 2.into()), "{v:#}");
     assert_same_names_and_bytes(&served(&online), &served(&offline), "incremental import");
     assert_eq!(std::fs::read(offline.join("targets/packages/p/b.txt")).unwrap(), b"beta");
     // The older full bundle is now a rollback.

@@ -191,6 +191,10 @@ pub struct ImportArgs {
     filter: FilterArgs,
     #[command(flatten)]
     state: StateArgs,
+    /// A summary as JSON on stdout, also when the import is refused: the versions, targets
+    /// added, files removed, metadata written, bytes, seconds and the refusal.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -567,13 +571,46 @@ fn import(a: ImportArgs) -> Result<(), String> {
     if let Some(p) = &a.root {
         opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
     }
-    let r = packman_mirror::import(&a.bundle, &a.dest, &opts).map_err(|e| match e {
+    let bar = crate::progress::SyncBar::new();
+    opts.progress = Some(Arc::new(bar.clone()));
+    let t0 = Instant::now();
+    let r = packman_mirror::import(&a.bundle, &a.dest, &opts);
+    let seconds = t0.elapsed().as_secs_f64();
+    bar.finish();
+    if a.json {
+        let (report, refused) = match &r {
+            Ok(r) => (r.clone(), None),
+            Err(e) => (packman_mirror::SyncReport::default(), Some(e.to_string())),
+        };
+        let v = serde_json::json!({
+            "bundle": a.bundle.display().to_string(),
+            "dest": a.dest.display().to_string(),
+            "ok": refused.is_none(),
+            "root_version": report.root_version,
+            "timestamp_version": report.timestamp_version,
+            "snapshot_version": report.snapshot_version,
+            "targets": report.targets,
+            "added": report.targets_fetched.len(),
+            "reused": report.targets_reused,
+            "removed": report.targets_removed.len(),
+            "filtered_out": report.targets_filtered_out,
+            "metadata_written": report.metadata_written.len(),
+            "bytes": report.bytes_fetched,
+            "seconds": seconds,
+            "refusal": refused,
+        });
+        println!("{v:#}");
+    }
+    let r = r.map_err(|e| match e {
         packman_mirror::MirrorError::NoRoot { .. } => format!("{e}\n  hint: pass --root ROOT.json"),
         e @ (packman_mirror::MirrorError::Bundle { .. } | packman_mirror::MirrorError::BundleRefused { .. }) => {
             format!("{e}\n  nothing changed in {}", a.dest.display())
         }
         e => e.to_string(),
     })?;
+    if a.json {
+        return Ok(());
+    }
     print_headline("imported", &a.bundle.display(), &a.dest, &r);
     println!(
         "  {} metadata file(s) written, {} target(s) added ({} bytes), {} file(s) removed",
