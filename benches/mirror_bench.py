@@ -312,7 +312,7 @@ def main() -> None:
         shutil.rmtree(work / "tuftool", ignore_errors=True)
 
         # The copies' 1 GB of unwritten pages would otherwise be written back during these
-        # 20-ms runs (one run measured 27.9 ms that way, 13 ms settled).
+        # short runs (benches/README, mirror benchmark).
         settle()
         for _ in range(args.nochange_reps):
             w, r, _ = run_rusage(["/bin/true"], env=env)

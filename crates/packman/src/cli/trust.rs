@@ -453,32 +453,11 @@ pub fn update(a: UpdateArgs) -> Result<(), String> {
         if !a.json {
             match &r {
                 Ok(u) if !a.quiet => {
-                    let s = &u.state;
-                    let v = |x: Option<u64>| x.map(|v| format!("v{v}")).unwrap_or_else(|| "-".into());
-                    println!(
-                        "{name}: root v{} timestamp {} snapshot {}",
-                        s.root_version,
-                        v(s.timestamp_version),
-                        v(s.snapshot_version)
-                    );
                     for f in &u.mirror_failures {
                         eprintln!("packman: {name}: {f}");
                     }
-                    if !u.expired.is_empty() {
-                        crate::report::warn(format_args!(
-                            "{name}: EXPIRED metadata accepted because of --allow-expired: {}",
-                            u.expired.join(", ")
-                        ));
-                    }
-                    if let Some(rot) = &u.rotation {
-                        println!(
-                            "{name}: root v{} -> v{} (keys added: {}; removed: {})",
-                            rot.from,
-                            rot.to,
-                            list_or_none(&rot.keys_added, short_role_key),
-                            list_or_none(&rot.keys_removed, short_role_key)
-                        );
-                    }
+                    warn_expired(u);
+                    print_updated(u);
                 }
                 Ok(_) => {}
                 Err(TrustError::RootChanged(c)) => eprintln!("{}", root_changed(c)),
@@ -549,21 +528,34 @@ fn update_from_bundle(home: &Home, ring: &Ring, file: &std::path::Path, a: &Upda
         }
         println!("{}", serde_json::to_string_pretty(&json!([j])).expect("serialisable"));
     }
-    r.map_err(message)?;
+    let u = r.map_err(message)?;
     let i = imported.expect("imported when the update succeeded");
     if a.json {
         return Ok(());
     }
-    if !i.expired.is_empty() {
-        crate::report::warn(format_args!(
-            "{name}: EXPIRED metadata accepted because of --allow-expired: {}",
-            i.expired.join(", ")
-        ));
-    }
+    warn_expired(&u);
     if a.quiet {
         return Ok(());
     }
-    let s = &i.state;
+    print_updated(&u);
+    print_imported(&i);
+    Ok(())
+}
+
+/// The warning every command gives for expired metadata it accepted (--allow-expired).
+fn warn_expired(u: &Updated) {
+    if !u.expired.is_empty() {
+        crate::report::warn(format_args!(
+            "{}: EXPIRED metadata accepted because of --allow-expired: {}",
+            u.name,
+            u.expired.join(", ")
+        ));
+    }
+}
+
+/// What a refresh of one repository brought: its versions, and a root rotation it followed.
+fn print_updated(u: &Updated) {
+    let (name, s) = (&u.name, &u.state);
     let v = |x: Option<u64>| x.map(|v| format!("v{v}")).unwrap_or_else(|| "-".into());
     println!(
         "{name}: root v{} timestamp {} snapshot {}",
@@ -571,7 +563,7 @@ fn update_from_bundle(home: &Home, ring: &Ring, file: &std::path::Path, a: &Upda
         v(s.timestamp_version),
         v(s.snapshot_version)
     );
-    if let Some(rot) = &i.rotation {
+    if let Some(rot) = &u.rotation {
         println!(
             "{name}: root v{} -> v{} (keys added: {}; removed: {})",
             rot.from,
@@ -580,6 +572,4 @@ fn update_from_bundle(home: &Home, ring: &Ring, file: &std::path::Path, a: &Upda
             list_or_none(&rot.keys_removed, short_role_key)
         );
     }
-    print_imported(&i);
-    Ok(())
 }
