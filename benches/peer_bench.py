@@ -145,10 +145,12 @@ class Served:
                 f = target_name(i).rsplit("/", 1)[1]
                 (src / f).write_bytes(content(i))
                 names.append(f)
+            # A list file, not argv: a batch of 250,000 names is beyond ARG_MAX.
+            (base / "batch.txt").write_text("".join(f"{name}\n" for name in names))
             t = time.perf_counter()
-            # Relative names, run in src: argv stays small (ARG_MAX) at any batch size.
             p = subprocess.run([os.fspath(PACKMAN), "repo", "add", os.fspath(self.dir.resolve()), "--raw",
-                                "--prefix", "packages/", *names], cwd=src, stdin=subprocess.DEVNULL,
+                                "--prefix", "packages/", "--files-from", base / "batch.txt"], cwd=src,
+                               stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
                                timeout=RUN_TIMEOUT)
             timed += time.perf_counter() - t

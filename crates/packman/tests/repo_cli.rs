@@ -1034,6 +1034,25 @@ fn status_lists_every_role_with_version_and_signatures() {
 }
 
 #[test]
+fn add_reads_a_file_list_for_batches_too_large_for_a_command_line() {
+    let r = Repo::init(&[]);
+    let src = r.p("dist");
+    let a = sdist(&src, "hello", "1.0");
+    let b = wheel(&src, "hello", "2.0", "hello", None, "x = 2\n");
+    let list = r.p("list.txt");
+    std::fs::write(&list, format!("{}\n\n{}\n", a.p(), b.p())).unwrap();
+    let out = ok(r.repo("add", &["--files-from", s(&list)]));
+    has_all(&out, &["hello-1.0.tar.gz", "hello-2.0-py3-none-any.whl"]);
+    assert!(r.listed().keys().any(|k| k.ends_with("hello-1.0.tar.gz")), "{out}");
+    assert!(r.listed().keys().any(|k| k.ends_with("hello-2.0-py3-none-any.whl")), "{out}");
+    // An empty list adds nothing and says so; a missing one is named.
+    std::fs::write(&list, "\n").unwrap();
+    has_all(&fails(r.repo("add", &["--files-from", s(&list)])), &["no files to add"]);
+    let missing = r.p("nolist.txt");
+    has_all(&fails(r.repo("add", &["--files-from", s(&missing)])), &["nolist.txt", "cannot read the file list"]);
+}
+
+#[test]
 fn a_plain_target_named_like_a_distribution_can_be_removed() {
     // `add --raw` lists a file under its own name, even one that parses as a distribution
     // file name; `remove` with that name must find it.

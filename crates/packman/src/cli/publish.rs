@@ -57,8 +57,12 @@ pub enum Command {
     /// project's simple API pages; other files (or all, with --raw) under --prefix.
     Add {
         dir: PathBuf,
-        #[arg(required = true)]
+        #[arg(required_unless_present = "files_from")]
         files: Vec<PathBuf>,
+        /// Also add the files named in this file, one path per line ("-": standard input),
+        /// for batches too large for a command line.
+        #[arg(long, value_name = "LIST")]
+        files_from: Option<PathBuf>,
         /// Target path prefix for plain files (e.g. "docs/"); the file name is appended.
         #[arg(long, default_value = "")]
         prefix: String,
@@ -342,6 +346,16 @@ impl Examined {
 const KEEP_FILE: u64 = 16 << 20;
 const KEEP_IN_MEMORY: u64 = 256 << 20;
 
+/// The paths listed in `list` (`-`: standard input), one per line; blank lines are skipped.
+fn read_file_list(list: &Path) -> Result<Vec<PathBuf>, String> {
+    let text = if list == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).map_err(|err| format!("reading the file list from standard input: {err}"))?
+    } else {
+        std::fs::read_to_string(list).map_err(|err| format!("{}: cannot read the file list: {err}", list.display()))?
+    };
+    Ok(text.lines().filter(|l| !l.trim().is_empty()).map(PathBuf::from).collect())
+}
+
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
@@ -413,7 +427,13 @@ pub fn run(cmd: Command) -> Result<(), String> {
             drop(repo);
             pushed
         }
-        Command::Add { dir, files, prefix, raw, keys, store } => {
+        Command::Add { dir, mut files, files_from, prefix, raw, keys, store } => {
+            if let Some(list) = files_from {
+                files.extend(read_file_list(&list)?);
+            }
+            if files.is_empty() {
+                return Err("repo add: no files to add (the --files-from list is empty)".into());
+            }
             // Reading and hashing the files needs no repository: done on a thread while the
             // repository is opened (its snapshot alone is half a megabyte at PyPI's size).
             let (repo, examined) = std::thread::scope(|s| {
