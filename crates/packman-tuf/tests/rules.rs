@@ -402,9 +402,9 @@ enum At {
 
 /// Offers `bytes` at `at` on top of the published repository and returns the refusal,
 /// checking that the trusted state did not change.
-fn offer(r: &Repo, at: &At, bytes: &[u8]) -> Error {
+fn offer(what: &str, r: &Repo, at: &At, bytes: &[u8]) -> Error {
     let mut set = match at {
-        At::Root => return TrustedSet::new(bytes, now()).err().expect("refused"),
+        At::Root => return TrustedSet::new(bytes, now()).err().unwrap_or_else(|| panic!("{what}: accepted")),
         At::NewRoot | At::Timestamp => TrustedSet::new(&r.root(), now()).unwrap(),
         At::Snapshot => {
             let mut set = TrustedSet::new(&r.root(), now()).unwrap();
@@ -423,8 +423,8 @@ fn offer(r: &Repo, at: &At, bytes: &[u8]) -> Error {
         At::Targets => set.update_delegated_targets(bytes, "targets", "root").map(drop),
     }
     .err()
-    .expect("refused");
-    assert_eq!(state(&set, &["targets"]), before, "trusted state changed");
+    .unwrap_or_else(|| panic!("{what}: accepted"));
+    assert_eq!(state(&set, &["targets"]), before, "{what}: trusted state changed");
     err
 }
 
@@ -655,7 +655,7 @@ fn metadata_breaking_a_validation_rule_is_refused() {
             At::Snapshot => "snapshot",
             At::Targets => "targets",
         };
-        match offer(&r, &at, &bytes) {
+        match offer(what, &r, &at, &bytes) {
             Error::Malformed { role, reason } => {
                 assert_eq!(role, want_role, "{what}");
                 assert!(reason.contains(rule), "{what}: {reason:?} does not name the rule {rule:?}");
@@ -687,7 +687,7 @@ fn two_signatures_by_one_keyid_are_refused() {
     let sig = env["signatures"][0].clone();
     env["signatures"].as_array_mut().unwrap().push(sig);
     let bytes = serde_json::to_vec(&env).unwrap();
-    match offer(&r, &At::Timestamp, &bytes) {
+    match offer("two signatures by one keyid", &r, &At::Timestamp, &bytes) {
         Error::Malformed { role, reason } => {
             assert_eq!(role, "timestamp");
             assert!(reason.contains("more than one signature by keyid"), "{reason}");
@@ -700,7 +700,7 @@ fn two_signatures_by_one_keyid_are_refused() {
 #[test]
 fn metadata_of_another_role_is_refused_by_type() {
     let r = Repo::new(|_| {});
-    match offer(&r, &At::Snapshot, &r.read("timestamp.json")) {
+    match offer("timestamp as snapshot", &r, &At::Snapshot, &r.read("timestamp.json")) {
         Error::WrongType { role, expected, found } => {
             assert_eq!((role.as_str(), expected.as_str(), found.as_str()), ("snapshot", "snapshot", "timestamp"))
         }
@@ -709,7 +709,7 @@ fn metadata_of_another_role_is_refused_by_type() {
     // A root whose _type is changed and re-signed still parses, but validate refuses it.
     let mut root = r.b.root.clone();
     root.type_ = "targets".into();
-    match offer(&r, &At::Root, &signed(&r, "root", &root)) {
+    match offer("root of _type targets", &r, &At::Root, &signed(&r, "root", &root)) {
         Error::WrongType { role, found, .. } => assert_eq!((role.as_str(), found.as_str()), ("root", "targets")),
         other => panic!("expected WrongType, got {other:?}"),
     }
