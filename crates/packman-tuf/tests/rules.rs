@@ -706,6 +706,13 @@ fn metadata_of_another_role_is_refused_by_type() {
         }
         other => panic!("expected WrongType, got {other:?}"),
     }
+    // A file of the right type that does not parse is malformed, not of another type.
+    let mut env: serde_json::Value = serde_json::from_slice(&r.read("1.snapshot.json")).unwrap();
+    env["signed"]["meta"] = serde_json::json!("not a map");
+    match offer("snapshot with a string for meta", &r, &At::Snapshot, &serde_json::to_vec(&env).unwrap()) {
+        Error::Malformed { role, .. } => assert_eq!(role, "snapshot"),
+        other => panic!("expected Malformed, got {other:?}"),
+    }
     // A root whose _type is changed and re-signed still parses, but validate refuses it.
     let mut root = r.b.root.clone();
     root.type_ = "targets".into();
@@ -713,4 +720,131 @@ fn metadata_of_another_role_is_refused_by_type() {
         Error::WrongType { role, found, .. } => assert_eq!((role.as_str(), found.as_str()), ("root", "targets")),
         other => panic!("expected WrongType, got {other:?}"),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Lookups other verifiers build on (mutation testing found them unchecked)
+// ---------------------------------------------------------------------------------------
+
+/// `is_delegated_path` (what the mirror checks a listed path with) agrees with the search:
+/// inside the delegated patterns or hash prefixes only.
+#[test]
+fn is_delegated_path_holds_only_inside_the_delegation() {
+    let mut role = DelegatedRole {
+        keyids: vec![],
+        name: "a".into(),
+        path_hash_prefixes: None,
+        paths: Some(vec!["x/*".into()]),
+        terminating: false,
+        threshold: 1,
+        extra: Default::default(),
+    };
+    assert!(role.is_delegated_path("x/ok"));
+    assert!(!role.is_delegated_path("y/evil"));
+    role.paths = None;
+    role.path_hash_prefixes = Some(vec![sha256_hex("x/ok")[..4].to_string()]);
+    assert!(role.is_delegated_path("x/ok"));
+    assert!(!role.is_delegated_path("y/evil"));
+}
+
+/// A snapshot's entries are found by name, and only by their own name.
+#[test]
+fn meta_map_lookups_find_each_entry_and_nothing_else() {
+    let m: MetaMap =
+        [("b.json", 3), ("a.json", 2)].into_iter().map(|(n, v)| (n.to_string(), MetaFile::new(v))).collect();
+    assert_eq!((m.version("a.json"), m.version("b.json"), m.version("c.json")), (Some(2), Some(3), None));
+    assert!(m.contains_key("a.json") && m.contains_key("b.json"));
+    assert!(!m.contains_key("c.json") && !m.contains_key("a"));
+    assert_eq!(m.get("b.json"), Some(MetaFile::new(3)));
+}
+
+/// Every hash algorithm packman accepts is checked, SHA-384 included; the streaming verifier
+/// counts what it was fed.
+#[test]
+fn sha384_hashes_are_checked_and_the_verifier_counts_bytes() {
+    use packman_tuf::target::{verify, Mismatch, Verifier};
+    let sha384 = |b: &[u8]| hex::encode(ring::digest::digest(&ring::digest::SHA384, b));
+    let h = packman_tuf::Hashes(vec![("sha384".into(), sha384(b"abc"))]);
+    verify(b"abc", Some(3), Some(&h)).unwrap();
+    assert!(
+        matches!(verify(b"abd", Some(3), Some(&h)), Err(Mismatch::Hash { ref algorithm, .. }) if algorithm == "sha384")
+    );
+    let mut v = Verifier::new(None, Some(&h)).unwrap();
+    v.update(b"ab").unwrap();
+    v.update(b"c").unwrap();
+    assert_eq!(v.length(), 3);
+    v.finish().unwrap();
+}
+
+/// A consistent-snapshot target is fetched by its first listed hash (spec 5.7.3).
+#[test]
+fn a_targets_name_hash_is_its_first_listed_hash() {
+    let mut t = packman_tuf::target::describe(b"x");
+    assert_eq!(t.name_hash(), t.hashes.get("sha256"));
+    assert_eq!(t.name_hash().map(str::len), Some(64));
+    t.hashes.0.reverse();
+    assert_eq!(t.name_hash(), t.hashes.get("sha512"));
+    t.hashes.0.clear();
+    assert_eq!(t.name_hash(), None);
+}
+
+// ---------------------------------------------------------------------------------------
+// Timestamp against the trusted root and timestamp
+// ---------------------------------------------------------------------------------------
+
+/// A timestamp at `version` naming snapshot `snapshot` and, if given, root `root`.
+fn timestamp(r: &Repo, version: u64, snapshot: u64, root: Option<u64>) -> Vec<u8> {
+    let mut ts: Timestamp = r.b.timestamp.clone();
+    ts.version = version;
+    ts.meta.insert("snapshot.json".into(), MetaFile::new(snapshot));
+    if let Some(v) = root {
+        ts.extra.insert(packman_tuf::metadata::ROOT_VERSION_FIELD.into(), v.into());
+    }
+    signed(r, "timestamp", &ts)
+}
+
+/// A timestamp naming a root newer than any the repository served: a withheld rotation.
+#[test]
+fn a_timestamp_naming_a_newer_root_than_the_trusted_one_is_refused() {
+    let r = Repo::new(|_| {});
+    let mut set = TrustedSet::new(&r.root(), now()).unwrap();
+    let before = state(&set, &[]);
+    assert_eq!(
+        set.update_timestamp(&timestamp(&r, 2, 1, Some(2))).err(),
+        Some(Error::HiddenRoot { named: 2, trusted: 1 })
+    );
+    assert_eq!(state(&set, &[]), before, "trusted state changed");
+    // Naming the trusted root (or none) is fine.
+    set.update_timestamp(&timestamp(&r, 2, 1, Some(1))).unwrap();
+    set.update_timestamp(&timestamp(&r, 3, 1, None)).unwrap();
+}
+
+/// Spec 5.4.3: the timestamp version and the snapshot version it names never go back; the
+/// same timestamp again is not an error but "already trusted".
+#[test]
+fn timestamp_and_its_snapshot_version_never_go_back() {
+    let r = Repo::new(|_| {});
+    let mut set = TrustedSet::new(&r.root(), now()).unwrap();
+    set.update_timestamp(&timestamp(&r, 3, 2, None)).unwrap();
+    let before = state(&set, &[]);
+    for (what, bytes, want) in [
+        (
+            "older timestamp",
+            timestamp(&r, 2, 2, None),
+            Error::Rollback { role: "timestamp".into(), trusted: 3, offered: 2 },
+        ),
+        ("the same version", timestamp(&r, 3, 2, None), Error::EqualVersion { role: "timestamp".into(), version: 3 }),
+        (
+            "newer timestamp, older snapshot",
+            timestamp(&r, 4, 1, None),
+            Error::Rollback { role: "snapshot".into(), trusted: 2, offered: 1 },
+        ),
+    ] {
+        assert_eq!(set.update_timestamp(&bytes).err(), Some(want), "{what}");
+        assert_eq!(state(&set, &[]), before, "{what}: trusted state changed");
+    }
+    // Newer timestamps naming the same or a newer snapshot are taken.
+    set.update_timestamp(&timestamp(&r, 4, 2, None)).unwrap();
+    set.update_timestamp(&timestamp(&r, 5, 3, None)).unwrap();
+    assert_eq!(set.timestamp().unwrap().signed.version, 5);
 }
