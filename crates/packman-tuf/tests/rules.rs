@@ -320,6 +320,8 @@ fn search(set: &mut TrustedSet, r: &Repo, target: &str) -> (SearchStep, Vec<Stri
                     set.update_delegated_targets(&r.read(&format!("{v}.{role}.json")), &role, &delegator).unwrap();
                 }
                 asked.push(role);
+                // A search that asks for the same roles forever is a failure, not a hang.
+                assert!(asked.len() <= 64, "the search does not end: {asked:?}");
             }
             other => return (other, asked),
         }
@@ -703,6 +705,14 @@ fn metadata_of_another_role_is_refused_by_type() {
     match offer("timestamp as snapshot", &r, &At::Snapshot, &r.read("timestamp.json")) {
         Error::WrongType { role, expected, found } => {
             assert_eq!((role.as_str(), expected.as_str(), found.as_str()), ("snapshot", "snapshot", "timestamp"))
+        }
+        other => panic!("expected WrongType, got {other:?}"),
+    }
+    // One that does not even parse as the role asked for (root has no "meta") is named by
+    // its type too.
+    match offer("root as snapshot", &r, &At::Snapshot, &r.root()) {
+        Error::WrongType { role, expected, found } => {
+            assert_eq!((role.as_str(), expected.as_str(), found.as_str()), ("snapshot", "snapshot", "root"))
         }
         other => panic!("expected WrongType, got {other:?}"),
     }
