@@ -342,6 +342,23 @@ fn root_rollback_offering_older_root_as_next_version_is_refused() {
     assert_unchanged(&before, &env.meta_dir());
 }
 
+/// Only "not found" ends the walk for newer roots (spec 5.3.3): any other failure to fetch
+/// the next root stops the update, so a server cannot hide a rotation by failing the request.
+#[test]
+fn a_failed_fetch_of_the_next_root_stops_the_update() {
+    let env = Env::new();
+    let before = dir_state(&env.meta_dir());
+    env.server.set("/metadata/2.root.json", Behavior::Status(500));
+    match env.refresh() {
+        Err(Error::Fetch(FetchError::Status { url, status: 500 })) => assert_eq!(url, env.url("2.root.json")),
+        other => panic!("expected the root fetch's status error, got {other:?}"),
+    }
+    assert_unchanged(&before, &env.meta_dir());
+    // A 404 is the end of the walk.
+    env.server.set("/metadata/2.root.json", Behavior::Status(404));
+    env.refresh().unwrap();
+}
+
 // ---------------------------------------------------------------------------------------
 // Freeze attacks (expired metadata); the client's clock is moved forward, nothing sleeps
 // ---------------------------------------------------------------------------------------
