@@ -1045,6 +1045,12 @@ fn add_reads_a_file_list_for_batches_too_large_for_a_command_line() {
     has_all(&out, &["hello-1.0.tar.gz", "hello-2.0-py3-none-any.whl"]);
     assert!(r.listed().keys().any(|k| k.ends_with("hello-1.0.tar.gz")), "{out}");
     assert!(r.listed().keys().any(|k| k.ends_with("hello-2.0-py3-none-any.whl")), "{out}");
+    // "-" reads the list from standard input.
+    let c = sdist(&src, "hello", "3.0");
+    let mut child = command(&["repo", "add", r.d(), "--files-from", "-"], None).stdin(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(format!("{}\n", c.p()).as_bytes()).unwrap();
+    ok(child.wait_with_output().unwrap());
+    assert!(r.listed().keys().any(|k| k.ends_with("hello-3.0.tar.gz")));
     // An empty list adds nothing and says so; a missing one is named.
     std::fs::write(&list, "\n").unwrap();
     has_all(&fails(r.repo("add", &["--files-from", s(&list)])), &["no files to add"]);

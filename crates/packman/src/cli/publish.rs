@@ -349,7 +349,8 @@ const KEEP_IN_MEMORY: u64 = 256 << 20;
 /// The paths listed in `list` (`-`: standard input), one per line; blank lines are skipped.
 fn read_file_list(list: &Path) -> Result<Vec<PathBuf>, String> {
     let text = if list == Path::new("-") {
-        std::io::read_to_string(std::io::stdin()).map_err(|err| format!("reading the file list from standard input: {err}"))?
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|err| format!("reading the file list from standard input: {err}"))?
     } else {
         std::fs::read_to_string(list).map_err(|err| format!("{}: cannot read the file list: {err}", list.display()))?
     };
