@@ -197,6 +197,60 @@ mod tests {
         assert_eq!(std::fs::read(d.path().join("root.json")).unwrap(), r.v2);
     }
 
+    /// An older-numbered root must lead to the trusted one through signed rotations: the
+    /// roots in between are fetched and verified; another repository's root never leads
+    /// there, and neither does a chain with a step that does not verify.
+    #[test]
+    fn an_older_root_is_accepted_only_through_the_signed_chain() {
+        let now = now();
+        let mut repo = RepoBuilder::new(now).unwrap();
+        repo.rotate_key("root").unwrap();
+        repo.rotate_key("root").unwrap();
+        let chain = repo.signed_roots.clone();
+        let mut other = RepoBuilder::new(now).unwrap();
+        other.rotate_key("root").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("given.json");
+        ensure_trust_bytes(d.path(), Some(&chain[2]), now).unwrap();
+        let before = std::fs::read(d.path().join("root.json")).unwrap();
+        let mut fetched = Vec::new();
+        let mut fetch = |v: u64| {
+            fetched.push(v);
+            Ok(chain[v as usize - 1].clone())
+        };
+        std::fs::write(&file, &chain[0]).unwrap();
+        assert_eq!(
+            ensure_trust_fetching(d.path(), Some(&file), now, &mut fetch).unwrap(),
+            TrustOutcome::RotatedPast { given: 1, trusted: 3 }
+        );
+        assert_eq!(fetched, [2], "only the roots in between are fetched");
+        for (given, fetch_gives) in [
+            (&other.signed_roots[0], &chain[1]),
+            (&other.signed_roots[1], &chain[1]),
+            (&chain[0], &other.signed_roots[1]),
+        ] {
+            std::fs::write(&file, given).unwrap();
+            let mut fetch = |_: u64| Ok(fetch_gives.clone());
+            match ensure_trust_fetching(d.path(), Some(&file), now, &mut fetch) {
+                Err(e @ TrustError::RootNotInChain { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.starts_with(&format!("{}: refusing root v", file.display())), "{msg}");
+                    assert!(msg.contains("nor part of the chain of signed rotations"), "{msg}");
+                    assert!(msg.contains("version 2: ") || msg.contains("version 3: "), "{msg}");
+                }
+                other => panic!("expected RootNotInChain, got {other:?}"),
+            }
+            assert_eq!(std::fs::read(d.path().join("root.json")).unwrap(), before);
+        }
+        // Without a way to fetch the roots in between, v1 cannot be shown to lead to v3.
+        std::fs::write(&file, &chain[0]).unwrap();
+        assert!(matches!(ensure_trust(d.path(), Some(&file), now), Err(TrustError::RootNotInChain { .. })));
+        assert_eq!(
+            ensure_trust_bytes(d.path(), Some(&chain[1]), now).unwrap(),
+            TrustOutcome::RotatedPast { given: 2, trusted: 3 }
+        );
+    }
+
     #[test]
     fn a_different_root_is_refused_and_the_trusted_one_stays_byte_identical() {
         let r = roots();
