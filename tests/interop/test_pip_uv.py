@@ -43,6 +43,8 @@ from pathlib import Path
 
 import pytest
 
+from skips import skip  # noqa: E402 (tests/interop is on sys.path: pytest's rootdir-less prepend)
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 BIN_DIR = Path(os.environ.get("PACKMAN_BIN_DIR", REPO_ROOT / "target" / "release"))
@@ -51,11 +53,12 @@ TIMEOUT = 60
 WHEELS_TXT = HERE / "wheels.txt"
 WHEELHOUSE = REPO_ROOT / ".venv" / "wheelhouse"  # .venv is git-ignored
 
-pytestmark = pytest.mark.skipif(
-    not (sys.implementation.name == "cpython" and sys.version_info[:2] == (3, 11) and sys.platform == "linux"
-         and platform.machine() == "x86_64"),
-    reason="wheels.txt pins a charset-normalizer wheel for CPython 3.11 on x86_64 Linux",
-)
+if not (sys.implementation.name == "cpython" and sys.version_info[:2] == (3, 11) and sys.platform == "linux"
+        and platform.machine() == "x86_64"):
+    # Under CI (CPython 3.11 on x86_64 Linux) another Python is a failure, not a skip.
+    skip(f"wheels.txt pins a charset-normalizer wheel for CPython 3.11 on x86_64 Linux, not "
+         f"{sys.implementation.name} {sys.version_info[0]}.{sys.version_info[1]} on {sys.platform} {platform.machine()}",
+         module=True)
 
 
 def _pins() -> dict[str, tuple[str, str]]:

@@ -39,7 +39,7 @@ from test_pip_uv import (  # noqa: F401  (fixtures are used by name)
     MODULES, PACKMAN, PINS, TAMPERED, Served, _env, _uv, assert_installed, assert_nothing_installed, pip_install,
     repo_dir, run, sha256, show, uv_install, wheels,
 )
-from test_pip_uv import pytestmark  # noqa: F401  (same platform as the pinned wheels)
+# Importing test_pip_uv checks the platform its pinned wheels need (a skip, or under CI a failure).
 
 
 def home_trusting(home: Path, served: Served, repo: Path) -> Path:

@@ -296,6 +296,70 @@ def test_ngclient_follows_offline_threshold_signing(tmp_path):
         assert ng.trusted("root")["version"] == 2
 
 
+# Strings the publisher controls that end up in signed metadata, chosen to break a canonical
+# JSON encoder that escapes too much or too little: quotes, backslashes (also one that looks
+# like an escape), control characters (JSON escapes them, canonical JSON writes them raw),
+# U+2028/9 (JavaScript line ends), DEL, non-ASCII and astral-plane characters.
+NASTY_REASONS = [
+    'say "no" to \\ and \\" and \\u0041',
+    "na\u00efve caf\u00e9 \u2014 \u65e5\u672c\u8a9e \U0001f980\U0001d11e\U0010fffd",
+    "ctl \x01 tab\t nl\n cr\r ff\x0c esc\x1b us\x1f del\x7f ls\u2028 ps\u2029 bom\ufeff",
+    "\x01",
+]
+NASTY_FILES = ["caf\u00e9-\u2603-\U0001f980.txt", "say \"hi\" & 'bye'.txt"]  # no backslash: not a path
+
+
+@pytest.mark.parametrize("bin_style", ["succinct", "prefixes"])
+def test_ngclient_verifies_metadata_with_nasty_strings(tmp_path, bin_style):
+    """python-tuf, an independent canonical JSON implementation, verifies every signature
+    over metadata holding those strings: yank reasons (``custom.yanked`` in the bins) and
+    target paths (keys of the bins' ``targets``), and downloads those targets."""
+    d = tmp_path / "repo"
+    repo("init", d, "--bins", "4", "--bin-style", bin_style)
+    src = tmp_path / "dist"
+    wheels = [make_wheel(src, f"nasty{i}", "1.0", payload=str(i)) for i in range(len(NASTY_REASONS))]
+    plain = []
+    for name in NASTY_FILES:
+        (src / name).write_bytes(name.encode())
+        plain.append(src / name)
+    repo("add", d, *wheels)
+    repo("add", d, "--prefix", "docs/\u00fcber/", *plain)
+    for whl, reason in zip(wheels, NASTY_REASONS):
+        repo("yank", d, whl.name, "--reason", reason)
+
+    files = {f"packages/nasty{i}/{w.name}": (w.read_bytes(), NASTY_REASONS[i]) for i, w in enumerate(wheels)}
+    files.update({f"docs/\u00fcber/{p.name}": (p.read_bytes(), None) for p in plain})
+    # The strings really are in the signed bins as written (not normalised or dropped).
+    signed_reasons = {t.get("custom", {}).get("yanked") for f in (d / "metadata").glob("*.bins-*.json")
+                      for t in json.loads(f.read_bytes())["signed"]["targets"].values()}
+    assert set(NASTY_REASONS) <= signed_reasons, signed_reasons
+
+    with RepoServer(d) as server:
+        md, dl = tmp_path / "ng-md", tmp_path / "ng-dl"
+        md.mkdir()
+        dl.mkdir()
+        up = Updater(os.fspath(md), f"{server.url}/metadata/", os.fspath(dl), f"{server.url}/targets/",
+                     bootstrap=(d / "metadata" / "1.root.json").read_bytes())
+        up.refresh()
+        for n, (path, (data, reason)) in enumerate(files.items()):
+            info = up.get_targetinfo(path)
+            assert info is not None, f"python-tuf does not find {path!r}"
+            if reason is not None:
+                assert info.custom["yanked"] == reason, (path, info.custom)
+            assert info.length == len(data) and info.hashes["sha256"] == hashlib.sha256(data).hexdigest(), path
+            got = Path(up.download_target(info, os.fspath(dl / str(n))))
+            assert got.read_bytes() == data, path
+        # Every bin holding one of them was verified by python-tuf (its signature over its
+        # own canonical form of what packman signed).
+        if bin_style == "succinct":
+            succinct = Metadata.from_file(os.fspath(md / "targets.json")).signed.delegations.succinct_roles
+            wanted = {succinct.get_role_for_target(p) for p in files}
+        else:
+            wanted = {r.name for r in Metadata.from_file(os.fspath(md / "targets.json")).signed.delegations.roles.values()
+                      if any(r.is_delegated_path(p) for p in files)}
+        assert wanted and all((md / f"{b}.json").is_file() for b in wanted), (wanted, sorted(os.listdir(md)))
+
+
 def test_pip_downloads_from_the_static_targets_tree(tmp_path):
     d = tmp_path / "repo"
     repo("init", d, "--bins", "16")

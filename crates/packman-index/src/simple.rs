@@ -815,7 +815,7 @@ mod tests {
         let pip_ok =
             Command::new("python3").args(["-m", "pip", "--version"]).output().is_ok_and(|o| o.status.success());
         if !pip_ok {
-            eprintln!("skipped: python3 -m pip is not available");
+            packman_testkit::skipped("python3 -m pip is not available");
             return;
         }
         let tmp = tempfile::tempdir().unwrap();

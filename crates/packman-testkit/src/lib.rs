@@ -273,6 +273,29 @@ pub fn tree_state(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// Says that a test, or a part of one, could not run here and why: on stderr, and as a line
+/// appended to the file `PACKMAN_SKIP_LOG` names, which `scripts/test.sh` prints in its
+/// summary. Under CI (`CI` set) nothing may be skipped: it panics with the reason instead.
+pub fn skipped(why: &str) {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let exe = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    // Cargo names test binaries NAME-HASH.
+    let bin = exe.as_deref().map(|e| e.rsplit_once('-').map_or(e, |(n, _)| n)).unwrap_or("?").to_string();
+    let line = format!("{bin}::{test}: {why}");
+    if std::env::var_os("CI").is_some() {
+        panic!("not skipped under CI: {line}");
+    }
+    eprintln!("skipped: {line}");
+    if let Some(log) = std::env::var_os("PACKMAN_SKIP_LOG") {
+        use std::io::Write;
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(&log);
+        // One write per line, so that tests running in parallel do not interleave.
+        if let Err(e) = f.and_then(|mut f| f.write_all(format!("{line}\n").as_bytes())) {
+            eprintln!("skipped: could not note it in {}: {e}", std::path::Path::new(&log).display());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

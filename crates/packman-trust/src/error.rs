@@ -16,6 +16,23 @@ pub enum TrustError {
     )]
     RootDiffers { trusted: PathBuf, dir: PathBuf },
 
+    /// A root was given that is older than the trusted one but does not lead to it through
+    /// rotations signed by the repository (another repository's root, say). The trusted
+    /// root is left as it was.
+    #[error(
+        "{given}: refusing root v{given_version}: it is neither the trusted root ({trusted}, v{trusted_version}) \
+         nor part of the chain of signed rotations that led to it ({reason}). Trusted keys change only \
+         through rotations signed by the repository. If you really mean to start over with it, remove {dir}."
+    )]
+    RootNotInChain {
+        given: String,
+        given_version: u64,
+        trusted: PathBuf,
+        trusted_version: u64,
+        dir: PathBuf,
+        reason: String,
+    },
+
     /// The root given does not verify on its own (malformed, or not signed by its own
     /// threshold of root keys). Nothing was written.
     #[error("{given}: not a usable root: {source}")]

@@ -1,7 +1,8 @@
 //! Trust on first use, then pinned: a metadata directory's root is set once from a root the
 //! user obtained from a trusted place, and after that changes only through rotations the
 //! repository signs (which the updater follows). A root given again later must be the one
-//! trusted, or an older one it has rotated past; anything else is refused and the trusted
+//! trusted, or an older one that leads to it through those signed rotations (each version
+//! fetched and verified against the one before); anything else is refused and the trusted
 //! root stays byte for byte as it was.
 
 use std::path::Path;
@@ -21,25 +22,50 @@ pub enum TrustOutcome {
     /// The root given is the trusted one, byte for byte.
     Same,
     /// The root given is an older version than the trusted one, which signed rotations
-    /// have replaced; the trusted one stays.
+    /// have replaced (checked version by version); the trusted one stays.
     RotatedPast { given: u64, trusted: u64 },
 }
 
+/// Fetches version N of the repository's root (`N.root.json`), for checking that an older
+/// root given leads to the trusted one. An error is a message naming what failed.
+pub type RootFetch<'a> = &'a mut dyn FnMut(u64) -> Result<Vec<u8>, String>;
+
 /// Establishes trust in `dir` (a metadata directory): the first time from the root in
 /// `root_file`; afterwards `root_file`, if given, must hold the root already trusted or an
-/// older one it rotated past. `now` is the time the given root is checked at.
+/// older one it rotated past. `now` is the time the given root is checked at. With no way
+/// to fetch the roots in between, an older root is accepted only when the trusted one is
+/// its direct successor (see [`ensure_trust_fetching`]).
 pub fn ensure_trust(dir: &Path, root_file: Option<&Path>, now: OffsetDateTime) -> Result<TrustOutcome, TrustError> {
+    ensure_trust_fetching(dir, root_file, now, &mut |v| Err(format!("no way to fetch {v}.root.json was given")))
+}
+
+/// As [`ensure_trust`], fetching the roots between an older root given and the trusted one
+/// with `fetch` to check that the older root leads to the trusted one through signed
+/// rotations: a root of another repository, or of a fork, never does.
+pub fn ensure_trust_fetching(
+    dir: &Path,
+    root_file: Option<&Path>,
+    now: OffsetDateTime,
+    fetch: RootFetch,
+) -> Result<TrustOutcome, TrustError> {
     let given = root_file.map(|p| std::fs::read(p).map_err(|e| TrustError::io(p, e))).transpose()?;
     let label = root_file.map(|p| p.display().to_string());
-    check(dir, given.as_deref().map(|b| (label.unwrap_or_default(), b)), now)
+    check(dir, given.as_deref().map(|b| (label.unwrap_or_default(), b)), now, fetch)
 }
 
 /// As [`ensure_trust`], with the given root's bytes (from a bundle, say) rather than a file.
 pub fn ensure_trust_bytes(dir: &Path, root: Option<&[u8]>, now: OffsetDateTime) -> Result<TrustOutcome, TrustError> {
-    check(dir, root.map(|b| ("the root given".to_string(), b)), now)
+    check(dir, root.map(|b| ("the root given".to_string(), b)), now, &mut |v| {
+        Err(format!("no way to fetch {v}.root.json was given"))
+    })
 }
 
-fn check(dir: &Path, given: Option<(String, &[u8])>, now: OffsetDateTime) -> Result<TrustOutcome, TrustError> {
+fn check(
+    dir: &Path,
+    given: Option<(String, &[u8])>,
+    now: OffsetDateTime,
+    fetch: RootFetch,
+) -> Result<TrustOutcome, TrustError> {
     let trusted_path = dir.join("root.json");
     let current = match std::fs::read(&trusted_path) {
         Ok(b) => Some(b),
@@ -55,11 +81,9 @@ fn check(dir: &Path, given: Option<(String, &[u8])>, now: OffsetDateTime) -> Res
     if current.as_deref() == Some(given) {
         return Ok(TrustOutcome::Same);
     }
-    let given_version = TrustedSet::new(given, now)
-        .map_err(|source| TrustError::InvalidRoot { given: label, source })?
-        .root()
-        .signed
-        .version;
+    let mut chain =
+        TrustedSet::new(given, now).map_err(|source| TrustError::InvalidRoot { given: label.clone(), source })?;
+    let given_version = chain.root().signed.version;
     let Some(current) = current else {
         write_root(dir, given)?;
         return Ok(TrustOutcome::FirstUse { version: given_version });
@@ -70,8 +94,24 @@ fn check(dir: &Path, given: Option<(String, &[u8])>, now: OffsetDateTime) -> Res
         .signed
         .version;
     // An older root the trusted one has moved past through signed rotations: the user
-    // kept the root.json they started from, which is fine; it changes nothing.
+    // kept the root.json they started from, which is fine; it changes nothing. But only if
+    // it really leads to the trusted root, each version signed by the one before (spec
+    // 5.3): an older-numbered root of another repository must not pass unremarked.
     if given_version < trusted_version {
+        let refused = |reason: String| TrustError::RootNotInChain {
+            given: label.clone(),
+            given_version,
+            trusted: trusted_path.clone(),
+            trusted_version,
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        for v in given_version + 1..=trusted_version {
+            let bytes = if v == trusted_version { current.clone() } else { fetch(v).map_err(&refused)? };
+            chain.update_root(&bytes).map_err(|e| refused(format!("version {v}: {e}")))?;
+        }
+        // Reaching the trusted version by verified steps is not enough: the last step must
+        // be the trusted root itself (it was, `current`), so the chain ends where trust is.
         return Ok(TrustOutcome::RotatedPast { given: given_version, trusted: trusted_version });
     }
     Err(TrustError::RootDiffers { trusted: trusted_path, dir: dir.to_path_buf() })
@@ -155,6 +195,60 @@ mod tests {
             TrustOutcome::RotatedPast { given: 1, trusted: 2 }
         );
         assert_eq!(std::fs::read(d.path().join("root.json")).unwrap(), r.v2);
+    }
+
+    /// An older-numbered root must lead to the trusted one through signed rotations: the
+    /// roots in between are fetched and verified; another repository's root never leads
+    /// there, and neither does a chain with a step that does not verify.
+    #[test]
+    fn an_older_root_is_accepted_only_through_the_signed_chain() {
+        let now = now();
+        let mut repo = RepoBuilder::new(now).unwrap();
+        repo.rotate_key("root").unwrap();
+        repo.rotate_key("root").unwrap();
+        let chain = repo.signed_roots.clone();
+        let mut other = RepoBuilder::new(now).unwrap();
+        other.rotate_key("root").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("given.json");
+        ensure_trust_bytes(d.path(), Some(&chain[2]), now).unwrap();
+        let before = std::fs::read(d.path().join("root.json")).unwrap();
+        let mut fetched = Vec::new();
+        let mut fetch = |v: u64| {
+            fetched.push(v);
+            Ok(chain[v as usize - 1].clone())
+        };
+        std::fs::write(&file, &chain[0]).unwrap();
+        assert_eq!(
+            ensure_trust_fetching(d.path(), Some(&file), now, &mut fetch).unwrap(),
+            TrustOutcome::RotatedPast { given: 1, trusted: 3 }
+        );
+        assert_eq!(fetched, [2], "only the roots in between are fetched");
+        for (given, fetch_gives) in [
+            (&other.signed_roots[0], &chain[1]),
+            (&other.signed_roots[1], &chain[1]),
+            (&chain[0], &other.signed_roots[1]),
+        ] {
+            std::fs::write(&file, given).unwrap();
+            let mut fetch = |_: u64| Ok(fetch_gives.clone());
+            match ensure_trust_fetching(d.path(), Some(&file), now, &mut fetch) {
+                Err(e @ TrustError::RootNotInChain { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.starts_with(&format!("{}: refusing root v", file.display())), "{msg}");
+                    assert!(msg.contains("nor part of the chain of signed rotations"), "{msg}");
+                    assert!(msg.contains("version 2: ") || msg.contains("version 3: "), "{msg}");
+                }
+                other => panic!("expected RootNotInChain, got {other:?}"),
+            }
+            assert_eq!(std::fs::read(d.path().join("root.json")).unwrap(), before);
+        }
+        // Without a way to fetch the roots in between, v1 cannot be shown to lead to v3.
+        std::fs::write(&file, &chain[0]).unwrap();
+        assert!(matches!(ensure_trust(d.path(), Some(&file), now), Err(TrustError::RootNotInChain { .. })));
+        assert_eq!(
+            ensure_trust_bytes(d.path(), Some(&chain[1]), now).unwrap(),
+            TrustOutcome::RotatedPast { given: 2, trusted: 3 }
+        );
     }
 
     #[test]

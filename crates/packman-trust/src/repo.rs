@@ -6,7 +6,7 @@ use std::sync::Arc;
 use packman_client::{Config, Transport, Updater};
 use packman_tuf::OffsetDateTime;
 
-use crate::{ensure_trust, TrustError, TrustOutcome};
+use crate::{ensure_trust, ensure_trust_fetching, RootFetch, TrustError, TrustOutcome};
 
 /// A repository the user trusts: where its metadata and targets are, and the directory that
 /// holds its trusted metadata. Every door that reads the repository for the user opens its
@@ -36,6 +36,15 @@ impl TrustedRepo {
     /// [`ensure_trust`] for this repository's metadata directory, at the current time.
     pub fn ensure_trust(&self, root_file: Option<&Path>) -> Result<TrustOutcome, TrustError> {
         ensure_trust(&self.metadata_dir, root_file, OffsetDateTime::now_utc())
+    }
+
+    /// [`ensure_trust_fetching`] for this repository's metadata directory, at the current time.
+    pub fn ensure_trust_fetching(
+        &self,
+        root_file: Option<&Path>,
+        fetch: RootFetch,
+    ) -> Result<TrustOutcome, TrustError> {
+        ensure_trust_fetching(&self.metadata_dir, root_file, OffsetDateTime::now_utc(), fetch)
     }
 
     /// The updater for this repository (HTTP and `file://` as `config.fetcher` says). It

@@ -107,6 +107,62 @@ fn a_different_root_is_refused_loudly_and_trust_is_unchanged() {
     assert_eq!(std::fs::read(Path::new(&f.meta_dir).join("root.json")).unwrap(), trusted);
 }
 
+/// `--root` with an older root of another repository than the trusted one: its version
+/// number alone (below the trusted one's) once let it pass without a word. It is refused,
+/// loudly, naming the file and the rule, and nothing trusted changes; the repository's own
+/// older roots and the trusted root itself are still accepted.
+#[test]
+fn an_older_root_of_another_repository_is_refused_and_trust_is_unchanged() {
+    let mut f = fixture();
+    assert!(f.download(Some(&f.root_file), "pkgs/a/a-1.0.tar.gz").status.success());
+    f.repo.rotate_key("root").unwrap();
+    f.repo.rotate_key("root").unwrap();
+    f.repo.publish(&f.repo_dir).unwrap();
+    let o = f.download(None, "pkgs/a/a-1.0.tar.gz");
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("root v3"), "{:?}", text(&o));
+
+    let mut other = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap();
+    other.rotate_key("root").unwrap();
+    let meta = Path::new(&f.meta_dir);
+    for (i, root) in other.signed_roots.iter().enumerate() {
+        let file = Path::new(&f.dest).join(format!("other-{}.root.json", i + 1));
+        std::fs::write(&file, root).unwrap();
+        let (before, dest_before) =
+            (packman_testkit::tree_state(meta), packman_testkit::tree_state(Path::new(&f.dest)));
+        f.server.clear_log();
+        let o = f.download(Some(file.to_str().unwrap()), "pkgs/a/a-1.0.tar.gz");
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+        let v = i + 1;
+        for want in [
+            format!("Refusing {}: root v{v} is neither the root trusted for", file.display()),
+            "nor part of the chain of signed rotations that led to it".into(),
+            format!("({}, v3)", meta.join("root.json").display()),
+            "Nothing was changed".into(),
+            format!("rm -r {}", meta.display()),
+            format!("--metadata-dir {} --root {}", meta.display(), file.display()),
+        ] {
+            assert!(err.contains(&want), "{want:?} not in:\n{err}");
+        }
+        // Why: the next root (fetched) or the trusted one is not signed by this root's keys.
+        assert!(err.contains(&format!("version {}: ", v + 1)), "{err}");
+        assert_eq!(packman_testkit::tree_state(meta), before, "trusted state changed");
+        assert_eq!(packman_testkit::tree_state(Path::new(&f.dest)), dest_before);
+        assert!(!f.server.requests().iter().any(|r| r.starts_with("/targets/")), "{:?}", f.server.requests());
+    }
+
+    // This repository's own roots: v1 and v2 lead to v3 through its signed rotations, and
+    // v3 is the trusted one.
+    for v in 1..=3 {
+        let file = f.repo_dir.join(format!("metadata/{v}.root.json"));
+        let o = f.download(Some(file.to_str().unwrap()), "pkgs/a/a-1.0.tar.gz");
+        assert!(o.status.success(), "root v{v}: {:?}", text(&o));
+    }
+    let root: serde_json::Value = serde_json::from_slice(&std::fs::read(meta.join("root.json")).unwrap()).unwrap();
+    assert_eq!(root["signed"]["version"], 3);
+}
+
 #[test]
 fn signed_root_rotation_is_followed() {
     let mut f = fixture();

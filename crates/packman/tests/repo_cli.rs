@@ -1142,6 +1142,182 @@ fn published_files_are_world_readable_and_keys_are_private() {
     }
 }
 
+/// s3s-fs serving a fresh directory (with a `bucket`) on 127.0.0.1. `None` (the test is
+/// skipped, and says so) when s3s-fs is not installed, except under CI, which installs it.
+struct S3s {
+    root: tempfile::TempDir,
+    port: u16,
+    child: std::process::Child,
+}
+
+fn start_s3s() -> Option<S3s> {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("bucket")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new("s3s-fs")
+        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "pm", "--secret-key", "pm-secret"])
+        .arg(root.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            // Under CI this panics: .ci/run installs s3s-fs.
+            packman_testkit::skipped(&format!("s3s-fs not available ({e}); `cargo install s3s-fs --features binary`"));
+            return None;
+        }
+    };
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "s3s-fs did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Some(S3s { root, port, child })
+}
+
+impl Drop for S3s {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A proxy on 127.0.0.1 in front of `upstream` that records "METHOD PATH" of every request
+/// in the order they reach it (each connection relayed as is; requests are read by their
+/// Content-Length, which is how object_store sends them).
+fn recording_proxy(upstream: u16) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared = log.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let log = shared.clone();
+            std::thread::spawn(move || {
+                let server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                let (mut back_from, mut back_to) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut back_from, &mut back_to);
+                    let _ = back_to.shutdown(Shutdown::Write);
+                });
+                let (mut from, mut to) = (BufReader::new(client), server);
+                loop {
+                    let mut head = Vec::new();
+                    let mut len = 0u64;
+                    loop {
+                        let mut line = Vec::new();
+                        if from.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+                            let _ = to.shutdown(Shutdown::Write);
+                            return;
+                        }
+                        let l = String::from_utf8_lossy(&line).to_ascii_lowercase();
+                        if let Some(v) = l.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                        assert!(!l.starts_with("transfer-encoding:"), "the recording proxy reads Content-Length only");
+                        if head.is_empty() {
+                            let mut parts =
+                                String::from_utf8_lossy(&line).split(' ').map(str::to_string).collect::<Vec<_>>();
+                            parts.truncate(2);
+                            log.lock().unwrap().push(parts.join(" "));
+                        }
+                        head.extend_from_slice(&line);
+                        if line == b"\r\n" {
+                            break;
+                        }
+                    }
+                    if to.write_all(&head).is_err() || std::io::copy(&mut (&mut from).take(len), &mut to).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, log)
+}
+
+/// `packman repo push` puts files in the bucket in the order the README promises ("targets
+/// first and the timestamp last"; "targets, versioned metadata, `timestamp.json` last,
+/// removals after"), so that a reader of the bucket mid-push never finds a file missing.
+/// The order is read off the wire, through a recording proxy in front of s3s-fs.
+#[test]
+fn push_uploads_targets_first_timestamp_last_and_removes_after() {
+    let Some(s3) = start_s3s() else { return };
+    let (proxy, log) = recording_proxy(s3.port);
+    let r = Repo::init(&[]);
+    let src = r.p("src");
+    let push = || {
+        log.lock().unwrap().clear();
+        let mut c = command(&["repo", "push", r.d(), "--store", "s3://bucket/repo"], None);
+        c.env("AWS_ACCESS_KEY_ID", "pm")
+            .env("AWS_SECRET_ACCESS_KEY", "pm-secret")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT", format!("http://127.0.0.1:{proxy}"))
+            .env("AWS_ALLOW_HTTP", "true");
+        ok(c.output().unwrap());
+        log.lock().unwrap().clone()
+    };
+    // The README's classes, in its order: targets, versioned metadata (the snapshot, which
+    // leads to the rest, after the others; root.json with them), timestamp.json.
+    let class = |key: &str| -> u8 {
+        let key = key.strip_prefix("/bucket/repo/").unwrap_or_else(|| panic!("{key} outside the prefix"));
+        match key.strip_prefix("metadata/") {
+            None => {
+                assert!(key.starts_with("targets/"), "{key}");
+                0
+            }
+            Some("timestamp.json") => 3,
+            Some(m) if m.ends_with(".snapshot.json") => 2,
+            Some(_) => 1,
+        }
+    };
+    let check = |requests: &[String], want_deletes: bool| {
+        let puts: Vec<&str> = requests.iter().filter_map(|r| r.strip_prefix("PUT ")).collect();
+        // object_store removes with a multi-object delete (POST ?delete), or DELETE.
+        let first_delete =
+            requests.iter().position(|r| r.starts_with("DELETE ") || r.starts_with("POST ") && r.ends_with("?delete"));
+        let last_put = requests.iter().rposition(|r| r.starts_with("PUT "));
+        assert!(!puts.is_empty(), "{requests:#?}");
+        let classes: Vec<u8> = puts.iter().map(|k| class(k)).collect();
+        assert!(classes.windows(2).all(|w| w[0] <= w[1]), "uploads out of order:\n{puts:#?}");
+        assert_eq!(classes.iter().filter(|&&c| c == 3).count(), 1, "{puts:#?}");
+        assert_eq!(*puts.last().unwrap(), "/bucket/repo/metadata/timestamp.json", "{puts:#?}");
+        assert!(classes.contains(&0) && classes.contains(&1) && classes.contains(&2), "{puts:#?}");
+        assert_eq!(first_delete.is_some(), want_deletes, "{requests:#?}");
+        if let Some(d) = first_delete {
+            assert!(d > last_put.unwrap(), "a removal before the last upload:\n{requests:#?}");
+        }
+    };
+
+    let w = wheel(&src, "order_demo", "1.0", "order-demo", None, "v1");
+    ok(r.repo("add", &[w.p()]));
+    let first = push();
+    check(&first, false);
+    // Every published file went up, and the bucket holds what was published.
+    let stored = s3.root.path().join("bucket/repo");
+    assert_eq!(
+        first.iter().filter(|r| r.starts_with("PUT ")).count(),
+        packman_testkit::tree_state(&r.dir.join("metadata")).len()
+            + packman_testkit::tree_state(&r.dir.join("targets")).len()
+    );
+    assert_eq!(
+        std::fs::read(stored.join("metadata/timestamp.json")).unwrap(),
+        std::fs::read(r.dir.join("metadata/timestamp.json")).unwrap()
+    );
+
+    // Publishes enough to garbage-collect old versions: new uploads, then removals.
+    for v in 2..=5 {
+        let w = wheel(&src, "order_demo", &format!("{v}.0"), "order-demo", None, &format!("v{v}"));
+        ok(r.repo("add", &[w.p()]));
+    }
+    ok(r.repo("yank", &[w.name(), "--reason", "order test"]));
+    check(&push(), true);
+}
+
 /// `repo add --store s3://…` and `repo push` against a real S3-compatible server (s3s-fs on
 /// 127.0.0.1; CI installs it, elsewhere the test is skipped when it is missing).
 #[test]
@@ -1152,29 +1328,8 @@ fn add_with_store_mirrors_the_tree_to_s3() {
 }
 
 fn add_with_store_mirrors_the_tree_to_s3_in(style: &str) {
-    use std::process::Stdio;
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(root.path().join("bucket")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = std::process::Command::new("s3s-fs")
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "pm", "--secret-key", "pm-secret"])
-        .arg(root.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipped: s3s-fs not available ({e})");
-            return;
-        }
-        Err(e) => panic!("s3s-fs is needed in CI: {e}"),
-    };
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < std::time::Duration::from_secs(20), "s3s-fs did not start");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let Some(s3) = start_s3s() else { return };
+    let (root, port) = (&s3.root, s3.port);
     let r = Repo::init(&["--bin-style", style]);
     let file = r.p("notes.txt");
     std::fs::write(&file, b"release notes").unwrap();
@@ -1202,8 +1357,7 @@ fn add_with_store_mirrors_the_tree_to_s3_in(style: &str) {
     // A bad store URL is refused by name.
     let err = fails(run_s3(&["repo", "push", r.d(), "--store", "gs://x"]));
     assert!(err.contains("gs://x") && err.contains("only s3://"), "{err}");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(s3);
     // The store gone: the error says why, not just "error sending request".
     let err = fails(run_s3(&["repo", "push", r.d(), "--store", "s3://bucket/repo"]));
     has_all(&err, &["s3://bucket/repo", "error sending request", "tcp connect error"]);

@@ -81,6 +81,30 @@ fn trust_message(e: TrustError) -> String {
     }
 }
 
+/// An older --root that does not lead to the trusted one: said as loudly as a swapped root
+/// in `trust add`, with what was checked and the command that would start over with it.
+fn not_in_chain(e: &TrustError, a: &Args, metadata_url: &str) -> String {
+    let TrustError::RootNotInChain { given, given_version, trusted, trusted_version, dir, reason } = e else {
+        return e.to_string();
+    };
+    let bar = "@".repeat(62);
+    let banner = format!("{bar}\n@{:^60}@\n{bar}", "WARNING: THE --root GIVEN IS NOT THIS REPOSITORY'S ROOT!");
+    let mut s = crate::report::paint(&banner, crate::report::RED);
+    s.push_str(&format!(
+        "\nRefusing {given}: root v{given_version} is neither the root trusted for {metadata_url}\n\
+         ({}, v{trusted_version}) nor part of the chain of signed rotations that led to it.\n\
+         Refused because: {reason}\n\
+         It may be another repository's root, or a root someone forged to look older.\n\
+         Nothing was changed: the trusted root and metadata are as they were.\n\
+         If you really mean to trust {given} for {metadata_url} instead, start over:\n  \
+         rm -r {}\n  packman download --metadata-url {metadata_url}{} --root {given} TARGET...",
+        trusted.display(),
+        dir.display(),
+        a.metadata_dir.as_ref().map(|d| format!(" --metadata-dir {}", d.display())).unwrap_or_default(),
+    ));
+    s
+}
+
 pub fn run(a: Args) -> Result<(), String> {
     let Some(metadata_url) = a.metadata_url.as_deref() else {
         return super::read::download(super::read::DownloadRequest {
@@ -98,10 +122,21 @@ pub fn run(a: Args) -> Result<(), String> {
         Some(dir) => TrustedRepo::new(metadata_url, a.targets_url.as_deref(), dir),
         None => Home::from_env().map_err(trust_message)?.repo_by_url(metadata_url, a.targets_url.as_deref()),
     };
-    repo.ensure_trust(a.root.as_deref()).map_err(trust_message)?;
     let config = crate::report::client_config();
     let targets_url = repo.targets_url.clone().unwrap_or_default();
     let mirrors = failover_transport(metadata_url, &targets_url, &a.mirrors, &config)?;
+    // An older --root is checked against the trusted one through the roots in between.
+    let mut fetch_root = |v: u64| {
+        let url = packman_tuf::layout::metadata_url(metadata_url, "root", Some(v));
+        let mut buf = Vec::new();
+        packman_client::Transport::fetch_to(mirrors.as_ref(), &url, config.root_max_length, &mut buf)
+            .map_err(|e| format!("{url}: {e}"))?;
+        Ok(buf)
+    };
+    repo.ensure_trust_fetching(a.root.as_deref(), &mut fetch_root).map_err(|e| match e {
+        e @ TrustError::RootNotInChain { .. } => not_in_chain(&e, &a, metadata_url),
+        e => trust_message(e),
+    })?;
     let result = download(&a, metadata_url, &repo, config, &mirrors);
     print_mirror_failures(&mirrors);
     result
