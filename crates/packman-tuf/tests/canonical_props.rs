@@ -233,7 +233,8 @@ struct Style {
 fn write(v: &Gen, r: &mut Rng, st: &Style, out: &mut String) {
     let ws = |r: &mut Rng, out: &mut String| {
         if st.ws && r.chance(30) {
-            out.push_str(r.pick(&[" ", "\n", "\t", "\r\n  ", "  "]));
+            let space: &&str = r.pick(&[" ", "\n", "\t", "\r\n  ", "  "]);
+            out.push_str(space);
         }
     };
     ws(r, out);
