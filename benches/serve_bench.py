@@ -1,6 +1,7 @@
 """packman serve vs nginx: HTTP load on the same repository directory, same run.
 
     .venv/bin/python benches/serve_bench.py [--duration 10] [--repeat 3] [--quick]
+                                            [--wrk-threads 1,2] [--wrk-timeout 2] [--baseline BIN_DIR]
                                             [--with-logging] [--workdir DIR] [--keep]
 
 Builds a repository with the packman CLI (`packman repo init`, then `packman repo add --raw
@@ -10,15 +11,19 @@ with both servers at once, each on its own 127.0.0.1 port:
   nginx    foreground (daemon off), master + 2 workers, a generated config in the temp dir
            (access_log off, sendfile, tcp_nopush, keepalive_requests 100000; root DIR)
 Both are checked to return the files' exact bytes, then loaded with wrk
-(`wrk -t1 -cN -dSs --latency URL`), the two servers alternating, each measurement repeated
---repeat times, medians reported:
+(`wrk -tT -cN -dSs --timeout 2s --latency URL`), the servers alternating, each measurement
+repeated --repeat times, medians reported. Every case runs with each of --wrk-threads
+(default 1,2: -t2 makes wrk and the server compete for both cores, as on a busy host).
+--baseline BIN_DIR adds BIN_DIR/packman as a third server in the same alternation.
   metadata/timestamp.json        (~0.5 KB)  50 connections
   metadata/N.snapshot.json       (~8 KB)    50 connections
   metadata/timestamp.json        (~0.5 KB)  1000 connections; RSS sampled every 0.2 s
   targets/files/<sha256>.big.bin (10 MiB)   10 connections
   [--with-logging: timestamp.json, 50 connections, both servers writing an access log file]
-Per case: requests/s, p99 latency, transfer rate, socket errors / non-2xx responses, and the
-server's CPU time per request (utime+stime from /proc, all its processes). Memory: the
+Per case: requests/s, p99 latency, transfer rate, socket errors and non-2xx responses, and
+the server's CPU time per request (utime+stime from /proc, all its processes). Any socket
+error (connect, read, write, timeout) or non-2xx answer from any server fails the run: the
+tables are printed, then FAILED with the runs that had them, exit status 1. Memory: the
 servers' RSS (VmRSS; nginx: master + workers) idle, before, during (peak) and after the
 1000-connection runs, and at the end.
 
@@ -363,11 +368,11 @@ def parse_wrk(out: str) -> dict:
     return r
 
 
-def run_wrk(wrk: str, server: Server, path: str, conns: int, secs: int, threads: int) -> dict:
+def run_wrk(wrk: str, server: Server, path: str, conns: int, secs: int, threads: int, timeout: int) -> dict:
     """One wrk run against server; also the server's RSS (sampled every 0.2 s: peak) and
     the CPU time it used."""
     server.check_alive()
-    cmd = [wrk, f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--latency", server.url + path]
+    cmd = [wrk, f"-t{threads}", f"-c{conns}", f"-d{secs}s", f"--timeout={timeout}s", "--latency", server.url + path]
     cpu0 = server.cpu_s()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = server.rss_kib()
@@ -459,6 +464,9 @@ def main() -> None:
     ap.add_argument("--wrk-threads", default="1,2",
                     help="wrk -t values, comma-separated: every case runs with each (default 1,2: -t1, then -t2, "
                          "where wrk competes with the server for both cores, as on a busy host)")
+    ap.add_argument("--wrk-timeout", type=int, default=2,
+                    help="wrk --timeout in seconds (default 2, wrk's own): a response slower than this counts as "
+                         "a socket error (timeout), which fails the run")
     ap.add_argument("--baseline", type=Path, metavar="BIN_DIR",
                     help="also serve with BIN_DIR/packman (e.g. a build of the previous main), a third server in "
                          "the same alternation: its ratio to nginx is measured in the same run as packman's")
@@ -538,7 +546,7 @@ def main() -> None:
             print(f"baseline: {args.baseline / 'packman'} serve --access-log off (pid {bl.proc.pid}) at {bl.url}")
         print(f"nginx {nginx_v}: master + {args.nginx_workers} workers, access_log off, sendfile, tcp_nopush"
               f"{', open_file_cache' if args.nginx_open_file_cache else ''} (pid {ng.proc.pid}) at {ng.url}")
-        print(f"load: {wrk_v} {' and '.join(f'-t{t}' for t in threads)} --latency, {repeat} x {duration} s per case and server, "
+        print(f"load: {wrk_v} {' and '.join(f'-t{t}' for t in threads)} --timeout {args.wrk_timeout}s --latency, {repeat} x {duration} s per case and server, "
               f"alternating; RLIMIT_NOFILE {nofile}")
         print(flush=True)
 
@@ -569,7 +577,7 @@ def main() -> None:
             for rep in range(repeat):
                 order = srv if (rep + ci) % 2 == 0 else srv[::-1]
                 for s in order:
-                    r = run_wrk(wrk, s, rel(f), conns, duration, t)
+                    r = run_wrk(wrk, s, rel(f), conns, duration, t, args.wrk_timeout)
                     runs[s.label].append(r)
                     print(f"  -t{t} {name} -c{conns} run {rep + 1}/{repeat} {s.label}: {r['rps']:,.0f} req/s, "
                           f"p99 {r['p99_ms']:.2f} ms, {r['mib_s']:,.1f} MiB/s, {r['socket_errors']} socket errors, "
