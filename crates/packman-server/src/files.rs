@@ -53,19 +53,26 @@ pub struct CachedFile {
     gzip: OnceLock<Option<Bytes>>,
     /// The response headers of a plain GET of this version of the file, made once by the
     /// handler (see `Handler::whole`): building them per request was most of its cost.
-    pub(crate) whole: OnceLock<WholeHeaders>,
+    pub(crate) whole: WholeHeaders,
 }
 
 /// Headers of a `200 OK` with the whole file, plain and gzip-encoded (`None` when gzip does
-/// not pay or the file is not compressible).
+/// not pay or the file is not compressible), each made when first needed.
+#[derive(Default)]
 pub(crate) struct WholeHeaders {
-    pub plain: HeaderMap,
-    pub gzip: Option<HeaderMap>,
+    pub plain: OnceLock<HeaderMap>,
+    pub gzip: OnceLock<Option<HeaderMap>>,
 }
 
 impl CachedFile {
     pub fn new(key: FileKey, body: Bytes) -> CachedFile {
-        CachedFile { key, body, gzip: OnceLock::new(), whole: OnceLock::new() }
+        CachedFile { key, body, gzip: OnceLock::new(), whole: WholeHeaders::default() }
+    }
+
+    /// Whether the gzip body has been made (compression is done only when asked for).
+    #[cfg(test)]
+    pub(crate) fn gzip_made(&self) -> bool {
+        self.gzip.get().is_some()
     }
 
     /// The gzip-compressed body, made once; `None` when compression does not pay.

@@ -10,7 +10,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use packman_tuf::layout;
 
-use crate::files::{Body, CachedFile, FileCache, Source, WholeHeaders};
+use crate::files::{Body, CachedFile, FileCache, Source};
 use crate::negotiate::{accepts_gzip, page_format, ACCEPTABLE};
 use crate::resolve::{resolve, Resolved};
 
@@ -152,29 +152,33 @@ impl Handler {
     /// are made once per cached version, by the general path ([`Handler::respond`]), and
     /// cloned per request.
     fn whole(&self, c: &Arc<CachedFile>, rel: &Path, headers: &HeaderMap, head: bool) -> Response<Body> {
-        let made = c.whole.get_or_init(|| {
-            let kind = file_kind(rel);
-            let make = |gzip: bool| {
-                let mut asked = HeaderMap::new();
-                if gzip {
-                    asked.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
-                }
-                let mut r = self.respond(&asked, Ok(Source::Memory(c.clone())), kind);
-                finish(&mut r);
-                std::mem::take(r.headers_mut())
-            };
-            let gzip = kind.compressible.then(|| make(true)).filter(|h| h.contains_key(header::CONTENT_ENCODING));
-            WholeHeaders { plain: make(false), gzip }
-        });
-        // Made with the headers, so no compression happens here.
-        let gz = if made.gzip.is_some() && wants_gzip(headers) { c.gzip().cloned() } else { None };
-        let (template, body) = match (&made.gzip, gz) {
-            (Some(h), Some(gz)) => (h, gz),
-            _ => (&made.plain, c.body.clone()),
+        let make = |gzip: bool| {
+            let mut asked = HeaderMap::new();
+            if gzip {
+                asked.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            let mut r = self.respond(&asked, Ok(Source::Memory(c.clone())), file_kind(rel));
+            finish(&mut r);
+            std::mem::take(r.headers_mut())
         };
-        let mut r = Response::new(if head { Body::empty() } else { Body::bytes(body) });
-        *r.headers_mut() = template.clone();
-        r
+        let reply = |template: &HeaderMap, body: Bytes| {
+            let mut r = Response::new(if head { Body::empty() } else { Body::bytes(body) });
+            *r.headers_mut() = template.clone();
+            r
+        };
+        if wants_gzip(headers) {
+            // Made (and the body compressed) only once a client asks for gzip, as before.
+            let gzip =
+                c.whole.gzip.get_or_init(|| Some(make(true)).filter(|h| h.contains_key(header::CONTENT_ENCODING)));
+            // `c.gzip()` only when the template says it pays (it was made with it): never
+            // compressing a file that is not compressible.
+            if let Some(template) = gzip {
+                if let Some(body) = c.gzip() {
+                    return reply(template, body.clone());
+                }
+            }
+        }
+        reply(c.whole.plain.get_or_init(|| make(false)), c.body.clone())
     }
 
     /// The response for an opened file (or the error opening it), as `kind` says to describe it.
@@ -466,6 +470,12 @@ mod tests {
             };
             (r.status(), r.headers().clone(), body)
         };
+        // Compression happens when a client asks for gzip of a compressible file, not before.
+        let cached = |path: &str| handler.cache.lookup(&dir.path().join(&path[1..])).unwrap().unwrap();
+        get(Method::GET, "/metadata/timestamp.json", &[]);
+        assert!(!cached("/metadata/timestamp.json").gzip_made());
+        get(Method::GET, "/metadata/x.bin", &[(header::ACCEPT_ENCODING, "gzip")]);
+        assert!(!cached("/metadata/x.bin").gzip_made());
         let general = || (header::IF_MODIFIED_SINCE, "Thu, 01 Jan 1970 00:00:01 GMT");
         let gzip = || (header::ACCEPT_ENCODING, "gzip");
         for path in ["/metadata/timestamp.json", "/metadata/x.bin"] {
