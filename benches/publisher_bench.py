@@ -1,7 +1,7 @@
 """packman vs python-tuf: building a PyPI-sized repository, then adding one file.
 
     .venv/bin/python benches/publisher_bench.py [--targets 1000000] [--bit-length 14]
-                                                [--add-reps 5] [--workdir DIR] [--keep]
+                                                [--build-reps 3] [--add-reps 5] [--workdir DIR] [--keep]
 
 1. Build: a repository of N targets (default 1,000,000) in 2**14 = 16384 succinct hashed
    bins (TAP 15), consistent snapshots, every bin signed, then snapshot and timestamp, all
@@ -15,7 +15,13 @@
                  SuccinctRoles.get_role_for_target, every bin signed and written, then
                  targets, root, snapshot, timestamp; then os.sync() (packman makes its
                  files durable; the sync is timed separately and included in "+sync").
-   Neither hashes a million real files: the entries are synthetic.
+   Neither hashes a million real files: the entries are synthetic. --build-reps builds
+   (default 3) of each side, alternating (packman, python-tuf, packman, ...), each into a
+   fresh directory; medians and min-max reported. The adds use the last build of each.
+   Key types: both sides sign bins, snapshot and timestamp with ECDSA P-256 and root and
+   targets with Ed25519 (packman's `repo init` defaults); the script reads the schemes from
+   each built repository's root and targets metadata, labels the rows with them, and stops
+   if the two sides differ.
 
 2. Add one file to that repository:
      packman     `packman repo add DIR pkg.whl` (a small valid wheel, a new version each
@@ -381,6 +387,44 @@ def fmt_s(x: float) -> str:
     return f"{x:.3f} s" if x >= 1 else f"{x * 1000:.1f} ms"
 
 
+def spread(xs: list[float]) -> str:
+    lo, hi = min(xs), max(xs)
+    return f"[{lo:.3f}-{hi:.3f} s]" if lo >= 1 else f"[{lo * 1000:.1f}-{hi * 1000:.1f} ms]"
+
+
+SCHEME_NAMES = {"ecdsa-sha2-nistp256": "ECDSA P-256", "ed25519": "Ed25519"}
+
+
+def key_schemes(repo_dir: Path) -> dict[str, str]:
+    """The signature scheme of each role's keys, from the repository's newest root and
+    targets metadata (bins: the succinct delegation's keys)."""
+    md = repo_dir / "metadata"
+
+    def newest(role: str) -> dict:
+        versions = [(int(p.name.split(".", 1)[0]), p) for p in md.glob(f"*.{role}.json")
+                    if p.name.split(".", 1)[0].isdigit()]
+        if not versions:
+            sys.exit(f"no N.{role}.json in {md}")
+        return json.loads(max(versions)[1].read_bytes())["signed"]
+
+    out: dict[str, str] = {}
+    root = newest("root")
+    for role, r in root["roles"].items():
+        out[role] = "/".join(sorted({root["keys"][k]["scheme"] for k in r["keyids"]}))
+    dele = newest("targets").get("delegations") or {}
+    if dele.get("succinct_roles"):
+        out["bins"] = "/".join(sorted({dele["keys"][k]["scheme"] for k in dele["succinct_roles"]["keyids"]}))
+    return out
+
+
+def label_schemes(schemes: dict[str, str], roles: tuple[str, ...]) -> str:
+    """'(ECDSA P-256)' when the roles share a scheme, else each role's."""
+    names = {r: SCHEME_NAMES.get(schemes.get(r, "?"), schemes.get(r, "?")) for r in roles}
+    if len(set(names.values())) == 1:
+        return f"({next(iter(names.values()))})"
+    return "(" + ", ".join(f"{r} {n}" for r, n in names.items()) + ")"
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1].startswith("_py-"):
         internal(sys.argv[1:])
@@ -388,6 +432,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="packman vs python-tuf publisher benchmark")
     ap.add_argument("--targets", type=int, default=1_000_000, help="targets in the repository (default 1,000,000)")
     ap.add_argument("--bit-length", type=int, default=14, help="succinct hashed bins bit length (default 14: 16384 bins)")
+    ap.add_argument("--build-reps", type=int, default=3,
+                    help="builds per side, alternating packman and python-tuf; median and min-max reported (default 3)")
     ap.add_argument("--add-reps", type=int, default=5, help="timed adds per scenario (default 5, after one warm-up)")
     ap.add_argument("--workdir", type=Path, help="where to build the repositories (default: a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the repositories (deleting ~50k files takes a while)")
@@ -418,28 +464,49 @@ def main() -> None:
         # ---- 1. builds ------------------------------------------------------------------
         pm_dir, py_dir, files = tmp / "packman-repo", tmp / "python-tuf-repo", tmp / "files"
         files.mkdir()
-        print(f"[packman] build-1m {args.targets:,} targets ...", file=sys.stderr, flush=True)
-        pm_wall, pm_rss, out = run_measured([os.fspath(bench), "build-1m", os.fspath(pm_dir), "--targets", str(args.targets),
-                                             "--bins", str(bins), "--json"])
-        pm = json_line(out)
-        print(f"[packman] {pm_wall:.2f} s, {pm_rss / 1024 if pm_rss else 0:.0f} MiB", file=sys.stderr, flush=True)
-
+        # Alternate the sides (A B A B ...), each build into a fresh directory (the previous
+        # one removed first), so that a slow spell on this shared machine lands on both.
+        builds: dict[str, list[tuple[float, int]]] = {"packman": [], "python-tuf": [], "baseline": []}
+        pm = py = None
+        py_unsynced: list[float] = []
         bl_dir = tmp / "baseline-repo"
-        if args.baseline:
-            print(f"[baseline] build-1m {args.targets:,} targets ...", file=sys.stderr, flush=True)
-            bl_wall, bl_rss, _ = run_measured([os.fspath(args.baseline / "packman-bench"), "build-1m", os.fspath(bl_dir),
-                                               "--targets", str(args.targets), "--bins", str(bins), "--json"])
-            print(f"[baseline] {bl_wall:.2f} s, {bl_rss / 1024 if bl_rss else 0:.0f} MiB", file=sys.stderr, flush=True)
-
-        py = None
-        if not args.skip_python_build:
-            print(f"[python-tuf] build {args.targets:,} targets ...", file=sys.stderr, flush=True)
-            py_wall, py_rss, out = run_measured([sys.executable, os.fspath(THIS), "_py-build", os.fspath(py_dir),
-                                                 str(args.targets), str(args.bit_length)])
-            py = json_line(out)
-            print(f"[python-tuf] {py_wall:.2f} s, {py_rss / 1024 if py_rss else 0:.0f} MiB", file=sys.stderr, flush=True)
-        else:
+        for rep in range(args.build_reps):
+            sides = ["packman", "python-tuf", "baseline"] if rep % 2 == 0 else ["python-tuf", "packman", "baseline"]
+            for side in sides:
+                if side == "baseline" and not args.baseline:
+                    continue
+                if side == "python-tuf" and args.skip_python_build:
+                    continue
+                d = {"packman": pm_dir, "python-tuf": py_dir, "baseline": bl_dir}[side]
+                shutil.rmtree(d, ignore_errors=True)
+                os.sync()  # untimed: nothing the previous build (or its removal) left dirty
+                print(f"[{side}] build {rep + 1}/{args.build_reps}, {args.targets:,} targets ...",
+                      file=sys.stderr, flush=True)
+                if side == "python-tuf":
+                    cmd = [sys.executable, os.fspath(THIS), "_py-build", os.fspath(d), str(args.targets),
+                           str(args.bit_length)]
+                else:
+                    exe = bench if side == "packman" else args.baseline / "packman-bench"
+                    cmd = [os.fspath(exe), "build-1m", os.fspath(d), "--targets", str(args.targets),
+                           "--bins", str(bins), "--json"]
+                wall, rss, out = run_measured(cmd)
+                builds[side].append((wall, rss or 0))
+                if side == "packman":
+                    pm = json_line(out)
+                elif side == "python-tuf":
+                    py = json_line(out)
+                    py_unsynced.append(wall - py["sync_s"])
+                print(f"[{side}] {wall:.2f} s, {(rss or 0) / 1024:.0f} MiB", file=sys.stderr, flush=True)
+        if args.skip_python_build:
             py_build(py_dir, min(args.targets, 10_000), args.bit_length)
+
+        # Which key types each side signed with, from what it wrote.
+        schemes = {"packman": key_schemes(pm_dir), "python-tuf": key_schemes(py_dir)}
+        for role in ("bins", "snapshot", "timestamp", "root", "targets"):
+            if schemes["packman"].get(role) != schemes["python-tuf"].get(role):
+                sys.exit(f"key types differ for {role}: packman {schemes['packman'].get(role)}, "
+                         f"python-tuf {schemes['python-tuf'].get(role)}: the comparison would not be like for like")
+        online = label_schemes(schemes["packman"], ("bins", "snapshot", "timestamp"))
 
         # ---- 2. adds --------------------------------------------------------------------
         def pm_add(k: int, raw: bool, exe: Path = packman, repo_dir: Path = pm_dir) -> tuple[float, int, list[str]]:
@@ -511,32 +578,48 @@ def main() -> None:
             imp.append(w)
 
         # ---- report ---------------------------------------------------------------------
-        print("1. Build and sign (whole process: wall time, peak RSS)")
-        head = f"   {'':<34} {'time':>10} {'peak RSS':>10}   {'ratio python-tuf/packman':>24}"
+        def med_spread(side: str, k: int) -> tuple[float, float, float]:
+            xs = [b[k] for b in builds[side]]
+            return statistics.median(xs), min(xs), max(xs)
+
+        print(f"1. Build and sign, every bin and the snapshot signed {online} (whole process: wall time, "
+              f"peak RSS; median [min-max] of {args.build_reps} builds per side, sides alternating)")
+        head = f"   {'':<46} {'time':>10} {'[min-max]':>15} {'peak RSS':>10}   {'ratio python-tuf/packman (medians)':>34}"
         print(head)
         print("   " + "-" * (len(head) - 3))
-        print(f"   {'packman (packman-bench build-1m)':<34} {pm_wall:>8.2f} s {pm_rss / 1024:>6.0f} MiB")
+        pm_wall, pm_lo, pm_hi = med_spread("packman", 0)
+        pm_rss = med_spread("packman", 1)[0]
+        print(f"   {'packman build-1m ' + online:<46} {pm_wall:>8.2f} s {f'[{pm_lo:.2f}-{pm_hi:.2f}]':>15} "
+              f"{pm_rss / 1024:>6.0f} MiB")
         if py:
-            print(f"   {'python-tuf +sync':<34} {py_wall:>8.2f} s {py_rss / 1024:>6.0f} MiB   "
-                  f"time {py_wall / pm_wall:5.1f}x, memory {py_rss / pm_rss:4.1f}x")
-            unsync = py_wall - py["sync_s"]
-            print(f"   {'python-tuf without its os.sync()':<34} {unsync:>8.2f} s {'':>10}   time {unsync / pm_wall:5.1f}x")
+            py_wall, py_lo, py_hi = med_spread("python-tuf", 0)
+            py_rss = med_spread("python-tuf", 1)[0]
+            print(f"   {'python-tuf +sync ' + online:<46} {py_wall:>8.2f} s {f'[{py_lo:.2f}-{py_hi:.2f}]':>15} "
+                  f"{py_rss / 1024:>6.0f} MiB   time {py_wall / pm_wall:5.1f}x, memory {py_rss / pm_rss:4.1f}x")
+            unsync = statistics.median(py_unsynced)
+            print(f"   {'python-tuf without its os.sync()':<46} {unsync:>8.2f} s "
+                  f"{f'[{min(py_unsynced):.2f}-{max(py_unsynced):.2f}]':>15} {'':>10}   time {unsync / pm_wall:5.1f}x")
         print(f"   goals for packman: < 4 s ({'met' if pm_wall < 4 else 'MISSED'}), < 512 MiB "
               f"({'met' if pm_rss / 1024 < 512 else 'MISSED'})")
         if args.baseline:
-            print(f"   {'baseline (' + args.baseline.name + ') build-1m':<34} {bl_wall:>8.2f} s {bl_rss / 1024:>6.0f} MiB   "
+            bl_wall, bl_lo, bl_hi = med_spread("baseline", 0)
+            bl_rss = med_spread("baseline", 1)[0]
+            print(f"   {'baseline (' + args.baseline.name + ') build-1m':<46} {bl_wall:>8.2f} s "
+                  f"{f'[{bl_lo:.2f}-{bl_hi:.2f}]':>15} {bl_rss / 1024:>6.0f} MiB   "
                   f"time {bl_wall / pm_wall:5.2f}x packman's, memory {bl_rss / pm_rss:4.2f}x")
-        print(f"   packman phases: keys and root {pm['init_s']:.2f} s, generate + prepare {pm['generate_s']:.2f} s "
+        print(f"   packman phases (last build): keys and root {pm['init_s']:.2f} s, generate + prepare {pm['generate_s']:.2f} s "
               f"(busy time of two threads), listing {pm['add_s']:.2f} s (overlapping them), "
               f"publish {pm['publish_s']:.2f} s, drop {pm['drop_s']:.2f} s; "
               f"RSS before publish {pm['rss_before_publish_kib'] / 1024:.0f} MiB; snapshot {pm['snapshot_bytes'] / 1024:.0f} KiB")
         if py:
-            print(f"   python-tuf phases: setup {py['setup_s']:.2f} s, entries {py['entries_s']:.2f} s, sign+write bins "
+            print(f"   python-tuf phases (last build): setup {py['setup_s']:.2f} s, entries {py['entries_s']:.2f} s, sign+write bins "
                   f"{py['sign_write_bins_s']:.2f} s, top-level {py['top_level_s']:.2f} s, os.sync {py['sync_s']:.2f} s; "
                   f"snapshot {py['snapshot_bytes'] / 1024:.0f} KiB")
         print()
-        print("2. Add one file (median and min of", reps, "runs after a warm-up; metadata files rewritten)")
-        head = f"   {'':<34} {'median':>10} {'min':>10} {'metadata':>9}   {'ratio vs packman --raw (median, min)':>36}"
+        print(f"2. Add one file, bin, snapshot and timestamp signed {online} (median and min-max of {reps} runs "
+              "after a warm-up, scenarios interleaved; metadata files rewritten)")
+        head = (f"   {'':<34} {'median':>10} {'[min-max]':>17} {'metadata':>9}   "
+                f"{'ratio vs packman --raw (median, min)':>36}")
         print(head)
         print("   " + "-" * (len(head) - 3))
         ref = results["packman add --raw"]
@@ -551,11 +634,11 @@ def main() -> None:
                 ratio = ""
             else:
                 ratio = f"{med / statistics.median(ref):6.1f}x  {mn / min(ref):6.1f}x"
-            print(f"   {scenario:<34} {fmt_s(med):>10} {fmt_s(mn):>10} {written[scenario][0]:>9}   {ratio}")
-        print(f"   {'python start-up + import tuf':<34} {fmt_s(statistics.median(imp)):>10} {fmt_s(min(imp)):>10}")
+            print(f"   {scenario:<34} {fmt_s(med):>10} {spread(xs):>17} {written[scenario][0]:>9}   {ratio}")
+        print(f"   {'python start-up + import tuf':<34} {fmt_s(statistics.median(imp)):>10} {spread(imp):>17}")
         for scenario in (HARNESS_TRUE, HARNESS_VERSION):
             xs = results[scenario]
-            print(f"   {scenario:<34} {fmt_s(statistics.median(xs)):>10} {fmt_s(min(xs)):>10}")
+            print(f"   {scenario:<34} {fmt_s(statistics.median(xs)):>10} {spread(xs):>17}")
         pm_med = statistics.median(results["packman add --raw"])
         pmw_med = statistics.median(results["packman add wheel"])
         spawn = statistics.median(results[HARNESS_TRUE])

@@ -1,6 +1,7 @@
 """packman serve vs nginx: HTTP load on the same repository directory, same run.
 
     .venv/bin/python benches/serve_bench.py [--duration 10] [--repeat 3] [--quick]
+                                            [--wrk-threads 1,2] [--wrk-timeout 2] [--baseline BIN_DIR]
                                             [--with-logging] [--workdir DIR] [--keep]
 
 Builds a repository with the packman CLI (`packman repo init`, then `packman repo add --raw
@@ -10,15 +11,19 @@ with both servers at once, each on its own 127.0.0.1 port:
   nginx    foreground (daemon off), master + 2 workers, a generated config in the temp dir
            (access_log off, sendfile, tcp_nopush, keepalive_requests 100000; root DIR)
 Both are checked to return the files' exact bytes, then loaded with wrk
-(`wrk -t1 -cN -dSs --latency URL`), the two servers alternating, each measurement repeated
---repeat times, medians reported:
+(`wrk -tT -cN -dSs --timeout 2s --latency URL`), the servers alternating, each measurement
+repeated --repeat times, medians reported. Every case runs with each of --wrk-threads
+(default 1,2: -t2 makes wrk and the server compete for both cores, as on a busy host).
+--baseline BIN_DIR adds BIN_DIR/packman as a third server in the same alternation.
   metadata/timestamp.json        (~0.5 KB)  50 connections
   metadata/N.snapshot.json       (~8 KB)    50 connections
   metadata/timestamp.json        (~0.5 KB)  1000 connections; RSS sampled every 0.2 s
   targets/files/<sha256>.big.bin (10 MiB)   10 connections
   [--with-logging: timestamp.json, 50 connections, both servers writing an access log file]
-Per case: requests/s, p99 latency, transfer rate, socket errors / non-2xx responses, and the
-server's CPU time per request (utime+stime from /proc, all its processes). Memory: the
+Per case: requests/s, p99 latency, transfer rate, socket errors and non-2xx responses, and
+the server's CPU time per request (utime+stime from /proc, all its processes). Any socket
+error (connect, read, write, timeout) or non-2xx answer from any server fails the run: the
+tables are printed, then FAILED with the runs that had them, exit status 1. Memory: the
 servers' RSS (VmRSS; nginx: master + workers) idle, before, during (peak) and after the
 1000-connection runs, and at the end.
 
@@ -353,22 +358,21 @@ def parse_wrk(out: str) -> dict:
     m = grab(r"^Transfer/sec:\s+([\d.]+)([KMGT]?B)\s*$")
     r["mib_s"] = float(m.group(1)) * UNITS_B[m.group(2)] / 1024 ** 2
     r["requests"] = int(grab(r"^\s+(\d+) requests in ").group(1))
-    errors = 0
+    # wrk prints these lines only when the counts are not zero.
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if m:
-        errors += sum(int(x) for x in m.groups())
+    r["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    r["socket_detail"] = m.group(0) if m else ""
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if m:
-        errors += int(m.group(1))
-    r["errors"] = errors
+    r["non2xx"] = int(m.group(1)) if m else 0
+    r["errors"] = r["socket_errors"] + r["non2xx"]
     return r
 
 
-def run_wrk(wrk: str, server: Server, path: str, conns: int, secs: int, threads: int) -> dict:
+def run_wrk(wrk: str, server: Server, path: str, conns: int, secs: int, threads: int, timeout: int) -> dict:
     """One wrk run against server; also the server's RSS (sampled every 0.2 s: peak) and
     the CPU time it used."""
     server.check_alive()
-    cmd = [wrk, f"-t{threads}", f"-c{conns}", f"-d{secs}s", "--latency", server.url + path]
+    cmd = [wrk, f"-t{threads}", f"-c{conns}", f"-d{secs}s", f"--timeout={timeout}s", "--latency", server.url + path]
     cpu0 = server.cpu_s()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = server.rss_kib()
@@ -457,7 +461,15 @@ def main() -> None:
     ap.add_argument("--many-conns", type=int, default=1000, help="connections for the memory case (default 1000)")
     ap.add_argument("--big-conns", type=int, default=10, help="connections for the 10 MiB case (default 10)")
     ap.add_argument("--big-mib", type=int, default=10, help="size of the large target, MiB (default 10)")
-    ap.add_argument("--wrk-threads", type=int, default=1, help="wrk -t (default 1)")
+    ap.add_argument("--wrk-threads", default="1,2",
+                    help="wrk -t values, comma-separated: every case runs with each (default 1,2: -t1, then -t2, "
+                         "where wrk competes with the server for both cores, as on a busy host)")
+    ap.add_argument("--wrk-timeout", type=int, default=2,
+                    help="wrk --timeout in seconds (default 2, wrk's own): a response slower than this counts as "
+                         "a socket error (timeout), which fails the run")
+    ap.add_argument("--baseline", type=Path, metavar="BIN_DIR",
+                    help="also serve with BIN_DIR/packman (e.g. a build of the previous main), a third server in "
+                         "the same alternation: its ratio to nginx is measured in the same run as packman's")
     ap.add_argument("--nginx-workers", type=int, default=2, help="nginx worker_processes (default 2)")
     ap.add_argument("--nginx-open-file-cache", action="store_true", help="add open_file_cache max=1000 to nginx")
     ap.add_argument("--with-logging", action="store_true",
@@ -469,6 +481,11 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (repository, configs, logs)")
     args = ap.parse_args()
     duration = args.duration or (2 if args.quick else 10)
+    try:
+        threads = [int(t) for t in args.wrk_threads.split(",")]
+        assert threads and all(t >= 1 for t in threads)
+    except (ValueError, AssertionError):
+        sys.exit(f"--wrk-threads {args.wrk_threads!r}: want positive integers separated by commas, e.g. 1,2")
     repeat = args.repeat or (1 if args.quick else 3)
 
     packman = BIN_DIR / "packman"
@@ -485,6 +502,7 @@ def main() -> None:
     load0 = os.getloadavg()
 
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-", dir=args.workdir))
+    exit_code = 0
     servers: list[Server] = []
     notes: list[str] = []
     try:
@@ -501,6 +519,10 @@ def main() -> None:
         ng = NginxServer(nginx, root, tmp / "nginx", "off", args.nginx_workers, args.nginx_open_file_cache)
         servers.append(ng)
         pair = [pm, ng]
+        if args.baseline:
+            bl = PackmanServer(args.baseline / "packman", root, tmp, "off", "baseline")
+            servers.append(bl)
+            pair.append(bl)
         log_pair: list[Server] = []
         if args.with_logging:
             log_pair = [PackmanServer(packman, root, tmp, os.fspath(tmp / "packman-access.log"), "packman+log"),
@@ -520,29 +542,34 @@ def main() -> None:
               f"two small ones): {root}")
         print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, load average {load0[0]:.2f} at start")
         print(f"packman: {packman} serve --access-log off (pid {pm.proc.pid}) at {pm.url}")
+        if args.baseline:
+            print(f"baseline: {args.baseline / 'packman'} serve --access-log off (pid {bl.proc.pid}) at {bl.url}")
         print(f"nginx {nginx_v}: master + {args.nginx_workers} workers, access_log off, sendfile, tcp_nopush"
               f"{', open_file_cache' if args.nginx_open_file_cache else ''} (pid {ng.proc.pid}) at {ng.url}")
-        print(f"load: {wrk_v} -t{args.wrk_threads} --latency, {repeat} x {duration} s per case and server, "
+        print(f"load: {wrk_v} {' and '.join(f'-t{t}' for t in threads)} --timeout {args.wrk_timeout}s --latency, {repeat} x {duration} s per case and server, "
               f"alternating; RLIMIT_NOFILE {nofile}")
         print(flush=True)
 
-        # (name, file, connections, servers, memory case)
-        cases = [
+        # (name, file, connections, servers, memory case); every case with each wrk -t value.
+        base_cases = [
             (f"{ts.name} ({fmt_size(ts.stat().st_size)})", ts, args.conns, pair, False),
             (f"{snap.name} ({fmt_size(snap.stat().st_size)})", snap, args.conns, pair, False),
             (f"{ts.name} ({fmt_size(ts.stat().st_size)})", ts, args.many_conns, pair, True),
             (f"{big.name.split('.', 1)[1]} ({fmt_size(big.stat().st_size)})", big, args.big_conns, pair, False),
         ]
         if log_pair:
-            cases.append((f"{ts.name}, access log on", ts, args.conns, log_pair, False))
+            base_cases.append((f"{ts.name}, access log on", ts, args.conns, log_pair, False))
+        # Memory is followed through the first -t value's many-connection runs only.
+        cases = [(t, name, f, conns, srv, memory_case and ti == 0)
+                 for ti, t in enumerate(threads) for name, f, conns, srv, memory_case in base_cases]
 
         mem: dict[str, dict[str, int]] = {s.label: {} for s in pair}
         time.sleep(0.5)
         for s in pair:
             mem[s.label]["idle, after start-up and the checks (files now in packman's cache)"] = s.rss_kib()
 
-        results: list[tuple[str, int, dict[str, list[dict]], list[Server]]] = []
-        for ci, (name, f, conns, srv, memory_case) in enumerate(cases):
+        results: list[tuple[int, str, int, dict[str, list[dict]], list[Server]]] = []
+        for ci, (t, name, f, conns, srv, memory_case) in enumerate(cases):
             if memory_case:
                 for s in srv:
                     mem[s.label][f"before the -c{conns} runs"] = s.rss_kib()
@@ -550,11 +577,12 @@ def main() -> None:
             for rep in range(repeat):
                 order = srv if (rep + ci) % 2 == 0 else srv[::-1]
                 for s in order:
-                    r = run_wrk(wrk, s, rel(f), conns, duration, args.wrk_threads)
+                    r = run_wrk(wrk, s, rel(f), conns, duration, t, args.wrk_timeout)
                     runs[s.label].append(r)
-                    print(f"  {name} -c{conns} run {rep + 1}/{repeat} {s.label}: {r['rps']:,.0f} req/s, "
-                          f"p99 {r['p99_ms']:.2f} ms, {r['mib_s']:,.1f} MiB/s, {r['errors']} errors, "
-                          f"peak RSS {r['peak_rss_kib'] / 1024:.1f} MiB", file=sys.stderr, flush=True)
+                    print(f"  -t{t} {name} -c{conns} run {rep + 1}/{repeat} {s.label}: {r['rps']:,.0f} req/s, "
+                          f"p99 {r['p99_ms']:.2f} ms, {r['mib_s']:,.1f} MiB/s, {r['socket_errors']} socket errors, "
+                          f"{r['non2xx']} non-2xx, peak RSS {r['peak_rss_kib'] / 1024:.1f} MiB",
+                          file=sys.stderr, flush=True)
             if memory_case:
                 for s in srv:
                     mem[s.label][f"peak during the -c{conns} runs (every {SAMPLE_S} s)"] = max(
@@ -562,32 +590,50 @@ def main() -> None:
                 time.sleep(1)
                 for s in srv:
                     mem[s.label][f"after the -c{conns} runs (1 s later)"] = s.rss_kib()
-            results.append((f"{name}", conns, runs, srv))
+            results.append((t, name, conns, runs, srv))
         for s in pair:
             mem[s.label]["end (after all cases)"] = s.rss_kib()
         load1 = os.getloadavg()
 
         # ---- report ---------------------------------------------------------------------
         print(f"Throughput: median of {repeat} run(s) of {duration} s per server; ratio = packman / nginx "
-              f"requests/s (goal >= 0.8)")
+              f"requests/s (goal >= 0.8); spread = min-max ratio of the runs paired in order")
         print()
-        head = ["case", "conns", "packman req/s", "nginx req/s", "ratio", "packman p99 ms", "nginx p99 ms",
-                "packman MiB/s", "nginx MiB/s", "CPU us/req pm / ng", "errors pm / ng", "goal"]
+        head = ["wrk", "case", "conns", "packman req/s", "nginx req/s", "ratio", "spread", "packman p99 ms",
+                "nginx p99 ms", "packman MiB/s", "nginx MiB/s", "CPU us/req pm / ng", "sock err pm / ng",
+                "non-2xx pm / ng", "goal"]
         rows = []
         verdicts = []
-        for name, conns, runs, srv in results:
-            a, b = (runs[s.label] for s in srv)
+        failures: list[str] = []
+        for t, name, conns, runs, srv in results:
+            a, b = runs[srv[0].label], runs[srv[1].label]
             med = lambda rs, k: statistics.median(r[k] for r in rs)  # noqa: E731
             ratio = med(a, "rps") / med(b, "rps") if med(b, "rps") else float("nan")
+            pairs = [x["rps"] / y["rps"] for x, y in zip(a, b) if y["rps"]]
             ok = ratio >= 0.8
             if srv is pair:  # the access-log row is for information
                 verdicts.append(ok)
-            rows.append([name, str(conns), fmt_num(med(a, "rps")), fmt_num(med(b, "rps")), f"{ratio:.2f}x",
+            rows.append([f"-t{t}", name, str(conns), fmt_num(med(a, "rps")), fmt_num(med(b, "rps")), f"{ratio:.2f}x",
+                         f"{min(pairs):.2f}-{max(pairs):.2f}" if pairs else "-",
                          f"{med(a, 'p99_ms'):.2f}", f"{med(b, 'p99_ms'):.2f}",
                          fmt_num(med(a, "mib_s")), fmt_num(med(b, "mib_s")),
                          f"{med(a, 'cpu_us_per_req'):.0f} / {med(b, 'cpu_us_per_req'):.0f}",
-                         f"{sum(r['errors'] for r in a)} / {sum(r['errors'] for r in b)}",
+                         f"{sum(r['socket_errors'] for r in a)} / {sum(r['socket_errors'] for r in b)}",
+                         f"{sum(r['non2xx'] for r in a)} / {sum(r['non2xx'] for r in b)}",
                          ("met" if ok else "MISSED") if srv is pair else "(info)"])
+            if "baseline" not in runs and args.baseline:
+                rows[-1][-1:-1] = ["-", "-"]
+            if "baseline" in runs:
+                c = runs["baseline"]
+                rows[-1][-1:-1] = [f"{med(c, 'rps') / med(b, 'rps'):.2f}x", f"{med(c, 'cpu_us_per_req'):.0f}"]
+            for s in srv:
+                for i, r in enumerate(runs[s.label]):
+                    if r["errors"]:
+                        failures.append(f"{s.label}, -t{t} {name} -c{conns}, run {i + 1}: "
+                                        f"{r['non2xx']} non-2xx responses, {r['socket_errors']} socket errors"
+                                        f"{' (' + r['socket_detail'] + ')' if r['socket_detail'] else ''}")
+        if args.baseline:
+            head[-1:-1] = ["baseline ratio", "baseline CPU us/req"]
         print_table(head, rows)
         print()
 
@@ -612,6 +658,13 @@ def main() -> None:
                   f"(growth <= {args.flat_mib:g} MiB): {'met' if flat else 'MISSED'}")
         print(f"load average {load0[0]:.2f} at start, {load1[0]:.2f} at end; wrk runs on the same "
               f"{os.cpu_count()} CPUs as the servers (see benches/README.md)")
+        if failures:
+            print()
+            print(f"FAILED: {len(failures)} wrk run(s) had error answers or socket errors; a server that "
+                  "drops or refuses requests is not measured fairly by its requests/s:")
+            for f in failures:
+                print(f"  {f}")
+            exit_code = 1
     finally:
         for s in servers:
             note = s.stop()
@@ -623,6 +676,7 @@ def main() -> None:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(exit_code)
 
 
 def print_table(head: list[str], rows: list[list[str]]) -> None:

@@ -5,10 +5,11 @@
 //! that. The cache is bounded in bytes; files above `max_file` are streamed from disk.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::task::{Context, Poll};
@@ -16,6 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use hyper::header::HeaderMap;
 use tokio::sync::mpsc;
 
 /// What identifies one version of a file at a path.
@@ -49,9 +51,30 @@ pub struct CachedFile {
     pub key: FileKey,
     pub body: Bytes,
     gzip: OnceLock<Option<Bytes>>,
+    /// The response headers of a plain GET of this version of the file, made once by the
+    /// handler (see `Handler::whole`): building them per request was most of its cost.
+    pub(crate) whole: WholeHeaders,
+}
+
+/// Headers of a `200 OK` with the whole file, plain and gzip-encoded (`None` when gzip does
+/// not pay or the file is not compressible), each made when first needed.
+#[derive(Default)]
+pub(crate) struct WholeHeaders {
+    pub plain: OnceLock<HeaderMap>,
+    pub gzip: OnceLock<Option<HeaderMap>>,
 }
 
 impl CachedFile {
+    pub fn new(key: FileKey, body: Bytes) -> CachedFile {
+        CachedFile { key, body, gzip: OnceLock::new(), whole: WholeHeaders::default() }
+    }
+
+    /// Whether the gzip body has been made (compression is done only when asked for).
+    #[cfg(test)]
+    pub(crate) fn gzip_made(&self) -> bool {
+        self.gzip.get().is_some()
+    }
+
     /// The gzip-compressed body, made once; `None` when compression does not pay.
     pub fn gzip(&self) -> Option<&Bytes> {
         self.gzip
@@ -84,7 +107,8 @@ impl Source {
 pub struct FileCache {
     max_file: u64,
     budget: u64,
-    entries: RwLock<HashMap<PathBuf, Arc<CachedFile>>>,
+    /// By path as bytes: hashing a `Path` goes component by component, several times slower.
+    entries: RwLock<HashMap<OsString, Arc<CachedFile>>>,
     used: Mutex<u64>,
 }
 
@@ -101,7 +125,7 @@ impl FileCache {
         }
         let key = FileKey::of(&meta);
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        Ok(entries.get(path).filter(|c| c.key == key).cloned())
+        Ok(entries.get(path.as_os_str()).filter(|c| c.key == key).cloned())
     }
 
     /// Opens `path` (a regular file, else `NotFound`), reading it into the cache when it is
@@ -121,16 +145,16 @@ impl FileCache {
         if body.len() as u64 != key.len {
             // Changed under us (rewritten in place): serve what we read, cache nothing.
             let key = FileKey { len: body.len() as u64, ..key };
-            return Ok(Source::Memory(Arc::new(CachedFile { key, body: body.into(), gzip: OnceLock::new() })));
+            return Ok(Source::Memory(Arc::new(CachedFile::new(key, body.into()))));
         }
-        let cached = Arc::new(CachedFile { key, body: body.into(), gzip: OnceLock::new() });
-        self.insert(path.to_path_buf(), cached.clone());
+        let cached = Arc::new(CachedFile::new(key, body.into()));
+        self.insert(path.as_os_str().to_owned(), cached.clone());
         Ok(Source::Memory(cached))
     }
 
-    fn insert(&self, path: PathBuf, file: Arc<CachedFile>) {
+    fn insert(&self, path: OsString, file: Arc<CachedFile>) {
         // What an entry is charged against the budget: contents, name, bookkeeping.
-        let cost = |p: &Path, f: &CachedFile| f.key.len + p.as_os_str().len() as u64 + 128;
+        let cost = |p: &OsStr, f: &CachedFile| f.key.len + p.len() as u64 + 128;
         let size = cost(&path, &file);
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
@@ -277,16 +301,13 @@ mod tests {
 
     #[test]
     fn gzip_only_when_it_pays() {
-        let c = CachedFile {
-            key: FileKey { len: 0, mtime: SystemTime::UNIX_EPOCH, ino: 0 },
-            body: Bytes::from(vec![b'a'; 10_000]),
-            gzip: OnceLock::new(),
-        };
+        let c =
+            CachedFile::new(FileKey { len: 0, mtime: SystemTime::UNIX_EPOCH, ino: 0 }, Bytes::from(vec![b'a'; 10_000]));
         let gz = c.gzip().unwrap();
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut out).unwrap();
         assert_eq!(out, vec![b'a'; 10_000]);
-        let tiny = CachedFile { body: Bytes::from_static(b"{}"), gzip: OnceLock::new(), ..c };
+        let tiny = CachedFile::new(c.key, Bytes::from_static(b"{}"));
         assert!(tiny.gzip().is_none());
     }
 }

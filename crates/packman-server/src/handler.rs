@@ -10,7 +10,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use packman_tuf::layout;
 
-use crate::files::{Body, FileCache, Source};
+use crate::files::{Body, CachedFile, FileCache, Source};
 use crate::negotiate::{accepts_gzip, page_format, ACCEPTABLE};
 use crate::resolve::{resolve, Resolved};
 
@@ -25,12 +25,12 @@ const SHORT: &str = "public, max-age=60";
 
 pub struct Handler {
     root: std::path::PathBuf,
-    cache: FileCache,
+    cache: Arc<FileCache>,
 }
 
 impl Handler {
     pub fn new(root: std::path::PathBuf, cache: FileCache) -> Handler {
-        Handler { root, cache }
+        Handler { root, cache: Arc::new(cache) }
     }
 
     pub async fn handle<B>(self: Arc<Self>, req: &Request<B>) -> Response<Body> {
@@ -64,25 +64,26 @@ impl Handler {
                         }
                         Some(format) => {
                             let rel = dir.join(format.file_name());
-                            let mut r = self.file(req.headers(), &rel, format.content_type(), SHORT, true).await;
-                            r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
-                            r
+                            let kind = FileKind {
+                                content_type: format.content_type(),
+                                cache_control: SHORT,
+                                compressible: true,
+                                vary: Some("Accept, Accept-Encoding"),
+                            };
+                            let opened = self.open(&rel).await;
+                            self.respond(req.headers(), opened, kind)
                         }
                     }
                 }
-                Resolved::File(rel) => {
-                    let (content_type, compressible) = content_type(&rel);
-                    let cache_control = cache_control(&rel);
-                    let mut r = self.file(req.headers(), &rel, content_type, cache_control, compressible).await;
-                    if compressible {
-                        r.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+                Resolved::File(rel) => match self.open(&rel).await {
+                    Ok(Source::Memory(c)) if is_plain(req.headers()) => {
+                        return self.whole(&c, &rel, req.headers(), head)
                     }
-                    r
-                }
+                    opened => self.respond(req.headers(), opened, file_kind(&rel)),
+                },
             }
         };
-        response.headers_mut().insert(header::SERVER, HeaderValue::from_static("packman"));
-        response.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+        finish(&mut response);
         if head {
             // Headers as for GET (Content-Length included), no body.
             *response.body_mut() = Body::empty();
@@ -95,7 +96,7 @@ impl Handler {
         use crate::browse;
         use crate::resolve::Browse;
         let simple = self.root.join(layout::TARGETS_DIR).join(layout::SIMPLE_DIR);
-        let read = |path: std::path::PathBuf| tokio::task::block_in_place(|| std::fs::read(path));
+        let read = |path: std::path::PathBuf| blocking(move || std::fs::read(path));
         let built = match b {
             Browse::NotFound => return text(StatusCode::NOT_FOUND, "not found\n"),
             Browse::Redirect(location) => {
@@ -105,11 +106,11 @@ impl Handler {
                 }
                 return r;
             }
-            Browse::Index => match read(simple.join("index.json")) {
+            Browse::Index => match read(simple.join("index.json")).await {
                 Ok(json) => browse::index_page(&json, browse::search_term(req.uri().query()).as_deref()),
                 Err(_) => return text(StatusCode::NOT_FOUND, "this repository publishes no simple index\n"),
             },
-            Browse::Project(name) => match read(simple.join(&name).join("index.json")) {
+            Browse::Project(name) => match read(simple.join(&name).join("index.json")).await {
                 Ok(json) => {
                     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
                     browse::project_page(&json, &name, &browse::base_url(host))
@@ -131,24 +132,67 @@ impl Handler {
     }
 
     async fn open(&self, rel: &Path) -> io::Result<Source> {
-        let path = self.root.join(rel);
+        // `root.join(rel)`, for `resolve`'s relative paths, without `join`'s per-call parsing.
+        debug_assert!(rel.is_relative());
+        let mut path = std::ffi::OsString::with_capacity(self.root.as_os_str().len() + 1 + rel.as_os_str().len());
+        path.push(self.root.as_os_str());
+        path.push("/");
+        path.push(rel.as_os_str());
+        let path = std::path::PathBuf::from(path);
         if let Some(hit) = self.cache.lookup(&path)? {
             return Ok(Source::Memory(hit));
         }
-        // A miss reads the file: keep that off the async workers' queue (needs the
-        // multi-threaded runtime, which the server always uses).
-        tokio::task::block_in_place(|| self.cache.open(&path))
+        // A miss reads the file: on the blocking pool, off the async workers.
+        let cache = self.cache.clone();
+        blocking(move || cache.open(&path)).await
     }
 
-    async fn file(
-        &self,
-        headers: &HeaderMap,
-        rel: &Path,
-        content_type: &'static str,
-        cache_control: &'static str,
-        compressible: bool,
-    ) -> Response<Body> {
-        let source = match self.open(rel).await {
+    /// A plain GET or HEAD (no conditional, no range) of a cached file by its own name
+    /// (`Resolved::File`): its headers depend only on the path and the file's version, so they
+    /// are made once per cached version, by the general path ([`Handler::respond`]), and
+    /// cloned per request.
+    fn whole(&self, c: &Arc<CachedFile>, rel: &Path, headers: &HeaderMap, head: bool) -> Response<Body> {
+        let make = |gzip: bool| {
+            let mut asked = HeaderMap::new();
+            if gzip {
+                asked.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            let mut r = self.respond(&asked, Ok(Source::Memory(c.clone())), file_kind(rel));
+            finish(&mut r);
+            std::mem::take(r.headers_mut())
+        };
+        let reply = |template: &HeaderMap, body: Bytes| {
+            let mut r = Response::new(if head { Body::empty() } else { Body::bytes(body) });
+            *r.headers_mut() = template.clone();
+            r
+        };
+        if wants_gzip(headers) {
+            // Made (and the body compressed) only once a client asks for gzip, as before.
+            let gzip =
+                c.whole.gzip.get_or_init(|| Some(make(true)).filter(|h| h.contains_key(header::CONTENT_ENCODING)));
+            // `c.gzip()` only when the template says it pays (it was made with it): never
+            // compressing a file that is not compressible.
+            if let Some(template) = gzip {
+                if let Some(body) = c.gzip() {
+                    return reply(template, body.clone());
+                }
+            }
+        }
+        reply(c.whole.plain.get_or_init(|| make(false)), c.body.clone())
+    }
+
+    /// The response for an opened file (or the error opening it), as `kind` says to describe it.
+    fn respond(&self, headers: &HeaderMap, opened: io::Result<Source>, kind: FileKind) -> Response<Body> {
+        let mut r = self.respond_inner(headers, opened, kind);
+        if let Some(vary) = kind.vary {
+            r.headers_mut().insert(header::VARY, HeaderValue::from_static(vary));
+        }
+        r
+    }
+
+    fn respond_inner(&self, headers: &HeaderMap, opened: io::Result<Source>, kind: FileKind) -> Response<Body> {
+        let FileKind { content_type, cache_control, compressible, .. } = kind;
+        let source = match opened {
             Ok(s) => s,
             Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
                 return text(StatusCode::NOT_FOUND, "not found\n");
@@ -212,6 +256,44 @@ impl Handler {
         };
         builder.status(status).header(header::CONTENT_LENGTH, len).body(body).expect("valid response")
     }
+}
+
+/// Runs blocking file work on tokio's blocking pool (any runtime flavour).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(io::Error::other(format!("file task failed: {e}"))))
+}
+
+/// How a served file's responses describe it.
+#[derive(Debug, Clone, Copy)]
+struct FileKind {
+    content_type: &'static str,
+    cache_control: &'static str,
+    compressible: bool,
+    vary: Option<&'static str>,
+}
+
+/// A file requested by its own name: described by its name and place.
+fn file_kind(rel: &Path) -> FileKind {
+    let (content_type, compressible) = content_type(rel);
+    FileKind {
+        content_type,
+        cache_control: cache_control(rel),
+        compressible,
+        vary: compressible.then_some("Accept-Encoding"),
+    }
+}
+
+/// Headers every response carries.
+fn finish(r: &mut Response<Body>) {
+    r.headers_mut().insert(header::SERVER, HeaderValue::from_static("packman"));
+    r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+}
+
+/// No conditional and no range: the answer is the whole file (or its gzip encoding).
+fn is_plain(headers: &HeaderMap) -> bool {
+    !headers.contains_key(header::RANGE)
+        && !headers.contains_key(header::IF_NONE_MATCH)
+        && !headers.contains_key(header::IF_MODIFIED_SINCE)
 }
 
 pub fn text(status: StatusCode, body: &str) -> Response<Body> {
@@ -363,6 +445,59 @@ mod tests {
         assert_eq!(cc(&format!("targets/packages/x/{h}.x-1.0.tar.gz")), IMMUTABLE);
         assert_eq!(cc("targets/packages/x/x-1.0.tar.gz"), DISTRIBUTION);
         assert_eq!(cc("targets/simple/x/index.json"), SHORT);
+    }
+
+    /// The headers made once for plain GETs are those the general path gives the same request
+    /// (forced here by an If-Modified-Since that does not hold), per encoding and per version.
+    #[test]
+    fn plain_gets_answer_as_the_general_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("metadata")).unwrap();
+        let ts = dir.path().join("metadata/timestamp.json");
+        std::fs::write(&ts, format!("{{\"signed\": \"{}\"}}", "a".repeat(2000))).unwrap();
+        std::fs::write(dir.path().join("metadata/x.bin"), b"plain bytes").unwrap();
+        let handler = Arc::new(Handler::new(dir.path().to_path_buf(), FileCache::new(1 << 20, 1 << 16)));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let get = |method: Method, path: &str, headers: &[(header::HeaderName, &str)]| {
+            let mut req = Request::builder().method(method).uri(path);
+            for (k, v) in headers {
+                req = req.header(k, *v);
+            }
+            let r = rt.block_on(handler.clone().handle(&req.body(()).unwrap()));
+            let body = match r.body() {
+                Body::Full(b) => b.clone().unwrap_or_default(),
+                Body::Stream { .. } => panic!("small file streamed"),
+            };
+            (r.status(), r.headers().clone(), body)
+        };
+        // Compression happens when a client asks for gzip of a compressible file, not before.
+        let cached = |path: &str| handler.cache.lookup(&dir.path().join(&path[1..])).unwrap().unwrap();
+        get(Method::GET, "/metadata/timestamp.json", &[]);
+        assert!(!cached("/metadata/timestamp.json").gzip_made());
+        get(Method::GET, "/metadata/x.bin", &[(header::ACCEPT_ENCODING, "gzip")]);
+        assert!(!cached("/metadata/x.bin").gzip_made());
+        let general = || (header::IF_MODIFIED_SINCE, "Thu, 01 Jan 1970 00:00:01 GMT");
+        let gzip = || (header::ACCEPT_ENCODING, "gzip");
+        for path in ["/metadata/timestamp.json", "/metadata/x.bin"] {
+            for _version in 0..2 {
+                let plain = get(Method::GET, path, &[]);
+                assert_eq!(plain.0, StatusCode::OK);
+                assert_eq!(plain, get(Method::GET, path, &[general()]));
+                assert_eq!(plain.2, std::fs::read(dir.path().join(&path[1..])).unwrap());
+                let gz = get(Method::GET, path, &[gzip()]);
+                assert_eq!(gz, get(Method::GET, path, &[gzip(), general()]));
+                assert_eq!(gz.1.contains_key(header::CONTENT_ENCODING), path.ends_with(".json"));
+                let head = get(Method::HEAD, path, &[]);
+                assert_eq!((head.0, &head.1, head.2.len()), (StatusCode::OK, &plain.1, 0));
+                // Replaced by rename, as the publisher does: new bytes, new validators.
+                let tmp = dir.path().join("metadata/.tmp");
+                std::fs::write(&tmp, [&plain.2[..], b" "].concat()).unwrap();
+                std::fs::rename(&tmp, dir.path().join(&path[1..])).unwrap();
+                let next = get(Method::GET, path, &[]);
+                assert_eq!(next.2.len(), plain.2.len() + 1);
+                assert_ne!(next.1.get(header::ETAG), plain.1.get(header::ETAG));
+            }
+        }
     }
 
     #[test]

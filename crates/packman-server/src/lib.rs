@@ -100,7 +100,8 @@ pub fn check_root(dir: &std::path::Path) -> Result<PathBuf, ServeError> {
 }
 
 /// Serves until `shutdown` completes, then stops accepting and waits up to
-/// `config.shutdown_grace` for requests in flight. Must run on a multi-threaded runtime.
+/// `config.shutdown_grace` for requests in flight. Runs on either runtime flavour (file reads
+/// go to the blocking pool).
 pub async fn serve(
     listener: TcpListener,
     config: Config,

@@ -7,6 +7,7 @@
 //! slash or backslash smuggled in encoded, no NUL, no hidden names (temp files being written
 //! start with a dot).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use packman_tuf::layout;
@@ -38,18 +39,21 @@ pub fn resolve(raw: &str) -> Resolved {
         return Resolved::BadRequest("path must start with /");
     };
     let trailing_slash = rest.ends_with('/') || rest.is_empty();
-    let raw_segments: Vec<&str> = rest.split('/').collect();
-    let raw_segments = if trailing_slash { &raw_segments[..raw_segments.len() - 1] } else { &raw_segments[..] };
-    let mut segments = Vec::with_capacity(raw_segments.len());
-    for raw_segment in raw_segments {
-        match decode_segment(raw_segment) {
-            Ok(s) => segments.push(s),
-            Err(rule) => return Resolved::BadRequest(rule),
+    // Segments borrow from the request unless percent-decoding changed them. `/` has none;
+    // a trailing slash ends the last one.
+    let mut segments: Vec<Cow<'_, str>> = Vec::with_capacity(8);
+    if !rest.is_empty() {
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        for raw_segment in rest.split('/') {
+            match decode_segment_cow(raw_segment) {
+                Ok(s) => segments.push(s),
+                Err(rule) => return Resolved::BadRequest(rule),
+            }
         }
     }
     use layout::{METADATA_DIR, PACKAGES_DIR, SIMPLE_DIR, TARGETS_DIR};
-    let first = segments.first().map(String::as_str);
-    let second = segments.get(1).map(String::as_str);
+    let first = segments.first().map(|s| &**s);
+    let second = segments.get(1).map(|s| &**s);
     let targets = Path::new(TARGETS_DIR);
     let (base, url_prefix, tail) = match first {
         Some(METADATA_DIR) => (PathBuf::from(METADATA_DIR), None, &segments[1..]),
@@ -69,19 +73,19 @@ pub fn resolve(raw: &str) -> Resolved {
         // Directories are never listed.
         return Resolved::NotFound;
     }
-    path.extend(tail);
+    path.extend(tail.iter().map(|s| &**s));
     Resolved::File(path)
 }
 
 /// `/simple/` (the project list), `/simple/<project>/`, and the page files themselves.
-fn simple(mut path: PathBuf, prefix: &str, tail: &[String], trailing_slash: bool) -> Resolved {
+fn simple(mut path: PathBuf, prefix: &str, tail: &[Cow<'_, str>], trailing_slash: bool) -> Resolved {
     match tail {
         [] if trailing_slash => Resolved::SimplePage(path),
         [] => Resolved::Redirect(format!("{prefix}/")),
         // The project list's own files (`index.json`, and `<hash>.index.json` as updaters ask
         // for it with consistent snapshots) are files, not project names to redirect.
         [file] if !trailing_slash && is_list_file(file) => {
-            path.push(file);
+            path.push(&**file);
             Resolved::File(path)
         }
         [project] => {
@@ -89,15 +93,15 @@ fn simple(mut path: PathBuf, prefix: &str, tail: &[String], trailing_slash: bool
             if !packman_index::is_valid_name(project) {
                 return Resolved::NotFound;
             }
-            if normal != *project || !trailing_slash {
+            if normal != **project || !trailing_slash {
                 return Resolved::Redirect(format!("{prefix}/{normal}/"));
             }
-            path.push(project);
+            path.push(&**project);
             Resolved::SimplePage(path)
         }
         _ if trailing_slash => Resolved::NotFound,
         _ => {
-            path.extend(tail);
+            path.extend(tail.iter().map(|s| &**s));
             Resolved::File(path)
         }
     }
@@ -152,6 +156,10 @@ fn is_list_file(name: &str) -> bool {
 }
 
 fn decode_segment(raw: &str) -> Result<String, &'static str> {
+    decode_segment_cow(raw).map(Cow::into_owned)
+}
+
+fn decode_segment_cow(raw: &str) -> Result<Cow<'_, str>, &'static str> {
     if raw.is_empty() {
         return Err("empty path segment");
     }
@@ -166,7 +174,7 @@ fn decode_segment(raw: &str) -> Result<String, &'static str> {
         // Hidden files: the publisher's temp files and lock are dot files.
         return Err("hidden file name");
     }
-    Ok(decoded.into_owned())
+    Ok(decoded)
 }
 
 #[cfg(test)]
