@@ -136,7 +136,7 @@ impl Handler {
         debug_assert!(rel.is_relative());
         let mut path = std::ffi::OsString::with_capacity(self.root.as_os_str().len() + 1 + rel.as_os_str().len());
         path.push(self.root.as_os_str());
-        path.push("/");
+        path.push(std::path::MAIN_SEPARATOR_STR);
         path.push(rel.as_os_str());
         let path = std::path::PathBuf::from(path);
         if let Some(hit) = self.cache.lookup(&path)? {
