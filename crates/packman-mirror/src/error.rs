@@ -10,6 +10,12 @@ pub enum MirrorError {
     )]
     NoRoot { dest: PathBuf },
 
+    /// A root given for a mirror that already trusts one is neither that root nor an older
+    /// one leading to it through signed rotations (another repository's root, say), or does
+    /// not verify on its own. Nothing was changed.
+    #[error("{0}")]
+    Root(Box<packman_trust::TrustError>),
+
     /// The root given for the first sync is not a root signed by its own keys.
     #[error("the root given: {0}")]
     InvalidRoot(packman_tuf::Error),

@@ -100,8 +100,10 @@ pub struct SyncOptions {
     pub metadata_url: String,
     /// Base URL of the upstream's targets (`…/targets/`).
     pub targets_url: String,
-    /// The trusted root for a first sync (ignored once DEST has trusted state: from then on
-    /// the root changes only through rotations the upstream signs).
+    /// The trusted root for a first sync. Once DEST has trusted state the root changes only
+    /// through rotations the upstream signs; a root given then must be the trusted one or an
+    /// older one leading to it through those rotations, or the sync is refused
+    /// ([`MirrorError::Root`]).
     pub root: Option<Vec<u8>>,
     pub config: Config,
     /// Fetch through this transport [default: HTTP and file:// per `config.fetcher`].
@@ -340,6 +342,9 @@ fn sync_locked(
         TrustedSet::new(root, OffsetDateTime::now_utc()).map_err(MirrorError::InvalidRoot)?;
         Updater::bootstrap(&staged_state, root)?;
     } else {
+        if let Some(root) = opts.root.as_deref() {
+            check_given_root(paths, &source_state, root, opts, mirrors)?;
+        }
         std::fs::create_dir_all(&staged_state).map_err(|e| MirrorError::io(&staged_state, e))?;
         stage_state(&source_state, &staged_state)?;
     }
@@ -720,6 +725,35 @@ pub(crate) fn hashed_rel(path: &str, info: &TargetFile) -> Result<String, Mirror
         source: layout::LayoutError::NoFileName { path: path.into() },
     })?;
     target_rel(path, &layout::hashed_target(path, hash))
+}
+
+/// A root given for a mirror that already trusts one: refused unless it is the trusted root
+/// or an older one leading to it through signed rotations (packman_trust's rule, the one
+/// `packman download --root` applies). The roots in between come from DEST's served
+/// `N.root.json` (a mirror keeps every version) or else from the upstream; each is verified
+/// against the one before, so where they come from does not matter. Reads only.
+fn check_given_root(
+    paths: &MirrorPaths,
+    trusted: &Path,
+    root: &[u8],
+    opts: &SyncOptions,
+    transport: &Arc<FailoverTransport>,
+) -> Result<(), MirrorError> {
+    let served = paths.repo().metadata_dir();
+    let mut fetch = |v: u64| {
+        let name = format!("{v}.root.json");
+        if let Ok(bytes) = std::fs::read(served.join(&name)) {
+            return Ok(bytes);
+        }
+        let url = layout::metadata_url(&opts.metadata_url, "root", Some(v));
+        let mut buf = Vec::new();
+        transport.fetch_to(&url, opts.config.root_max_length, &mut buf).map_err(|e| format!("{url}: {e}"))?;
+        Ok(buf)
+    };
+    let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
+    packman_trust::ensure_trust_bytes_fetching(trusted, "the root given", root, now, &mut fetch)
+        .map_err(|e| MirrorError::Root(Box::new(e)))?;
+    Ok(())
 }
 
 /// Root versions `1 .. v0-1`, kept only if they verify (by the trust core) as a chain whose

@@ -456,3 +456,52 @@ fn a_killed_sync_resumes_without_fetching_verified_files_again_and_trusts_none_u
     assert!(!paths.work_dir().exists());
     assert_same(&served(&up.dir), &served(&dest), "after the resumed sync");
 }
+
+/// A root given once the mirror trusts one: the trusted root, or an older one leading to it
+/// through signed rotations (from DEST's N.root.json, or the upstream's when DEST lacks one),
+/// passes; another repository's root is refused with packman_trust's rule, DEST and its
+/// state byte for byte as they were (it used to be ignored without a word).
+#[test]
+fn a_root_given_again_must_be_the_trusted_one_or_lead_to_it() {
+    let mut up = Upstream::new();
+    let dest_tmp = tempfile::tempdir().unwrap();
+    let dest = dest_tmp.path().join("mirror");
+    sync(&dest, &up.opts()).unwrap();
+    let other = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap();
+    let base = up.opts();
+    let with_root = |root: &[u8]| SyncOptions { root: Some(root.to_vec()), ..base.clone() };
+    let refused = |root: &[u8], want: &str| {
+        let before = tree(&dest);
+        match sync(&dest, &with_root(root)) {
+            Err(e @ MirrorError::Root(_)) => {
+                let MirrorError::Root(t) = &e else { unreachable!() };
+                assert_eq!(format!("{:?}", t).split([' ', '{']).next(), Some(want), "{e}");
+                let rule = if want == "InvalidRoot" { "not a usable root" } else { "signed by the repository" };
+                assert!(e.to_string().contains(rule), "{e}");
+            }
+            other => panic!("expected MirrorError::Root, got {other:?}"),
+        }
+        assert_same(&before, &tree(&dest), "a refused root");
+    };
+    refused(&other.signed_roots[0], "RootDiffers");
+
+    up.repo.rotate_key("root").unwrap();
+    up.repo.rotate_key("timestamp").unwrap();
+    up.add("docs/after-rotation.txt", b"after");
+    sync(&dest, &base).unwrap();
+    assert_eq!(std::fs::read(dest.join("metadata/root.json")).unwrap(), up.repo.signed_roots[2]);
+    for root in &up.repo.signed_roots {
+        sync(&dest, &with_root(root)).unwrap();
+    }
+    refused(&other.signed_roots[0], "RootNotInChain");
+    // DEST lost 2.root.json: the check reads the upstream's instead, and still passes v1.
+    let kept = std::fs::read(dest.join("metadata/2.root.json")).unwrap();
+    std::fs::remove_file(dest.join("metadata/2.root.json")).unwrap();
+    sync(&dest, &with_root(&up.repo.signed_roots[0])).unwrap();
+    std::fs::write(dest.join("metadata/2.root.json"), kept).unwrap();
+    // A root of the chain that does not verify on its own is refused too.
+    let mut tampered = up.repo.signed_roots[0].clone();
+    let at = tampered.windows(9).position(|w| w == b"\"expires\"").unwrap();
+    tampered[at + 13] ^= 1;
+    refused(&tampered, "InvalidRoot");
+}

@@ -10,11 +10,11 @@ pub enum TrustError {
     /// A root was given that is neither the trusted one nor an older one it rotated past.
     /// The trusted root is left as it was.
     #[error(
-        "refusing to replace the trusted root in {trusted}: the root given differs from it. Trusted keys \
-         change only through rotations signed by the repository. If you really mean to start over, \
-         remove {dir}."
+        "refusing to replace the trusted root in {trusted} (v{trusted_version}): the root given (v{given_version}) \
+         differs from it. Trusted keys change only through rotations signed by the repository. If you really \
+         mean to start over, remove {dir}."
     )]
-    RootDiffers { trusted: PathBuf, dir: PathBuf },
+    RootDiffers { trusted: PathBuf, trusted_version: u64, given_version: u64, dir: PathBuf },
 
     /// A root was given that is older than the trusted one but does not lead to it through
     /// rotations signed by the repository (another repository's root, say). The trusted

@@ -29,7 +29,9 @@ pub use manage::{
     MirrorStatus, RepoState, RepoStatus, RoleStatus, RootChange, RootSource, Rotation, Updated, SIGNED_MIRRORS_FILE,
     STATE_FILE,
 };
-pub use pin::{ensure_trust, ensure_trust_bytes, ensure_trust_fetching, RootFetch, TrustOutcome};
+pub use pin::{
+    ensure_trust, ensure_trust_bytes, ensure_trust_bytes_fetching, ensure_trust_fetching, RootFetch, TrustOutcome,
+};
 pub use read::{Freshness, ReadError, Reader, VerifiedCache};
 pub use repo::{default_targets_url, TrustedRepo};
 pub use ring::{check_name, ring_dir, RepoEntry, Ring, RingMirror, CONFIG_FILE};

@@ -60,6 +60,18 @@ pub fn ensure_trust_bytes(dir: &Path, root: Option<&[u8]>, now: OffsetDateTime) 
     })
 }
 
+/// As [`ensure_trust_fetching`], with the given root's bytes, named `label` in errors (a
+/// mirror checks the `--root` its operator gave against the root its state trusts).
+pub fn ensure_trust_bytes_fetching(
+    dir: &Path,
+    label: &str,
+    root: &[u8],
+    now: OffsetDateTime,
+    fetch: RootFetch,
+) -> Result<TrustOutcome, TrustError> {
+    check(dir, Some((label.to_string(), root)), now, fetch)
+}
+
 fn check(
     dir: &Path,
     given: Option<(String, &[u8])>,
@@ -114,7 +126,7 @@ fn check(
         // be the trusted root itself (it was, `current`), so the chain ends where trust is.
         return Ok(TrustOutcome::RotatedPast { given: given_version, trusted: trusted_version });
     }
-    Err(TrustError::RootDiffers { trusted: trusted_path, dir: dir.to_path_buf() })
+    Err(TrustError::RootDiffers { trusted: trusted_path, trusted_version, given_version, dir: dir.to_path_buf() })
 }
 
 /// Writes the first trusted root the way the updater writes all metadata (under the
@@ -264,6 +276,8 @@ mod tests {
                 Err(e @ TrustError::RootDiffers { .. }) => {
                     let msg = e.to_string();
                     assert!(msg.contains("refusing to replace the trusted root"), "{msg}");
+                    assert!(msg.contains(&format!("the root given (v{})", version_of(given))), "{msg}");
+                    assert!(msg.contains("root.json (v1)"), "{msg}");
                     assert!(msg.contains("only through rotations signed by the repository"), "{msg}");
                     assert!(msg.contains(&format!("remove {}", d.path().display())), "{msg}");
                 }

@@ -33,6 +33,10 @@ fn ok(args: &[&str]) -> String {
     out.into_owned()
 }
 
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -680,4 +684,89 @@ fn mirror_verify_repair_fetches_again_only_what_is_wrong_and_refuses_a_bad_upstr
     assert_eq!(std::fs::read(dest.join("targets/packages/a.txt")).unwrap(), b"alpha");
     let out = ok(&["mirror", "verify", s(&dest), "--root", s(&root)]);
     assert!(out.trim_end().ends_with("ok"), "{out}");
+}
+
+/// Issue 18's class of bug on the mirror's surfaces: a `--root` given for a mirror that
+/// already trusts one was ignored without a word. Now it must be the trusted root or an
+/// older one leading to it through signed rotations (the rule `download --root` applies);
+/// anything else is refused, naming the file, both versions and the rule, and DEST and the
+/// mirror's state stay byte for byte as they were.
+#[test]
+fn a_root_given_again_must_be_the_mirrors_or_lead_to_it() {
+    use packman_testkit::tree_state;
+    let tmp = tempfile::tempdir().unwrap();
+    let up = tmp.path().join("upstream");
+    let other = tmp.path().join("other");
+    for dir in [&up, &other] {
+        ok(&["repo", "init", s(dir), "--bins", "4"]);
+    }
+    std::fs::write(tmp.path().join("a.txt"), "alpha").unwrap();
+    ok(&["repo", "add", s(&up), "--raw", "--prefix", "packages/", s(&tmp.path().join("a.txt"))]);
+    let upstream = format!("file://{}", s(&up));
+    let (dest, state) = (tmp.path().join("mirror"), tmp.path().join("state"));
+    let root1 = tmp.path().join("root-v1.json");
+    std::fs::copy(up.join("metadata/1.root.json"), &root1).unwrap();
+    let foreign = tmp.path().join("foreign-root.json");
+    std::fs::copy(other.join("metadata/1.root.json"), &foreign).unwrap();
+    ok(&["mirror", "sync", &upstream, s(&dest), "--root", s(&root1), "--state", s(&state)]);
+
+    let refused = |root: &Path, args: &[&str], has: &[&str]| {
+        let before = (tree_state(&dest), tree_state(&state));
+        let o = run(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "packman {args:?}: {err}");
+        for h in
+            [&format!("Refusing {}: root v", root.display())[..], "chain of signed rotations", "Nothing was changed"]
+                .iter()
+                .chain(has)
+        {
+            assert!(err.contains(h), "packman {args:?}: {h:?} not in\n{err}");
+        }
+        assert_eq!((tree_state(&dest), tree_state(&state)), before, "packman {args:?} changed DEST or the state");
+    };
+    let sync = |root: &Path| {
+        ["mirror", "sync", &upstream, s(&dest), "--root", s(root), "--state", s(&state)].map(String::from)
+    };
+    // Another repository's root, same version as the trusted one.
+    refused(&foreign, &args(&sync(&foreign)), &["root v1 is neither", "v1)", "same version, different bytes"]);
+
+    // The upstream rotates its root twice; the mirror follows, given its first root again.
+    for _ in 0..2 {
+        ok(&["repo", "key", "rotate", s(&up), "root"]);
+    }
+    assert!(up.join("metadata/3.root.json").exists());
+    ok(&args(&sync(&root1)));
+    let trusted = std::fs::read(state.join("metadata/root.json")).unwrap();
+    assert_eq!(trusted, std::fs::read(up.join("metadata/3.root.json")).unwrap());
+    // The trusted root itself, and each older root of its chain, are still accepted.
+    let root2 = tmp.path().join("root-v2.json");
+    std::fs::copy(up.join("metadata/2.root.json"), &root2).unwrap();
+    let root3 = tmp.path().join("root-v3.json");
+    std::fs::copy(up.join("metadata/3.root.json"), &root3).unwrap();
+    for root in [&root1, &root2, &root3] {
+        ok(&args(&sync(root)));
+    }
+    // Another repository's older-numbered root: not in the chain (v2 is not signed by its keys).
+    refused(&foreign, &args(&sync(&foreign)), &["root v1 is neither", "v3)", "Refused because: version 2: "]);
+    // A root newer than the trusted one is not the trusted one either.
+    for _ in 0..3 {
+        ok(&["repo", "key", "rotate", s(&other), "root"]);
+    }
+    let foreign4 = tmp.path().join("foreign-root-v4.json");
+    std::fs::copy(other.join("metadata/4.root.json"), &foreign4).unwrap();
+    refused(&foreign4, &args(&sync(&foreign4)), &["root v4 is neither", "v4 is newer than the trusted v3"]);
+
+    // `mirror import` into a mirror with state, and `mirror verify --repair`: the same rule.
+    let bundle = tmp.path().join("full.bundle");
+    ok(&["mirror", "export", s(&dest), s(&bundle)]);
+    let import = |root: &Path| -> Vec<String> {
+        ["mirror", "import", s(&bundle), s(&dest), "--root", s(root), "--state", s(&state)].map(String::from).to_vec()
+    };
+    refused(&foreign, &args(&import(&foreign)), &["v3)", "packman mirror import", "NEW_DEST"]);
+    ok(&args(&import(&root1)));
+    refused(
+        &foreign,
+        &["mirror", "verify", s(&dest), "--root", s(&foreign), "--state", s(&state), "--repair", &upstream],
+        &["repair from", "v3)"],
+    );
 }

@@ -3,7 +3,7 @@
 //! `mirror verify` audits it, `mirror export`/`import` carry it across an air gap.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -184,7 +184,8 @@ pub struct ImportArgs {
     /// AWS_ENDPOINT, AWS_ALLOW_HTTP). A refused sync pushes nothing.
     dest: PathBuf,
     /// Trusted root.json of the upstream, from a trusted place. Needed for an empty DEST
-    /// only: after that the mirror's own trusted state is used.
+    /// only: after that the mirror's own trusted state is used, and a root given must be that
+    /// root or an older one leading to it through signed rotations (anything else is refused).
     #[arg(long)]
     root: Option<PathBuf>,
     #[command(flatten)]
@@ -231,7 +232,9 @@ pub struct SyncArgs {
     /// Mirror directory (created if needed).
     dest: PathBuf,
     /// Trusted root.json of the upstream, from a trusted place. Needed for the first sync
-    /// only: after that the mirror's trusted state (see --state) is used.
+    /// only: after that the mirror's trusted state (see --state) is used, and a root given
+    /// must be that root or an older one leading to it through signed rotations (anything
+    /// else is refused, DEST untouched).
     #[arg(long)]
     root: Option<PathBuf>,
     /// Metadata base URL [default: UPSTREAM/metadata/].
@@ -359,7 +362,16 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
         });
         println!("{v:#}");
     }
+    let root_name = a.root.as_ref().map_or("ROOT.json".into(), |p| p.display().to_string());
+    // DEST serves the repository it trusts: another one starts in a directory of its own.
+    let next = format!(
+        "If you really mean to mirror the repository of that root, mirror it into a new directory:\n  \
+         packman mirror sync UPSTREAM NEW_DEST --root {root_name}"
+    );
     let r = r.map_err(|e| match e {
+        e @ packman_mirror::MirrorError::Root(_) => {
+            root_refusal(&e, a.root.as_deref(), &a.dest, &next).unwrap_or_else(|| e.to_string())
+        }
         packman_mirror::MirrorError::NoRoot { .. } => format!("{e}\n  hint: pass --root ROOT.json"),
         e @ packman_mirror::MirrorError::Upstream(_) => format!(
             "{e}\n  nothing changed in {}: the mirror still serves its last verified state{}",
@@ -443,6 +455,10 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
         sync.state = opts.state.clone();
         let t0 = Instant::now();
         let fixed = packman_mirror::repair(&a.dest, &r, &sync).map_err(|e| {
+            let next = "A repair syncs DEST: --root must be the root the mirror trusts, or one it rotated past.";
+            if let Some(refusal) = root_refusal(&e, Some(&a.root), &a.dest, next) {
+                return format!("repair from {upstream} refused:\n{refusal}");
+            }
             format!(
                 "repair from {upstream} refused: {e}\n  nothing changed in {}: the findings above stand",
                 a.dest.display()
@@ -602,6 +618,15 @@ fn import(a: ImportArgs) -> Result<(), String> {
         println!("{v:#}");
     }
     let r = r.map_err(|e| match e {
+        e @ packman_mirror::MirrorError::Root(_) => {
+            let next = format!(
+                "If you really mean to import a bundle of that root's repository, import it into a new directory:\n  \
+                 packman mirror import {} NEW_DEST --root {}",
+                a.bundle.display(),
+                a.root.as_ref().map_or("ROOT.json".into(), |p| p.display().to_string())
+            );
+            root_refusal(&e, a.root.as_deref(), &a.dest, &next).unwrap_or_else(|| e.to_string())
+        }
         packman_mirror::MirrorError::NoRoot { .. } => format!("{e}\n  hint: pass --root ROOT.json"),
         e @ (packman_mirror::MirrorError::Bundle { .. } | packman_mirror::MirrorError::BundleRefused { .. }) => {
             format!("{e}\n  nothing changed in {}", a.dest.display())
@@ -620,6 +645,52 @@ fn import(a: ImportArgs) -> Result<(), String> {
         r.targets_removed.len()
     );
     Ok(())
+}
+
+/// A `--root` refused for a mirror that already trusts a root (packman_trust's rule, as
+/// `packman download --root` applies it): said as loudly as download says it, naming the
+/// file, both versions and the rule. `next` says what to do instead (a line or two).
+fn root_refusal(e: &packman_mirror::MirrorError, root: Option<&Path>, dest: &Path, next: &str) -> Option<String> {
+    use packman_trust::TrustError as T;
+    let packman_mirror::MirrorError::Root(e) = e else { return None };
+    let file = root.map_or_else(|| "the --root given".to_string(), |p| p.display().to_string());
+    let (given_version, trusted, trusted_version, dir, reason) = match e.as_ref() {
+        T::RootNotInChain { given_version, trusted, trusted_version, dir, reason, .. } => {
+            (*given_version, trusted, *trusted_version, dir, reason.clone())
+        }
+        T::RootDiffers { trusted, trusted_version, given_version, dir } => {
+            let why = if given_version == trusted_version {
+                "same version, different bytes".to_string()
+            } else {
+                format!(
+                    "v{given_version} is newer than the trusted v{trusted_version}: the mirror follows rotations \
+                     itself, from the upstream; give the root it started from, or none"
+                )
+            };
+            (*given_version, trusted, *trusted_version, dir, why)
+        }
+        T::InvalidRoot { source, .. } => {
+            return Some(format!(
+                "{file}: not a usable root: {source}\n  nothing changed in {}: the mirror trusts the root it had",
+                dest.display()
+            ))
+        }
+        other => return Some(other.to_string()),
+    };
+    let bar = "@".repeat(62);
+    let banner = format!("{bar}\n@{:^60}@\n{bar}", "WARNING: THE --root GIVEN IS NOT THIS MIRROR'S ROOT!");
+    let mut s = crate::report::paint(&banner, crate::report::RED);
+    s.push_str(&format!(
+        "\nRefusing {file}: root v{given_version} is neither the root this mirror trusts\n\
+         ({}, v{trusted_version}) nor part of the chain of signed rotations that led to it.\n\
+         Refused because: {reason}\n\
+         It may be another repository's root, or a root someone forged to look older.\n\
+         Nothing was changed: {} and the mirror's trusted state ({}) are as they were.\n{next}",
+        trusted.display(),
+        dest.display(),
+        dir.display(),
+    ));
+    Some(s)
 }
 
 /// The first line of what a sync or an import did: where from, where to, which versions.
