@@ -7,8 +7,8 @@ pub enum TrustError {
     #[error("{dir} holds no trusted root yet: give a root.json obtained from a trusted place")]
     NoRoot { dir: PathBuf },
 
-    /// A root was given that is neither the trusted one nor an older one it rotated past.
-    /// The trusted root is left as it was.
+    /// A root was given of the trusted one's version with other bytes. The trusted root is
+    /// left as it was.
     #[error(
         "refusing to replace the trusted root in {trusted} (v{trusted_version}): the root given (v{given_version}) \
          differs from it. Trusted keys change only through rotations signed by the repository. If you really \
@@ -16,12 +16,12 @@ pub enum TrustError {
     )]
     RootDiffers { trusted: PathBuf, trusted_version: u64, given_version: u64, dir: PathBuf },
 
-    /// A root was given that is older than the trusted one but does not lead to it through
+    /// A root was given of another version than the trusted one, not linked to it through
     /// rotations signed by the repository (another repository's root, say). The trusted
     /// root is left as it was.
     #[error(
         "{given}: refusing root v{given_version}: it is neither the trusted root ({trusted}, v{trusted_version}) \
-         nor part of the chain of signed rotations that led to it ({reason}). Trusted keys change only \
+         nor linked to it by rotations the repository signed ({reason}). Trusted keys change only \
          through rotations signed by the repository. If you really mean to start over with it, remove {dir}."
     )]
     RootNotInChain {

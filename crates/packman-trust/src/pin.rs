@@ -1,9 +1,9 @@
 //! Trust on first use, then pinned: a metadata directory's root is set once from a root the
 //! user obtained from a trusted place, and after that changes only through rotations the
 //! repository signs (which the updater follows). A root given again later must be the one
-//! trusted, or an older one that leads to it through those signed rotations (each version
-//! fetched and verified against the one before); anything else is refused and the trusted
-//! root stays byte for byte as it was.
+//! trusted, or an older one that leads to it, or a newer one it leads to, through those
+//! signed rotations (each version fetched and verified against the one before); anything
+//! else is refused and the trusted root stays byte for byte as it was.
 
 use std::path::Path;
 
@@ -24,6 +24,10 @@ pub enum TrustOutcome {
     /// The root given is an older version than the trusted one, which signed rotations
     /// have replaced (checked version by version); the trusted one stays.
     RotatedPast { given: u64, trusted: u64 },
+    /// The root given is newer than the trusted one and follows it through rotations the
+    /// trusted root signed (checked version by version); nothing was written, the next
+    /// update takes that chain.
+    RotatedAhead { given: u64, trusted: u64 },
 }
 
 /// Fetches version N of the repository's root (`N.root.json`), for checking that an older
@@ -100,24 +104,22 @@ fn check(
         write_root(dir, given)?;
         return Ok(TrustOutcome::FirstUse { version: given_version });
     };
-    let trusted_version = TrustedSet::new(&current, now)
-        .map_err(|source| TrustError::TrustedRootUnusable { path: trusted_path.clone(), source })?
-        .root()
-        .signed
-        .version;
+    let mut from_trusted = TrustedSet::new(&current, now)
+        .map_err(|source| TrustError::TrustedRootUnusable { path: trusted_path.clone(), source })?;
+    let trusted_version = from_trusted.root().signed.version;
+    let refused = |reason: String| TrustError::RootNotInChain {
+        given: label.clone(),
+        given_version,
+        trusted: trusted_path.clone(),
+        trusted_version,
+        dir: dir.to_path_buf(),
+        reason,
+    };
     // An older root the trusted one has moved past through signed rotations: the user
     // kept the root.json they started from, which is fine; it changes nothing. But only if
     // it really leads to the trusted root, each version signed by the one before (spec
     // 5.3): an older-numbered root of another repository must not pass unremarked.
     if given_version < trusted_version {
-        let refused = |reason: String| TrustError::RootNotInChain {
-            given: label.clone(),
-            given_version,
-            trusted: trusted_path.clone(),
-            trusted_version,
-            dir: dir.to_path_buf(),
-            reason,
-        };
         for v in given_version + 1..=trusted_version {
             let bytes = if v == trusted_version { current.clone() } else { fetch(v).map_err(&refused)? };
             chain.update_root(&bytes).map_err(|e| refused(format!("version {v}: {e}")))?;
@@ -125,6 +127,17 @@ fn check(
         // Reaching the trusted version by verified steps is not enough: the last step must
         // be the trusted root itself (it was, `current`), so the chain ends where trust is.
         return Ok(TrustOutcome::RotatedPast { given: given_version, trusted: trusted_version });
+    }
+    // A newer root (a script that always passes the repository's latest root.json) is a
+    // rotation the trusted root must sign, as the updater would check it: each version from
+    // the trusted one on, the last being the root given. Nothing is written: the next
+    // update fetches and keeps that chain itself.
+    if given_version > trusted_version {
+        for v in trusted_version + 1..=given_version {
+            let bytes = if v == given_version { given.to_vec() } else { fetch(v).map_err(&refused)? };
+            from_trusted.update_root(&bytes).map_err(|e| refused(format!("version {v}: {e}")))?;
+        }
+        return Ok(TrustOutcome::RotatedAhead { given: given_version, trusted: trusted_version });
     }
     Err(TrustError::RootDiffers { trusted: trusted_path, trusted_version, given_version, dir: dir.to_path_buf() })
 }
@@ -247,7 +260,7 @@ mod tests {
                 Err(e @ TrustError::RootNotInChain { .. }) => {
                     let msg = e.to_string();
                     assert!(msg.starts_with(&format!("{}: refusing root v", file.display())), "{msg}");
-                    assert!(msg.contains("nor part of the chain of signed rotations"), "{msg}");
+                    assert!(msg.contains("nor linked to it by rotations the repository signed"), "{msg}");
                     assert!(msg.contains("version 2: ") || msg.contains("version 3: "), "{msg}");
                 }
                 other => panic!("expected RootNotInChain, got {other:?}"),
@@ -263,28 +276,75 @@ mod tests {
         );
     }
 
+    /// A newer root given is accepted only as a rotation the trusted root signs, step by
+    /// step; nothing is written (the next update takes that chain).
+    #[test]
+    fn a_newer_root_is_accepted_only_as_a_rotation_the_trusted_one_signs() {
+        let now = now();
+        let mut repo = RepoBuilder::new(now).unwrap();
+        repo.rotate_key("root").unwrap();
+        repo.rotate_key("root").unwrap();
+        let chain = repo.signed_roots.clone();
+        let mut other = RepoBuilder::new(now).unwrap();
+        other.rotate_key("root").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        ensure_trust_bytes(d.path(), Some(&chain[0]), now).unwrap();
+        let before = std::fs::read(d.path().join("root.json")).unwrap();
+        let mut fetched = Vec::new();
+        let mut fetch = |v: u64| {
+            fetched.push(v);
+            Ok(chain[v as usize - 1].clone())
+        };
+        assert_eq!(
+            ensure_trust_bytes_fetching(d.path(), "v3", &chain[2], now, &mut fetch).unwrap(),
+            TrustOutcome::RotatedAhead { given: 3, trusted: 1 }
+        );
+        assert_eq!(fetched, [2], "only the roots in between are fetched");
+        // The direct successor needs no fetch.
+        assert_eq!(
+            ensure_trust_bytes(d.path(), Some(&chain[1]), now).unwrap(),
+            TrustOutcome::RotatedAhead { given: 2, trusted: 1 }
+        );
+        // Another repository's v2, and our v3 reached through another repository's v2.
+        for (given, fetch_gives) in [(&other.signed_roots[1], &chain[1]), (&chain[2], &other.signed_roots[1])] {
+            let mut fetch = |_: u64| Ok(fetch_gives.clone());
+            match ensure_trust_bytes_fetching(d.path(), "given", given, now, &mut fetch) {
+                Err(TrustError::RootNotInChain { reason, .. }) => {
+                    assert!(reason.starts_with("version 2: "), "{reason}")
+                }
+                other => panic!("expected RootNotInChain, got {other:?}"),
+            }
+        }
+        assert_eq!(std::fs::read(d.path().join("root.json")).unwrap(), before, "nothing is written");
+    }
+
     #[test]
     fn a_different_root_is_refused_and_the_trusted_one_stays_byte_identical() {
         let r = roots();
         let d = tempfile::tempdir().unwrap();
         ensure_trust_bytes(d.path(), Some(&r.v1), now()).unwrap();
         let before = std::fs::read(d.path().join("root.json")).unwrap();
-        // Another repository's v1, and this repository's newer root given before the
-        // updater has followed the rotation: neither may replace what is trusted.
-        for given in [&r.other, &r.v2] {
-            match ensure_trust_bytes(d.path(), Some(given), now()) {
-                Err(e @ TrustError::RootDiffers { .. }) => {
-                    let msg = e.to_string();
-                    assert!(msg.contains("refusing to replace the trusted root"), "{msg}");
-                    assert!(msg.contains(&format!("the root given (v{})", version_of(given))), "{msg}");
-                    assert!(msg.contains("root.json (v1)"), "{msg}");
-                    assert!(msg.contains("only through rotations signed by the repository"), "{msg}");
-                    assert!(msg.contains(&format!("remove {}", d.path().display())), "{msg}");
-                }
-                other => panic!("expected RootDiffers, got {other:?}"),
+        // This repository's newer root, given before the updater has followed the rotation,
+        // is checked and accepted but written by no one but the updater.
+        assert_eq!(
+            ensure_trust_bytes(d.path(), Some(&r.v2), now()).unwrap(),
+            TrustOutcome::RotatedAhead { given: 2, trusted: 1 }
+        );
+        assert_eq!(std::fs::read(d.path().join("root.json")).unwrap(), before);
+        // Another repository's v1 may not replace what is trusted.
+        let given = &r.other;
+        match ensure_trust_bytes(d.path(), Some(given), now()) {
+            Err(e @ TrustError::RootDiffers { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("refusing to replace the trusted root"), "{msg}");
+                assert!(msg.contains(&format!("the root given (v{})", version_of(given))), "{msg}");
+                assert!(msg.contains("root.json (v1)"), "{msg}");
+                assert!(msg.contains("only through rotations signed by the repository"), "{msg}");
+                assert!(msg.contains(&format!("remove {}", d.path().display())), "{msg}");
             }
-            assert_eq!(std::fs::read(d.path().join("root.json")).unwrap(), before);
+            other => panic!("expected RootDiffers, got {other:?}"),
         }
+        assert_eq!(std::fs::read(d.path().join("root.json")).unwrap(), before);
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn an_older_root_of_another_repository_is_refused_and_trust_is_unchanged() {
         let v = i + 1;
         for want in [
             format!("Refusing {}: root v{v} is neither the root trusted for", file.display()),
-            "nor part of the chain of signed rotations that led to it".into(),
+            "nor linked to it by rotations the repository signed".into(),
             format!("({}, v3)", meta.join("root.json").display()),
             "Nothing was changed".into(),
             format!("rm -r {}", meta.display()),

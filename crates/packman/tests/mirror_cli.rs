@@ -715,10 +715,13 @@ fn a_root_given_again_must_be_the_mirrors_or_lead_to_it() {
         let o = run(args);
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert_eq!(o.status.code(), Some(1), "packman {args:?}: {err}");
-        for h in
-            [&format!("Refusing {}: root v", root.display())[..], "chain of signed rotations", "Nothing was changed"]
-                .iter()
-                .chain(has)
+        for h in [
+            &format!("Refusing {}: root v", root.display())[..],
+            "rotations the repository signed",
+            "Nothing was changed",
+        ]
+        .iter()
+        .chain(has)
         {
             assert!(err.contains(h), "packman {args:?}: {h:?} not in\n{err}");
         }
@@ -748,13 +751,20 @@ fn a_root_given_again_must_be_the_mirrors_or_lead_to_it() {
     }
     // Another repository's older-numbered root: not in the chain (v2 is not signed by its keys).
     refused(&foreign, &args(&sync(&foreign)), &["root v1 is neither", "v3)", "Refused because: version 2: "]);
-    // A root newer than the trusted one is not the trusted one either.
+    // A newer root must be a rotation the trusted one signs: another repository's v4 is not.
     for _ in 0..3 {
         ok(&["repo", "key", "rotate", s(&other), "root"]);
     }
     let foreign4 = tmp.path().join("foreign-root-v4.json");
     std::fs::copy(other.join("metadata/4.root.json"), &foreign4).unwrap();
-    refused(&foreign4, &args(&sync(&foreign4)), &["root v4 is neither", "v4 is newer than the trusted v3"]);
+    refused(&foreign4, &args(&sync(&foreign4)), &["root v4 is neither", "v3)", "Refused because: version 4: "]);
+    // The upstream's own newer root (a script passing the latest root.json) is accepted:
+    // the trusted v3 signs the step to v4, fetched from the upstream; the sync takes it.
+    ok(&["repo", "key", "rotate", s(&up), "root"]);
+    let root4 = tmp.path().join("root-v4.json");
+    std::fs::copy(up.join("metadata/4.root.json"), &root4).unwrap();
+    ok(&args(&sync(&root4)));
+    assert_eq!(std::fs::read(state.join("metadata/root.json")).unwrap(), std::fs::read(&root4).unwrap());
 
     // `mirror import` into a mirror with state, and `mirror verify --repair`: the same rule.
     let bundle = tmp.path().join("full.bundle");
@@ -762,11 +772,11 @@ fn a_root_given_again_must_be_the_mirrors_or_lead_to_it() {
     let import = |root: &Path| -> Vec<String> {
         ["mirror", "import", s(&bundle), s(&dest), "--root", s(root), "--state", s(&state)].map(String::from).to_vec()
     };
-    refused(&foreign, &args(&import(&foreign)), &["v3)", "packman mirror import", "NEW_DEST"]);
+    refused(&foreign, &args(&import(&foreign)), &["v4)", "packman mirror import", "NEW_DEST"]);
     ok(&args(&import(&root1)));
     refused(
         &foreign,
         &["mirror", "verify", s(&dest), "--root", s(&foreign), "--state", s(&state), "--repair", &upstream],
-        &["repair from", "v3)"],
+        &["repair from", "v4)"],
     );
 }

@@ -92,9 +92,9 @@ fn not_in_chain(e: &TrustError, a: &Args, metadata_url: &str) -> String {
     let mut s = crate::report::paint(&banner, crate::report::RED);
     s.push_str(&format!(
         "\nRefusing {given}: root v{given_version} is neither the root trusted for {metadata_url}\n\
-         ({}, v{trusted_version}) nor part of the chain of signed rotations that led to it.\n\
+         ({}, v{trusted_version}) nor linked to it by rotations the repository signed.\n\
          Refused because: {reason}\n\
-         It may be another repository's root, or a root someone forged to look older.\n\
+         It may be another repository's root, or a root someone forged.\n\
          Nothing was changed: the trusted root and metadata are as they were.\n\
          If you really mean to trust {given} for {metadata_url} instead, start over:\n  \
          rm -r {}\n  packman download --metadata-url {metadata_url}{} --root {given} TARGET...",

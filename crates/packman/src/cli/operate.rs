@@ -659,15 +659,7 @@ fn root_refusal(e: &packman_mirror::MirrorError, root: Option<&Path>, dest: &Pat
             (*given_version, trusted, *trusted_version, dir, reason.clone())
         }
         T::RootDiffers { trusted, trusted_version, given_version, dir } => {
-            let why = if given_version == trusted_version {
-                "same version, different bytes".to_string()
-            } else {
-                format!(
-                    "v{given_version} is newer than the trusted v{trusted_version}: the mirror follows rotations \
-                     itself, from the upstream; give the root it started from, or none"
-                )
-            };
-            (*given_version, trusted, *trusted_version, dir, why)
+            (*given_version, trusted, *trusted_version, dir, "same version, different bytes".to_string())
         }
         T::InvalidRoot { source, .. } => {
             return Some(format!(
@@ -682,9 +674,9 @@ fn root_refusal(e: &packman_mirror::MirrorError, root: Option<&Path>, dest: &Pat
     let mut s = crate::report::paint(&banner, crate::report::RED);
     s.push_str(&format!(
         "\nRefusing {file}: root v{given_version} is neither the root this mirror trusts\n\
-         ({}, v{trusted_version}) nor part of the chain of signed rotations that led to it.\n\
+         ({}, v{trusted_version}) nor linked to it by rotations the repository signed.\n\
          Refused because: {reason}\n\
-         It may be another repository's root, or a root someone forged to look older.\n\
+         It may be another repository's root, or a root someone forged.\n\
          Nothing was changed: {} and the mirror's trusted state ({}) are as they were.\n{next}",
         trusted.display(),
         dest.display(),
