@@ -73,15 +73,11 @@ fn downloads_run_side_by_side_up_to_jobs_and_progress_sees_every_byte() {
         o.transport = Some(slow.clone());
         o.jobs = jobs;
         o.progress = Some(counts.clone());
-        let t0 = std::time::Instant::now();
         let r = sync(&tmp.path().join(format!("mirror-{jobs}")), &o).unwrap();
-        let took = t0.elapsed();
         assert_eq!(r.targets_fetched.len(), 8);
+        // The most fetches in flight at once, counted by the transport (not timed: a busy
+        // machine made a wall-clock bound fail).
         assert_eq!(slow.max.load(Ordering::SeqCst), want_max, "jobs {jobs}");
-        // 8 files of 100 ms: 800 ms one by one, about 200 ms four at a time.
-        if jobs == 4 {
-            assert!(took < Duration::from_millis(700), "{took:?}");
-        }
         assert_eq!(counts.files.load(Ordering::SeqCst), 8);
         assert_eq!(counts.done.load(Ordering::SeqCst), 8);
         assert_eq!((counts.total.load(Ordering::SeqCst), counts.bytes.load(Ordering::SeqCst)), (total, total));
