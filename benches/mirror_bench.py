@@ -2,12 +2,14 @@
 
     .venv/bin/python benches/mirror_bench.py [--files 50000] [--size 1G] [--jobs 8]
                                              [--reps 3] [--nochange-reps 20] [--bins 256]
+                                             [--bin-style succinct|prefixes]
                                              [--tuftool PATH | --no-tuftool]
                                              [--workdir DIR] [--keep]
 
 1. A repository of --files random files totalling about --size bytes (each between 0.5x and
    1.5x the mean), published with `packman repo add --raw --prefix files/NN/` in batches of
-   5000, --bins hashed bins, served by nginx (Debian's /usr/sbin/nginx, foreground, master +
+   5000, --bins hashed bins delegated as --bin-style (`packman repo init --bin-style`: TAP 15
+   `succinct`, the default, or classic PEP 458 `prefixes`), served by nginx (Debian's /usr/sbin/nginx, foreground, master +
    2 workers, access_log off, sendfile; a config generated in the work dir) on 127.0.0.1.
 2. **Full sync**, --reps times, interleaved, each into a fresh directory:
      packman   `packman mirror sync URL DEST --root 1.root.json --jobs J --state STATE`
@@ -16,7 +18,12 @@
                target): a plain parallel copy, no verification, no fsync
      tuftool   `tuftool clone` (crates.io; --tuftool PATH, or installed once with
                `cargo install tuftool --locked --root WORKDIR/tuftool-install`; skipped with
-               a note when that fails)
+               a note when that fails), --bin-style prefixes only: tough, its library, does
+               not read succinct bins ("missing field `roles`"). tough fetches and stores a
+               consistent-snapshot target as `HASH.dir/name` where packman publishes
+               `dir/HASH.name`, so nginx maps /tough-targets/HASH.dir/name to that file (one
+               regex rewrite per request, tuftool's only); tuftool still checks each target's
+               length and sha256. Its clone is counted and must hold every target.
 3. **No-change sync**: `packman mirror sync URL DEST` against the synced mirror, nothing new
    upstream, --nochange-reps whole processes.
 4. **verify**: `packman mirror verify DEST --root 1.root.json` against sha256sum over the
@@ -107,13 +114,13 @@ def run_rusage(cmd: list, cwd: Path | None = None, env=None) -> tuple[float, int
 # The repository and nginx
 
 
-def generate(work: Path, files: int, size: int, bins: int, seed: int) -> tuple[Path, int]:
+def generate(work: Path, files: int, size: int, bins: int, bin_style: str, seed: int) -> tuple[Path, int]:
     """The upstream repository; returns (its directory, bytes of targets)."""
     up = work / "upstream"
     src = work / "src"
     rng = random.Random(seed)
     mean = max(1, size // files)
-    subprocess.run([PACKMAN, "repo", "init", up, "--bins", str(bins)], check=True, stdout=subprocess.DEVNULL,
+    subprocess.run([PACKMAN, "repo", "init", up, "--bins", str(bins), "--bin-style", bin_style], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     total = 0
     t0 = time.perf_counter()
@@ -159,6 +166,11 @@ http {{
         root {root};
         location /metadata/ {{ }}
         location /targets/ {{ }}
+        # tough's consistent-snapshot target name, HASH.dir/name, to the file dir/HASH.name
+        location /tough-targets/ {{
+            rewrite "^/tough-targets/([0-9a-f]{{64}})\\.(.+)/([^/]+)$" /targets/$2/$1.$3 break;
+            return 404;
+        }}
         location / {{ return 404; }}
     }}
 }}
@@ -209,6 +221,10 @@ def fetched_files(up: Path) -> tuple[list[str], list[str]]:
 def find_tuftool(args, work: Path) -> str | None:
     if args.no_tuftool:
         return None
+    if args.bin_style != "prefixes":
+        print("note: tuftool not measured: tough, its library, does not read TAP 15 succinct bins "
+              "(\"missing field `roles`\"); --bin-style prefixes measures it", file=sys.stderr)
+        return None
     if args.tuftool:
         return args.tuftool
     found = shutil.which("tuftool")
@@ -235,6 +251,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--nochange-reps", type=int, default=20)
     ap.add_argument("--bins", type=int, default=256)
+    ap.add_argument("--bin-style", choices=["succinct", "prefixes"], default="succinct",
+                    help="packman repo init --bin-style; tuftool reads only prefixes")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--tuftool", help="a tuftool binary (default: on PATH, else cargo install)")
     ap.add_argument("--no-tuftool", action="store_true")
@@ -252,8 +270,8 @@ def main() -> None:
     try:
         tuftool = find_tuftool(args, work)
         t0 = time.perf_counter()
-        up, total = generate(work, args.files, parse_size(args.size), args.bins, args.seed)
-        print(f"repository: {args.files} files, {total / 1e6:.1f} MB, {args.bins} bins, generated in "
+        up, total = generate(work, args.files, parse_size(args.size), args.bins, args.bin_style, args.seed)
+        print(f"repository: {args.files} files, {total / 1e6:.1f} MB, {args.bins} {args.bin_style} bins, generated in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
         nginx, url = start_nginx(up, work / "nginx")
         meta, targets = fetched_files(up)
@@ -302,12 +320,17 @@ def main() -> None:
                 settle()
                 try:
                     w, r, _ = run_rusage([tuftool, "clone", "--root", root, "--metadata-url", f"{url}/metadata",
-                                          "--targets-url", f"{url}/targets", "--metadata-dir", tt / "metadata",
-                                          "--targets-dir", tt / "targets"], env=env)
+                                          "--targets-url", f"{url}/tough-targets", "--metadata-dir",
+                                          tt / "metadata", "--targets-dir", tt / "targets"], env=env)
                     record("full sync: tuftool clone", w, r)
                 except SystemExit as e:
                     print(f"note: tuftool clone failed, not measured: {e}", file=sys.stderr)
                     tuftool = None
+                else:
+                    # Every target, each at tough's HASH.dir/name (not timed).
+                    got = sum(len(fs) for _, _, fs in os.walk(tt / "targets"))
+                    if got != len(targets):
+                        sys.exit(f"tuftool clone saved {got} targets of {len(targets)}")
         shutil.rmtree(work / "copy", ignore_errors=True)
         shutil.rmtree(work / "tuftool", ignore_errors=True)
 
@@ -341,7 +364,8 @@ def main() -> None:
         print()
         print(f"machine: {platform.node()}, {cores} cores ({platform.processor() or platform.machine()}), "
               f"Linux {platform.release()}; {args.files} files, {total / 1e6:.1f} MB of targets; "
-              f"jobs {args.jobs}; medians of {args.reps} (no-change: {args.nochange_reps})")
+              f"{args.bins} {args.bin_style} bins; jobs {args.jobs}; medians of {args.reps} "
+              f"(no-change: {args.nochange_reps})")
         head = ["case", "median", "files/s", "MB/s", "peak RSS", "ratio"]
         out_rows = []
         base_copy = med["full sync: xargs curl"][0]
