@@ -51,6 +51,7 @@ const DECLINED: &[&str] = &[
     r#"{"signed":"\u0041"}"#,
     "{\"signed\":\"a\u{1}b\"}", // raw control byte
     "{\"signed\":\"a\nb\"}",
+    "{\"signed\":\"x\u{1}\"\"}", // raw control byte before a quote (not an escape)
     r#"{"signed":1.5}"#,
     r#"{"signed":1e3}"#,
     r#"{"signed":1E3}"#,
@@ -69,6 +70,8 @@ const DECLINED: &[&str] = &[
     r#"{"signed":"abc"#,      // unterminated string
     r#"{"signed":"abc\"#,     // backslash at the end
     r#"{"signed":}"#,         // no value
+    r#"{"signed":12"#,        // truncated after a number
+    "12",                     // a bare number
 ];
 
 #[test]

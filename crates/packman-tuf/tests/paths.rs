@@ -65,6 +65,13 @@ const FNMATCH: &[(&str, &str, bool)] = &[
     ("", "", true),
     ("", "a", false),
     ("a", "", false),
+    // A negated class's `!` is not a member; an unclosed class ending in `-` is literal.
+    ("[!a]", "!", true),
+    ("[!a]", "[", true),
+    ("[a-", "[a-", true),
+    ("[a-", "a", false),
+    ("[ab-", "[ab-", true),
+    ("[!a-", "[!a-", true),
 ];
 
 #[test]
