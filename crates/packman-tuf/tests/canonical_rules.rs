@@ -122,3 +122,12 @@ fn value_lookups_find_each_key_and_nothing_else() {
     assert_eq!(v.get("d"), None);
     assert_eq!(Value::from_slice(b"[1]").unwrap().get("a"), None);
 }
+
+#[test]
+fn an_empty_file_or_envelope_has_no_canonical_signed_part() {
+    // Neither may come out as empty canonical bytes (which a signature could be made over).
+    assert!(matches!(canonical_signed(b""), Err(SignedError::Json(_))));
+    assert!(matches!(canonical_signed(b" \n"), Err(SignedError::Json(_))));
+    assert!(matches!(canonical_signed(b"{}"), Err(SignedError::NoSigned)));
+    assert!(matches!(canonical_signed(b"{ }"), Err(SignedError::NoSigned)));
+}
