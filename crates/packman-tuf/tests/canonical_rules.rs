@@ -131,3 +131,14 @@ fn an_empty_file_or_envelope_has_no_canonical_signed_part() {
     assert!(matches!(canonical_signed(b"{}"), Err(SignedError::NoSigned)));
     assert!(matches!(canonical_signed(b"{ }"), Err(SignedError::NoSigned)));
 }
+
+#[test]
+fn empty_objects_and_null_keep_their_bytes_on_the_streaming_path() {
+    for (input, want) in [
+        (&br#"{"signed": {}}"#[..], "{}"),
+        (br#"{"signed": [{}, [], null]}"#, "[{},[],null]"),
+        (br#"{"signed": null}"#, "null"),
+    ] {
+        assert_eq!(String::from_utf8_lossy(&canonical_signed(input).unwrap()), want);
+    }
+}
