@@ -732,6 +732,19 @@ fn a_root_given_again_must_be_the_mirrors_or_lead_to_it() {
     };
     // Another repository's root, same version as the trusted one.
     refused(&foreign, &args(&sync(&foreign)), &["root v1 is neither", "v1)", "same version, different bytes"]);
+    // --json names the file and the rule too.
+    let owned = sync(&foreign);
+    let mut json_args = args(&owned);
+    json_args.push("--json");
+    let o = run(&json_args);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let refusal = &v["refusals"][0];
+    assert!(refusal["error"].as_str().unwrap().contains(&format!("{} (v1) differs", foreign.display())), "{v:#}");
+    assert!(
+        refusal["rule"].as_str().unwrap().contains("linked to it through rotations the repository signed"),
+        "{v:#}"
+    );
 
     // The upstream rotates its root twice; the mirror follows, given its first root again.
     for _ in 0..2 {

@@ -347,10 +347,10 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
             "bytes": report.bytes_fetched,
             "seconds": seconds,
             "refusals": refused.map(|e| vec![serde_json::json!({
-                "error": e.to_string(),
+                "error": json_error(e, a.root.as_deref()),
                 "role": e.tuf().map(|t| t.role().to_string()),
                 "url": e.url(),
-                "rule": e.tuf().map(|t| t.to_string()),
+                "rule": e.tuf().map(|t| t.to_string()).or_else(|| root_rule(e)),
                 "dest_timestamp_version": served.as_ref().map(|s| s.timestamp_version),
                 "dest_timestamp_age_seconds": served.as_ref().map(|s| s.age.as_secs()),
                 "dest_timestamp_expires": served.as_ref().map(|s| s.expires.to_string()),
@@ -455,7 +455,7 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
         sync.state = opts.state.clone();
         let t0 = Instant::now();
         let fixed = packman_mirror::repair(&a.dest, &r, &sync).map_err(|e| {
-            let next = "A repair syncs DEST: --root must be the root the mirror trusts, or one it rotated past.";
+            let next = "A repair syncs DEST: --root must be the root the mirror trusts, or one linked to it by signed rotations.";
             if let Some(refusal) = root_refusal(&e, Some(&a.root), &a.dest, next) {
                 return format!("repair from {upstream} refused:\n{refusal}");
             }
@@ -645,6 +645,26 @@ fn import(a: ImportArgs) -> Result<(), String> {
         r.targets_removed.len()
     );
     Ok(())
+}
+
+/// A refusal's message for `--json`: a refused `--root` named by its file (the library
+/// only saw the root's bytes, "the root given").
+fn json_error(e: &packman_mirror::MirrorError, root: Option<&Path>) -> String {
+    match (e, root) {
+        (packman_mirror::MirrorError::Root(t), Some(file)) => {
+            t.to_string().replace("the root given", &file.display().to_string())
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// The rule a refused `--root` broke, for `--json`.
+fn root_rule(e: &packman_mirror::MirrorError) -> Option<String> {
+    matches!(e, packman_mirror::MirrorError::Root(_)).then(|| {
+        "a --root given for a mirror with trusted state must be its trusted root, or an older or newer root \
+         linked to it through rotations the repository signed"
+            .to_string()
+    })
 }
 
 /// A `--root` refused for a mirror that already trusts a root (packman_trust's rule, as
