@@ -5,21 +5,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::sync::Arc;
-
-use common::MemTransport;
-use packman_client::{Config, Updater};
+use common::mem_updater;
+use packman_client::Updater;
 use packman_repo::{BinStyle, RepoBuilder};
 use packman_tuf::{layout, OffsetDateTime};
-
-fn updater(meta: &Path, repo_dir: &Path) -> (Updater, Arc<MemTransport>) {
-    let t = Arc::new(MemTransport::of_dir(repo_dir));
-    let up =
-        Updater::with_transport(meta, "mem://repo/metadata", Some("mem://repo/targets"), Config::default(), t.clone())
-            .unwrap();
-    (up, t)
-}
 
 /// The bin files (`N.bins-X.json`) among the URLs fetched.
 fn bins_fetched(log: &[String]) -> Vec<String> {
@@ -44,7 +33,7 @@ fn lazy_bin_loading_finds_every_target_in_both_shapes() {
         for (i, p) in paths.iter().enumerate().step_by(7) {
             let meta = tmp.path().join(format!("meta-{i}"));
             Updater::bootstrap(&meta, &repo.signed_roots[0]).unwrap();
-            let (mut up, t) = updater(&meta, &repo_dir);
+            let (mut up, t) = mem_updater(&meta, &repo_dir);
             let got = up.download_verified(&tmp.path().join(format!("dl-{i}")), p).unwrap();
             assert_eq!(std::fs::read(&got.path).unwrap(), p.as_bytes(), "{style}: {p}");
             // One bin fetched, the one the builder listed the path in.
@@ -58,7 +47,7 @@ fn lazy_bin_loading_finds_every_target_in_both_shapes() {
         // Every target, by one client; a path nobody lists is "not listed", after its bin only.
         let meta = tmp.path().join("meta-all");
         Updater::bootstrap(&meta, &repo.signed_roots[0]).unwrap();
-        let (mut up, t) = updater(&meta, &repo_dir);
+        let (mut up, t) = mem_updater(&meta, &repo_dir);
         for p in &paths {
             let got = up.download_verified(&tmp.path().join("dl-all"), p).unwrap();
             assert_eq!(std::fs::read(&got.path).unwrap(), p.as_bytes(), "{style}: {p}");
@@ -88,7 +77,7 @@ fn a_path_listed_by_the_wrong_bin_is_not_found_in_both_shapes() {
         repo.publish(&repo_dir).unwrap();
         let meta = tmp.path().join("meta");
         Updater::bootstrap(&meta, &repo.signed_roots[0]).unwrap();
-        let (mut up, t) = updater(&meta, &repo_dir);
+        let (mut up, t) = mem_updater(&meta, &repo_dir);
         assert_eq!(up.get_target_info(path).unwrap(), None, "{style}");
         let fetched = bins_fetched(&t.log());
         assert_eq!(fetched.len(), 1, "{style}: {fetched:?}");

@@ -6,20 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
-use common::{dir_state, MemTransport};
-use packman_client::{Config, Error, Updater};
+use common::{dir_state, mem_updater, MemTransport};
+use packman_client::{Error, Updater};
 use packman_repo::{BinStyle, RepoBuilder};
 use packman_tuf::OffsetDateTime;
-
-fn updater(meta: &Path, repo_dir: &Path) -> (Updater, Arc<MemTransport>) {
-    let t = Arc::new(MemTransport::of_dir(repo_dir));
-    let up =
-        Updater::with_transport(meta, "mem://repo/metadata", Some("mem://repo/targets"), Config::default(), t.clone())
-            .unwrap();
-    (up, t)
-}
 
 /// The metadata file names fetched.
 fn fetched(t: &MemTransport) -> Vec<String> {
@@ -30,7 +21,7 @@ fn fetched(t: &MemTransport) -> Vec<String> {
 /// downloaded, and `role` never fetched.
 #[track_caller]
 fn not_found_anywhere(meta: &Path, repo_dir: &Path, dl: &Path, path: &str, role: &str) {
-    let (mut up, t) = updater(meta, repo_dir);
+    let (mut up, t) = mem_updater(meta, repo_dir);
     up.refresh().unwrap();
     let before = dir_state(meta);
     assert_eq!(up.get_target_info(path).unwrap(), None, "{path}");
@@ -67,7 +58,7 @@ fn a_path_outside_a_roles_delegated_paths_is_not_looked_up_there() {
     not_found_anywhere(&meta, &repo_dir, &dl, "y/evil", "a");
 
     // The same role is consulted for a path it is delegated.
-    let (mut up, t) = updater(&meta, &repo_dir);
+    let (mut up, t) = mem_updater(&meta, &repo_dir);
     let got = up.download_verified(&dl, "x/ok").unwrap();
     assert_eq!(std::fs::read(&got.path).unwrap(), b"ok");
     assert!(fetched(&t).iter().any(|f| f.ends_with(".a.json")));

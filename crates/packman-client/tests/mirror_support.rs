@@ -6,20 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
-use common::MemTransport;
-use packman_client::{Config, Updater, VerifiedFile};
+use common::mem_updater;
+use packman_client::{Updater, VerifiedFile};
 use packman_repo::RepoBuilder;
 use packman_tuf::{layout, OffsetDateTime};
-
-fn updater(meta: &Path, repo_dir: &Path) -> (Updater, Arc<MemTransport>) {
-    let t = Arc::new(MemTransport::of_dir(repo_dir));
-    let up =
-        Updater::with_transport(meta, "mem://repo/metadata", Some("mem://repo/targets"), Config::default(), t.clone())
-            .unwrap();
-    (up, t)
-}
 
 /// Each recorded file is byte for byte the published `N.ROLE.json` (or `timestamp.json`).
 #[track_caller]
@@ -59,7 +50,7 @@ fn classic_delegations_load_all_roles_and_resolve_targets_as_the_search_does() {
 
     let meta = tmp.path().join("meta");
     Updater::bootstrap(&meta, &repo.signed_roots[0]).unwrap();
-    let (mut up, _) = updater(&meta, &repo_dir);
+    let (mut up, _) = mem_updater(&meta, &repo_dir);
     up.record_verified(true);
     assert_eq!(up.load_all_targets().unwrap(), ["targets", "a", "c", "ab"]);
     let all: Vec<String> = up.all_targets().unwrap().into_iter().map(|(p, _)| p).collect();
@@ -72,7 +63,7 @@ fn classic_delegations_load_all_roles_and_resolve_targets_as_the_search_does() {
     // A second updater on the same state accepts the same files from its trusted copies
     // (nothing new upstream) and records those too.
     drop(up);
-    let (mut up, t) = updater(&meta, &repo_dir);
+    let (mut up, t) = mem_updater(&meta, &repo_dir);
     up.record_verified(true);
     up.load_all_targets().unwrap();
     let files = up.take_verified();
@@ -92,7 +83,7 @@ fn succinct_bins_are_all_loaded_and_recording_is_off_by_default() {
     repo.publish(&repo_dir).unwrap();
     let meta = tmp.path().join("meta");
     Updater::bootstrap(&meta, &repo.signed_roots[0]).unwrap();
-    let (mut up, _) = updater(&meta, &repo_dir);
+    let (mut up, _) = mem_updater(&meta, &repo_dir);
     let roles = up.load_all_targets().unwrap();
     assert_eq!(roles.len(), 5, "{roles:?}");
     assert_eq!(up.all_targets().unwrap().len(), 8);

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use packman_client::{FetchError, Transport};
+use packman_client::{Config, FetchError, Transport, Updater};
 use packman_tuf::MetaFile;
 
 pub type DirState = BTreeMap<String, Vec<u8>>;
@@ -104,4 +104,14 @@ impl Transport for MemTransport {
         sink.write_all(&bytes).unwrap();
         Ok(bytes.len() as u64)
     }
+}
+
+/// An updater of the metadata directory `meta` reading the repository published in
+/// `repo_dir` through a [`MemTransport`], which is returned too for its log.
+pub fn mem_updater(meta: &Path, repo_dir: &Path) -> (Updater, Arc<MemTransport>) {
+    let t = Arc::new(MemTransport::of_dir(repo_dir));
+    let up =
+        Updater::with_transport(meta, "mem://repo/metadata", Some("mem://repo/targets"), Config::default(), t.clone())
+            .unwrap();
+    (up, t)
 }
