@@ -4,83 +4,15 @@
 //! specific refusal and that the trusted state did not change. Each was checked by deleting
 //! its rule and seeing the test fail (docs/MUTATION.md).
 
+mod common;
+
+use common::{now, Repo};
 use packman_repo::{sign_metadata, RepoBuilder};
-use packman_tuf::crypto::Signer;
 use packman_tuf::target::describe_meta;
 use packman_tuf::trusted::SearchStep;
 use packman_tuf::{
-    DelegatedRole, Error, Limits, MetaFile, MetaMap, OffsetDateTime, Role, Snapshot, TargetSearch, Targets, Timestamp,
-    TrustedSet,
+    DelegatedRole, Error, Limits, MetaFile, MetaMap, Role, Snapshot, TargetSearch, Targets, Timestamp, TrustedSet,
 };
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()
-}
-
-/// A repository published to a temp directory: `a.txt` in top-level targets, plus whatever
-/// `setup` adds before the first publish.
-struct Repo {
-    b: RepoBuilder,
-    dir: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new(setup: impl FnOnce(&mut RepoBuilder)) -> Repo {
-        let mut b = RepoBuilder::new(now()).unwrap();
-        b.add_target("a.txt", b"a").unwrap();
-        setup(&mut b);
-        let dir = tempfile::tempdir().unwrap();
-        b.publish(dir.path()).unwrap();
-        Repo { b, dir }
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.path().join("metadata").join(name)).unwrap()
-    }
-
-    fn signer(&self, role: &str) -> &Signer {
-        &self.b.signers[role][0]
-    }
-
-    fn root(&self) -> Vec<u8> {
-        self.read("1.root.json")
-    }
-
-    /// The published snapshot and timestamp loaded.
-    fn to_snapshot(&self) -> TrustedSet {
-        let mut set = TrustedSet::new(&self.root(), now()).unwrap();
-        set.update_timestamp(&self.read("timestamp.json")).unwrap();
-        set.update_snapshot(&self.read(&format!("{}.snapshot.json", self.b.snapshot.version)), false).unwrap();
-        set
-    }
-
-    /// Everything published loaded, through top-level targets.
-    fn to_targets(&self) -> TrustedSet {
-        let mut set = self.to_snapshot();
-        set.update_delegated_targets(
-            &self.read(&format!("{}.targets.json", self.b.targets.version)),
-            "targets",
-            "root",
-        )
-        .unwrap();
-        set
-    }
-
-    /// A timestamp one version past the published one, naming the snapshot as `meta`.
-    fn timestamp_naming(&self, meta: MetaFile) -> Vec<u8> {
-        let mut ts: Timestamp = self.b.timestamp.clone();
-        ts.version += 1;
-        ts.meta.insert("snapshot.json".into(), meta);
-        sign_metadata(&ts, &[self.signer("timestamp")]).unwrap()
-    }
-
-    /// `snapshot` signed, and a timestamp naming it by length and hash.
-    fn signed_snapshot_and_timestamp(&self, snapshot: &Snapshot) -> (Vec<u8>, Vec<u8>) {
-        let bytes = sign_metadata(snapshot, &[self.signer("snapshot")]).unwrap();
-        let ts = self.timestamp_naming(describe_meta(snapshot.version, [bytes.as_slice()]));
-        (bytes, ts)
-    }
-}
 
 /// Everything a [`TrustedSet`] trusts for the named targets roles, as bytes.
 fn state(set: &TrustedSet, roles: &[&str]) -> Vec<Option<Vec<u8>>> {

@@ -1,47 +1,16 @@
 //! State-machine tests: bytes in, verdicts out. Repositories are signed with packman-repo.
 
-use packman_repo::{sign_metadata, RepoBuilder};
+mod common;
+
+use common::{now, Repo};
+use packman_repo::sign_metadata;
 use packman_tuf::crypto::Signer;
 use packman_tuf::trusted::SearchStep;
-use packman_tuf::{Error, Limits, OffsetDateTime, TargetSearch, TrustedSet};
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()
-}
-
-struct Repo {
-    b: RepoBuilder,
-    dir: tempfile::TempDir,
-}
-
-impl Repo {
-    fn new() -> Repo {
-        let mut b = RepoBuilder::new(now()).unwrap();
-        b.add_target("a.txt", b"a").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        b.publish(dir.path()).unwrap();
-        Repo { b, dir }
-    }
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.path().join("metadata").join(name)).unwrap()
-    }
-    fn loaded(&self) -> TrustedSet {
-        let mut set = TrustedSet::new(&self.read("1.root.json"), now()).unwrap();
-        set.update_timestamp(&self.read("timestamp.json")).unwrap();
-        set.update_snapshot(&self.read(&format!("{}.snapshot.json", self.b.snapshot.version)), false).unwrap();
-        set.update_delegated_targets(
-            &self.read(&format!("{}.targets.json", self.b.targets.version)),
-            "targets",
-            "root",
-        )
-        .unwrap();
-        set
-    }
-}
+use packman_tuf::{Error, Limits, TargetSearch, TrustedSet};
 
 #[test]
 fn loading_order_is_enforced() {
-    let r = Repo::new();
+    let r = Repo::new(|_| {});
     let mut set = TrustedSet::new(&r.read("1.root.json"), now()).unwrap();
     assert!(matches!(set.update_snapshot(&r.read("1.snapshot.json"), false), Err(Error::Order(_))));
     assert!(matches!(set.update_delegated_targets(&r.read("1.targets.json"), "targets", "root"), Err(Error::Order(_))));
@@ -53,7 +22,7 @@ fn loading_order_is_enforced() {
 
 #[test]
 fn root_must_be_signed_by_old_and_new_threshold_and_be_the_next_version() {
-    let mut r = Repo::new();
+    let mut r = Repo::new(|_| {});
     // Sign root v2 with a brand new key only: the old root did not authorise it.
     let (intruder, _) = Signer::generate_ed25519().unwrap();
     let mut root = r.b.root.clone();
@@ -78,7 +47,7 @@ fn root_must_be_signed_by_old_and_new_threshold_and_be_the_next_version() {
 
 #[test]
 fn one_key_under_two_keyids_counts_once() {
-    let r = Repo::new();
+    let r = Repo::new(|_| {});
     let ts_key = r.b.key_of("timestamp").unwrap().clone();
     let mut root = r.b.root.clone();
     root.version = 2;
@@ -102,7 +71,7 @@ fn one_key_under_two_keyids_counts_once() {
 
 #[test]
 fn unknown_fields_are_signed_over_and_kept() {
-    let r = Repo::new();
+    let r = Repo::new(|_| {});
     let mut t = r.b.targets.clone();
     t.extra.insert("x-packman-note".into(), serde_json::json!({"b": 1, "a": [true, null]}));
     t.targets.get_mut("a.txt").unwrap().extra.insert("x-extra".into(), "kept".into());
@@ -147,7 +116,7 @@ fn search(set: &mut TrustedSet, r: &Repo, target: &str, max: usize) -> (SearchSt
 
 #[test]
 fn search_is_preorder_depth_first_with_terminating_and_cycles() {
-    let mut r = Repo::new();
+    let mut r = Repo::new(|_| {});
     r.b.add_delegation("targets", "a", vec!["x/*".into()], false).unwrap();
     r.b.add_delegation("a", "a1", vec!["x/*".into()], true).unwrap();
     r.b.add_delegation("a", "a2", vec!["x/*".into()], false).unwrap();
@@ -166,13 +135,13 @@ fn search_is_preorder_depth_first_with_terminating_and_cycles() {
     r.b.publish(r.dir.path()).unwrap();
 
     // a1 is terminating: a2 and b are never consulted, and the cycle back to a ends.
-    let mut set = r.loaded();
+    let mut set = r.to_targets();
     let (step, loaded) = search(&mut set, &r, "x/in-b", 32);
     assert_eq!(step, SearchStep::NotFound);
     assert_eq!(loaded, ["a", "a1"]);
 
     // The role cap bounds the walk.
-    let mut set = r.loaded();
+    let mut set = r.to_targets();
     let (step, loaded) = search(&mut set, &r, "x/in-b", 1);
     assert_eq!(step, SearchStep::NotFound);
     assert!(loaded.is_empty(), "{loaded:?}");
@@ -183,7 +152,7 @@ fn search_is_preorder_depth_first_with_terminating_and_cycles() {
     r.b.targets_mut("targets").unwrap().delegations.as_mut().unwrap().roles.as_mut().unwrap()[1].paths =
         Some(vec!["*".into()]);
     r.b.publish(r.dir.path()).unwrap();
-    let mut set = r.loaded();
+    let mut set = r.to_targets();
     let (step, loaded) = search(&mut set, &r, "y", 32);
     assert!(matches!(step, SearchStep::Found(ref t) if t.length == 1), "{step:?}");
     assert_eq!(loaded, ["b"]);
@@ -191,7 +160,7 @@ fn search_is_preorder_depth_first_with_terminating_and_cycles() {
 
 #[test]
 fn a_role_reached_through_a_second_delegator_is_verified_against_it() {
-    let mut r = Repo::new();
+    let mut r = Repo::new(|_| {});
     r.b.add_delegation("targets", "pa", vec!["a/*".into()], false).unwrap();
     r.b.add_delegation("targets", "pb", vec!["b/*".into()], false).unwrap();
     r.b.add_delegation("pa", "release", vec!["a/*".into()], false).unwrap();
@@ -203,7 +172,7 @@ fn a_role_reached_through_a_second_delegator_is_verified_against_it() {
     r.b.add_target_to("release", "b/evil", b"evil").unwrap();
     r.b.publish(r.dir.path()).unwrap();
 
-    let mut set = r.loaded();
+    let mut set = r.to_targets();
     let (step, _) = search(&mut set, &r, "a/ok", 32);
     assert!(matches!(step, SearchStep::Found(_)));
     let mut s = TargetSearch::new("b/evil", Limits::default());
@@ -226,7 +195,7 @@ fn a_role_reached_through_a_second_delegator_is_verified_against_it() {
 
 #[test]
 fn freeze_is_refused_at_every_level() {
-    let r = Repo::new();
+    let r = Repo::new(|_| {});
     let late = now() + time::Duration::days(2); // timestamp lives 1 day
     let mut set = TrustedSet::new(&r.read("1.root.json"), late).unwrap();
     assert!(
@@ -243,7 +212,7 @@ fn freeze_is_refused_at_every_level() {
 /// it relaxes nothing else: a rolled-back timestamp is still refused.
 #[test]
 fn allow_expired_accepts_and_names_expired_roles_and_nothing_else() {
-    let r = Repo::new();
+    let r = Repo::new(|_| {});
     let late = now() + time::Duration::days(10); // timestamp (1 day) and snapshot (7) expired
     let mut set = TrustedSet::new(&r.read("1.root.json"), late).unwrap().with_expiry(packman_tuf::Expiry::Allow);
     set.update_timestamp(&r.read("timestamp.json")).unwrap();
@@ -260,7 +229,7 @@ fn allow_expired_accepts_and_names_expired_roles_and_nothing_else() {
         matches!(strict.update_timestamp(&r.read("timestamp.json")), Err(Error::Expired { ref role, .. }) if role == "timestamp")
     );
     // Rollback is refused whatever the expiry rule.
-    let mut r2 = Repo::new();
+    let mut r2 = Repo::new(|_| {});
     let old_ts = r2.read("timestamp.json");
     r2.b.add_target("b.txt", b"b").unwrap();
     r2.b.publish(r2.dir.path()).unwrap();
