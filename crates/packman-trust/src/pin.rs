@@ -175,6 +175,17 @@ mod tests {
         Roots { v1, v2, other }
     }
 
+    /// The signed roots v1..v3 of a repository that rotated its root key twice, and v1..v2
+    /// of another repository.
+    fn chains(now: OffsetDateTime) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let mut repo = RepoBuilder::new(now).unwrap();
+        repo.rotate_key("root").unwrap();
+        repo.rotate_key("root").unwrap();
+        let mut other = RepoBuilder::new(now).unwrap();
+        other.rotate_key("root").unwrap();
+        (repo.signed_roots, other.signed_roots)
+    }
+
     fn version_of(bytes: &[u8]) -> u64 {
         TrustedSet::new(bytes, OffsetDateTime::now_utc()).unwrap().root().signed.version
     }
@@ -228,12 +239,7 @@ mod tests {
     #[test]
     fn an_older_root_is_accepted_only_through_the_signed_chain() {
         let now = now();
-        let mut repo = RepoBuilder::new(now).unwrap();
-        repo.rotate_key("root").unwrap();
-        repo.rotate_key("root").unwrap();
-        let chain = repo.signed_roots.clone();
-        let mut other = RepoBuilder::new(now).unwrap();
-        other.rotate_key("root").unwrap();
+        let (chain, other) = chains(now);
         let d = tempfile::tempdir().unwrap();
         let file = d.path().join("given.json");
         ensure_trust_bytes(d.path(), Some(&chain[2]), now).unwrap();
@@ -249,11 +255,7 @@ mod tests {
             TrustOutcome::RotatedPast { given: 1, trusted: 3 }
         );
         assert_eq!(fetched, [2], "only the roots in between are fetched");
-        for (given, fetch_gives) in [
-            (&other.signed_roots[0], &chain[1]),
-            (&other.signed_roots[1], &chain[1]),
-            (&chain[0], &other.signed_roots[1]),
-        ] {
+        for (given, fetch_gives) in [(&other[0], &chain[1]), (&other[1], &chain[1]), (&chain[0], &other[1])] {
             std::fs::write(&file, given).unwrap();
             let mut fetch = |_: u64| Ok(fetch_gives.clone());
             match ensure_trust_fetching(d.path(), Some(&file), now, &mut fetch) {
@@ -281,12 +283,7 @@ mod tests {
     #[test]
     fn a_newer_root_is_accepted_only_as_a_rotation_the_trusted_one_signs() {
         let now = now();
-        let mut repo = RepoBuilder::new(now).unwrap();
-        repo.rotate_key("root").unwrap();
-        repo.rotate_key("root").unwrap();
-        let chain = repo.signed_roots.clone();
-        let mut other = RepoBuilder::new(now).unwrap();
-        other.rotate_key("root").unwrap();
+        let (chain, other) = chains(now);
         let d = tempfile::tempdir().unwrap();
         ensure_trust_bytes(d.path(), Some(&chain[0]), now).unwrap();
         let before = std::fs::read(d.path().join("root.json")).unwrap();
@@ -306,7 +303,7 @@ mod tests {
             TrustOutcome::RotatedAhead { given: 2, trusted: 1 }
         );
         // Another repository's v2, and our v3 reached through another repository's v2.
-        for (given, fetch_gives) in [(&other.signed_roots[1], &chain[1]), (&chain[2], &other.signed_roots[1])] {
+        for (given, fetch_gives) in [(&other[1], &chain[1]), (&chain[2], &other[1])] {
             let mut fetch = |_: u64| Ok(fetch_gives.clone());
             match ensure_trust_bytes_fetching(d.path(), "given", given, now, &mut fetch) {
                 Err(TrustError::RootNotInChain { reason, .. }) => {
