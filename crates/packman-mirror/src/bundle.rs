@@ -74,8 +74,11 @@ pub struct ExportReport {
 /// How [`import`] applies a bundle.
 #[derive(Clone, Default)]
 pub struct ImportOptions {
-    /// The trusted root for an empty DEST (ignored once DEST has trusted state).
+    /// The trusted root for an empty DEST; once DEST has trusted state, checked against it
+    /// (see [`SyncOptions::root`]).
     pub root: Option<Vec<u8>>,
+    /// What `root` is called in refusals (see [`SyncOptions::root_name`]).
+    pub root_name: Option<String>,
     pub config: Config,
     /// The update start time [default: now] (tests).
     pub now: Option<OffsetDateTime>,
@@ -473,6 +476,7 @@ pub fn import(bundle: &Path, dest: &Path, opts: &ImportOptions) -> Result<SyncRe
     s.metadata_url = b.metadata_url();
     s.targets_url = b.targets_url();
     s.root = opts.root.clone();
+    s.root_name = opts.root_name.clone();
     s.config = opts.config.clone();
     s.transport = Some(b.transport());
     // The bundle is the only source: no failover to anything a signed list names.

@@ -102,9 +102,11 @@ pub struct SyncOptions {
     pub targets_url: String,
     /// The trusted root for a first sync. Once DEST has trusted state the root changes only
     /// through rotations the upstream signs; a root given then must be the trusted one or an
-    /// older one leading to it through those rotations, or the sync is refused
+    /// older or newer one linked to it through those rotations, or the sync is refused
     /// ([`MirrorError::Root`]).
     pub root: Option<Vec<u8>>,
+    /// What `root` is called in refusals (its file) [default: "the root given"].
+    pub root_name: Option<String>,
     pub config: Config,
     /// Fetch through this transport [default: HTTP and file:// per `config.fetcher`].
     pub transport: Option<Arc<dyn Transport>>,
@@ -156,6 +158,7 @@ impl SyncOptions {
             metadata_url: format!("{base}/{}/", layout::METADATA_DIR),
             targets_url: format!("{base}/{}/", layout::TARGETS_DIR),
             root: None,
+            root_name: None,
             config: Config::default(),
             transport: None,
             mirrors: Vec::new(),
@@ -751,7 +754,8 @@ fn check_given_root(
         Ok(buf)
     };
     let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
-    packman_trust::ensure_trust_bytes_fetching(trusted, "the root given", root, now, &mut fetch)
+    let name = opts.root_name.as_deref().unwrap_or("the root given");
+    packman_trust::ensure_trust_bytes_fetching(trusted, name, root, now, &mut fetch)
         .map_err(|e| MirrorError::Root(Box::new(e)))?;
     Ok(())
 }

@@ -10,11 +10,11 @@ pub enum TrustError {
     /// A root was given of the trusted one's version with other bytes. The trusted root is
     /// left as it was.
     #[error(
-        "refusing to replace the trusted root in {trusted} (v{trusted_version}): the root given (v{given_version}) \
+        "refusing to replace the trusted root in {trusted} (v{trusted_version}): {given} (v{given_version}) \
          differs from it. Trusted keys change only through rotations signed by the repository. If you really \
          mean to start over, remove {dir}."
     )]
-    RootDiffers { trusted: PathBuf, trusted_version: u64, given_version: u64, dir: PathBuf },
+    RootDiffers { given: String, trusted: PathBuf, trusted_version: u64, given_version: u64, dir: PathBuf },
 
     /// A root was given of another version than the trusted one, not linked to it through
     /// rotations signed by the repository (another repository's root, say). The trusted

@@ -139,7 +139,13 @@ fn check(
         }
         return Ok(TrustOutcome::RotatedAhead { given: given_version, trusted: trusted_version });
     }
-    Err(TrustError::RootDiffers { trusted: trusted_path, trusted_version, given_version, dir: dir.to_path_buf() })
+    Err(TrustError::RootDiffers {
+        given: label,
+        trusted: trusted_path,
+        trusted_version,
+        given_version,
+        dir: dir.to_path_buf(),
+    })
 }
 
 /// Writes the first trusted root the way the updater writes all metadata (under the

@@ -286,6 +286,7 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
     }
     if let Some(p) = &a.root {
         opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
+        opts.root_name = Some(p.display().to_string());
     }
     opts.filter = a.filter.filter();
     // An s3:// DEST: the sync runs into a local working copy kept with the mirror's state,
@@ -347,7 +348,7 @@ pub fn mirror(c: Mirror) -> Result<(), String> {
             "bytes": report.bytes_fetched,
             "seconds": seconds,
             "refusals": refused.map(|e| vec![serde_json::json!({
-                "error": json_error(e, a.root.as_deref()),
+                "error": e.to_string(),
                 "role": e.tuf().map(|t| t.role().to_string()),
                 "url": e.url(),
                 "rule": e.tuf().map(|t| t.to_string()).or_else(|| root_rule(e)),
@@ -451,6 +452,7 @@ fn verify(a: VerifyArgs) -> Result<(), String> {
         }
         let mut sync = packman_mirror::SyncOptions::from_base(upstream);
         sync.root = Some(root.clone());
+        sync.root_name = Some(a.root.display().to_string());
         sync.filter = opts.filter.clone();
         sync.state = opts.state.clone();
         let t0 = Instant::now();
@@ -586,6 +588,7 @@ fn import(a: ImportArgs) -> Result<(), String> {
     };
     if let Some(p) = &a.root {
         opts.root = Some(std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?);
+        opts.root_name = Some(p.display().to_string());
     }
     let bar = crate::progress::SyncBar::new();
     opts.progress = Some(Arc::new(bar.clone()));
@@ -647,17 +650,6 @@ fn import(a: ImportArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// A refusal's message for `--json`: a refused `--root` named by its file (the library
-/// only saw the root's bytes, "the root given").
-fn json_error(e: &packman_mirror::MirrorError, root: Option<&Path>) -> String {
-    match (e, root) {
-        (packman_mirror::MirrorError::Root(t), Some(file)) => {
-            t.to_string().replace("the root given", &file.display().to_string())
-        }
-        _ => e.to_string(),
-    }
-}
-
 /// The rule a refused `--root` broke, for `--json`.
 fn root_rule(e: &packman_mirror::MirrorError) -> Option<String> {
     matches!(e, packman_mirror::MirrorError::Root(_)).then(|| {
@@ -678,7 +670,7 @@ fn root_refusal(e: &packman_mirror::MirrorError, root: Option<&Path>, dest: &Pat
         T::RootNotInChain { given_version, trusted, trusted_version, dir, reason, .. } => {
             (*given_version, trusted, *trusted_version, dir, reason.clone())
         }
-        T::RootDiffers { trusted, trusted_version, given_version, dir } => {
+        T::RootDiffers { trusted, trusted_version, given_version, dir, .. } => {
             (*given_version, trusted, *trusted_version, dir, "same version, different bytes".to_string())
         }
         T::InvalidRoot { source, .. } => {
