@@ -673,7 +673,7 @@ impl TargetFetcher {
         } else {
             packman_fs::platform::start_writeback(packman_fs::Durability::detect(), tmp.as_file());
         }
-        Ok(VerifiedTarget { tmp, target: target.into(), info: info.clone() })
+        Ok(VerifiedTarget { tmp, target: target.into(), info: info.clone(), synced: self.sync_each })
     }
 
     /// The URL `target` is fetched from: the targets base, and with consistent snapshots the
@@ -702,6 +702,8 @@ pub struct VerifiedTarget {
     tmp: tempfile::NamedTempFile,
     target: String,
     info: TargetFile,
+    /// The bytes were fsynced already (else [`VerifiedTarget::persist`] does it first).
+    synced: bool,
 }
 
 impl VerifiedTarget {
@@ -725,8 +727,13 @@ impl VerifiedTarget {
     }
 
     /// Renames the file to `dest` (which must be on the temp file's filesystem) and makes
-    /// the rename durable.
+    /// the rename durable; the bytes are made durable first if they were not yet (a
+    /// [`TargetFetcher::batch_durability`] fetch, a [`PlainCopy`](super::PlainCopy)), so a
+    /// crash never leaves a torn file under `dest`.
     pub fn persist(self, dest: &Path) -> Result<(), Error> {
+        if !self.synced {
+            self.tmp.as_file().sync_all().map_err(|e| Error::io(self.tmp.path(), e))?;
+        }
         self.tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
         let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         Ok(packman_fs::sync_dir(dir)?)

@@ -32,10 +32,6 @@ impl From<packman_trust::TrustError> for ProxyError {
 }
 
 impl ProxyError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> ProxyError {
-        ProxyError::Io { path: path.into(), source }
-    }
-
     /// The HTTP status a request refused with this error gets: 404 for a project or file
     /// no configured repository signs, 502 for a repository whose answer was refused or not
     /// had, 500 for local trouble.

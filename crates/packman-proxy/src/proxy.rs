@@ -248,9 +248,9 @@ impl Drop for PlainFetch {
     }
 }
 
-/// A verified file in the cache.
+/// A verified file of the cache, open.
 struct Fetched {
-    path: PathBuf,
+    file: File,
     info: TargetFile,
 }
 
@@ -300,6 +300,13 @@ impl Proxy {
     /// Where verified files are kept, each named by its sha256.
     pub fn cache_dir(&self) -> &Path {
         self.cache.dir()
+    }
+
+    /// Waits until every file served so far is kept under its final name in the cache
+    /// (they are served as soon as verified, and written to disk behind: see
+    /// [`VerifiedCache`]); the first failure to keep one, if any. Dropping the proxy waits too.
+    pub fn flush_cache(&self) -> Result<(), ReadError> {
+        self.cache.flush()
     }
 
     /// The repositories, in routing order.
@@ -434,8 +441,8 @@ impl Proxy {
 
     /// The verified bytes of `target` of `entry` (a page: refreshed first if stale).
     fn read(&self, entry: &RepoEntry, target: &str) -> Result<Option<Vec<u8>>, ReadError> {
-        let Some(got) = self.fetch(self.slot(entry), target, true)? else { return Ok(None) };
-        std::fs::read(&got.path).map(Some).map_err(|source| ReadError::Io { path: got.path, source })
+        let Some(mut got) = self.fetch(self.slot(entry), target, true)? else { return Ok(None) };
+        read::read_all(&mut got.file, Path::new(target)).map(Some)
     }
 
     /// `/simple/`: each repository's signed project list, keeping the projects it owns.
@@ -487,11 +494,10 @@ impl Proxy {
             patterns: owner.projects.clone(),
             target: target.into(),
         })?;
-        let file = File::open(&got.path).map_err(|e| ProxyError::io(&got.path, e))?;
         Ok(Reply {
             status: 200,
             content_type: packman_server::content_type(Path::new(target)).0,
-            body: ReplyBody::File(file, got.info.length),
+            body: ReplyBody::File(got.file, got.info.length),
             location: None,
             negotiated: false,
         })
@@ -633,13 +639,11 @@ impl Proxy {
             Some(p) => self.take_plain(slot, target, &info, p)?,
             None => None,
         };
-        let (path, sha256, hit) = match from_plain {
-            Some((path, sha256)) => (path, sha256, false),
-            None => {
-                let got = self.cache.get(&slot.entry, &fetcher, target, &info)?;
-                (got.path, got.sha256, got.hit)
-            }
+        let got = match from_plain {
+            Some(got) => got,
+            None => self.cache.get(&slot.entry, &fetcher, target, &info)?,
         };
+        let (file, sha256, hit) = (got.file, got.sha256, got.hit);
         lock(&self.record).served.push(Served {
             repo: slot.entry.name.clone(),
             target: target.into(),
@@ -647,7 +651,7 @@ impl Proxy {
             length: info.length,
             cached: hit,
         });
-        Ok(Some(Fetched { path, info }))
+        Ok(Some(Fetched { file, info }))
     }
 
     /// The URL (the first the failover loop tries) and the signed length cap of the bin that
@@ -686,21 +690,19 @@ impl Proxy {
         PlainFetch { got, cap }
     }
 
-    /// The plain-name copy of `target`, once verified against `info` and renamed into the
-    /// cache: its path and sha256; `None` when it is not to be used (the file is cached
-    /// already, or the copy was not had or did not match: then the caller downloads it by its
-    /// hashed name).
+    /// The plain-name copy of `target`, once verified against `info` and kept in the cache;
+    /// `None` when it is not to be used (the file is cached already, or the copy was not had
+    /// or did not match: then the caller downloads it by its hashed name).
     fn take_plain(
         &self,
         slot: &Slot,
         target: &str,
         info: &TargetFile,
         plain: PlainFetch,
-    ) -> Result<Option<(PathBuf, String)>, ReadError> {
+    ) -> Result<Option<read::Cached>, ReadError> {
         plain.cap.store(info.length.min(PLAIN_MAX), Ordering::Relaxed);
-        let sha256 = read::signed_sha256(&slot.entry, target, info)?;
-        let path = self.cache.dir().join(&sha256);
-        let cached = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == info.length);
+        read::signed_sha256(&slot.entry, target, info)?;
+        let cached = self.cache.holds(&slot.entry, target, info);
         let outcome = if cached { None } else { plain.got.recv().ok().and_then(Result::ok) };
         let Some(copy) = outcome else {
             lock(&self.record).plain.unused += 1;
@@ -708,10 +710,9 @@ impl Proxy {
         };
         match copy.verify(info) {
             Ok(verified) => {
-                // Local trouble, as for a download into the cache.
-                verified.persist(&path).map_err(|e| ReadError::repository(&slot.entry, e))?;
+                let got = self.cache.keep(&slot.entry, verified)?;
                 lock(&self.record).plain.verified += 1;
-                Ok(Some((path, sha256)))
+                Ok(Some(got))
             }
             // Not the repository's answer (the hashed name's is): counted, not reported.
             Err(_) => {

@@ -184,6 +184,8 @@ fn request(addr: std::net::SocketAddr, method: &str, path: &str, accept: Option<
 
 /// Files in the proxy's cache: (name, bytes).
 fn cached(p: &Running) -> Vec<(String, Vec<u8>)> {
+    // Files are written to the cache behind the answers.
+    p.proxy().flush_cache().unwrap();
     let dir: PathBuf = p.proxy().cache_dir().into();
     let mut v: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

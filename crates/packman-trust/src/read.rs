@@ -9,7 +9,8 @@
 //!   project list names, for each repository, only the projects it owns by routing.
 //! - **Verified bytes only.** A page or file is looked up in the owner's signed metadata,
 //!   downloaded through the owner's updater into a temp file, checked against the signed
-//!   length and hashes, and only then renamed to `<cache>/files/<sha256>` ([`VerifiedCache`]).
+//!   length and hashes, and only then used, and renamed to `<cache>/files/<sha256>` once
+//!   durable ([`VerifiedCache`]).
 //!   A cached file is used again when its name is the signed sha256 and its size the signed
 //!   length (it got that name only after a full check).
 //! - **Fresh metadata.** An updater is opened at the time given, after the repository's
@@ -37,10 +38,11 @@
 //!   reported, never believed.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
-use packman_client::{Config, DefaultTransport, FailoverTransport, TargetFetcher, Transport, Updater};
+use packman_client::{Config, DefaultTransport, FailoverTransport, TargetFetcher, Transport, Updater, VerifiedTarget};
 use packman_index::ProjectPage;
 use packman_tuf::{layout, OffsetDateTime, TargetFile};
 
@@ -311,18 +313,155 @@ pub fn open_fresh(
 }
 
 /// Verified files, each named by its signed sha256: `<cache dir>/files/<sha256>`.
+///
+/// A file is handed to its reader (an open handle) as soon as it is verified; making it
+/// durable and renaming it to its final name happen on a background thread, so a request
+/// never waits for the disk (two fsyncs a file, most of a cold pip install's added time
+/// through the proxy: benches/README, proxy benchmark). The final name still appears only
+/// once the bytes are durable ([`VerifiedTarget::persist`]), so a crash never leaves a torn
+/// file under a name a later hit would trust by its size. Dropping the last clone waits for
+/// the files queued; [`VerifiedCache::flush`] waits without dropping.
 #[derive(Debug, Clone)]
 pub struct VerifiedCache {
     dir: PathBuf,
+    writer: Arc<Writer>,
 }
 
-/// A verified file in the cache.
-#[derive(Debug, Clone)]
+/// A verified file of the cache, open for reading from its start.
+#[derive(Debug)]
 pub struct Cached {
-    pub path: PathBuf,
+    pub file: File,
     pub sha256: String,
-    /// It was there already: nothing was fetched.
+    /// It was there already (or on its way there): nothing was fetched.
     pub hit: bool,
+}
+
+/// The background thread that renames verified files into the cache.
+#[derive(Debug, Default)]
+struct Writer {
+    shared: Arc<(Mutex<Queue>, Condvar)>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    todo: std::collections::VecDeque<(VerifiedTarget, PathBuf)>,
+    /// Final name -> temp name, for every file queued and not yet renamed: a second request
+    /// for it reads the temp file (or the final one, once renamed) instead of fetching again.
+    pending: HashMap<PathBuf, PathBuf>,
+    /// Files queued and not yet written (or failed).
+    in_flight: usize,
+    /// The first failure since the last [`VerifiedCache::flush`].
+    failed: Option<ReadError>,
+    closing: bool,
+}
+
+fn lock_queue(m: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    // The queue's state stays consistent between statements: go on after a panic.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Writer {
+    fn push(&self, verified: VerifiedTarget, dest: PathBuf) {
+        let (m, cv) = &*self.shared;
+        {
+            let mut q = lock_queue(m);
+            q.pending.insert(dest.clone(), verified.path().to_path_buf());
+            q.todo.push_back((verified, dest));
+            q.in_flight += 1;
+        }
+        cv.notify_all();
+        let mut thread = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        if thread.is_none() {
+            let shared = self.shared.clone();
+            let spawned = std::thread::Builder::new().name("packman-cache".into()).spawn(move || write_queued(&shared));
+            match spawned {
+                Ok(t) => *thread = Some(t),
+                // Without a thread, this file is written here and now.
+                Err(_) => write_queued_now(&self.shared),
+            }
+        }
+    }
+
+    /// Waits until every file queued so far is under its final name (or failed).
+    fn flush(&self) -> Result<(), ReadError> {
+        let (m, cv) = &*self.shared;
+        let mut q = lock_queue(m);
+        while q.in_flight > 0 {
+            q = cv.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        q.failed.take().map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        lock_queue(&self.shared.0).closing = true;
+        self.shared.1.notify_all();
+        if let Some(t) = self.thread.get_mut().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
+        // Files queued after the thread failed to start, if any.
+        write_queued_now(&self.shared);
+    }
+}
+
+/// The writer thread: each queued file made durable and renamed, until closed.
+fn write_queued(shared: &(Mutex<Queue>, Condvar)) {
+    let (m, cv) = shared;
+    loop {
+        let mut q = lock_queue(m);
+        while q.todo.is_empty() && !q.closing {
+            q = cv.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        let Some((verified, dest)) = q.todo.pop_front() else { return };
+        drop(q);
+        write_one(shared, verified, dest);
+    }
+}
+
+fn write_queued_now(shared: &(Mutex<Queue>, Condvar)) {
+    loop {
+        let Some((verified, dest)) = lock_queue(&shared.0).todo.pop_front() else { return };
+        write_one(shared, verified, dest);
+    }
+}
+
+fn write_one(shared: &(Mutex<Queue>, Condvar), verified: VerifiedTarget, dest: PathBuf) {
+    let (target, temp) = (verified.target().to_string(), verified.path().to_path_buf());
+    // fsync, rename, fsync of the directory; on failure the temp file is removed.
+    let r = verified.persist(&dest);
+    let mut q = lock_queue(&shared.0);
+    // Unless the same file was queued again meanwhile (two requests fetched it).
+    if q.pending.get(&dest) == Some(&temp) {
+        q.pending.remove(&dest);
+    }
+    q.in_flight -= 1;
+    if let Err(e) = r {
+        tracing::warn!("the cache could not keep {target}: {e}");
+        q.failed.get_or_insert(ReadError::Io { path: dest, source: std::io::Error::other(e.to_string()) });
+    }
+    drop(q);
+    shared.1.notify_all();
+}
+
+/// A temp file untouched this long is left by a killed process (a download or a write in
+/// progress touches its file far more often).
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the temp files in `dir` not modified for `age`: what killed processes left.
+/// Best effort: a file that cannot be removed stays (it is never read as a cached file).
+fn remove_stale_temps(dir: &Path, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(packman_fs::TEMP_PREFIX) {
+            continue;
+        }
+        let stale = e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|a| a >= age));
+        if stale {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 impl VerifiedCache {
@@ -333,23 +472,24 @@ impl VerifiedCache {
 
     pub fn at(dir: PathBuf) -> Result<VerifiedCache, ReadError> {
         std::fs::create_dir_all(&dir).map_err(|source| ReadError::Io { path: dir.clone(), source })?;
-        Ok(VerifiedCache { dir })
+        remove_stale_temps(&dir, STALE_TEMP);
+        Ok(VerifiedCache { dir, writer: Arc::default() })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// The cache's copy of `target` as `entry` signs it (`info`), if it holds one: nothing is
-    /// fetched. Named by the signed sha256 with the signed length, as [`VerifiedCache::get`]
-    /// finds a hit; a caller copying it elsewhere checks the bytes again.
+    /// The cache's copy of `target` as `entry` signs it (`info`), if it holds one under its
+    /// final name: nothing is fetched. Named by the signed sha256 with the signed length, as
+    /// [`VerifiedCache::get`] finds a hit; a caller copying it elsewhere checks the bytes again.
     pub fn cached(&self, entry: &RepoEntry, target: &str, info: &TargetFile) -> Option<PathBuf> {
         let path = self.dir.join(signed_sha256(entry, target, info).ok()?);
         std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == info.length).then_some(path)
     }
 
     /// The verified copy of `target` (signed as `info` by `entry`): the cached one, or one
-    /// downloaded through `fetcher`, checked, then renamed into place.
+    /// downloaded through `fetcher` and checked (then kept: see the type's docs).
     pub fn get(
         &self,
         entry: &RepoEntry,
@@ -359,15 +499,55 @@ impl VerifiedCache {
     ) -> Result<Cached, ReadError> {
         let sha256 = signed_sha256(entry, target, info)?;
         let path = self.dir.join(&sha256);
-        let hit = std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == info.length);
-        if !hit {
-            fetcher
-                .download_target_temp(&self.dir, target, info)
-                .and_then(|verified| verified.persist(&path))
-                .map_err(|e| ReadError::repository(entry, e))?;
+        if let Some(file) = self.open(&path, info.length) {
+            return Ok(Cached { file, sha256, hit: true });
         }
-        Ok(Cached { path, sha256, hit })
+        // Durable on the writer thread, before its rename.
+        let verified = fetcher
+            .clone()
+            .batch_durability()
+            .download_target_temp(&self.dir, target, info)
+            .map_err(|e| ReadError::repository(entry, e))?;
+        self.keep(entry, verified)
     }
+
+    /// Keeps `verified` (checked against the signed description of `entry`'s target) under
+    /// its signed sha256, and returns it open. For a file verified by its caller (the
+    /// proxy's plain-name copy); it must have been made in [`VerifiedCache::dir`].
+    pub fn keep(&self, entry: &RepoEntry, verified: VerifiedTarget) -> Result<Cached, ReadError> {
+        let sha256 = signed_sha256(entry, verified.target(), verified.info())?;
+        let file = verified.reopen().map_err(|e| ReadError::repository(entry, e))?;
+        self.writer.push(verified, self.dir.join(&sha256));
+        Ok(Cached { file, sha256, hit: false })
+    }
+
+    /// Waits until every file handed out so far is under its final name; the first failure
+    /// to keep one since the last call, if any (the files were served verified all the same).
+    pub fn flush(&self) -> Result<(), ReadError> {
+        self.writer.flush()
+    }
+
+    /// Whether the cache holds `target` as `entry` signs it (`info`), under its final name
+    /// or on its way there: a fetch of it would be a hit.
+    pub fn holds(&self, entry: &RepoEntry, target: &str, info: &TargetFile) -> bool {
+        signed_sha256(entry, target, info).is_ok_and(|h| self.open(&self.dir.join(h), info.length).is_some())
+    }
+
+    /// The file named `path` with `length` bytes, open: under its final name, or still
+    /// queued under its temp name.
+    fn open(&self, path: &Path, length: u64) -> Option<File> {
+        let with_length = |f: File| f.metadata().is_ok_and(|m| m.is_file() && m.len() == length).then_some(f);
+        let temp = lock_queue(&self.writer.shared.0).pending.get(path).cloned();
+        // The temp name is gone once renamed: then the final one is there.
+        temp.and_then(|t| File::open(t).ok()).or_else(|| File::open(path).ok()).and_then(with_length)
+    }
+}
+
+/// The whole of `file` (read from where it is), named `path` in an error.
+pub fn read_all(file: &mut File, path: &Path) -> Result<Vec<u8>, ReadError> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(file, &mut bytes).map_err(|source| ReadError::Io { path: path.into(), source })?;
+    Ok(bytes)
 }
 
 /// The signed sha256 of `target`, in the lower-case hex that names cached files.
@@ -512,8 +692,8 @@ impl Repos {
     fn read(&mut self, entry: &RepoEntry, target: &str) -> Result<Option<Vec<u8>>, ReadError> {
         let Some(info) = self.info(entry, target)? else { return Ok(None) };
         let fetcher = self.updater(entry)?.target_fetcher();
-        let got = self.cache.get(entry, &fetcher, target, &info).map_err(|e| self.offline_err(entry, target, e))?;
-        std::fs::read(&got.path).map(Some).map_err(|source| ReadError::Io { path: got.path, source })
+        let mut got = self.cache.get(entry, &fetcher, target, &info).map_err(|e| self.offline_err(entry, target, e))?;
+        read_all(&mut got.file, &self.cache.dir().join(&got.sha256)).map(Some)
     }
 }
 
@@ -624,5 +804,25 @@ impl Reader {
             }),
             Err(e) => not(format!("its bytes differ from {target} as repository {:?} signs it ({e})", info.repo.name)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stale_temp_files_are_removed_and_fresh_ones_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let old = d.path().join(format!("{}old", packman_fs::TEMP_PREFIX));
+        let fresh = d.path().join(format!("{}fresh", packman_fs::TEMP_PREFIX));
+        let cached = d.path().join("0".repeat(64));
+        for p in [&old, &fresh, &cached] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+        for p in [&old, &cached] {
+            std::fs::File::options().write(true).open(p).unwrap().set_modified(long_ago).unwrap();
+        }
+        super::remove_stale_temps(d.path(), super::STALE_TEMP);
+        assert!(!old.exists() && fresh.exists() && cached.exists());
     }
 }

@@ -139,8 +139,13 @@ fn the_proxy_serves_verified_bytes_routes_projects_and_refuses_a_tampering_host(
     let (status, _, body) = get(&proxy.addr, "/simple/acme-tools/");
     assert_eq!(status, 404);
     assert!(String::from_utf8_lossy(&body).contains("belongs to repository \"internal\""));
-    // Verified files are cached by sha256.
-    assert!(home.cache_dir().join("files").join(sha256(b"real widgets")).is_file());
+    // Verified files are cached by sha256 (written behind the answer: waited for).
+    let kept = home.cache_dir().join("files").join(sha256(b"real widgets"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !kept.is_file() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read(&kept).unwrap(), b"real widgets");
 
     // public's host swaps six's page for one it made up.
     let page = &b.target_data["simple/six/index.json"];

@@ -92,8 +92,8 @@ impl PlainCopy {
             verifier.update(&buf[..n]).map_err(|m| mismatch(m.to_string()))?;
         }
         verifier.finish().map_err(|m| mismatch(m.to_string()))?;
-        // As for a download: durable before it can be renamed into place.
-        self.tmp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
-        Ok(VerifiedTarget { tmp: self.tmp, target: self.target, info: info.clone() })
+        // Not fsynced here: [`VerifiedTarget::persist`] does it before any rename, so a
+        // caller that serves the bytes first need not wait for the disk.
+        Ok(VerifiedTarget { tmp: self.tmp, target: self.target, info: info.clone(), synced: false })
     }
 }

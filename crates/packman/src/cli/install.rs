@@ -119,6 +119,10 @@ pub fn install_through(
     }
     let status = cmd.status().map_err(|e| format!("cannot run {name}: {e}"))?;
     let _ = running.stop();
+    // Every byte was verified before it was served; only keeping them failed.
+    if let Err(e) = proxy.flush_cache() {
+        crate::report::warn(format_args!("the cache of verified files: {e}"));
+    }
 
     // Mirrors that failed (the file may then have come from another one): which, and how.
     let failures = proxy.mirror_failures();

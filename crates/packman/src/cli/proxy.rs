@@ -41,12 +41,17 @@ pub fn open(refresh_every: Duration, log_to_stderr: bool) -> Result<Proxy, Strin
 pub fn run(a: Args) -> Result<(), String> {
     let proxy = Arc::new(open(Duration::from_secs(a.refresh_every), true)?);
     let names: Vec<String> = proxy.repositories().map(|r| format!("{} ({})", r.name, r.projects.join(" "))).collect();
-    packman_proxy::run(proxy, &a.listen, |addr| {
+    let kept = proxy.clone();
+    let served = packman_proxy::run(proxy, &a.listen, |addr| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "packman proxy on http://{addr}/simple/");
         let _ = writeln!(out, "  repositories: {}", names.join(", "));
         let _ = writeln!(out, "  pip install --index-url http://{addr}/simple/ PROJECT");
         let _ = out.flush();
-    })
-    .map_err(|e| e.to_string())
+    });
+    // Files served are written to the cache behind the answers: finished before exiting.
+    if let Err(e) = kept.flush_cache() {
+        crate::report::warn(format_args!("the cache of verified files: {e}"));
+    }
+    served.map_err(|e| e.to_string())
 }
