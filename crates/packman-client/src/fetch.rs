@@ -110,7 +110,10 @@ impl Transport for HttpTransport {
 }
 
 /// Copies `r` into `sink`, refusing more than `max_len` bytes and an average speed below
-/// `config.min_bytes_per_sec` once `config.grace` has passed.
+/// `config.min_bytes_per_sec` once `config.grace` has passed. The sink gets whole 64 KiB
+/// blocks (and the rest at the end): a file written at page-aligned offsets in whole pages
+/// is not zero-filled page by page first (`perf` of a mirror sync: 2.4% of its CPU).
+/// Both limits are checked after every read, however little it brought.
 pub(crate) fn copy_bounded(
     config: &FetcherConfig,
     url: &str,
@@ -121,9 +124,16 @@ pub(crate) fn copy_bounded(
     let start = Instant::now();
     let mut total: u64 = 0;
     let mut buf = vec![0u8; 64 * 1024];
+    let mut filled = 0;
+    let write = |sink: &mut dyn Write, bytes: &[u8]| {
+        sink.write_all(bytes).map_err(|e| FetchError::Transport { url: url.into(), message: format!("writing: {e}") })
+    };
     loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => return Ok(total),
+        let n = match r.read(&mut buf[filled..]) {
+            Ok(0) => {
+                write(sink, &buf[..filled])?;
+                return Ok(total);
+            }
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(FetchError::Transport { url: url.into(), message: e.to_string() }),
@@ -132,8 +142,11 @@ pub(crate) fn copy_bounded(
         if total > max_len {
             return Err(FetchError::TooLarge { url: url.into(), limit: max_len });
         }
-        sink.write_all(&buf[..n])
-            .map_err(|e| FetchError::Transport { url: url.into(), message: format!("writing: {e}") })?;
+        filled += n;
+        if filled == buf.len() {
+            write(sink, &buf)?;
+            filled = 0;
+        }
         let elapsed = start.elapsed();
         if elapsed > config.grace {
             let rate = total as f64 / elapsed.as_secs_f64();
