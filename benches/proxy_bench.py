@@ -230,7 +230,8 @@ class Relay:
         try:
             ur, uw = await asyncio.open_connection(self.host, self.port)
             await asyncio.gather(self.pump(reader, uw), self.pump(ur, writer))
-        except OSError:
+        # Cancelled: the relay is stopping (asyncio would print the cancellation otherwise).
+        except (OSError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
