@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -169,6 +170,55 @@ def tampered_proxy(tampering_host, repo_dir, tmp_path_factory):
 INSTALLERS = {"pip": pip_install, "uv": uv_install}
 
 
+def wait_for_file(path: Path, timeout: float = 10) -> bytes:
+    """The bytes of `path` once it exists: the proxy answers as soon as a file is verified
+    and renames it into its cache just behind (made durable first)."""
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def squatter(tmp_path_factory):
+    """A second trusted repository ("public") that squats names: idna 99.0 (a dependency of
+    requests, at a version pip and uv would prefer), acme-evil (a name the ring routes to
+    main, which lacks it), and public-only, which the ring routes to it (the control)."""
+    from test_crash_consistency import wheel  # a small pure-Python wheel with a valid RECORD
+
+    base = tmp_path_factory.mktemp("squatter")
+    src, d = base / "src", base / "repo"
+    src.mkdir()
+    run([PACKMAN, "repo", "init", d])
+    p = run([PACKMAN, "repo", "add", d, wheel(src, "idna", "99.0"), wheel(src, "acme-evil", "1.0"),
+             wheel(src, "public-only", "1.0")])
+    assert p.returncode == 0, show(p)
+    s = Served(d, base / "serve")
+    s.dir = d
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def routed_proxy(origin, repo_dir, squatter, tmp_path_factory):
+    """A proxy whose ring has main (requests and its dependencies, and every acme-* name)
+    first, then public for everything else."""
+    home = tmp_path_factory.mktemp("proxy-home-routed") / "home"
+    (home / "config").mkdir(parents=True)
+    main = ", ".join(f'"{n}"' for n in ["acme-*", *sorted(PINS)])
+    (home / "config" / "config.toml").write_text(
+        f'[[repository]]\nname = "main"\nurl = "{origin.url}"\nprojects = [{main}]\n\n'
+        f'[[repository]]\nname = "public"\nurl = "{squatter.url}"\nprojects = ["*"]\n')
+    for name, repo in (("main", repo_dir), ("public", squatter.dir)):
+        meta = home / "ring" / name / "metadata"
+        meta.mkdir(parents=True)
+        shutil.copyfile(repo / "metadata" / "1.root.json", meta / "root.json")
+    p = Proxy(home)
+    p.home = home
+    yield p
+    p.stop()
+
+
 # ---- tests --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("tool", INSTALLERS)
@@ -185,7 +235,7 @@ def test_pip_and_uv_install_requests_through_the_proxy(tool, proxy, origin, whee
     assert "packman:" not in proxy.stderr(), proxy.stderr()
     cache = proxy.home / "cache" / "files"
     for project, wheel in wheels.items():
-        assert (cache / PINS[project][1]).read_bytes() == wheel.read_bytes(), project
+        assert wait_for_file(cache / PINS[project][1]) == wheel.read_bytes(), project
 
 
 def test_the_project_list_comes_from_the_signed_one(proxy):
@@ -224,6 +274,36 @@ def test_packman_install_into_a_fresh_venv(tool, origin, repo_dir, tmp_path):
         assert {PINS[project][1] for project in PINS} <= got, v
     check = run([venv / "bin" / "python", "-c", "import requests, idna; print(requests.__version__)"])
     assert check.returncode == 0 and check.stdout.strip() == PINS["requests"][0], show(check)
+
+
+@pytest.mark.parametrize("tool", INSTALLERS)
+def test_a_name_in_two_repositories_comes_only_from_the_one_the_ring_routes_it_to(tool, routed_proxy, tmp_path):
+    """Dependency confusion, with the real installers: public serves idna 99.0, which pip's
+    --extra-index-url would take (the highest version anywhere); through the proxy, idna
+    comes from main only. acme-evil, routed to main, which lacks it, is a 404 saying so,
+    never public's copy."""
+    target = tmp_path / "target"
+    p = INSTALLERS[tool](target, "--index-url", routed_proxy.index_url, "requests")
+    assert p.returncode == 0, show(p) + routed_proxy.stderr()
+    assert_installed(target)  # idna at main's pinned version, not 99.0
+    assert not list(target.glob("idna-99.0*")), sorted(os.listdir(target))
+
+    evil = tmp_path / "evil"
+    p = INSTALLERS[tool](evil, "--index-url", routed_proxy.index_url, "acme-evil")
+    assert p.returncode != 0, show(p)
+    assert not evil.exists() or not [n for n in os.listdir(evil) if n.startswith("acme_evil")], os.listdir(evil)
+    try:
+        urllib.request.urlopen(routed_proxy.index_url + "acme-evil/", timeout=30)
+        pytest.fail("the proxy served acme-evil")
+    except urllib.error.HTTPError as e:
+        body = e.read().decode()
+        assert e.code == 404 and 'belongs to repository "main"' in body, (e.code, body)
+
+    # The control: a name the ring routes to public installs from it.
+    ok = tmp_path / "ok"
+    p = INSTALLERS[tool](ok, "--index-url", routed_proxy.index_url, "public-only")
+    assert p.returncode == 0, show(p) + routed_proxy.stderr()
+    assert (ok / "public_only" / "__init__.py").is_file(), sorted(os.listdir(ok))
 
 
 @pytest.mark.parametrize("tool", INSTALLERS)

@@ -166,6 +166,11 @@ fn search_info_download_and_verify_read_signed_pages_from_the_owning_repository(
     // Owned by internal, which lacks it: never read from public.
     let (_, err) = fails(w.packman(&["info", "acme-tools"]));
     has_all(&err, &["belongs to repository \"internal\"", "never takes a project from a repository other"]);
+    // download too: public's acme-tools is never fetched, nothing is saved.
+    let confused = w.p("confused");
+    let (_, err) = fails(w.packman(&["download", "acme-tools", "-d", confused.to_str().unwrap()]));
+    has_all(&err, &["belongs to repository \"internal\"", "never takes a project from a repository other"]);
+    assert!(!confused.exists() || names(&confused).is_empty(), "{:?}", names(&confused));
 
     // download: the newest version not yanked, the wheel this interpreter prefers.
     let py = w.fake_python("python-cp311", &["cp311-cp311-linux_x86_64", "py3-none-any"]);
