@@ -1,6 +1,7 @@
 //! [`Updater`]: the client workflow of spec section 5 around a `TrustedSet`. It fetches,
 //! hands bytes to the trust core, and persists only what the core accepted.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,12 @@ use crate::{Error, FetchError};
 
 mod plain;
 pub use plain::PlainCopy;
+
+/// Delegated roles whose metadata [`Updater::load_all_targets`] fetches ahead at once: the
+/// most held in memory before their check (each within its signed length).
+const FETCH_AHEAD_BATCH: usize = 64;
+/// Fetches running at once for those (as many as `mirror sync`'s default download jobs).
+const FETCH_AHEAD_JOBS: usize = 8;
 
 /// Defaults follow python-tuf's `UpdaterConfig`.
 #[derive(Debug, Clone)]
@@ -380,6 +387,14 @@ impl Updater {
     }
 
     fn load_targets(&mut self, role: &str, delegator: &str) -> Result<(), Error> {
+        self.load_targets_with(role, delegator, None)
+    }
+
+    /// [`Updater::load_targets`], trying `fetched` first when given: bytes of `role`'s
+    /// metadata fetched ahead ([`Updater::fetch_ahead`]), verified here like any others. If
+    /// the trust core refuses them, the role is fetched again through the failover loop,
+    /// which reports the mirror and tries the next one.
+    fn load_targets_with(&mut self, role: &str, delegator: &str, fetched: Option<Vec<u8>>) -> Result<(), Error> {
         if self.trusted.is_trusted_via(role, delegator) {
             return Ok(());
         }
@@ -409,6 +424,15 @@ impl Updater {
         let max_len = meta.length.unwrap_or(self.config.targets_max_length);
         let version = self.trusted.root().signed.consistent_snapshot().then_some(meta.version);
         let url = self.metadata_url_for(role, version);
+        if let Some(bytes) = fetched {
+            match self.trusted.update_delegated_targets(&bytes, role, delegator) {
+                Ok(_) => {
+                    self.record(role, &bytes);
+                    return self.store.write(role, &bytes);
+                }
+                Err(e) => debug!(role, "metadata fetched ahead refused, fetching it again: {e}"),
+            }
+        }
         let (transport, trusted) = (self.transport.clone(), &mut self.trusted);
         let bytes = failover(transport.as_ref(), &url, |u| {
             let bytes = transport.fetch(u, max_len)?;
@@ -419,6 +443,45 @@ impl Updater {
         })?;
         self.record(role, &bytes);
         self.store.write(role, &bytes)
+    }
+
+    /// The metadata of those of `roles` that neither the trusted set nor the metadata
+    /// directory holds, fetched in parallel ([`FETCH_AHEAD_JOBS`] at a time) from the first
+    /// place the transport names, each within its signed length: **unverified** bytes, only
+    /// ever handed to [`Updater::load_targets_with`]. A role that fails to arrive is left out
+    /// (its sequential fetch then fails over and reports it). Without this a full mirror of
+    /// 16,384 bins was 16,384 round trips one after another (benches/README, mirror benchmark).
+    fn fetch_ahead(&self, roles: &[String]) -> HashMap<String, Vec<u8>> {
+        let consistent = self.trusted.root().signed.consistent_snapshot();
+        let wanted: Vec<(String, String, u64)> = roles
+            .iter()
+            .filter(|r| self.trusted.targets(r).is_none() && !self.store.path_of(r).is_file())
+            .filter_map(|r| {
+                let meta = self.trusted.meta_for(r)?;
+                let url = self.metadata_url_for(r, consistent.then_some(meta.version));
+                let url = self.transport.candidates(&url).into_iter().next().map_or(url, |c| c.url);
+                Some((r.clone(), url, meta.length.unwrap_or(self.config.targets_max_length)))
+            })
+            .collect();
+        if wanted.len() < 2 {
+            return HashMap::new();
+        }
+        let (next, transport) = (std::sync::atomic::AtomicUsize::new(0), self.transport.as_ref());
+        let got = std::sync::Mutex::new(HashMap::new());
+        std::thread::scope(|s| {
+            for _ in 0..FETCH_AHEAD_JOBS.min(wanted.len()) {
+                s.spawn(|| {
+                    while let Some((role, url, max_len)) =
+                        wanted.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        if let Ok(bytes) = transport.fetch(url, *max_len) {
+                            got.lock().unwrap_or_else(|e| e.into_inner()).insert(role.clone(), bytes);
+                        }
+                    }
+                });
+            }
+        });
+        got.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Loads every targets role reachable through the delegation graph from top-level
@@ -449,19 +512,23 @@ impl Updater {
                         (None, None) => Vec::new(),
                     },
                 };
-            for child in children {
-                if seen.len() >= cap && !seen.contains(&child) {
-                    return Err(Error::Metadata {
-                        url: self.metadata_url_for("snapshot", None),
-                        source: packman_tuf::Error::Inconsistent {
-                            role: child,
-                            reason: format!("more delegated roles than the {cap} the snapshot lists"),
-                        },
-                    });
-                }
-                self.load_targets(&child, &delegator)?;
-                if seen.insert(child.clone()) {
-                    order.push(child);
+            for batch in children.chunks(FETCH_AHEAD_BATCH) {
+                let mut ahead = self.fetch_ahead(batch);
+                for child in batch {
+                    if seen.len() >= cap && !seen.contains(child) {
+                        return Err(Error::Metadata {
+                            url: self.metadata_url_for("snapshot", None),
+                            source: packman_tuf::Error::Inconsistent {
+                                role: child.clone(),
+                                reason: format!("more delegated roles than the {cap} the snapshot lists"),
+                            },
+                        });
+                    }
+                    let fetched = ahead.remove(child);
+                    self.load_targets_with(child, &delegator, fetched)?;
+                    if seen.insert(child.clone()) {
+                        order.push(child.clone());
+                    }
                 }
             }
         }

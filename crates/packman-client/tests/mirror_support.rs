@@ -93,3 +93,58 @@ fn succinct_bins_are_all_loaded_and_recording_is_off_by_default() {
         assert!(meta.join(layout::metadata_file(r, None)).exists(), "{r}");
     }
 }
+
+/// A repository of 64 succinct bins (one batch fetched ahead in parallel), published, and a
+/// fresh metadata directory trusting it.
+fn bins_repo(tmp: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let repo_dir = tmp.join("repo");
+    let mut repo = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap().with_succinct_bins(6).unwrap();
+    for i in 0..200 {
+        repo.add_target(&format!("p/{i}.txt"), format!("data {i}").as_bytes()).unwrap();
+    }
+    repo.publish(&repo_dir).unwrap();
+    let meta = tmp.join("meta");
+    Updater::bootstrap(&meta, &repo.signed_roots[0]).unwrap();
+    (repo_dir, meta)
+}
+
+#[test]
+fn bins_fetched_ahead_are_each_fetched_once_and_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo_dir, meta) = bins_repo(tmp.path());
+    let (mut up, t) = mem_updater(&meta, &repo_dir);
+    let roles = up.load_all_targets().unwrap();
+    assert_eq!(roles.len(), 65, "targets and 64 bins");
+    assert_eq!(up.all_targets().unwrap().len(), 200);
+    let log = t.log();
+    for r in &roles[1..] {
+        let asked = log.iter().filter(|u| u.ends_with(&format!(".{r}.json"))).count();
+        assert_eq!(asked, 1, "{r} fetched {asked} times: {log:?}");
+    }
+}
+
+#[test]
+fn a_tampered_bin_fetched_ahead_is_refused_as_without_fetching_ahead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo_dir, meta) = bins_repo(tmp.path());
+    let mut t = common::MemTransport::of_dir(&repo_dir);
+    let bin = t.files.keys().find(|k| k.contains("metadata/") && k.ends_with(".bins-1f.json")).cloned();
+    let bin = bin.unwrap_or_else(|| panic!("no bins-1f in {:?}", t.files.keys().collect::<Vec<_>>()));
+    t.tamper.push(bin.rsplit('/').next().unwrap().to_string());
+    let t = std::sync::Arc::new(t);
+    let mut up = Updater::with_transport(
+        &meta,
+        "mem://repo/metadata",
+        Some("mem://repo/targets"),
+        packman_client::Config::default(),
+        t.clone(),
+    )
+    .unwrap();
+    let err = up.load_all_targets().unwrap_err().to_string();
+    assert!(err.contains("bins-1f") && err.contains(&bin), "{err}");
+    // Fetched ahead, refused, fetched again through the failover loop, refused again.
+    assert_eq!(t.log().iter().filter(|u| **u == bin).count(), 2, "{:?}", t.log());
+    drop(up);
+    // Nothing of the tampered bin was kept.
+    assert!(!meta.join("bins-1f.json").exists());
+}
