@@ -448,8 +448,9 @@ impl Updater {
     /// The metadata of those of `roles` that neither the trusted set nor the metadata
     /// directory holds, fetched in parallel ([`FETCH_AHEAD_JOBS`] at a time) from the first
     /// place the transport names, each within its signed length: **unverified** bytes, only
-    /// ever handed to [`Updater::load_targets_with`]. A role that fails to arrive is left out
-    /// (its sequential fetch then fails over and reports it). Without this a full mirror of
+    /// ever handed to [`Updater::load_targets_with`]. A role that fails to arrive is left out,
+    /// and so are those not started by then (their sequential fetch fails over and reports the
+    /// mirror, so a stalled one costs one timeout here, not one per role). Without this a full mirror of
     /// 16,384 bins was 16,384 round trips one after another (benches/README, mirror benchmark).
     fn fetch_ahead(&self, roles: &[String]) -> HashMap<String, Vec<u8>> {
         let consistent = self.trusted.root().signed.consistent_snapshot();
@@ -466,16 +467,23 @@ impl Updater {
         if wanted.len() < 2 {
             return HashMap::new();
         }
-        let (next, transport) = (std::sync::atomic::AtomicUsize::new(0), self.transport.as_ref());
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let (next, failed, transport) = (AtomicUsize::new(0), AtomicBool::new(false), self.transport.as_ref());
         let got = std::sync::Mutex::new(HashMap::new());
         std::thread::scope(|s| {
             for _ in 0..FETCH_AHEAD_JOBS.min(wanted.len()) {
                 s.spawn(|| {
-                    while let Some((role, url, max_len)) =
-                        wanted.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                    {
-                        if let Ok(bytes) = transport.fetch(url, *max_len) {
-                            got.lock().unwrap_or_else(|e| e.into_inner()).insert(role.clone(), bytes);
+                    // After a failure (a mirror down or stalling) no new fetch starts here: the
+                    // sequential failover finds out once and moves that mirror last.
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some((role, url, max_len)) = wanted.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
+                        match transport.fetch(url, *max_len) {
+                            Ok(bytes) => {
+                                got.lock().unwrap_or_else(|e| e.into_inner()).insert(role.clone(), bytes);
+                            }
+                            Err(_) => failed.store(true, Ordering::Relaxed),
                         }
                     }
                 });
