@@ -6,13 +6,11 @@
 
 mod common;
 
-use common::{now, Repo};
+use common::{now, search, Repo};
 use packman_repo::{sign_metadata, RepoBuilder};
 use packman_tuf::target::describe_meta;
 use packman_tuf::trusted::SearchStep;
-use packman_tuf::{
-    DelegatedRole, Error, Limits, MetaFile, MetaMap, Role, Snapshot, TargetSearch, Targets, Timestamp, TrustedSet,
-};
+use packman_tuf::{DelegatedRole, Error, Limits, MetaFile, MetaMap, Role, Snapshot, Targets, Timestamp, TrustedSet};
 
 /// Everything a [`TrustedSet`] trusts for the named targets roles, as bytes.
 fn state(set: &TrustedSet, roles: &[&str]) -> Vec<Option<Vec<u8>>> {
@@ -237,29 +235,6 @@ fn a_role_not_delegated_by_its_delegator_is_refused() {
     assert_eq!(state(&set, &roles), before, "trusted state changed");
 }
 
-/// Runs a target search, loading from the repository what it asks for; returns the verdict
-/// and the roles it asked to load.
-fn search(set: &mut TrustedSet, r: &Repo, target: &str) -> (SearchStep, Vec<String>) {
-    let mut s = TargetSearch::new(target, Limits::default());
-    let mut asked = Vec::new();
-    loop {
-        match s.step(set) {
-            SearchStep::Load { role, delegator } => {
-                if set.targets(&role).is_some() {
-                    set.verify_loaded_via(&role, &delegator).unwrap();
-                } else {
-                    let v = set.meta_for(&role).unwrap().version;
-                    set.update_delegated_targets(&r.read(&format!("{v}.{role}.json")), &role, &delegator).unwrap();
-                }
-                asked.push(role);
-                // A search that asks for the same roles forever is a failure, not a hang.
-                assert!(asked.len() <= 64, "the search does not end: {asked:?}");
-            }
-            other => return (other, asked),
-        }
-    }
-}
-
 fn sha256_hex(s: &str) -> String {
     packman_tuf::target::describe(s.as_bytes()).hashes.get("sha256").unwrap().to_string()
 }
@@ -283,10 +258,10 @@ fn a_target_outside_a_roles_delegated_paths_is_not_found_there() {
         });
         assert!(!sha256_hex("y/evil").starts_with(&sha256_hex("x/ok")[..6]));
         let mut set = r.to_targets();
-        let (step, asked) = search(&mut set, &r, "y/evil");
+        let (step, asked) = search(&mut set, &r, "y/evil", Limits::default().max_delegations);
         assert_eq!(step, SearchStep::NotFound, "by_hash {by_hash}");
         assert!(asked.is_empty(), "by_hash {by_hash}: loaded {asked:?} for a path none is delegated");
-        let (step, asked) = search(&mut set, &r, "x/ok");
+        let (step, asked) = search(&mut set, &r, "x/ok", Limits::default().max_delegations);
         assert!(matches!(step, SearchStep::Found(ref t) if t.length == 2), "by_hash {by_hash}: {step:?}");
         assert_eq!(asked, ["a"]);
         // Directly: the delegation names "a" for x/ok only.
@@ -309,7 +284,7 @@ fn a_target_listed_in_the_wrong_succinct_bin_is_not_found() {
     });
     let right = r.b.role_for(path);
     let mut set = r.to_targets();
-    let (step, asked) = search(&mut set, &r, path);
+    let (step, asked) = search(&mut set, &r, path, Limits::default().max_delegations);
     assert_eq!(step, SearchStep::NotFound);
     assert_eq!(asked, [right]);
     let d = set.targets("targets").unwrap().signed.delegations.clone().unwrap();

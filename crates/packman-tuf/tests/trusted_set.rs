@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{now, Repo};
+use common::{now, search, Repo};
 use packman_repo::sign_metadata;
 use packman_tuf::crypto::Signer;
 use packman_tuf::trusted::SearchStep;
@@ -93,25 +93,6 @@ fn unknown_fields_are_signed_over_and_kept() {
     set.update_snapshot(&r.read("1.snapshot.json"), false).unwrap();
     let tampered = serde_json::to_vec(&env).unwrap();
     assert!(matches!(set.update_delegated_targets(&tampered, "targets", "root"), Err(Error::ThresholdNotMet { .. })));
-}
-
-fn search(set: &mut TrustedSet, r: &Repo, target: &str, max: usize) -> (SearchStep, Vec<String>) {
-    let mut s = TargetSearch::new(target, Limits { max_delegations: max });
-    let mut loaded = Vec::new();
-    loop {
-        match s.step(set) {
-            SearchStep::Load { role, delegator } => {
-                if set.targets(&role).is_some() {
-                    set.verify_loaded_via(&role, &delegator).unwrap();
-                } else {
-                    let v = set.meta_for(&role).unwrap().version;
-                    set.update_delegated_targets(&r.read(&format!("{v}.{role}.json")), &role, &delegator).unwrap();
-                }
-                loaded.push(role);
-            }
-            other => return (other, loaded),
-        }
-    }
 }
 
 #[test]

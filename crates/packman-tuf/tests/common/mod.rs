@@ -6,7 +6,8 @@
 use packman_repo::{sign_metadata, RepoBuilder};
 use packman_tuf::crypto::Signer;
 use packman_tuf::target::describe_meta;
-use packman_tuf::{MetaFile, OffsetDateTime, Snapshot, Timestamp, TrustedSet};
+use packman_tuf::trusted::SearchStep;
+use packman_tuf::{Limits, MetaFile, OffsetDateTime, Snapshot, TargetSearch, Timestamp, TrustedSet};
 
 pub fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap()
@@ -74,5 +75,28 @@ impl Repo {
         let bytes = sign_metadata(snapshot, &[self.signer("snapshot")]).unwrap();
         let ts = self.timestamp_naming(describe_meta(snapshot.version, [bytes.as_slice()]));
         (bytes, ts)
+    }
+}
+
+/// Runs a target search within `max` delegations, loading from `r` what it asks for;
+/// returns the verdict and the roles it asked to load.
+pub fn search(set: &mut TrustedSet, r: &Repo, target: &str, max: usize) -> (SearchStep, Vec<String>) {
+    let mut s = TargetSearch::new(target, Limits { max_delegations: max });
+    let mut asked = Vec::new();
+    loop {
+        match s.step(set) {
+            SearchStep::Load { role, delegator } => {
+                if set.targets(&role).is_some() {
+                    set.verify_loaded_via(&role, &delegator).unwrap();
+                } else {
+                    let v = set.meta_for(&role).unwrap().version;
+                    set.update_delegated_targets(&r.read(&format!("{v}.{role}.json")), &role, &delegator).unwrap();
+                }
+                asked.push(role);
+                // A search that asks for the same roles forever is a failure, not a hang.
+                assert!(asked.len() <= 64.max(max), "the search does not end: {asked:?}");
+            }
+            other => return (other, asked),
+        }
     }
 }
