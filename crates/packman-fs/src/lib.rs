@@ -9,12 +9,14 @@
 #![deny(unsafe_code)]
 
 pub mod platform;
+mod writeback;
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use platform::Durability;
+pub use writeback::{BackgroundSync, DEFAULT_EVERY};
 
 /// A file operation that failed: the path it was about and the OS error.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +140,14 @@ pub fn public_tempfile(dir: &Path) -> Result<tempfile::NamedTempFile> {
     b.prefix(TEMP_PREFIX);
     platform::public_permissions(&mut b);
     b.tempfile_in(dir).map_err(|e| Error::new(dir, e))
+}
+
+/// Creates `path` for writing, readable by everyone; fails if something is there already.
+pub fn create_new_public(path: &Path) -> Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    platform::public_mode(&mut o);
+    o.open(path).map_err(|e| Error::new(path, e))
 }
 
 /// Creates (or truncates) `path` for writing, readable by everyone.

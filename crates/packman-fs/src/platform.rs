@@ -55,6 +55,18 @@ pub(crate) fn syncfs_all(dirs: &[PathBuf]) -> Result<(), Error> {
     Ok(())
 }
 
+/// `syncfs` through an open descriptor of a directory on the filesystem: reports writeback
+/// errors of the filesystem since `fd` was opened. Linux only; elsewhere unsupported.
+pub(crate) fn syncfs_fd(fd: &File) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    return rustix::fs::syncfs(fd).map_err(Into::into);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "syncfs is Linux-only: use Durability::PerFile"))
+    }
+}
+
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn syncfs_all(dirs: &[PathBuf]) -> Result<(), Error> {
     let at = dirs.first().map_or(Path::new("."), |d| d.as_path());
