@@ -720,6 +720,40 @@ impl TargetFetcher {
         failover(self.transport.as_ref(), &url, |u| self.attempt(temp_dir, target, info, u, &mut *progress))
     }
 
+    /// Downloads `target` into exactly `path` (in an existing directory), verified, with
+    /// no temp file and no rename; on any failure nothing is left at `path`. For a batch
+    /// whose names nothing trusts for being there (the mirror's resume journal, checked
+    /// again whenever it is found), moved to final names only after the caller made the
+    /// whole batch durable: nothing here is synced, or even started towards the disk
+    /// ([`packman_fs::BackgroundSync`] writes such a batch back). Whatever was at `path`
+    /// before is removed first.
+    pub fn download_target_into(
+        &self,
+        path: &Path,
+        target: &str,
+        info: &TargetFile,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), Error> {
+        let url = self.target_url(target, info)?;
+        let r = failover(self.transport.as_ref(), &url, |u| {
+            // Created new (not truncated: another name may link to what is there), and
+            // removed first only when there (a failing unlink costs a directory lookup
+            // under the directory's lock, which the other downloads into it wait for).
+            let mut file = match packman_fs::create_new_public(path) {
+                Err(e) if e.source.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+                    packman_fs::create_new_public(path)?
+                }
+                r => r?,
+            };
+            self.fetch_verified(&mut file, target, info, u, &mut *progress)
+        });
+        if r.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        r
+    }
+
     /// One download of `target` from `url`, verified.
     fn attempt(
         &self,
@@ -729,26 +763,38 @@ impl TargetFetcher {
         url: &str,
         progress: &mut dyn FnMut(u64),
     ) -> Result<VerifiedTarget, Error> {
-        let mismatch = |reason: String| Error::TargetMismatch { target: target.into(), url: url.into(), reason };
-        let mut verifier = Verifier::for_target(info).map_err(|m| mismatch(m.to_string()))?;
-
         std::fs::create_dir_all(temp_dir).map_err(|e| Error::io(temp_dir, e))?;
         // A downloaded file is an ordinary file for its user (tempfile's default is 0600).
         let mut tmp = packman_fs::public_tempfile(temp_dir)?;
-        {
-            let mut sink = VerifyingWriter { inner: tmp.as_file_mut(), verifier: &mut verifier, progress, received: 0 };
-            self.transport.fetch_to(url, info.length, &mut sink).map_err(|e| match e {
-                FetchError::TooLarge { .. } => mismatch(format!("longer than the signed length {}", info.length)),
-                other => Error::Fetch(other),
-            })?;
-        }
-        verifier.finish().map_err(|m| mismatch(m.to_string()))?;
+        self.fetch_verified(tmp.as_file_mut(), target, info, url, progress)?;
         if self.sync_each {
             tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
         } else {
             packman_fs::platform::start_writeback(packman_fs::Durability::detect(), tmp.as_file());
         }
         Ok(VerifiedTarget { tmp, target: target.into(), info: info.clone(), synced: self.sync_each })
+    }
+
+    /// Fetches `url` into `file` within the signed length, through the trust core's check of
+    /// the length and hashes.
+    fn fetch_verified(
+        &self,
+        file: &mut File,
+        target: &str,
+        info: &TargetFile,
+        url: &str,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), Error> {
+        let mismatch = |reason: String| Error::TargetMismatch { target: target.into(), url: url.into(), reason };
+        let mut verifier = Verifier::for_target(info).map_err(|m| mismatch(m.to_string()))?;
+        {
+            let mut sink = VerifyingWriter { inner: file, verifier: &mut verifier, progress, received: 0 };
+            self.transport.fetch_to(url, info.length, &mut sink).map_err(|e| match e {
+                FetchError::TooLarge { .. } => mismatch(format!("longer than the signed length {}", info.length)),
+                other => Error::Fetch(other),
+            })?;
+        }
+        verifier.finish().map_err(|m| mismatch(m.to_string()))
     }
 
     /// The URL `target` is fetched from: the targets base, and with consistent snapshots the

@@ -131,3 +131,36 @@ fn tampered_bytes_never_leave_the_temp_file() {
     assert!(matches!(up.download_verified(&dl, TARGET), Err(Error::TargetMismatch { .. })));
     assert!(names_in(&dl).is_empty());
 }
+
+/// `download_target_into` (the mirror's resume journal): the verified bytes at exactly the
+/// path given; what was there is replaced, never written through (a name linked to it keeps
+/// its bytes); tampered bytes leave nothing at the path, not even what was there.
+#[test]
+fn a_download_into_a_path_replaces_what_was_there_and_leaves_nothing_when_refused() {
+    for tamper in [false, true] {
+        let f = fixture(tamper);
+        let mut up = f.updater();
+        let info = up.get_target_info(TARGET).unwrap().unwrap();
+        let work = f.tmp.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let (path, other) = (work.join("journal-name"), work.join("other"));
+        std::fs::write(&other, b"another file's bytes").unwrap();
+        std::fs::hard_link(&other, &path).unwrap();
+        let mut seen = 0;
+        let r = up.target_fetcher().download_target_into(&path, TARGET, &info, &mut |n| seen = n);
+        assert_eq!(std::fs::read(&other).unwrap(), b"another file's bytes", "tamper {tamper}");
+        if tamper {
+            match r {
+                Err(Error::TargetMismatch { target, .. }) => assert_eq!(target, TARGET),
+                other => panic!("expected TargetMismatch, got {other:?}"),
+            }
+            assert!(!path.exists(), "nothing is left at the path");
+            assert_eq!(names_in(&work), ["other"]);
+        } else {
+            r.unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), BYTES);
+            assert_eq!(seen, BYTES.len() as u64);
+            assert_eq!(names_in(&work), ["journal-name", "other"]);
+        }
+    }
+}
