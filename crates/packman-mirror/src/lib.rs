@@ -28,12 +28,14 @@
 //!   `metadata-next/`. They must be on DEST's filesystem (verified files are renamed into
 //!   place, `metadata/` is swapped with the next one); the directory exists only while a
 //!   sync runs (or after a crash, until the next sync) and is removed after every sync,
-//!   refused or not. After a crash the next sync reuses `verified/`: each file is checked
-//!   again (length and hashes, by the trust core) against the metadata it has just
-//!   verified, and fetched only if it does not match. Verified downloads are not fsynced one
-//!   by one: the whole batch, journal included, is made durable at once
-//!   ([`packman_fs::make_durable`]: one `syncfs` on Linux) before any file gets its final
-//!   name, so a crash can tear only files the next sync checks again.
+//!   refused or not. Downloads are written straight under their journal names (no temp file
+//!   and rename), so a journal entry does not mean "verified": after a crash the next sync
+//!   reuses `verified/` only file by file, each checked again (length and hashes, by the
+//!   trust core) against the metadata it has just verified, and fetched again if it does not
+//!   match. Verified downloads are not fsynced one by one: a background thread writes the
+//!   batch back as it arrives (one `syncfs` per 64 MiB, [`packman_fs::BackgroundSync`]), and
+//!   the whole batch, journal included, is made durable at once before any file gets its
+//!   final name, so a crash can tear only files the next sync checks again.
 //!
 //! # The state ([`SyncOptions::state`])
 //! `lock` (one sync at a time), `metadata/` (the updater's trusted state) and `filter.json`
@@ -51,8 +53,8 @@
 //!    `staging/metadata` (or, on the first sync, bootstrapped there from the root given) and
 //!    the updater runs on that copy: root rotations, timestamp, snapshot, every targets role
 //!    reachable through the delegations. Targets not yet in DEST (by hashed name with the
-//!    signed length) are downloaded to `staging/targets`, `--jobs` at a time, verified, and
-//!    renamed into the journal (`verified/`). Any refusal stops here:
+//!    signed length) are downloaded into the journal (`verified/`), `--jobs` at a time, and
+//!    verified; one that fails verification is removed at once. Any refusal stops here:
 //!    staging is removed and DEST and the state are byte-identical to before (on a first
 //!    sync, the state directory and DEST it created are removed too).
 //!    **Nothing new upstream** (the timestamp fetched has the trusted version, the root is
@@ -63,7 +65,8 @@
 //!    DEST lost); `mirror verify` finds such losses. The trusted state is staged by hard
 //!    links (copies across file systems): the updater and the commit replace files whole.
 //! 2. **Commit, in [`write_rank`](packman_tuf::layout::write_rank) order.** Verified targets are
-//!    renamed to their hashed names and plain links put in place; the accepted metadata is
+//!    renamed to their hashed names (a directory DEST does not have yet, as on a first sync,
+//!    in one rename of its journal directory) and plain links put in place; the accepted metadata is
 //!    written (each file atomically, skipped when DEST has those bytes already), the metadata
 //!    directory synced, then `timestamp.json` replaced last. Then the trusted state is
 //!    replaced file by file with the staged one, and last, hashed target files that no role

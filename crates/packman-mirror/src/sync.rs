@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use packman_client::{
     failover, Config, DefaultTransport, FailoverTransport, MirrorFailure, TargetFetcher, Transport, Updater,
-    VerifiedFile, VerifiedTarget,
+    VerifiedFile,
 };
 use packman_fs::{Access, DirSync};
 use packman_tuf::layout::{self, RepoPaths};
@@ -128,6 +128,10 @@ pub struct SyncOptions {
     pub state: Option<PathBuf>,
     /// Target downloads at once [default: 8].
     pub jobs: usize,
+    /// Bytes downloaded between two background syncs ([`packman_fs::BackgroundSync`]); a
+    /// batch of downloads smaller than this is made durable by the commit's sync alone
+    /// [default: [`packman_fs::DEFAULT_EVERY`], 64 MiB].
+    pub writeback_every: u64,
     /// Told how the downloads go (a progress bar).
     pub progress: Option<Arc<dyn SyncProgress>>,
     /// Walk every role and check every target in DEST (by name and length) even when
@@ -167,6 +171,7 @@ impl SyncOptions {
             filter: None,
             state: None,
             jobs: 8,
+            writeback_every: packman_fs::DEFAULT_EVERY,
             progress: None,
             full: false,
             refetch: BTreeSet::new(),
@@ -474,6 +479,7 @@ fn sync_locked(
         Some(f) => f.clone(),
         None => paths.kept_filter()?,
     };
+    let (mut in_dest, mut in_journal) = (Present::default(), Present::default());
     for (path, info) in &targets {
         if !filter.wants(path) {
             report.targets_filtered_out += 1;
@@ -491,7 +497,7 @@ fn sync_locked(
             wanted_plain.insert(plain_rel, hashed.clone());
         }
         wanted_hashed.insert(hashed_rel.clone());
-        if !suspect && std::fs::metadata(&hashed).is_ok_and(|m| m.is_file() && m.len() == info.length) {
+        if !suspect && in_dest.metadata(&hashed).is_some_and(|m| m.is_file() && m.len() == info.length) {
             reused += 1;
             continue;
         }
@@ -499,7 +505,7 @@ fn sync_locked(
         // against the metadata just verified (length and hashes, by the trust core), never
         // trusted for having been there.
         let journal = verified_dir.join(&hashed_rel);
-        if journal.is_file() {
+        if in_journal.metadata(&journal).is_some_and(|m| m.is_file()) {
             let ok = std::fs::File::open(&journal).is_ok_and(|f| info.verify_reader(f).is_ok());
             if ok {
                 resumed.push((journal, hashed));
@@ -511,10 +517,23 @@ fn sync_locked(
     }
     report.targets_reused = reused;
     report.targets_resumed = resumed.len();
-    // No fsync per file: the batch is made durable at once before the commit below.
-    let fetcher = up.target_fetcher().batch_durability();
+    // No fsync per file: the batch is written back in the background as it arrives, and
+    // made durable at once before the commit below.
+    let durability = packman_fs::Durability::detect();
+    let fetcher = up.target_fetcher();
     drop(up);
-    let fetched = download_all(&fetcher, &todo, opts)?;
+    // A batch smaller than one background sync's worth is left to the commit's sync.
+    let bytes: u64 = todo.iter().map(|t| t.1.length).sum();
+    let writeback = if bytes >= opts.writeback_every {
+        std::fs::create_dir_all(&verified_dir).map_err(|e| MirrorError::io(&verified_dir, e))?;
+        Some(packman_fs::BackgroundSync::start(durability, &verified_dir, opts.writeback_every)?)
+    } else {
+        None
+    };
+    let fetched = download_all(&fetcher, &todo, opts, writeback.as_ref())?;
+    if let Some(w) = writeback {
+        w.finish()?;
+    }
     for (path, info, _, _) in &todo {
         report.bytes_fetched += info.length;
         report.targets_fetched.push(path.clone());
@@ -524,19 +543,12 @@ fn sync_locked(
     // The verified bytes are durable before a final name points at them: downloads and
     // resumed journal entries alike (one syncfs on Linux, else an fsync each), so a crash
     // never leaves a torn file under a hashed name that a later sync would reuse by length.
-    let durability = packman_fs::Durability::detect();
     let staged: Vec<(PathBuf, PathBuf)> = fetched.into_iter().chain(resumed).collect();
     let journal_files: Vec<PathBuf> = staged.iter().map(|(j, _)| j.clone()).collect();
     let journal_dirs: Vec<PathBuf> =
         staged.iter().map(|(j, _)| packman_fs::parent(j).to_path_buf()).collect::<BTreeSet<_>>().into_iter().collect();
     packman_fs::make_durable(durability, &journal_files, &journal_dirs)?;
-    let mut dirs = BTreeSet::new();
-    for (journal, hashed) in staged {
-        let dir = packman_fs::parent(&hashed);
-        std::fs::create_dir_all(dir).map_err(|e| MirrorError::io(dir, e))?;
-        std::fs::rename(&journal, &hashed).map_err(|e| MirrorError::io(&hashed, e))?;
-        dirs.insert(dir.to_path_buf());
-    }
+    let dirs = move_into_place(staged)?;
     packman_fs::make_durable(durability, &[], &dirs.into_iter().collect::<Vec<_>>())?;
     let mut dirs = BTreeSet::new();
     for (plain_rel, hashed) in &wanted_plain {
@@ -600,17 +612,23 @@ fn delegated(trusted: &TrustedSet, roles: &[String], role: &str, path: &str) -> 
     })
 }
 
-/// Downloads `todo` (target, signed description, final name, journal name), verified, on [`SyncOptions::jobs`] threads each taking the next file as it finishes one;
-/// each verified file is renamed to its journal name at once (a sync killed later does not
-/// fetch it again). After the first failure no new download starts; the error of the first
-/// failed file (in `todo` order) is returned. Returns (journal name, final name) pairs.
+/// Downloads `todo` (target, signed description, final name, journal name), verified, into
+/// the journal names, on [`SyncOptions::jobs`] threads each taking the next file as it
+/// finishes one (a sync killed later checks each file there again and does not fetch it if
+/// it matches), telling `writeback` of each verified file's bytes. After the first failure no
+/// new download starts; the error of the first failed file (in `todo` order) is returned.
+/// Returns (journal name, final name) pairs.
 fn download_all(
     fetcher: &TargetFetcher,
     todo: &[(String, TargetFile, PathBuf, PathBuf)],
     opts: &SyncOptions,
+    writeback: Option<&packman_fs::BackgroundSync>,
 ) -> Result<Vec<(PathBuf, PathBuf)>, MirrorError> {
     if let Some(p) = &opts.progress {
         p.start(todo.len(), todo.iter().map(|t| t.1.length).sum());
+    }
+    for dir in todo.iter().map(|t| packman_fs::parent(&t.3)).collect::<BTreeSet<_>>() {
+        std::fs::create_dir_all(dir).map_err(|e| MirrorError::io(dir, e))?;
     }
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -631,23 +649,19 @@ fn download_all(
                         last = n;
                     }
                 };
-                // The temp file in the journal's own directory: a rename within one
-                // directory, where one across directories takes the filesystem-wide rename
-                // lock that the download threads then queue on.
-                let dir = packman_fs::parent(journal);
-                let r = fetcher
-                    .download_target_temp_with(dir, path, info, &mut tick)
-                    .map_err(MirrorError::from)
-                    .and_then(|v: VerifiedTarget| {
-                        v.persist_in_batch(journal).map_err(|e| match e {
-                            packman_client::Error::Io { path, source } => MirrorError::Io { path, source },
-                            e => MirrorError::Upstream(e),
-                        })
-                    });
+                // Straight into the journal name, no temp file and rename: a journal entry
+                // is checked again whenever a sync finds it, so it need not mean "verified".
+                let r = fetcher.download_target_into(journal, path, info, &mut tick).map_err(|e| match e {
+                    packman_client::Error::Io { path, source } => MirrorError::Io { path, source },
+                    e => MirrorError::from(e),
+                });
                 match (&r, &opts.progress) {
                     (Err(_), _) => failed.store(true, Ordering::Relaxed),
                     (Ok(_), Some(p)) => p.file_done(),
                     _ => {}
+                }
+                if let (Ok(_), Some(w)) = (&r, writeback) {
+                    w.wrote(info.length);
                 }
                 done.lock().unwrap_or_else(|p| p.into_inner()).push((i, r));
             });
@@ -661,6 +675,81 @@ fn download_all(
         out.push((todo[i].3.clone(), todo[i].2.clone()));
     }
     Ok(out)
+}
+
+/// Which files are there in one tree, for the walk over every signed target: a directory
+/// found missing answers for every file in it (a directory's targets come together, sorted
+/// by path), so a first sync makes a failing `stat` per directory, not one per target.
+/// Nothing may create directories in the tree while it is in use.
+#[derive(Default)]
+struct Present {
+    missing: Option<PathBuf>,
+}
+
+impl Present {
+    /// `path`'s metadata (following links), or `None` if nothing is there or it cannot be read.
+    fn metadata(&mut self, path: &Path) -> Option<std::fs::Metadata> {
+        let dir = packman_fs::parent(path);
+        if self.missing.as_deref() == Some(dir) {
+            return None;
+        }
+        let m = std::fs::metadata(path).ok();
+        if m.is_none() && !dir.exists() {
+            self.missing = Some(dir.to_path_buf());
+        }
+        m
+    }
+}
+
+/// Moves verified journal files (journal name, final name) to their final names. A journal
+/// directory whose final directory does not exist yet (a first sync, a new project) goes in
+/// one rename of the whole directory, after what else it holds is removed (entries a killed
+/// sync left that no listed target claims); the others file by file. Both kinds of rename
+/// leave the file's bytes as they were made durable. Returns the directories that changed.
+fn move_into_place(staged: Vec<(PathBuf, PathBuf)>) -> Result<BTreeSet<PathBuf>, MirrorError> {
+    let mut by_dir: BTreeMap<(PathBuf, PathBuf), BTreeSet<std::ffi::OsString>> = BTreeMap::new();
+    for (journal, hashed) in staged {
+        let name = hashed.file_name().unwrap_or_default().to_os_string();
+        debug_assert_eq!(journal.file_name(), Some(name.as_os_str()));
+        let key = (packman_fs::parent(&journal).to_path_buf(), packman_fs::parent(&hashed).to_path_buf());
+        by_dir.entry(key).or_default().insert(name);
+    }
+    let mut changed = BTreeSet::new();
+    for ((from, to), names) in by_dir {
+        let absent = matches!(std::fs::symlink_metadata(&to), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        if absent && only_files_named(&from, &names)? {
+            let parent = packman_fs::parent(&to);
+            std::fs::create_dir_all(parent).map_err(|e| MirrorError::io(parent, e))?;
+            std::fs::rename(&from, &to).map_err(|e| MirrorError::io(&to, e))?;
+            changed.insert(parent.to_path_buf());
+            continue;
+        }
+        std::fs::create_dir_all(&to).map_err(|e| MirrorError::io(&to, e))?;
+        for name in names {
+            let dest = to.join(&name);
+            std::fs::rename(from.join(&name), &dest).map_err(|e| MirrorError::io(&dest, e))?;
+        }
+        changed.insert(to);
+    }
+    Ok(changed)
+}
+
+/// Whether `dir` holds no directories, after removing the files in it not in `names`.
+fn only_files_named(dir: &Path, names: &BTreeSet<std::ffi::OsString>) -> Result<bool, MirrorError> {
+    let mut extra = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| MirrorError::io(dir, e))? {
+        let e = e.map_err(|e| MirrorError::io(dir, e))?;
+        if !e.file_type().map_err(|err| MirrorError::io(e.path(), err))?.is_file() {
+            return Ok(false);
+        }
+        if !names.contains(&e.file_name()) {
+            extra.push(e.path());
+        }
+    }
+    for p in extra {
+        std::fs::remove_file(&p).map_err(|e| MirrorError::io(&p, e))?;
+    }
+    Ok(true)
 }
 
 /// Puts the trusted state's files into `staged`: hard links (the updater and

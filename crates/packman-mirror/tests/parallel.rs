@@ -1,5 +1,7 @@
 //! `SyncOptions::jobs` runs target downloads side by side (measured by a transport that
-//! counts fetches in flight), and `SyncOptions::progress` is told every file and byte.
+//! counts fetches in flight), and `SyncOptions::progress` is told every file and byte; with
+//! or without syncs in the background (`SyncOptions::writeback_every`), the mirror gets the
+//! upstream's bytes.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -59,13 +61,16 @@ fn downloads_run_side_by_side_up_to_jobs_and_progress_sees_every_byte() {
     let up = tmp.path().join("upstream");
     let mut repo = RepoBuilder::new(OffsetDateTime::now_utc()).unwrap().with_succinct_bins(2).unwrap();
     let mut total = 0;
+    let mut files = Vec::new();
     for i in 0..8 {
         let data = format!("target {i} ").repeat(10 + i);
         total += data.len() as u64;
         repo.add_target(&format!("docs/t{i}.txt"), data.as_bytes()).unwrap();
+        files.push((format!("docs/t{i}.txt"), data));
     }
     repo.publish(&up).unwrap();
-    for (jobs, want_max) in [(1, 1), (4, 4)] {
+    // Jobs 4 also syncs in the background after every file (the threshold is one byte).
+    for (jobs, want_max, every) in [(1, 1, packman_fs::DEFAULT_EVERY), (4, 4, 1)] {
         let slow = Arc::new(Slow { inner: FileTransport::new(Default::default()), now: 0.into(), max: 0.into() });
         let counts = Arc::new(Counts::default());
         let mut o = SyncOptions::from_base(&file_url(&up, true));
@@ -73,7 +78,9 @@ fn downloads_run_side_by_side_up_to_jobs_and_progress_sees_every_byte() {
         o.transport = Some(slow.clone());
         o.jobs = jobs;
         o.progress = Some(counts.clone());
-        let r = sync(&tmp.path().join(format!("mirror-{jobs}")), &o).unwrap();
+        o.writeback_every = every;
+        let dest = tmp.path().join(format!("mirror-{jobs}"));
+        let r = sync(&dest, &o).unwrap();
         assert_eq!(r.targets_fetched.len(), 8);
         // The most fetches in flight at once, counted by the transport (not timed: a busy
         // machine made a wall-clock bound fail).
@@ -81,5 +88,10 @@ fn downloads_run_side_by_side_up_to_jobs_and_progress_sees_every_byte() {
         assert_eq!(counts.files.load(Ordering::SeqCst), 8);
         assert_eq!(counts.done.load(Ordering::SeqCst), 8);
         assert_eq!((counts.total.load(Ordering::SeqCst), counts.bytes.load(Ordering::SeqCst)), (total, total));
+        for (path, data) in &files {
+            let sha256 = packman_tuf::target::describe(data.as_bytes()).hashes.get("sha256").unwrap().to_string();
+            let hashed = packman_tuf::layout::hashed_target(path, &sha256);
+            assert_eq!(std::fs::read(dest.join("targets").join(hashed)).unwrap(), data.as_bytes(), "jobs {jobs}");
+        }
     }
 }

@@ -457,6 +457,43 @@ fn a_killed_sync_resumes_without_fetching_verified_files_again_and_trusts_none_u
     assert_same(&served(&up.dir), &served(&dest), "after the resumed sync");
 }
 
+/// A directory new to DEST goes into place in one rename of its journal directory; what a
+/// killed sync left there that no listed target claims (a target since removed upstream, a
+/// torn file) stays out of DEST, and the listed file torn in the journal is fetched again.
+#[test]
+fn a_new_directory_moves_in_whole_without_what_no_listed_target_claims() {
+    let mut up = Upstream::new();
+    let dest_tmp = tempfile::tempdir().unwrap();
+    let dest = dest_tmp.path().join("mirror");
+    sync(&dest, &up.opts()).unwrap();
+    up.repo.add_target("fresh/a.txt", b"file a").unwrap();
+    up.add("fresh/b.txt", b"file b");
+    let paths = MirrorPaths::new(&dest);
+    let journal = |p: &str, d: &[u8]| paths.verified_dir().join(up.hashed(p, d).trim_start_matches("targets/"));
+    // Left by a killed sync: a target no longer listed, a stray name, and b torn.
+    for (j, bytes) in [
+        (journal("fresh/gone.txt", b"removed upstream"), &b"removed upstream"[..]),
+        (journal("fresh/a.txt", b"file a").with_file_name("stray"), b"?"),
+        (journal("fresh/b.txt", b"file b"), b"file"),
+    ] {
+        std::fs::create_dir_all(j.parent().unwrap()).unwrap();
+        std::fs::write(&j, bytes).unwrap();
+    }
+    assert!(!dest.join("targets/fresh").exists());
+    up.server.clear_log();
+    let r = sync(&dest, &up.opts()).unwrap();
+    let mut got: Vec<String> = up.server.requests().into_iter().filter(|u| u.starts_with("/targets/")).collect();
+    got.sort();
+    let mut want =
+        [format!("/{}", up.hashed("fresh/a.txt", b"file a")), format!("/{}", up.hashed("fresh/b.txt", b"file b"))];
+    want.sort();
+    assert_eq!(got, want, "a was never in the journal, b was torn there");
+    assert_eq!(r.targets_fetched.len(), 2);
+    assert!(!paths.work_dir().exists());
+    // Nothing more in DEST than upstream: neither the stray name nor the removed target.
+    assert_same(&served(&up.dir), &served(&dest), "after the sync");
+}
+
 /// A root given once the mirror trusts one: the trusted root, or an older one leading to it
 /// through signed rotations (from DEST's N.root.json, or the upstream's when DEST lacks one),
 /// passes; another repository's root is refused with packman_trust's rule, DEST and its
