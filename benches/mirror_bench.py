@@ -11,7 +11,7 @@
    5000, --bins hashed bins delegated as --bin-style (`packman repo init --bin-style`: TAP 15
    `succinct`, the default, or classic PEP 458 `prefixes`), served by nginx (Debian's /usr/sbin/nginx, foreground, master +
    2 workers, access_log off, sendfile; a config generated in the work dir) on 127.0.0.1.
-2. **Full sync**, --reps times, interleaved, each into a fresh directory:
+2. **Full sync**, --reps times, interleaved (which goes first alternates), each into a fresh directory:
      packman   `packman mirror sync URL DEST --root 1.root.json --jobs J --state STATE`
      copy      `xargs -P J -n 256 curl -sS --fail --remote-name-all` over the URLs of the
                same files (the metadata the current snapshot names and every hashed
@@ -136,7 +136,8 @@ def generate(work: Path, files: int, size: int, bins: int, bin_style: str, seed:
             total += n
         subprocess.run([PACKMAN, "repo", "add", up, "--raw", "--prefix", f"files/{b // BATCH:02d}/", *names],
                        check=True, stdout=subprocess.DEVNULL)
-        shutil.rmtree(d)  # the repository holds the bytes now
+        # The sources stay until the end: removing 50,000 files right before the first sync
+        # would slow it (ext4's `recently_deleted`, below).
         print(f"  generated {min(files, b + BATCH)}/{files} files, {total / 1e6:.0f} MB, "
               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     return up, total
@@ -306,22 +307,30 @@ def main() -> None:
         for rep in range(args.reps):
             run_dir = work / f"run-{rep}"
             mirror, state = run_dir / "mirror", run_dir / "state"
-            settle()
-            w, r, _ = run_rusage([PACKMAN, "mirror", "sync", url, mirror, "--root", root, "--jobs",
-                                  str(args.jobs), "--state", state], env=env)
-            record("full sync: packman", w, r)
-            copy = run_dir / "copy"
-            copy.mkdir()
-            settle()
-            w, r, _ = run_rusage(["/bin/sh", "-c", f"xargs -P {args.jobs} -n 256 curl -sS --fail --remote-name-all "
-                                                   f"< {urls}"], cwd=copy, env=env)
-            record("full sync: xargs curl", w, r)
-            # The like-for-like peer: the copy made durable, as packman's sync is before it
-            # publishes (nothing else is dirty: settled before the copy).
-            ws, _, _ = run_rusage(["/bin/sync"], env=env)
-            record("full sync: xargs curl, then sync", w + ws, r)
-            if len(os.listdir(copy)) != len(set(Path(p).name for p in meta + targets)):
-                sys.exit(f"the plain copy has {len(os.listdir(copy))} files")
+
+            def sync_run() -> None:
+                settle()
+                w, r, _ = run_rusage([PACKMAN, "mirror", "sync", url, mirror, "--root", root, "--jobs",
+                                      str(args.jobs), "--state", state], env=env)
+                record("full sync: packman", w, r)
+
+            def copy_run() -> None:
+                copy = run_dir / "copy"
+                copy.mkdir(parents=True)
+                settle()
+                w, r, _ = run_rusage(["/bin/sh", "-c", f"xargs -P {args.jobs} -n 256 curl -sS --fail "
+                                                       f"--remote-name-all < {urls}"], cwd=copy, env=env)
+                record("full sync: xargs curl", w, r)
+                # The like-for-like peer: the copy made durable, as packman's sync is before it
+                # publishes (nothing else is dirty: settled before the copy).
+                ws, _, _ = run_rusage(["/bin/sync"], env=env)
+                record("full sync: xargs curl, then sync", w + ws, r)
+                if len(os.listdir(copy)) != len(set(Path(p).name for p in meta + targets)):
+                    sys.exit(f"the plain copy has {len(os.listdir(copy))} files")
+
+            # Which goes first alternates, so neither always follows the other's writes.
+            for run in (sync_run, copy_run) if rep % 2 == 0 else (copy_run, sync_run):
+                run()
             if tuftool:
                 tt = run_dir / "tuftool"
                 settle()
@@ -338,14 +347,14 @@ def main() -> None:
                     got = sum(len(fs) for _, _, fs in os.walk(tt / "targets"))
                     if got != len(targets):
                         sys.exit(f"tuftool clone saved {got} targets of {len(targets)}")
-        # The last rep's mirror stays for the runs below; the rest goes.
+        # The last rep's mirror is the one the runs below use; the other reps' directories
+        # are removed only at the end, for the same reason (a removal of 200,000 files here
+        # once made every no-change sync below 10 ms slower).
         mirror, last = work / "mirror", work / f"run-{args.reps - 1}"
         shutil.rmtree(mirror, ignore_errors=True)
         shutil.rmtree(work / "state", ignore_errors=True)
         os.rename(last / "mirror", mirror)
         os.rename(last / "state", work / "state")
-        for d in work.glob("run-*"):
-            shutil.rmtree(d, ignore_errors=True)
 
         # The copies' 1 GB of unwritten pages would otherwise be written back during these
         # short runs (benches/README, mirror benchmark).
@@ -403,6 +412,10 @@ def main() -> None:
             print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
         print()
         sync_ratio = med["full sync: packman"][0] / base_copy
+        # This VM's speed drifts between minutes (its memory is handed back to the host and
+        # faulted in again, benches/README): each rep's pair ran back to back.
+        pairs = zip(rows["full sync: packman"], rows["full sync: xargs curl"])
+        print("full sync, each rep (packman / the copy): " + ", ".join(f"{p[0] / c[0]:.2f}x" for p, c in pairs))
         durable = med["full sync: xargs curl, then sync"][0]
         print(f"full sync: {sync_ratio:.2f}x the plain copy's time (goal <= 1.15x), "
               f"{med['full sync: packman'][0] / durable:.2f}x the copy's made durable"
@@ -421,6 +434,10 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
         elif args.keep:
             print(f"kept {work}", file=sys.stderr)
+        else:
+            # --workdir: the repository, its nginx and the last mirror stay for reruns.
+            for d in [work / "src", *work.glob("run-*")]:
+                shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":
