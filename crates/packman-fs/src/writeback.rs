@@ -17,8 +17,8 @@ pub const DEFAULT_EVERY: u64 = 64 << 20;
 ///
 /// Why not a writeback hint per file (`sync_file_range`): each such call submits its own
 /// small I/O, and on a virtual disk each submission is a notification to the host; a
-/// `syncfs` submits many files' pages together (benches/README, "Writing back in the
-/// background"). Why not only one sync at the end: then the whole batch is written back
+/// `syncfs` submits many files' pages together (benches/README, mirror benchmark, "Writing
+/// back in the background"). Why not only one sync at the end: then the whole batch is written back
 /// after the downloads instead of during them.
 ///
 /// Errors: the descriptor every sync goes through is opened before the batch starts, so
