@@ -734,7 +734,8 @@ fn move_into_place(staged: Vec<(PathBuf, PathBuf)>) -> Result<BTreeSet<PathBuf>,
     Ok(changed)
 }
 
-/// Whether `dir` holds no directories, after removing the files in it not in `names`.
+/// Whether `dir` holds no directories, after removing (durably) the files in it not in
+/// `names`.
 fn only_files_named(dir: &Path, names: &BTreeSet<std::ffi::OsString>) -> Result<bool, MirrorError> {
     let mut extra = Vec::new();
     for e in std::fs::read_dir(dir).map_err(|e| MirrorError::io(dir, e))? {
@@ -746,8 +747,12 @@ fn only_files_named(dir: &Path, names: &BTreeSet<std::ffi::OsString>) -> Result<
             extra.push(e.path());
         }
     }
-    for p in extra {
-        std::fs::remove_file(&p).map_err(|e| MirrorError::io(&p, e))?;
+    for p in &extra {
+        std::fs::remove_file(p).map_err(|e| MirrorError::io(p, e))?;
+    }
+    if !extra.is_empty() {
+        // Durable before the directory is moved into DEST, whose move the caller syncs.
+        packman_fs::sync_dir(dir)?;
     }
     Ok(true)
 }
