@@ -22,9 +22,10 @@ pub const DEFAULT_EVERY: u64 = 64 << 20;
 /// after the downloads instead of during them.
 ///
 /// Errors: the descriptor every sync goes through is opened before the batch starts, so
-/// [`BackgroundSync::finish`] reports a writeback error of the filesystem from any time since
-/// (`syncfs` reports errors seen since its descriptor was opened); an error of a background
-/// sync is kept and reported there too. [`Durability::PerFile`] mode (and platforms without
+/// [`BackgroundSync::finish`] reports a writeback error of the filesystem from any time since,
+/// even one another process's `syncfs` has consumed already (Linux reports to a descriptor
+/// the errors recorded since it was opened; one opened later gets only errors nobody has seen
+/// yet); an error of a background sync is kept and reported there too. [`Durability::PerFile`] mode (and platforms without
 /// `syncfs`): nothing in the background, and `finish` does nothing: the caller fsyncs each
 /// file ([`crate::make_durable`]).
 pub struct BackgroundSync {
