@@ -95,30 +95,34 @@ impl BackgroundSync {
     /// descriptor opened at [`BackgroundSync::start`]. Everything written since is then
     /// durable, or this fails (with the first error any of the syncs met).
     pub fn finish(mut self) -> Result<()> {
-        let Some(thread) = self.thread.take() else { return Ok(()) };
+        match self.stop() {
+            None => Ok(()),
+            Some(joined) => {
+                joined.unwrap_or_else(|p| std::panic::resume_unwind(p));
+                match lock(&self.shared.state).error.take() {
+                    Some(e) => Err(Error::new(&self.dir, e)),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Tells the thread to make its last sync and end, and waits for it (`None`: no thread).
+    fn stop(&mut self) -> Option<std::thread::Result<()>> {
+        let thread = self.thread.take()?;
         {
             let mut st = lock(&self.shared.state);
             st.stop = true;
             self.shared.wake.notify_one();
         }
-        thread.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        match lock(&self.shared.state).error.take() {
-            Some(e) => Err(Error::new(&self.dir, e)),
-            None => Ok(()),
-        }
+        Some(thread.join())
     }
 }
 
 impl Drop for BackgroundSync {
-    /// Abandoned (the batch failed): stop the thread, skip the last sync's wait for nothing.
+    /// Abandoned (the batch failed): the thread still makes its last sync, then ends.
     fn drop(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            let mut st = lock(&self.shared.state);
-            st.stop = true;
-            self.shared.wake.notify_one();
-            drop(st);
-            let _ = thread.join();
-        }
+        let _ = self.stop();
     }
 }
 
