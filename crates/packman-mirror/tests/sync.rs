@@ -428,24 +428,37 @@ fn a_target_listed_outside_its_delegation_is_ignored_with_a_warning_and_the_sync
     assert_same(&md(&up.dir), &md(&dest), "metadata");
 }
 
-#[test]
-fn a_killed_sync_resumes_without_fetching_verified_files_again_and_trusts_none_unchecked() {
+/// A mirror synced, then `DIR/a.txt` ("file a") and `DIR/b.txt` ("file b") added upstream:
+/// the upstream, the mirror's temp dir, and DEST.
+fn synced_then_a_and_b_added(dir: &str) -> (Upstream, tempfile::TempDir, std::path::PathBuf) {
     let mut up = Upstream::new();
     let dest_tmp = tempfile::tempdir().unwrap();
     let dest = dest_tmp.path().join("mirror");
     sync(&dest, &up.opts()).unwrap();
-    up.repo.add_target("docs/a.txt", b"file a").unwrap();
-    up.add("docs/b.txt", b"file b");
+    up.repo.add_target(&format!("{dir}/a.txt"), b"file a").unwrap();
+    up.add(&format!("{dir}/b.txt"), b"file b");
+    (up, dest_tmp, dest)
+}
 
+/// What a killed sync left in DEST's resume journal: `bytes` under the journal name of the
+/// target `path` with content `data` (or `name` instead of that name's file name).
+fn plant_journal(paths: &MirrorPaths, up: &Upstream, path: &str, data: &[u8], name: Option<&str>, bytes: &[u8]) {
+    let mut j = paths.verified_dir().join(up.hashed(path, data).trim_start_matches("targets/"));
+    if let Some(n) = name {
+        j.set_file_name(n);
+    }
+    std::fs::create_dir_all(j.parent().unwrap()).unwrap();
+    std::fs::write(&j, bytes).unwrap();
+}
+
+#[test]
+fn a_killed_sync_resumes_without_fetching_verified_files_again_and_trusts_none_unchecked() {
+    let (up, _dest_tmp, dest) = synced_then_a_and_b_added("docs");
     // What a sync killed after downloading both would leave: its journal. One file is as
     // verified; the other was changed on disk since.
     let paths = MirrorPaths::new(&dest);
-    let journal = |p: &str, d: &[u8]| paths.verified_dir().join(up.hashed(p, d).trim_start_matches("targets/"));
-    for (p, d, on_disk) in [("docs/a.txt", b"file a", b"file a"), ("docs/b.txt", b"file b", b"file B")] {
-        let j = journal(p, d);
-        std::fs::create_dir_all(j.parent().unwrap()).unwrap();
-        std::fs::write(&j, on_disk).unwrap();
-    }
+    plant_journal(&paths, &up, "docs/a.txt", b"file a", None, b"file a");
+    plant_journal(&paths, &up, "docs/b.txt", b"file b", None, b"file B");
     up.server.clear_log();
     let r = sync(&dest, &up.opts()).unwrap();
     let got: Vec<String> = up.server.requests().into_iter().filter(|u| u.starts_with("/targets/")).collect();
@@ -462,23 +475,12 @@ fn a_killed_sync_resumes_without_fetching_verified_files_again_and_trusts_none_u
 /// torn file) stays out of DEST, and the listed file torn in the journal is fetched again.
 #[test]
 fn a_new_directory_moves_in_whole_without_what_no_listed_target_claims() {
-    let mut up = Upstream::new();
-    let dest_tmp = tempfile::tempdir().unwrap();
-    let dest = dest_tmp.path().join("mirror");
-    sync(&dest, &up.opts()).unwrap();
-    up.repo.add_target("fresh/a.txt", b"file a").unwrap();
-    up.add("fresh/b.txt", b"file b");
+    let (up, _dest_tmp, dest) = synced_then_a_and_b_added("fresh");
     let paths = MirrorPaths::new(&dest);
-    let journal = |p: &str, d: &[u8]| paths.verified_dir().join(up.hashed(p, d).trim_start_matches("targets/"));
     // Left by a killed sync: a target no longer listed, a stray name, and b torn.
-    for (j, bytes) in [
-        (journal("fresh/gone.txt", b"removed upstream"), &b"removed upstream"[..]),
-        (journal("fresh/a.txt", b"file a").with_file_name("stray"), b"?"),
-        (journal("fresh/b.txt", b"file b"), b"file"),
-    ] {
-        std::fs::create_dir_all(j.parent().unwrap()).unwrap();
-        std::fs::write(&j, bytes).unwrap();
-    }
+    plant_journal(&paths, &up, "fresh/gone.txt", b"removed upstream", None, b"removed upstream");
+    plant_journal(&paths, &up, "fresh/a.txt", b"file a", Some("stray"), b"?");
+    plant_journal(&paths, &up, "fresh/b.txt", b"file b", None, b"file");
     assert!(!dest.join("targets/fresh").exists());
     up.server.clear_log();
     let r = sync(&dest, &up.opts()).unwrap();
