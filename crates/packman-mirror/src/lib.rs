@@ -114,6 +114,7 @@
 #![forbid(unsafe_code)]
 
 mod bundle;
+mod commit;
 mod error;
 mod filter;
 mod sync;
